@@ -1,0 +1,46 @@
+"""Extension points of the framework (pluggy), the documented contract for plugin authors.
+
+Hook implementations are methods of plugin objects marked with :data:`hookimpl`; the agent
+registers every enabled plugin with the app's :class:`pluggy.PluginManager`, so a plugin only
+has to implement the hooks it cares about. Areas add their own spec modules
+(``plugins/controller/hookspecs.py`` for event handling) with the same markers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from core.plugin import Plugin
+
+PROJECT = "contiv"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def contiv_plugin_started(plugin: Plugin) -> None:
+    """Called after ``plugin``'s ``after_init`` succeeded, for every plugin of the app.
+
+    Each implementation sees every plugin start, including its own. Return value ignored.
+    """
+
+
+@hookspec
+def contiv_agent_started(plugins: list[Plugin]) -> None:
+    """Called once when every plugin of the app has started, with the plugins in start order."""
+
+
+@hookspec
+def contiv_agent_stopping(plugins: list[Plugin]) -> None:
+    """Called once before the first ``close``; plugins stop accepting new work here."""
+
+
+@hookspec
+def contiv_describe_state() -> dict[str, Any] | None:
+    """Return a JSON-serialisable summary of the plugin's internal state, or None.
+
+    Collected by ``GET /contiv/v1/state`` and used by tests to verify what a plugin thinks.
+    """

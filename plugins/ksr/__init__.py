@@ -1,0 +1,1 @@
+"""contiv-ksr: reflects Kubernetes state (API or a YAML directory) into etcd."""

@@ -1,0 +1,28 @@
+"""``contiv-agent``: the vswitch agent that runs on every node."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from apps.vswitch.container import VSwitchContainer
+from core.app import AppSpec, CLIOverride, run_app
+
+SPEC = AppSpec(
+    name="contiv-agent",
+    container=VSwitchContainer,
+    default_config=Path(__file__).with_name("default.yaml"),
+    description="Contiv vswitch agent: turns the cluster state into dataplane configuration.",
+    cli_overrides=[
+        CLIOverride("service-label", "label", flag="--node-name", env="NODE_NAME",
+                    help="this node's name (env NODE_NAME)"),
+    ],
+)
+
+
+def main() -> None:
+    sys.exit(run_app(SPEC))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Shared fixtures: a real etcd per test module, brokers on both backends."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from core.etcdserver import EtcdServer
+
+
+@pytest.fixture(scope="module")
+def etcd_server() -> Iterator[EtcdServer]:
+    """A real etcd-server on free loopback ports with a fresh data dir (one per test module)."""
+    server = EtcdServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def etcd(etcd_server: EtcdServer) -> Iterator[EtcdServer]:
+    """The module's etcd, running and emptied of keys before the test."""
+    import subprocess
+    import shutil
+
+    etcd_server.start()
+    ctl = shutil.which("etcdctl")
+    if ctl:
+        subprocess.run(
+            [ctl, "--endpoints", etcd_server.url, "del", "", "--from-key=true"],
+            check=False, capture_output=True, env={"ETCDCTL_API": "3"},
+        )
+    yield etcd_server

@@ -1,0 +1,1 @@
+"""KV-scheduler descriptors of the Linux dataplane (one module per value type)."""

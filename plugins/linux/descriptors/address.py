@@ -1,0 +1,84 @@
+"""IPv4 addresses on our links (ownership: the link carries our mark)."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Sequence
+from ipaddress import IPv4Interface
+from typing import Any
+
+from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+
+from plugins.kvscheduler.api import (
+    Dependency,
+    Origin,
+    RetrievedValue,
+    ValueWithMetadata,
+)
+from plugins.linux.descriptors.base import LinuxDescriptor
+from plugins.linux.links import dump_links, owned_link
+from plugins.linux.models import ADDRESS_SPEC, InterfaceAddress, link_property_key
+from plugins.linux.netns import NamespaceNotFoundError, namespace_label, netlink
+
+
+class AddressDescriptor(LinuxDescriptor):
+    """``config/linux/v1/address/<ns>/<ifname>/<ip>/<prefixlen>``."""
+
+    name = "linux-address"
+    spec = ADDRESS_SPEC
+    model = InterfaceAddress
+    retrieve_after = ("linux-veth", "linux-vxlan")
+
+    def value_name(self, value: InterfaceAddress) -> str:
+        return f"{namespace_label(value.namespace)}/{value.ifname}/{value.address}"
+
+    def dependencies(self, key: str, value: InterfaceAddress) -> Sequence[Dependency]:
+        return [Dependency("interface", key=link_property_key(value.namespace, value.ifname))]
+
+    async def create(self, key: str, value: InterfaceAddress) -> None:
+        async with netlink(value.namespace) as ipr:
+            link = await owned_link(ipr, value.ifname)
+            if link is None:
+                raise OSError(f"interface {value.ifname} is missing or not ours")
+            try:
+                await ipr.addr("add", index=link.index, address=str(value.address.ip),
+                               prefixlen=value.address.network.prefixlen)
+            except NetlinkError as exc:
+                if exc.code != errno.EEXIST:
+                    raise
+
+    async def delete(self, key: str, value: InterfaceAddress, metadata: Any) -> None:
+        try:
+            async with netlink(value.namespace) as ipr:
+                link = await owned_link(ipr, value.ifname)
+                if link is None:
+                    return
+                try:
+                    await ipr.addr("del", index=link.index, address=str(value.address.ip),
+                                   prefixlen=value.address.network.prefixlen)
+                except NetlinkError as exc:
+                    if exc.code != errno.EADDRNOTAVAIL:
+                        raise
+        except NamespaceNotFoundError:
+            return
+
+    async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
+        result = []
+        for ns in self.scan_namespaces(correlate):
+            try:
+                async with netlink(ns) as ipr:
+                    ours = {i.index: i for i in await dump_links(ipr) if i.mark is not None}
+                    addrs = [a async for a in await ipr.addr("dump", family=socket.AF_INET)]
+            except NamespaceNotFoundError:
+                continue
+            for msg in addrs:
+                link = ours.get(int(msg["index"]))
+                if link is None:
+                    continue
+                value = InterfaceAddress(
+                    namespace=ns, ifname=link.ifname,
+                    address=IPv4Interface(f"{msg.get('address')}/{msg['prefixlen']}"),
+                )
+                result.append(RetrievedValue(self.key_of(value), value, origin=Origin.FROM_NB))
+        return result

@@ -1,0 +1,151 @@
+"""Static neighbours (IP -> MAC) and VXLAN forwarding entries (MAC -> remote IP) on our links."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Sequence
+from ipaddress import IPv4Address
+from typing import Any
+
+from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+
+from plugins.kvscheduler.api import (
+    Dependency,
+    Origin,
+    RetrievedValue,
+    ValueWithMetadata,
+)
+from plugins.linux.descriptors.base import LinuxDescriptor
+from plugins.linux.links import dump_links, owned_link
+from plugins.linux.models import (
+    FDB_SPEC,
+    NEIGHBOUR_SPEC,
+    FdbEntry,
+    Neighbour,
+    link_property_key,
+)
+from plugins.linux.netns import NamespaceNotFoundError, namespace_label, netlink
+
+_NUD_PERMANENT = 0x80
+_AF_BRIDGE = 7
+
+
+class NeighbourDescriptor(LinuxDescriptor):
+    """``config/linux/v1/neighbour/<ns>/<ifname>/<ip>``: permanent entries on our links."""
+
+    name = "linux-neighbour"
+    spec = NEIGHBOUR_SPEC
+    model = Neighbour
+    retrieve_after = ("linux-veth", "linux-vxlan")
+
+    def value_name(self, value: Neighbour) -> str:
+        return f"{namespace_label(value.namespace)}/{value.ifname}/{value.ip}"
+
+    def dependencies(self, key: str, value: Neighbour) -> Sequence[Dependency]:
+        return [Dependency("interface", key=link_property_key(value.namespace, value.ifname))]
+
+    async def create(self, key: str, value: Neighbour) -> None:
+        async with netlink(value.namespace) as ipr:
+            link = await owned_link(ipr, value.ifname)
+            if link is None:
+                raise OSError(f"interface {value.ifname} is missing or not ours")
+            # replace: a dynamic entry the kernel learnt meanwhile becomes our static one.
+            await ipr.neigh("replace", ifindex=link.index, dst=str(value.ip),
+                            lladdr=value.mac, state=_NUD_PERMANENT)
+
+    async def update(self, key: str, old: Neighbour, new: Neighbour, metadata: Any) -> None:
+        await self.create(key, new)
+
+    async def delete(self, key: str, value: Neighbour, metadata: Any) -> None:
+        try:
+            async with netlink(value.namespace) as ipr:
+                link = await owned_link(ipr, value.ifname)
+                if link is None:
+                    return
+                try:
+                    await ipr.neigh("del", ifindex=link.index, dst=str(value.ip))
+                except NetlinkError as exc:
+                    if exc.code != errno.ENOENT:
+                        raise
+        except NamespaceNotFoundError:
+            return
+
+    async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
+        result = []
+        for ns in self.scan_namespaces(correlate):
+            try:
+                async with netlink(ns) as ipr:
+                    ours = {i.index: i for i in await dump_links(ipr) if i.mark is not None}
+                    entries = [n async for n in await ipr.neigh("dump", family=socket.AF_INET)]
+            except NamespaceNotFoundError:
+                continue
+            for msg in entries:
+                link = ours.get(int(msg["ifindex"]))
+                if link is None or not int(msg["state"]) & _NUD_PERMANENT:
+                    continue
+                value = Neighbour(namespace=ns, ifname=link.ifname,
+                                  ip=IPv4Address(msg.get("dst")), mac=str(msg.get("lladdr")))
+                result.append(RetrievedValue(self.key_of(value), value, origin=Origin.FROM_NB))
+        return result
+
+
+class FdbDescriptor(LinuxDescriptor):
+    """``config/linux/v1/fdb/<ns>/<ifname>/<mac>``: static entries on our VXLAN devices."""
+
+    name = "linux-fdb"
+    spec = FDB_SPEC
+    model = FdbEntry
+    retrieve_after = ("linux-vxlan",)
+
+    def value_name(self, value: FdbEntry) -> str:
+        return f"{namespace_label(value.namespace)}/{value.ifname}/{value.mac}"
+
+    def dependencies(self, key: str, value: FdbEntry) -> Sequence[Dependency]:
+        return [Dependency("interface", key=link_property_key(value.namespace, value.ifname))]
+
+    async def create(self, key: str, value: FdbEntry) -> None:
+        async with netlink(value.namespace) as ipr:
+            link = await owned_link(ipr, value.ifname)
+            if link is None:
+                raise OSError(f"VXLAN device {value.ifname} is missing or not ours")
+            await ipr.fdb("replace", ifindex=link.index, lladdr=value.mac, dst=str(value.dst),
+                          state=_NUD_PERMANENT)
+
+    async def update(self, key: str, old: FdbEntry, new: FdbEntry, metadata: Any) -> None:
+        await self.create(key, new)
+
+    async def delete(self, key: str, value: FdbEntry, metadata: Any) -> None:
+        try:
+            async with netlink(value.namespace) as ipr:
+                link = await owned_link(ipr, value.ifname)
+                if link is None:
+                    return
+                try:
+                    await ipr.fdb("del", ifindex=link.index, lladdr=value.mac,
+                                  dst=str(value.dst))
+                except NetlinkError as exc:
+                    if exc.code != errno.ENOENT:
+                        raise
+        except NamespaceNotFoundError:
+            return
+
+    async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
+        result = []
+        for ns in self.scan_namespaces(correlate):
+            try:
+                async with netlink(ns) as ipr:
+                    ours = {i.index: i for i in await dump_links(ipr)
+                            if i.mark is not None and i.kind == "vxlan"}
+                    entries = [n async for n in await ipr.fdb("dump")] if ours else []
+            except NamespaceNotFoundError:
+                continue
+            for msg in entries:
+                link = ours.get(int(msg["ifindex"]))
+                dst = msg.get("NDA_DST")
+                if link is None or not dst or not int(msg["state"]) & _NUD_PERMANENT:
+                    continue
+                value = FdbEntry(namespace=ns, ifname=link.ifname,
+                                 mac=str(msg.get("NDA_LLADDR")), dst=IPv4Address(dst))
+                result.append(RetrievedValue(self.key_of(value), value, origin=Origin.FROM_NB))
+        return result

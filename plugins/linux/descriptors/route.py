@@ -1,0 +1,122 @@
+"""IPv4 routes marked with our route protocol number; foreign routes are never touched."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Sequence
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+
+from plugins.kvscheduler.api import (
+    Dependency,
+    InvalidValueError,
+    Origin,
+    RetrievedValue,
+    ValueWithMetadata,
+)
+from plugins.linux.descriptors.base import LinuxDescriptor
+from plugins.linux.links import dump_links, find_link
+from plugins.linux.models import ROUTE_PROTOCOL, ROUTE_SPEC, Route, link_property_key
+from plugins.linux.netns import NamespaceNotFoundError, namespace_label, netlink
+
+_RTNH_F_ONLINK = 4
+_SCOPE_LINK = 253
+_SCOPE_UNIVERSE = 0
+
+
+class RouteDescriptor(LinuxDescriptor):
+    """``config/linux/v1/route/<ns>/<table>/<dst>/<prefixlen>[/<metric>]``."""
+
+    name = "linux-route"
+    spec = ROUTE_SPEC
+    model = Route
+    retrieve_after = ("linux-veth", "linux-vxlan")
+
+    def value_name(self, value: Route) -> str:
+        name = f"{namespace_label(value.namespace)}/{value.table}/{value.dst}"
+        return f"{name}/{value.metric}" if value.metric else name
+
+    def validate(self, key: str, value: Route) -> None:
+        if value.gateway is None and not value.dev:
+            raise InvalidValueError(key, "a route without gateway needs a dev")
+
+    def dependencies(self, key: str, value: Route) -> Sequence[Dependency]:
+        if value.dev and value.dev_is_ours:
+            return [Dependency("interface", key=link_property_key(value.namespace, value.dev))]
+        return []
+
+    def _request(self, value: Route) -> dict[str, Any]:
+        req: dict[str, Any] = {
+            "dst": str(value.dst),
+            "table": value.table,
+            "proto": ROUTE_PROTOCOL,
+            "scope": _SCOPE_LINK if value.gateway is None else _SCOPE_UNIVERSE,
+        }
+        if value.gateway is not None:
+            req["gateway"] = str(value.gateway)
+        if value.metric:
+            req["priority"] = value.metric
+        if value.onlink:
+            req["flags"] = _RTNH_F_ONLINK
+        return req
+
+    async def create(self, key: str, value: Route) -> None:
+        async with netlink(value.namespace) as ipr:
+            req = self._request(value)
+            if value.dev:
+                link = await find_link(ipr, value.dev)
+                if link is None:
+                    raise OSError(f"route {value.dst}: device {value.dev} does not exist")
+                req["oif"] = link.index
+            await ipr.route("add", **req)
+
+    async def delete(self, key: str, value: Route, metadata: Any) -> None:
+        req = {k: v for k, v in self._request(value).items() if k != "flags"}
+        try:
+            async with netlink(value.namespace) as ipr:
+                # The kernel matches the protocol, so a foreign route with the same
+                # destination is never removed.
+                await ipr.route("del", **req)
+        except NamespaceNotFoundError:
+            return
+        except NetlinkError as exc:
+            if exc.code != errno.ESRCH:
+                raise
+
+    async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
+        wanted = {item.key: item.value for item in correlate if isinstance(item.value, Route)}
+        result = []
+        for ns in self.scan_namespaces(correlate):
+            try:
+                async with netlink(ns) as ipr:
+                    links = {i.index: i for i in await dump_links(ipr)}
+                    routes = [
+                        r async for r in await ipr.route("dump", family=socket.AF_INET)
+                        if int(r["proto"]) == ROUTE_PROTOCOL
+                    ]
+            except NamespaceNotFoundError:
+                continue
+            for msg in routes:
+                oif = msg.get("oif")
+                dev_link = links.get(int(oif)) if oif is not None else None
+                gateway = msg.get("gateway")
+                value = Route(
+                    namespace=ns,
+                    dst=IPv4Network(f"{msg.get('dst') or '0.0.0.0'}/{msg['dst_len']}"),
+                    gateway=IPv4Address(gateway) if gateway else None,
+                    dev=dev_link.ifname if dev_link else "",
+                    dev_is_ours=bool(dev_link and dev_link.mark),
+                    onlink=bool(int(msg["flags"]) & _RTNH_F_ONLINK),
+                    table=int(msg.get("table") or msg["table"]),
+                    metric=int(msg.get("priority") or 0),
+                )
+                key = self.key_of(value)
+                desired = wanted.get(key)
+                if isinstance(desired, Route) and desired.dev == value.dev:
+                    # Whether the device is ours is the caller's statement, not kernel state.
+                    value = value.model_copy(update={"dev_is_ours": desired.dev_is_ours})
+                result.append(RetrievedValue(key, value, origin=Origin.FROM_NB))
+        return result

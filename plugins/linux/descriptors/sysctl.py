@@ -1,0 +1,86 @@
+"""Per-namespace ``net.*`` sysctls; the value found before us is restored on delete.
+
+Only ``net.*`` keys are accepted (the model enforces it) because only those are per network
+namespace: anything else would change the whole host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from plugins.kvscheduler.api import Origin, RetrievedValue, ValueWithMetadata
+from plugins.linux.descriptors.base import LinuxDescriptor
+from plugins.linux.models import SYSCTL_SPEC, Sysctl
+from plugins.linux.netns import (
+    NamespaceNotFoundError,
+    namespace_label,
+    run_in_namespace,
+)
+
+
+def _path(name: str) -> str:
+    return "/proc/sys/" + name.replace(".", "/")
+
+
+def _read(ns: str, name: str) -> str:
+    def body() -> str:
+        with open(_path(name)) as handle:
+            return handle.read().strip()
+
+    return run_in_namespace(ns, body)
+
+
+def _write(ns: str, name: str, value: str) -> None:
+    def body() -> None:
+        with open(_path(name), "w") as handle:
+            handle.write(value)
+
+    run_in_namespace(ns, body)
+
+
+class SysctlDescriptor(LinuxDescriptor):
+    """``config/linux/v1/sysctl/<ns>/<name>``; metadata: the value found before creation."""
+
+    name = "linux-sysctl"
+    spec = SYSCTL_SPEC
+    model = Sysctl
+    with_metadata = True
+
+    def value_name(self, value: Sysctl) -> str:
+        return f"{namespace_label(value.namespace)}/{value.name}"
+
+    def update_needs_recreate(self, key: str, old: Sysctl, new: Sysctl) -> bool:
+        return (old.namespace, old.name) != (new.namespace, new.name)
+
+    async def create(self, key: str, value: Sysctl) -> str:
+        previous = await asyncio.to_thread(_read, value.namespace, value.name)
+        await asyncio.to_thread(_write, value.namespace, value.name, value.value)
+        return previous
+
+    async def update(self, key: str, old: Sysctl, new: Sysctl, metadata: Any) -> Any:
+        await asyncio.to_thread(_write, new.namespace, new.name, new.value)
+        return metadata
+
+    async def delete(self, key: str, value: Sysctl, metadata: Any) -> None:
+        if not isinstance(metadata, str):
+            return  # nothing known to restore (e.g. applied by an earlier agent run)
+        try:
+            await asyncio.to_thread(_write, value.namespace, value.name, metadata)
+        except (NamespaceNotFoundError, FileNotFoundError):
+            return
+
+    async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
+        # A sysctl carries no mark: only the settings we believe applied are read back.
+        result = []
+        for item in correlate:
+            if not isinstance(item.value, Sysctl):
+                continue
+            try:
+                current = await asyncio.to_thread(_read, item.value.namespace, item.value.name)
+            except (NamespaceNotFoundError, FileNotFoundError):
+                continue
+            value = item.value.model_copy(update={"value": current})
+            result.append(RetrievedValue(item.key, value, item.metadata, Origin.FROM_NB))
+        return result

@@ -1,0 +1,175 @@
+"""Veth pairs whose ends live in any two namespaces (pod <-> node), with MAC, MTU and state."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from plugins.kvscheduler.api import (
+    DerivedValue,
+    InvalidValueError,
+    Origin,
+    RetrievedValue,
+    ValueWithMetadata,
+)
+from plugins.linux.descriptors.base import LinuxDescriptor
+from plugins.linux.links import LinkInfo, Mark, dump_links, find_link, set_link
+from plugins.linux.models import (
+    VETH_SPEC,
+    LinkProperty,
+    Veth,
+    VethEnd,
+    link_property_key,
+)
+from plugins.linux.netns import (
+    NamespaceNotFoundError,
+    namespace_exists,
+    namespace_path,
+    netlink,
+)
+
+
+def _ns_fd(ref: str) -> int:
+    path = namespace_path(ref) or f"/proc/{os.getpid()}/ns/net"
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NamespaceNotFoundError(ref, path) from None
+
+
+class VethDescriptor(LinuxDescriptor):
+    """``config/linux/v1/veth/<name>``: both ends carry the mark ``contiv:<key>@<peer>``."""
+
+    name = "linux-veth"
+    spec = VETH_SPEC
+    model = Veth
+
+    def value_name(self, value: Veth) -> str:
+        return value.name
+
+    def validate(self, key: str, value: Veth) -> None:
+        if (value.end1.namespace, value.end1.ifname) == (value.end2.namespace, value.end2.ifname):
+            raise InvalidValueError(key, "both ends have the same name in the same namespace")
+
+    def derived_values(self, key: str, value: Veth) -> Sequence[DerivedValue]:
+        return [
+            DerivedValue(link_property_key(end.namespace, end.ifname), LinkProperty(
+                namespace=end.namespace, ifname=end.ifname))
+            for end in (value.end1, value.end2)
+        ]
+
+    def update_needs_recreate(self, key: str, old: Veth, new: Veth) -> bool:
+        return any(
+            (o.namespace, o.ifname) != (n.namespace, n.ifname)
+            for o, n in ((old.end1, new.end1), (old.end2, new.end2))
+        )
+
+    async def create(self, key: str, value: Veth) -> None:
+        end1, end2 = value.end1, value.end2
+        for end in (end1, end2):
+            if not namespace_exists(end.namespace):
+                raise NamespaceNotFoundError(end.namespace, namespace_path(end.namespace) or "")
+        peer: dict[str, Any] = {"ifname": end2.ifname}
+        fd = _ns_fd(end2.namespace) if end2.namespace != end1.namespace else None
+        try:
+            async with netlink(end1.namespace) as ipr:
+                if fd is not None:
+                    peer["net_ns_fd"] = fd
+                await ipr.link("add", ifname=end1.ifname, kind="veth", peer=peer)
+        finally:
+            if fd is not None:
+                os.close(fd)
+        try:
+            await self._configure(key, end1, end2)
+            await self._configure(key, end2, end1)
+        except BaseException:
+            await self._delete_end(end1)
+            raise
+
+    async def _configure(self, key: str, end: VethEnd, peer: VethEnd) -> None:
+        mark = Mark(key, peer.namespace, peer.ifname)
+        async with netlink(end.namespace) as ipr:
+            info = await find_link(ipr, end.ifname)
+            if info is None:
+                raise OSError(f"veth end {end.ifname} vanished from namespace {end.namespace!r}")
+            await set_link(ipr, info.index, mac=end.mac, mtu=end.mtu, up=end.up,
+                           alias=mark.alias())
+
+    async def update(self, key: str, old: Veth, new: Veth, metadata: Any) -> None:
+        for o, n, peer in ((old.end1, new.end1, new.end2), (old.end2, new.end2, new.end1)):
+            if o != n:
+                await self._configure(key, n, peer)
+
+    async def delete(self, key: str, value: Veth, metadata: Any) -> None:
+        # Deleting either end removes the pair; an end whose namespace is gone is gone too.
+        for end in (value.end1, value.end2):
+            if await self._delete_end(end, key):
+                return
+
+    async def _delete_end(self, end: VethEnd, key: str | None = None) -> bool:
+        if not namespace_exists(end.namespace):
+            return False
+        async with netlink(end.namespace) as ipr:
+            info = await find_link(ipr, end.ifname)
+            if info is None or info.mark is None:
+                return False
+            if key is not None and info.mark.key != key:
+                return False
+            await ipr.link("del", index=info.index)
+            return True
+
+    async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
+        # (namespace, ifname) -> link, for every veth end carrying our mark.
+        ends: dict[tuple[str, str], LinkInfo] = {}
+        for ns in self.scan_namespaces(correlate):
+            try:
+                async with netlink(ns) as ipr:
+                    for info in await dump_links(ipr):
+                        if info.kind == "veth" and info.mark and info.mark.key.startswith(
+                            self.key_prefix
+                        ):
+                            ends[(ns, info.ifname)] = info
+            except NamespaceNotFoundError:
+                continue
+        wanted = {item.key: item.value for item in correlate if isinstance(item.value, Veth)}
+        result: list[RetrievedValue] = []
+        seen: set[str] = set()
+        for key, desired in wanted.items():
+            e1 = ends.get((desired.end1.namespace, desired.end1.ifname))
+            e2 = ends.get((desired.end2.namespace, desired.end2.ifname))
+            if e1 is None or e2 is None or e1.mark is None or e1.mark.key != key:
+                continue
+            seen.add(key)
+            result.append(RetrievedValue(key, Veth(
+                name=desired.name, end1=_read_end(desired.end1, e1),
+                end2=_read_end(desired.end2, e2))))
+        # Ours but not believed applied (e.g. after a restart that lost state): report them
+        # so a full resync removes them; the peer is known from the mark.
+        for (ns, ifname), info in ends.items():
+            mark = info.mark
+            if mark is None or mark.key in seen or mark.key in wanted:
+                continue
+            seen.add(mark.key)
+            end1 = VethEnd(namespace=ns, ifname=ifname, mac=info.mac, mtu=info.mtu, up=info.up)
+            peer = ends.get((mark.peer_namespace, mark.peer_ifname))
+            end2 = VethEnd(
+                namespace=mark.peer_namespace, ifname=mark.peer_ifname,
+                mac=peer.mac if peer else "", mtu=peer.mtu if peer else 0,
+                up=peer.up if peer else False,
+            )
+            name = mark.key[len(self.key_prefix):]
+            result.append(RetrievedValue(mark.key, Veth(name=name, end1=end1, end2=end2),
+                                         origin=Origin.FROM_NB))
+        return result
+
+
+def _read_end(desired: VethEnd, info: LinkInfo) -> VethEnd:
+    """The end as found, in the desired value's terms (unset MAC/MTU stay unset)."""
+    return VethEnd(
+        namespace=desired.namespace,
+        ifname=info.ifname,
+        mac=info.mac if desired.mac else "",
+        mtu=info.mtu if desired.mtu else 0,
+        up=info.up,
+    )

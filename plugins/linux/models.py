@@ -1,0 +1,194 @@
+"""Value models of the Linux dataplane (one per descriptor) and their keys.
+
+Every value names the network namespace it lives in (see :mod:`plugins.linux.netns` for the
+reference forms). Keys are ``config/linux/v1/<type>/<name>`` where the name is built from the
+value's identity fields, namespace label first.
+
+Links (veth ends, VXLAN devices) derive a *link property* ``linux/link/<ns>/<ifname>`` that
+addresses, routes and neighbours depend on, so they are created after their interface exists
+and removed before it goes.
+"""
+
+from __future__ import annotations
+
+import re
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from plugins.kvscheduler.api import ModelSpec
+from plugins.linux.netns import namespace_label, validate_namespace_ref
+
+#: Interface alias prefix marking links we created: ``contiv:<value key>``.
+ALIAS_PREFIX = "contiv:"
+#: Route protocol number marking routes we created (rtnetlink ``rtm_protocol``).
+ROUTE_PROTOCOL = 152
+
+VETH_SPEC = ModelSpec("linux", "v1", "veth")
+VXLAN_SPEC = ModelSpec("linux", "v1", "vxlan")
+ADDRESS_SPEC = ModelSpec("linux", "v1", "address")
+ROUTE_SPEC = ModelSpec("linux", "v1", "route")
+NEIGHBOUR_SPEC = ModelSpec("linux", "v1", "neighbour")
+FDB_SPEC = ModelSpec("linux", "v1", "fdb")
+SYSCTL_SPEC = ModelSpec("linux", "v1", "sysctl")
+
+_IFNAME = re.compile(r"^[^\s/:]{1,15}$")
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+def link_property_key(namespace: str, ifname: str) -> str:
+    """Key of the property that exists while our link ``ifname`` in ``namespace`` exists."""
+    return f"linux/link/{namespace_label(namespace)}/{ifname}"
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _check_ifname(value: str) -> str:
+    if not _IFNAME.match(value):
+        raise ValueError(f"bad interface name {value!r} (1-15 characters, no space, '/' or ':')")
+    return value
+
+
+def _check_mac(value: str) -> str:
+    value = value.lower()
+    if not _MAC.match(value):
+        raise ValueError(f"bad MAC address {value!r} (expected aa:bb:cc:dd:ee:ff)")
+    if int(value[:2], 16) & 1:
+        raise ValueError(f"MAC address {value!r} is multicast")
+    return value
+
+
+def _check_ns(value: str) -> str:
+    reason = validate_namespace_ref(value)
+    if reason:
+        raise ValueError(reason)
+    return value
+
+
+class LinkProperty(_Value):
+    """The derived marker value of an existing link (no descriptor: a scheduler property)."""
+
+    namespace: str
+    ifname: str
+
+
+class _Link(_Value):
+    """Fields every link we manage has."""
+
+    namespace: str = ""
+    ifname: str
+    #: Empty: keep what the kernel picked.
+    mac: str = ""
+    #: 0: the kernel default.
+    mtu: int = Field(default=0, ge=0, le=65535)
+    up: bool = True
+
+    _ifname = field_validator("ifname")(_check_ifname)
+    _ns = field_validator("namespace")(_check_ns)
+
+    @field_validator("mac")
+    @classmethod
+    def _mac(cls, value: str) -> str:
+        return _check_mac(value) if value else value
+
+
+class VethEnd(_Link):
+    """One end of a veth pair."""
+
+
+class Veth(_Value):
+    """A veth pair whose ends may live in different namespaces (pod <-> node)."""
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
+    end1: VethEnd
+    end2: VethEnd
+
+
+class Vxlan(_Link):
+    """A VXLAN device (the node mesh endpoint); no learning, forwarding entries are static."""
+
+    vni: int = Field(ge=1, lt=1 << 24)
+    local: IPv4Address
+    port: int = Field(default=4789, ge=1, le=65535)
+    #: Underlay device; empty: let the kernel route to the remote ends.
+    underlay: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{namespace_label(self.namespace)}/{self.ifname}"
+
+
+class InterfaceAddress(_Value):
+    """An IPv4 address on one of our links."""
+
+    namespace: str = ""
+    ifname: str
+    address: IPv4Interface
+
+    _ifname = field_validator("ifname")(_check_ifname)
+    _ns = field_validator("namespace")(_check_ns)
+
+
+class Route(_Value):
+    """An IPv4 route, marked with :data:`ROUTE_PROTOCOL`."""
+
+    namespace: str = ""
+    dst: IPv4Network
+    #: Next hop; None for a link-scope route (then ``dev`` is required).
+    gateway: IPv4Address | None = None
+    #: Outgoing device (one of ours, or any existing one with ``dev_is_ours=False``).
+    dev: str = ""
+    #: Whether ``dev`` is a link we manage (then the route waits for it).
+    dev_is_ours: bool = True
+    #: Use the gateway even when no route covers it (``onlink``).
+    onlink: bool = False
+    table: int = Field(default=254, ge=1, lt=1 << 31)
+    metric: int = Field(default=0, ge=0)
+
+    _ns = field_validator("namespace")(_check_ns)
+
+    @field_validator("dev")
+    @classmethod
+    def _dev(cls, value: str) -> str:
+        return _check_ifname(value) if value else value
+
+
+class Neighbour(_Value):
+    """A permanent (static) neighbour entry on one of our links."""
+
+    namespace: str = ""
+    ifname: str
+    ip: IPv4Address
+    mac: str
+
+    _ifname = field_validator("ifname")(_check_ifname)
+    _mac = field_validator("mac")(_check_mac)
+    _ns = field_validator("namespace")(_check_ns)
+
+
+class FdbEntry(_Value):
+    """A static forwarding entry on one of our VXLAN devices: ``mac`` lives behind ``dst``."""
+
+    namespace: str = ""
+    ifname: str
+    mac: str
+    dst: IPv4Address
+
+    _ifname = field_validator("ifname")(_check_ifname)
+    _mac = field_validator("mac")(_check_mac)
+    _ns = field_validator("namespace")(_check_ns)
+
+
+class Sysctl(_Value):
+    """A kernel setting under ``/proc/sys`` of one namespace (e.g. ``net.ipv4.ip_forward``).
+
+    The previous value is remembered (metadata) and restored when the value is deleted.
+    """
+
+    namespace: str = ""
+    name: str = Field(pattern=r"^net(\.[A-Za-z0-9_-]+)+$")
+    value: str = Field(min_length=1, max_length=64)
+
+    _ns = field_validator("namespace")(_check_ns)

@@ -48,3 +48,12 @@ def revert(event: Event) -> None:
     Called in reverse order on handlers whose ``update`` already ran. Dataplane values are
     reverted by the scheduler; only the handler's own bookkeeping needs undoing here.
     """
+
+
+@hookspec(firstresult=True)
+def describe_internal_state() -> dict[str, object] | None:
+    """Return a JSON-serialisable summary of the handler's internal state, or None.
+
+    Used for verification: after a resync that should change nothing, the summary must be the
+    same as before it. Served by ``GET /controller/internal-state``. Called from the event loop.
+    """

@@ -1,0 +1,85 @@
+"""The record of processed events, served over REST and trimmed by age."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class HandlerRecord:
+    """What one handler did with one event."""
+
+    handler: str
+    change: str = ""
+    error: str = ""
+    reverted: bool = False
+    revert_error: str = ""
+
+
+@dataclass(slots=True)
+class EventRecord:
+    """One processed event (Contiv's EventRecord)."""
+
+    seq: int
+    name: str
+    description: str
+    method: str
+    txn_type: str
+    direction: str
+    follow_up_of: int | None
+    started: float
+    finished: float = 0.0
+    handlers: list[HandlerRecord] = field(default_factory=list)
+    #: Error that ended the event (handler, transaction or controller), empty when it succeeded.
+    error: str = ""
+    txn_error: str = ""
+    #: The committed transaction: scheduler sequence number, resync mode, values and errors.
+    txn: dict[str, Any] | None = None
+    healing_scheduled: bool = False
+
+    @property
+    def duration_s(self) -> float:
+        return max(0.0, self.finished - self.started)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["duration_ms"] = round(self.duration_s * 1000, 3)
+        return out
+
+
+class EventHistory:
+    """Processed events, oldest first; events of the init period are kept forever."""
+
+    def __init__(self, age_limit_s: float, permanent_init_period_s: float) -> None:
+        self.age_limit_s = age_limit_s
+        self.started = time.time()
+        self.permanent_until = self.started + permanent_init_period_s
+        self._permanent: list[EventRecord] = []
+        self._records: deque[EventRecord] = deque()
+
+    def append(self, record: EventRecord) -> None:
+        if record.started <= self.permanent_until:
+            self._permanent.append(record)
+        else:
+            self._records.append(record)
+
+    def trim(self, now: float | None = None) -> int:
+        """Drop records older than the age limit; returns how many went."""
+        cutoff = (time.time() if now is None else now) - self.age_limit_s
+        dropped = 0
+        while self._records and self._records[0].finished < cutoff:
+            self._records.popleft()
+            dropped += 1
+        return dropped
+
+    def records(self, since_seq: int = 0, limit: int | None = None) -> list[EventRecord]:
+        selected = [r for r in (*self._permanent, *self._records) if r.seq >= since_seq]
+        if limit is not None:
+            selected = selected[-limit:] if limit > 0 else []
+        return selected
+
+    def __len__(self) -> int:
+        return len(self._permanent) + len(self._records)

@@ -1,0 +1,201 @@
+"""The ``controller`` plugin: Contiv's event loop with its dbwatcher, wired into the agent.
+
+Handlers are plugins implementing the hooks of :mod:`plugins.controller.hookspecs`. They are
+given to the constructor (``handlers=[...]``, in the declared order) or, when a handler itself
+needs the controller (to push events or register resources), registered from its ``init`` with
+:meth:`ControllerPlugin.register_handler`. ``handler_order`` in the YAML fixes the final order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from core.health import HealthPlugin
+from core.http import HTTPPlugin
+from core.kvdb.plugin import KVDBPlugin
+from core.metrics import MetricsPlugin
+from core.plugin import Plugin
+from core.servicelabel import ServiceLabelPlugin
+from plugins.controller.api import Event, KubeStateReader
+from plugins.controller.config import ControllerConfig
+from plugins.controller.dbwatcher import DBWatcher
+from plugins.controller.eventloop import EventLoop
+from plugins.controller.events import RequestedResync
+from plugins.controller.handlers import HandlerRegistrationError, build_handlers
+from plugins.controller.kubestate import ResourceRegistry
+from plugins.controller.metrics import ControllerMetrics
+from plugins.controller.mirror import LocalMirror
+from plugins.kvscheduler.api import KVSchedulerAPI
+
+
+class ControllerPlugin(Plugin):
+    """The agent's single event loop: events in, one scheduler transaction per event out."""
+
+    name = "controller"
+    Config = ControllerConfig
+    config: ControllerConfig
+
+    def __init__(
+        self,
+        config: ControllerConfig | None = None,
+        *,
+        scheduler: KVSchedulerAPI,
+        service_label: ServiceLabelPlugin,
+        kvdb: KVDBPlugin | None = None,
+        http: HTTPPlugin | None = None,
+        metrics: MetricsPlugin | None = None,
+        health: HealthPlugin | None = None,
+        handlers: Sequence[Plugin] = (),
+    ) -> None:
+        super().__init__(config)
+        self.scheduler = scheduler
+        self.service_label = service_label
+        self.kvdb = kvdb
+        self.http = http
+        self.metrics = metrics
+        self.health = health
+        self.handlers: list[Plugin] = list(handlers)
+        self.resources = ResourceRegistry()
+        self._config_models: dict[str, type[BaseModel]] = {}
+        self._registration_open = True
+        self.loop: EventLoop | None = None
+        self.dbwatcher: DBWatcher | None = None
+        self._mirror: LocalMirror | None = None
+
+    # -- registration (from other plugins' init) ------------------------------------------
+
+    def register_resource(self, keyword: str, key_prefix: str, model: type[BaseModel]) -> None:
+        """Reflect ``/vnf-agent/contiv-ksr/<key_prefix>...`` as resource ``keyword`` of ``model``."""
+        self.resources.register(keyword, key_prefix, model)
+
+    def register_config_model(self, key_prefix: str, model: type[BaseModel]) -> None:
+        """Parse external config under ``/vnf-agent/<node>/<key_prefix>`` as ``model``.
+
+        ``key_prefix`` is a scheduler key prefix such as ``config/linux/v1/route/``.
+        """
+        if not key_prefix.startswith("config/"):
+            raise ValueError(f"external config prefix {key_prefix!r} must start with 'config/'")
+        existing = self._config_models.get(key_prefix)
+        if existing is not None and existing is not model:
+            raise ValueError(f"external config prefix {key_prefix!r} already has a model")
+        self._config_models[key_prefix] = model
+
+    def register_handler(self, handler: Plugin) -> None:
+        """Add an event handler; call from the handler's ``init`` (before the agent starts)."""
+        if not self._registration_open:
+            raise RuntimeError(f"handler {handler.name!r} registered after the controller started")
+        if any(h is handler for h in self.handlers):
+            return
+        self.handlers.append(handler)
+
+    def config_model_for(self, key: str) -> type[BaseModel] | None:
+        """The model of an external config key (longest registered prefix wins)."""
+        best = ""
+        for prefix in self._config_models:
+            if key.startswith(prefix) and len(prefix) > len(best):
+                best = prefix
+        return self._config_models.get(best) if best else None
+
+    # -- producers -------------------------------------------------------------------------
+
+    async def push_event(self, event: Event) -> None:
+        """Queue an event (await ``event.wait()`` for a blocking one's outcome).
+
+        Raises ``EventQueueFullError`` when the queue is full (never waits for room).
+        """
+        self.push_event_nowait(event)
+
+    def push_event_nowait(self, event: Event) -> None:
+        """Queue an event without awaiting; from a handler inside the loop it is a follow-up."""
+        if self.loop is None:
+            raise RuntimeError(f"event {event.name!r} pushed before the controller started")
+        self.loop.push(event)
+
+    @property
+    def kube_state(self) -> KubeStateReader:
+        """The cached Kubernetes state (read it from handlers, inside the loop)."""
+        if self.loop is None:
+            raise RuntimeError("the controller has not started yet")
+        return self.loop.processor.kube_state
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def init(self) -> None:
+        if self.http is not None:
+            from plugins.controller.rest import make_router
+
+            self.http.add_router(make_router(lambda: self.loop, self.request_resync))
+
+    def _ordered_handlers(self) -> list[Plugin]:
+        order = self.config.handler_order
+        if not order:
+            return self.handlers
+        by_name = {h.name: h for h in self.handlers}
+        unknown = [name for name in order if name not in by_name]
+        if unknown:
+            raise HandlerRegistrationError(
+                f"controller.handler_order names {unknown}, which are not registered handlers "
+                f"(registered: {sorted(by_name)})"
+            )
+        missing = sorted(set(by_name) - set(order))
+        if missing:
+            raise HandlerRegistrationError(
+                f"controller.handler_order does not list the registered handlers {missing}"
+            )
+        return [by_name[name] for name in order]
+
+    async def after_init(self) -> None:
+        self._registration_open = False
+        _, handlers = build_handlers(self._ordered_handlers())
+        registry = self.metrics.registry if self.metrics is not None else None
+        health = self.health
+
+        def report(ok: bool, detail: str) -> None:
+            if health is not None:
+                health.report(self.name, ok, detail)
+
+        self.loop = EventLoop(
+            self.scheduler,
+            handlers,
+            self.config,
+            metrics=ControllerMetrics(registry),
+            report_health=report,
+            log=self.log,
+        )
+        self.loop.start()
+        watcher_cfg = self.config.dbwatcher
+        if watcher_cfg.enabled and self.kvdb is not None:
+            if watcher_cfg.mirror_file:
+                self._mirror = LocalMirror(Path(watcher_cfg.mirror_file))
+                self._mirror.open()
+            self.dbwatcher = DBWatcher(
+                self.kvdb.broker,
+                self.service_label.label,
+                self.resources,
+                self.config_model_for,
+                self.push_event_nowait,
+                watcher_cfg,
+                self._mirror,
+            )
+            self.dbwatcher.start()
+
+    def request_resync(self) -> str:
+        """Resync from etcd when watching it, else a full resync of the current state."""
+        if self.dbwatcher is not None:
+            self.dbwatcher.request_resync()
+            return "db"
+        self.push_event_nowait(RequestedResync())
+        return "full"
+
+    async def close(self) -> None:
+        if self.dbwatcher is not None:
+            await self.dbwatcher.stop()
+            self.dbwatcher = None
+        if self.loop is not None:
+            await self.loop.stop()
+        if self._mirror is not None:
+            self._mirror.close()
+            self._mirror = None

@@ -1,0 +1,105 @@
+"""The pod manager plugin: the agent's CNI server and the persisted records of local pods."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from core.kvdb.api import KVBroker
+from core.plugin import Plugin, PluginConfig
+from plugins.podmanager.api import LocalPod, PodID
+from plugins.podmanager.config import PodManagerConfig
+from plugins.podmanager.records import PodRecordStore
+from plugins.podmanager.server import RemoteCNIServer
+from plugins.podmanager.service import EventSink, PodRequestService
+
+
+class KVDBProvider(Protocol):
+    """The kvdb plugin as used here: its broker, ready after its ``init``."""
+
+    @property
+    def broker(self) -> KVBroker: ...
+
+
+class NodeLabelProvider(Protocol):
+    """The service-label plugin as used here: this node's name."""
+
+    @property
+    def label(self) -> str: ...
+
+
+class PodManagerPlugin(Plugin):
+    """Serves ``RemoteCNI`` (ADD/DEL/CHECK from ``contiv-cni``) and records the pods it wired.
+
+    ADD pushes a blocking :class:`~plugins.podmanager.api.AddPod` event into the controller and
+    answers with the result the handlers filled in; DEL pushes a blocking ``DeletePod``. The
+    records (``LocalPod`` plus the last result) are kept in a crash-safe local file and in etcd
+    under ``/vnf-agent/<node>/podmanager/pod/<namespace>/<name>``, and are loaded in ``init`` so
+    every handler's first resync sees the pods wired before a restart. Implements
+    :class:`~plugins.podmanager.api.PodManagerAPI`.
+    """
+
+    name: ClassVar[str] = "podmanager"
+    Config: ClassVar[type[PluginConfig]] = PodManagerConfig
+
+    config: PodManagerConfig
+
+    def __init__(
+        self,
+        config: PodManagerConfig | None = None,
+        *,
+        controller: EventSink,
+        kvdb: KVDBProvider,
+        service_label: NodeLabelProvider,
+    ) -> None:
+        super().__init__(config)
+        self.controller = controller
+        self.kvdb = kvdb
+        self.service_label = service_label
+        self._store: PodRecordStore | None = None
+        self._server: RemoteCNIServer | None = None
+        self._sync_task: asyncio.Task[None] | None = None
+
+    @property
+    def store(self) -> PodRecordStore:
+        if self._store is None:
+            raise RuntimeError("podmanager is not initialised")
+        return self._store
+
+    async def init(self) -> None:
+        self._store = PodRecordStore(
+            Path(self.config.records_file),
+            self.kvdb.broker,
+            self.service_label.label,
+            etcd_timeout_s=self.config.etcd_timeout_s,
+            retry_interval_s=self.config.etcd_retry_interval_s,
+            log=self.log,
+        )
+        await self._store.load()
+
+    async def after_init(self) -> None:
+        service = PodRequestService(
+            self.store, self.controller, self.config.event_timeout_s, self.log
+        )
+        self._sync_task = asyncio.create_task(
+            self.store.run_etcd_sync(), name="podmanager-etcd-sync"
+        )
+        self._server = RemoteCNIServer(self.config.socket_path, service, self.log)
+        await self._server.start()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sync_task
+            self._sync_task = None
+
+    def local_pods(self) -> Mapping[PodID, LocalPod]:
+        """Pods currently wired on this node (their records; each is a ``LocalPod``)."""
+        return self.store.all()

@@ -1,0 +1,103 @@
+"""The ``RemoteCNI`` gRPC service on an owner-only unix socket (grpc.aio)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import stat
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import grpc
+
+from plugins.podmanager.cni_pb2 import CNIReply, CNIRequest
+
+SERVICE_NAME = "contiv.cni.RemoteCNI"
+
+
+class CNIHandler(Protocol):
+    """What serves the three RPCs."""
+
+    async def add(self, request: CNIRequest) -> CNIReply: ...
+
+    async def delete(self, request: CNIRequest) -> CNIReply: ...
+
+    async def check(self, request: CNIRequest) -> CNIReply: ...
+
+
+class SocketInUseError(Exception):
+    """Another process already serves the socket."""
+
+
+def _prepare_socket_path(path: Path) -> None:
+    """Create the directory (0700) and remove a stale socket left by a crashed agent."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise SocketInUseError(f"{path} exists and is not a unix socket; refusing to replace it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        path.unlink(missing_ok=True)  # nobody listens: stale
+        return
+    finally:
+        probe.close()
+    raise SocketInUseError(f"another process serves {path}")
+
+
+def _rpc(
+    call: Callable[[CNIRequest], Awaitable[CNIReply]],
+) -> grpc.RpcMethodHandler[CNIRequest, CNIReply]:
+    async def behaviour(request: CNIRequest, context: Any) -> CNIReply:
+        return await call(request)
+
+    return grpc.unary_unary_rpc_method_handler(
+        behaviour,
+        request_deserializer=CNIRequest.FromString,
+        response_serializer=CNIReply.SerializeToString,
+    )
+
+
+class RemoteCNIServer:
+    """Serves a :class:`CNIHandler` on ``socket_path`` with permissions 0600."""
+
+    def __init__(self, socket_path: str, handler: CNIHandler, log: logging.Logger) -> None:
+        self.socket_path = Path(socket_path)
+        self.handler = handler
+        self.log = log
+        self._server: grpc.aio.Server | None = None
+
+    async def start(self) -> None:
+        _prepare_socket_path(self.socket_path)
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    SERVICE_NAME,
+                    {
+                        "Add": _rpc(self.handler.add),
+                        "Delete": _rpc(self.handler.delete),
+                        "Check": _rpc(self.handler.check),
+                    },
+                ),
+            )
+        )
+        server.add_insecure_port(f"unix:{self.socket_path}")
+        await server.start()
+        os.chmod(self.socket_path, 0o600)
+        self._server = server
+        self.log.info("RemoteCNI serving on %s", self.socket_path)
+
+    async def stop(self, grace_s: float = 2.0) -> None:
+        if self._server is None:
+            return
+        await self._server.stop(grace_s)
+        self._server = None
+        self.socket_path.unlink(missing_ok=True)

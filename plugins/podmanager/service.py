@@ -1,0 +1,198 @@
+"""CNI requests turned into blocking AddPod / DeletePod events, and CHECK verification."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import defaultdict
+from typing import Protocol
+
+from plugins.controller.api import Event
+from plugins.podmanager.api import AddPod, DeletePod, PodID
+from plugins.podmanager.check import verify_pod_network
+from plugins.podmanager.cni_pb2 import CNIReply, CNIRequest
+from plugins.podmanager.cnicodes import CNICode, CNIError
+from plugins.podmanager.convert import (
+    error_reply,
+    pod_id_from_args,
+    prev_result_of,
+    reply_from_result,
+    result_from_event,
+)
+from plugins.podmanager.records import PodRecord, PodRecordStore
+
+
+class EventSink(Protocol):
+    """The controller as the pod manager uses it."""
+
+    async def push_event(self, event: Event) -> None:
+        """Queue ``event`` for the event loop (raises when it cannot be queued)."""
+        ...
+
+
+class PodRequestService:
+    """Serves ADD, DEL and CHECK; one request per pod at a time, different pods in parallel."""
+
+    def __init__(
+        self,
+        store: PodRecordStore,
+        events: EventSink,
+        event_timeout_s: float,
+        log: logging.Logger,
+    ) -> None:
+        self.store = store
+        self.events = events
+        self.event_timeout_s = event_timeout_s
+        self.log = log
+        self._pod_locks: defaultdict[PodID, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    # gRPC entry points: every failure becomes an error reply, never an RPC error.
+    async def add(self, request: CNIRequest) -> CNIReply:
+        return await self._serve("ADD", request, self._add)
+
+    async def delete(self, request: CNIRequest) -> CNIReply:
+        return await self._serve("DEL", request, self._delete)
+
+    async def check(self, request: CNIRequest) -> CNIReply:
+        return await self._serve("CHECK", request, self._check)
+
+    async def _serve(self, verb: str, request: CNIRequest, op: _Op) -> CNIReply:
+        try:
+            reply = await op(request)
+        except CNIError as exc:
+            self.log.warning("CNI %s %s failed: %s", verb, request.container_id[:12], exc)
+            return error_reply(exc)
+        except Exception as exc:  # a bug must still produce a CNI error, not a hung runtime
+            self.log.exception("CNI %s %s crashed", verb, request.container_id[:12])
+            return error_reply(CNIError(CNICode.INTERNAL, f"pod manager error: {exc!r}"))
+        self.log.info("CNI %s %s done", verb, request.container_id[:12])
+        return reply
+
+    # ADD.
+    async def _add(self, request: CNIRequest) -> CNIReply:
+        _require(request.container_id, "container ID (CNI_CONTAINERID) is empty")
+        _require(request.interface_name, "interface name (CNI_IFNAME) is empty")
+        _require(request.network_namespace, "network namespace (CNI_NETNS) is empty")
+        if request.ipam_type:
+            raise CNIError(
+                CNICode.UNSUPPORTED_FIELD,
+                f"ipam.type={request.ipam_type!r}: delegated IPAM is not supported; "
+                "the agent assigns pod addresses",
+            )
+        if not os.path.exists(request.network_namespace):
+            raise CNIError(
+                CNICode.INVALID_ENVIRONMENT,
+                f"network namespace {request.network_namespace} does not exist",
+            )
+        pod_id = pod_id_from_args(request.extra_arguments)
+        async with self._pod_locks[pod_id]:
+            known = self.store.get(pod_id)
+            if known is not None and (
+                known.container_id != request.container_id
+                or known.netns_path != request.network_namespace
+            ):
+                # The pod got a new sandbox: remove what the old one had first.
+                self.log.info(
+                    "pod %s: replacing container %s by %s",
+                    pod_id, known.container_id[:12], request.container_id[:12],
+                )
+                await self._push_delete(known)
+                await self.store.remove(pod_id)
+                known = None
+            record = PodRecord(
+                name=pod_id.name,
+                namespace=pod_id.namespace,
+                container_id=request.container_id,
+                netns_path=request.network_namespace,
+                interface_name=request.interface_name,
+            )
+            # Persist before wiring: a crash mid-way must never forget a wired pod.
+            if known is None:
+                await self.store.save(record)
+            event = AddPod(record.as_local_pod())
+            try:
+                await self._push_and_wait(event, CNICode.ADD_FAILED)
+            except EventTimeoutError:
+                raise  # the event may still be applied: keep the record for the runtime's DEL
+            except CNIError:
+                if known is None:
+                    await self.store.remove(pod_id)
+                raise
+            record.result = result_from_event(event)
+            await self.store.save(record)
+            return reply_from_result(record.result)
+
+    # DEL.
+    async def _delete(self, request: CNIRequest) -> CNIReply:
+        _require(request.container_id, "container ID (CNI_CONTAINERID) is empty")
+        record = self.store.find_container(request.container_id)
+        if record is None:
+            return CNIReply(result=0)  # unknown or already deleted: DEL is idempotent
+        async with self._pod_locks[record.id]:
+            current = self.store.get(record.id)
+            if current is None or current.container_id != request.container_id:
+                return CNIReply(result=0)  # deleted or replaced meanwhile
+            await self._push_delete(current)
+            await self.store.remove(current.id)
+        return CNIReply(result=0)
+
+    async def _push_delete(self, record: PodRecord) -> None:
+        await self._push_and_wait(DeletePod(record.as_local_pod()), CNICode.DELETE_FAILED)
+
+    # CHECK.
+    async def _check(self, request: CNIRequest) -> CNIReply:
+        _require(request.container_id, "container ID (CNI_CONTAINERID) is empty")
+        record = self.store.find_container(request.container_id)
+        if record is None:
+            raise CNIError(
+                CNICode.UNKNOWN_CONTAINER,
+                f"container {request.container_id} has no pod on this node",
+            )
+        if request.network_namespace and request.network_namespace != record.netns_path:
+            raise CNIError(
+                CNICode.CHECK_FAILED,
+                f"container {request.container_id} was added in {record.netns_path}, "
+                f"not {request.network_namespace}",
+            )
+        expected = prev_result_of(request) or record.result
+        if expected is None:
+            raise CNIError(CNICode.CHECK_FAILED, f"pod {record.id} has no recorded result")
+        ifname = request.interface_name or record.interface_name
+        await verify_pod_network(record.netns_path, ifname, expected)
+        return CNIReply(result=0)
+
+    async def _push_and_wait(self, event: AddPod | DeletePod, failure: CNICode) -> None:
+        try:
+            await self.events.push_event(event)
+        except Exception as exc:
+            raise CNIError(
+                CNICode.TRY_AGAIN_LATER, f"the agent cannot take the {event.name} event: {exc}"
+            ) from exc
+        try:
+            await asyncio.wait_for(asyncio.shield(event.wait()), self.event_timeout_s)
+        except TimeoutError as exc:
+            raise EventTimeoutError(
+                CNICode.TRY_AGAIN_LATER,
+                f"{event.describe()} not processed within {self.event_timeout_s:g} s",
+            ) from exc
+        except CNIError:
+            raise
+        except Exception as exc:
+            code = getattr(exc, "cni_code", None)
+            raise CNIError(
+                code if isinstance(code, int) else failure, f"{event.describe()} failed: {exc}"
+            ) from exc
+
+
+class EventTimeoutError(CNIError):
+    """The event was queued but not processed in time (it may still be applied later)."""
+
+
+def _require(value: str, message: str) -> None:
+    if not value:
+        raise CNIError(CNICode.INVALID_ENVIRONMENT, message)
+
+
+class _Op(Protocol):
+    async def __call__(self, request: CNIRequest) -> CNIReply: ...

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Interface
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -57,4 +57,18 @@ class NodeSyncAPI(Protocol):
 
     def nodes(self) -> Mapping[str, Node]:
         """Every known node by name, this one included."""
+        ...
+
+
+@runtime_checkable
+class NodeAddressPublisher(Protocol):
+    """Optional part of a NodeSync implementation: record this node's addresses in its ID record.
+
+    The IPAM calls it with the node's dataplane address from the address plan (Contiv's
+    ``PublishNodeIPs``); the record is rewritten only when the addresses changed.
+    """
+
+    async def publish_node_ips(
+        self, ip_addresses: Sequence[IPv4Interface], mgmt_addresses: Sequence[str] | None = None
+    ) -> None:
         ...

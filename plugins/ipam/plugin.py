@@ -1,0 +1,382 @@
+"""The ``ipam`` plugin: this node's address plan and persisted, next-fit pod IP allocation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from ipaddress import IPv4Address
+from typing import Any
+
+from core.hookspecs import hookimpl
+from core.http import HTTPPlugin
+from core.kvdb.api import agent_prefix
+from core.kvdb.plugin import KVDBPlugin
+from core.plugin import Plugin
+from plugins.controller.api import Event, EventMethod, KubeStateReader, Transaction
+from plugins.controller.events import KubeStateChange
+from plugins.ipam.allocator import PodSubnetAllocator
+from plugins.ipam.api import NodeAddressPlan
+from plugins.ipam.config import IPAMConfig
+from plugins.ipam.plan import ResolvedPlan, node_plan, pod_index_of, resolve_plan
+from plugins.ipam.pusher import (
+    PUSH_ERRORS,
+    DeleteAllocation,
+    EtcdAllocationPusher,
+    PutAllocation,
+    Reconcile,
+)
+from plugins.ipam.rest import build_router
+from plugins.ipam.store import AllocationState, LocalAllocationFile, StateFileError
+from plugins.nodesync.api import NodeAddressPublisher, NodeSyncAPI
+from plugins.podmanager.api import PodID, PodManagerAPI
+
+#: How long ``close`` waits for queued allocation changes to reach etcd.
+CLOSE_FLUSH_TIMEOUT_S = 3.0
+
+
+class IPAMPlugin(Plugin):
+    """Implements :class:`plugins.ipam.api.IPAMAPI` for this node.
+
+    Allocations are written synchronously to a local file before an address is returned, and
+    pushed to ``/vnf-agent/<node>/ipam/allocations/`` in etcd in order, in the background. On
+    start both are read and merged (the local file wins a conflict: it is never behind), so a
+    restarted agent never hands out an address a running pod holds. Allocations of pods that
+    are neither wired here (pod manager) nor known to Kubernetes on this node are released
+    after ``release_grace_s``. Also a controller handler: it follows the reflected pods.
+    """
+
+    name = "ipam"
+    Config = IPAMConfig
+    config: IPAMConfig
+
+    def __init__(
+        self,
+        config: IPAMConfig | None = None,
+        *,
+        kvdb: KVDBPlugin,
+        nodesync: NodeSyncAPI,
+        http: HTTPPlugin | None = None,
+        podmanager: PodManagerAPI | None = None,
+    ) -> None:
+        super().__init__(config)
+        self.kvdb = kvdb
+        self.nodesync = nodesync
+        self.http = http
+        self.podmanager = podmanager
+        self.resolved: ResolvedPlan = resolve_plan(self.config)
+        self._plan: NodeAddressPlan | None = None
+        self._allocator: PodSubnetAllocator | None = None
+        self._file = LocalAllocationFile(self.config.state_file)
+        self._pusher: EtcdAllocationPusher | None = None
+        self._had_local_state = False
+        #: Pods Kubernetes places on this node (None until the first resync).
+        self._kube_pods: set[PodID] | None = None
+        #: Since when (monotonic) an allocation's pod has been seen missing.
+        self._missing_since: dict[PodID, float] = {}
+        self._stale_task: asyncio.Task[None] | None = None
+        self._publish_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def init(self) -> None:
+        plan = node_plan(self.resolved, self.nodesync.node_id())
+        self._plan = plan
+        self._allocator = PodSubnetAllocator(plan.pod_subnet)
+        self._load_local_file()
+        broker = self.kvdb.broker.prefixed(agent_prefix(self.nodesync.node_name()))
+        self._pusher = EtcdAllocationPusher(
+            broker,
+            self._merge_remote,
+            retry_initial_s=self.config.etcd_retry_initial_s,
+            retry_max_s=self.config.etcd_retry_max_s,
+            log=self.log,
+        )
+        try:
+            await self._pusher.run_once(Reconcile())
+        except PUSH_ERRORS as exc:  # etcd down: start from the local file, merge when it is back
+            self.log.warning("cannot read allocations from etcd now (%s); will merge them later", exc)
+            self._pusher.enqueue(Reconcile())
+        self._pusher.start()
+        if self.http is not None:
+            self.http.add_router(build_router(self))
+        self.log.info(
+            "node %s (ID %d): pod subnet %s, %d allocation(s) restored",
+            self.nodesync.node_name(), plan.node_id, plan.pod_subnet, len(self._allocator),
+        )
+
+    async def after_init(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._stale_task = loop.create_task(self._stale_loop(), name="ipam-stale")
+        if isinstance(self.nodesync, NodeAddressPublisher):
+            self._publish_task = loop.create_task(self._publish_node_ip(self.nodesync), name="ipam-node-ip")
+
+    async def close(self) -> None:
+        if self._publish_task is not None:
+            self._publish_task.cancel()
+            try:
+                await self._publish_task
+            except asyncio.CancelledError:
+                pass
+        if self._stale_task is not None:
+            self._stale_task.cancel()
+            try:
+                await self._stale_task
+            except asyncio.CancelledError:
+                pass
+        if self._pusher is not None:
+            await self._pusher.stop(CLOSE_FLUSH_TIMEOUT_S)
+
+    # ------------------------------------------------------------------ IPAMAPI
+
+    def plan(self, node_id: int | None = None) -> NodeAddressPlan:
+        if node_id is None:
+            return self._node_plan()
+        return node_plan(self.resolved, node_id)
+
+    def pod_ip(self, pod: PodID) -> IPv4Address | None:
+        return self._alloc().ip_of(pod)
+
+    def allocate_pod_ip(self, pod: PodID) -> IPv4Address:
+        alloc = self._alloc()
+        previous_last = alloc.last_index
+        ip, new = alloc.allocate(pod)
+        if new:
+            try:
+                self._save()
+            except StateFileError:
+                alloc.release(pod)
+                alloc.last_index = previous_last
+                raise
+            self._push().enqueue(PutAllocation(pod, ip))
+            self.log.info("allocated %s to pod %s", ip, pod)
+        self._missing_since.pop(pod, None)
+        return ip
+
+    def release_pod_ip(self, pod: PodID) -> None:
+        alloc = self._alloc()
+        ip = alloc.release(pod)
+        self._missing_since.pop(pod, None)
+        if ip is None:
+            return
+        try:
+            self._save()
+        except StateFileError:
+            alloc.restore(pod, ip)
+            raise
+        self._push().enqueue(DeleteAllocation(pod))
+        self.log.info("released %s of pod %s", ip, pod)
+
+    def allocations(self) -> Mapping[PodID, IPv4Address]:
+        return self._alloc().allocations()
+
+    # ------------------------------------------------------------------ more for REST and tests
+
+    @property
+    def capacity(self) -> int:
+        """How many pods this node's subnet holds."""
+        return self._alloc().capacity
+
+    @property
+    def last_assigned_index(self) -> int:
+        return self._alloc().last_index
+
+    @property
+    def etcd_pending(self) -> int:
+        """Allocation changes not yet in etcd."""
+        return self._push().pending
+
+    @property
+    def etcd_last_error(self) -> str:
+        return self._push().last_error
+
+    async def flush_to_etcd(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every allocation change is in etcd; False on timeout."""
+        return await self._push().flush(timeout_s)
+
+    def release_stale(self, now: float | None = None) -> list[PodID]:
+        """Release allocations whose pod has been missing for ``release_grace_s``; returns them.
+
+        Does nothing until some source of existing pods is available (a pod manager, or the
+        first resync with the Kubernetes state).
+        """
+        if self.podmanager is None and self._kube_pods is None:
+            return []
+        now = time.monotonic() if now is None else now
+        existing = set(self._kube_pods or ())
+        if self.podmanager is not None:
+            existing.update(self.podmanager.local_pods())
+        released: list[PodID] = []
+        for pod in list(self.allocations()):
+            if pod in existing:
+                self._missing_since.pop(pod, None)
+                continue
+            since = self._missing_since.setdefault(pod, now)
+            if now - since >= self.config.release_grace_s:
+                self.log.warning(
+                    "pod %s no longer exists (missing for %.0fs): releasing its address", pod, now - since
+                )
+                self.release_pod_ip(pod)
+                released.append(pod)
+        for pod in list(self._missing_since):
+            if self._alloc().ip_of(pod) is None:
+                del self._missing_since[pod]
+        return released
+
+    # ------------------------------------------------------------------ controller handler
+
+    @hookimpl
+    def handles_event(self, event: Event) -> bool:
+        if event.method is not EventMethod.UPDATE:
+            return True
+        return isinstance(event, KubeStateChange) and event.resource == "pod"
+
+    @hookimpl
+    def resync(self, event: Event, kube_state: KubeStateReader, resync_count: int, txn: Transaction) -> None:
+        node = self.nodesync.node_name()
+        pods: set[PodID] = set()
+        for obj in kube_state.list("pod").values():
+            pod = PodID(obj.name, obj.namespace)
+            if obj.node_name == node:
+                pods.add(pod)
+            self._adopt_reflected_ip(pod, getattr(obj, "ip_address", ""))
+        self._kube_pods = pods
+        self.release_stale()
+
+    @hookimpl
+    def update(self, event: Event, txn: Transaction) -> str | None:
+        if not isinstance(event, KubeStateChange) or event.resource != "pod":
+            return None
+        if self._kube_pods is None:
+            self._kube_pods = set()
+        node = self.nodesync.node_name()
+        for obj in (event.prev_value, event.new_value):
+            if obj is not None:
+                self._kube_pods.discard(PodID(getattr(obj, "name", ""), getattr(obj, "namespace", "")))
+        new = event.new_value
+        if new is not None and getattr(new, "node_name", "") == node:
+            pod = PodID(getattr(new, "name", ""), getattr(new, "namespace", ""))
+            self._kube_pods.add(pod)
+            self._missing_since.pop(pod, None)
+            self._adopt_reflected_ip(pod, getattr(new, "ip_address", ""))
+        return None
+
+    @hookimpl
+    def contiv_describe_state(self) -> dict[str, Any] | None:
+        return {"ipam": self.describe()}
+
+    def describe(self) -> dict[str, Any]:
+        """This node's allocations as JSON-friendly data (also served over REST)."""
+        plan = self._node_plan()
+        return {
+            "nodeName": self.nodesync.node_name(),
+            "nodeId": plan.node_id,
+            "podSubnet": str(plan.pod_subnet),
+            "capacity": self.capacity,
+            "allocated": len(self._alloc()),
+            "lastAssigned": self.last_assigned_index,
+            "allocations": [
+                {"namespace": pod.namespace, "name": pod.name, "ip": str(ip)}
+                for pod, ip in sorted(self.allocations().items())
+            ],
+            "etcdPending": self.etcd_pending,
+            "etcdLastError": self.etcd_last_error,
+        }
+
+    # ------------------------------------------------------------------ internals
+
+    def _node_plan(self) -> NodeAddressPlan:
+        if self._plan is None:
+            raise RuntimeError("ipam is not initialised yet (its init() has not run)")
+        return self._plan
+
+    def _alloc(self) -> PodSubnetAllocator:
+        if self._allocator is None:
+            raise RuntimeError("ipam is not initialised yet (its init() has not run)")
+        return self._allocator
+
+    def _push(self) -> EtcdAllocationPusher:
+        if self._pusher is None:
+            raise RuntimeError("ipam is not initialised yet (its init() has not run)")
+        return self._pusher
+
+    def _save(self) -> None:
+        alloc = self._alloc()
+        self._file.save(AllocationState(alloc.subnet, alloc.last_index, alloc.allocations()))
+
+    def _load_local_file(self) -> None:
+        alloc = self._alloc()
+        try:
+            state = self._file.load()
+        except StateFileError as exc:
+            moved = self._file.quarantine()
+            self.log.error("%s; moved it to %s and relying on etcd", exc, moved)
+            return
+        if state is None:
+            return
+        if state.subnet != alloc.subnet:
+            self.log.warning(
+                "state file %s is for subnet %s, this node now has %s: ignoring it",
+                self._file.path, state.subnet, alloc.subnet,
+            )
+            return
+        for pod, reason in alloc.restore_all(state.allocations).items():
+            self.log.error("state file: dropping allocation of %s: %s", pod, reason)
+        alloc.set_last_index(state.last_index)
+        self._had_local_state = True
+
+    def _merge_remote(self, remote: dict[PodID, IPv4Address]) -> Mapping[PodID, IPv4Address]:
+        """Add etcd's allocations that do not clash with what the local file had."""
+        alloc = self._alloc()
+        before = len(alloc)
+        for pod, reason in alloc.restore_all(remote).items():
+            self.log.warning("etcd allocation of %s not restored: %s", pod, reason)
+        if not self._had_local_state:
+            indexes = [pod_index_of(alloc.subnet, ip) for ip in alloc.allocations().values()]
+            alloc.set_last_index(max((i for i in indexes if i is not None), default=alloc.last_index))
+        if len(alloc) != before or not self._had_local_state:
+            self._save()
+            self._had_local_state = True
+        return alloc.allocations()
+
+    def _adopt_reflected_ip(self, pod: PodID, ip_text: str) -> None:
+        """Keep an address Kubernetes reports for a pod of this subnet (Contiv's resync rule)."""
+        if not ip_text:
+            return
+        try:
+            ip = IPv4Address(ip_text)
+        except ValueError:
+            return
+        alloc = self._alloc()
+        if pod_index_of(alloc.subnet, ip) is None or alloc.ip_of(pod) == ip:
+            return
+        reason = alloc.restore(pod, ip)
+        if reason is not None:
+            self.log.warning("reflected address %s of pod %s not adopted: %s", ip, pod, reason)
+            return
+        self._save()
+        self._push().enqueue(PutAllocation(pod, ip))
+        self.log.info("adopted %s of pod %s from the Kubernetes state", ip, pod)
+
+    async def _publish_node_ip(self, publisher: NodeAddressPublisher) -> None:
+        """Record the plan's dataplane address in this node's ID record, retrying while etcd is down."""
+        delay = self.config.etcd_retry_initial_s
+        while True:
+            try:
+                await publisher.publish_node_ips([self._node_plan().node_ip])
+                return
+            except PUSH_ERRORS as exc:
+                self.log.warning("cannot publish this node's address yet (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.etcd_retry_max_s)
+            except Exception as exc:  # noqa: BLE001 -- any other failure is permanent: report it
+                self.log.error("cannot publish this node's address %s: %s", self._node_plan().node_ip, exc)
+                return
+
+    async def _stale_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.stale_check_interval_s)
+            try:
+                self.release_stale()
+            except StateFileError as exc:
+                self.log.error("stale allocation check failed: %s", exc)

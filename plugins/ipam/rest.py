@@ -1,0 +1,43 @@
+"""REST face of the ipam plugin: ``GET /contiv/v1/ipam`` and ``GET /contiv/v1/ipam/allocations``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter
+
+if TYPE_CHECKING:
+    from plugins.ipam.plugin import IPAMPlugin
+
+
+def build_router(ipam: IPAMPlugin) -> APIRouter:
+    """The routes serving ``ipam``'s node plan and allocations."""
+    router = APIRouter(prefix="/contiv/v1/ipam", tags=["ipam"])
+
+    @router.get("")
+    def node_plan() -> dict[str, Any]:
+        """This node's address plan (Contiv's ``/contiv/v1/ipam``) and the IPAM settings."""
+        plan = ipam.plan()
+        return {
+            "nodeId": plan.node_id,
+            "nodeName": ipam.nodesync.node_name(),
+            "nodeIP": str(plan.node_ip),
+            "podSubnetThisNode": str(plan.pod_subnet),
+            "podGateway": str(plan.pod_gateway),
+            "vppHostNetwork": str(plan.host_interconnect_subnet),
+            "hostInterconnectVswitch": str(plan.host_interconnect_vswitch),
+            "hostInterconnectHost": str(plan.host_interconnect_host),
+            "vxlanIP": str(plan.vxlan_ip),
+            "podNetwork": str(plan.pod_network),
+            "vxlanNetwork": str(plan.vxlan_network),
+            "serviceNetwork": str(plan.service_network),
+            "podCapacity": ipam.capacity,
+            "config": ipam.config.model_dump(mode="json"),
+        }
+
+    @router.get("/allocations")
+    def allocations() -> dict[str, Any]:
+        """Every pod address allocated on this node, and how far etcd is behind."""
+        return ipam.describe()
+
+    return router

@@ -292,6 +292,8 @@ class OperationRecord:
     error: str | None = None
     duration_s: float = 0.0
     is_retry: bool = False
+    #: True for operations that undo a failed revert-on-failure transaction.
+    is_revert: bool = False
 
 
 @dataclass(slots=True)

@@ -1,0 +1,487 @@
+"""Executes one transaction on the graph: desired-state bookkeeping and the CRUD walk.
+
+The walk keeps three promises: a value is created only when its dependencies are available;
+before a value goes away, everything that depends on it (and everything derived from it) is
+deleted first; a value whose dependencies are missing waits as PENDING and is created as soon
+as they appear (a FIFO work list of woken dependents, so long chains never recurse).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from plugins.kvscheduler.api import (
+    InvalidValueError,
+    KeyMismatchError,
+    Operation,
+    OperationRecord,
+    Origin,
+    TxnKind,
+    ValueState,
+)
+from plugins.kvscheduler.graph import Graph, Node
+from plugins.kvscheduler.registry import DescriptorRegistry
+
+FOREIGN_OBJECT_ERROR = (
+    "a foreign object (not created by this agent) exists under this key; it is left alone"
+)
+NO_DESCRIPTOR_ERROR = "no descriptor is registered for this key"
+
+
+class AbortTransaction(Exception):
+    """Raised inside a revert-on-failure transaction at its first failed operation."""
+
+
+@dataclass(slots=True)
+class TxnContext:
+    """Per-transaction bookkeeping shared by the executor, refresh and verification."""
+
+    seq: int
+    kind: TxnKind
+    max_attempts: int
+    abort_on_failure: bool = False
+    reverting: bool = False
+    operations: list[OperationRecord] = field(default_factory=list)
+    touched: dict[str, None] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    retry_keys: list[str] = field(default_factory=list)
+
+
+def describe_error(err: BaseException) -> str:
+    text = str(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+class Executor:
+    """Applies desired-state changes of one transaction to the graph and the dataplane."""
+
+    def __init__(self, graph: Graph, registry: DescriptorRegistry, ctx: TxnContext) -> None:
+        self.graph = graph
+        self.registry = registry
+        self.ctx = ctx
+        self._woken: deque[Node] = deque()
+
+    # ---- desired state --------------------------------------------------------------------
+
+    def set_nb(self, key: str, value: BaseModel | None, *, force: bool = False) -> bool:
+        """Record a northbound desired value (None: not desired). True if work is needed."""
+        node = self.graph.get(key)
+        if node is None:
+            if value is None:
+                return False
+            node = self.graph.add(Node(key, self.registry.for_key(key)))
+        if node.base is not None:
+            self.ctx.errors[key] = (
+                f"{key} is derived from {node.base}; derived values cannot be set directly"
+            )
+            return False
+        if (
+            not force
+            and value is not None
+            and node.nb
+            and node.desired == value
+            and node.state in (ValueState.CONFIGURED, ValueState.PENDING, ValueState.INVALID)
+        ):
+            return False  # same value again, and the last attempt did not fail
+        if value is None and not node.nb and node.desired is None:
+            return False
+        node.nb = value is not None
+        node.attempts = 0
+        self.set_desired(node, value, derived=False)
+        return True
+
+    def set_desired(self, node: Node, value: BaseModel | None, *, derived: bool) -> None:
+        """Store ``value`` as desired, check it, and re-index the node's dependencies."""
+        node.desired = value
+        desc = node.descriptor
+        if value is None:
+            node.invalid = None
+            deps: tuple[Any, ...] = ()
+            if desc is not None and node.applied is not None and node.origin is Origin.FROM_NB:
+                deps = self._dependencies_of(node, node.applied)
+            self.graph.set_deps(node, deps)
+            return
+        node.invalid = self._check(node, value, derived) if desc is not None else None
+        if desc is None or node.invalid is not None:
+            self.graph.set_deps(node, ())
+        else:
+            self.graph.set_deps(node, self._dependencies_of(node, value))
+
+    def _check(self, node: Node, value: BaseModel, derived: bool) -> str | None:
+        desc = node.descriptor
+        assert desc is not None
+        if not isinstance(value, desc.model):
+            return (
+                f"descriptor {desc.name!r} expects a {desc.model.__name__}, "
+                f"got a {type(value).__name__}"
+            )
+        try:
+            if not derived:
+                own_key = desc.key_of(value)
+                if own_key != node.key:
+                    return str(
+                        KeyMismatchError(f"key {node.key!r} is not the value's own key {own_key!r}")
+                    )
+            desc.validate(node.key, value)
+        except InvalidValueError as err:
+            return err.reason
+        except Exception as err:  # noqa: BLE001 - descriptor code may raise anything
+            return f"validation raised {describe_error(err)}"
+        return None
+
+    def _dependencies_of(self, node: Node, value: BaseModel) -> tuple[Any, ...]:
+        desc = node.descriptor
+        assert desc is not None
+        try:
+            return tuple(desc.dependencies(node.key, value))
+        except Exception as err:  # noqa: BLE001 - descriptor code may raise anything
+            node.invalid = f"dependencies() raised {describe_error(err)}"
+            return ()
+
+    # ---- planning -------------------------------------------------------------------------
+
+    def is_settled(self, node: Node) -> bool:
+        """True when reconciling ``node`` would do nothing (the resync fast path)."""
+        if node.invalid is not None or node.error is not None:
+            return False
+        if node.base is not None:
+            base = self.graph.get(node.base)
+            if base is None or not base.available:
+                return not node.available and node.applied is None and node.desired is None
+        desired = node.desired
+        if desired is None:
+            return node.origin is Origin.FROM_SB or (node.applied is None and not node.available)
+        if node.origin is not Origin.FROM_NB:
+            return False
+        if node.state is ValueState.PENDING:
+            return node.applied is None and not self.graph.is_satisfied(node)
+        if not node.available or not self.graph.is_satisfied(node):
+            return False
+        if node.descriptor is None:
+            return node.state is ValueState.UNIMPLEMENTED
+        applied = node.applied
+        return (
+            node.state is ValueState.CONFIGURED
+            and applied is not None
+            and node.descriptor.equivalent(node.key, applied, desired)
+        )
+
+    async def run(self, keys: Iterable[str], *, skip_settled: bool = False) -> None:
+        """Reconcile ``keys``: deletes, then re-creates, then creates, then updates."""
+        deletes: list[Node] = []
+        recreates: list[Node] = []
+        creates: list[Node] = []
+        updates: list[Node] = []
+        nodes = self.graph.nodes
+        for key in sorted(keys):
+            node = nodes.get(key)
+            if node is None or (skip_settled and self.is_settled(node)):
+                continue
+            if node.desired is None:
+                deletes.append(node)
+            elif not node.available:
+                creates.append(node)
+            elif self._needs_recreate(node):
+                recreates.append(node)
+            else:
+                updates.append(node)
+        for group in (deletes, recreates, creates, updates):
+            for node in group:
+                await self.reconcile(node)
+                await self._drain()
+
+    def _needs_recreate(self, node: Node) -> bool:
+        desc, old, new = node.descriptor, node.applied, node.desired
+        if desc is None or old is None or new is None or node.invalid is not None:
+            return False
+        try:
+            return not desc.equivalent(node.key, old, new) and desc.update_needs_recreate(
+                node.key, old, new
+            )
+        except Exception:  # noqa: BLE001 - descriptor code may raise anything
+            return False
+
+    async def _drain(self) -> None:
+        woken = self._woken
+        while woken:
+            node = woken.popleft()
+            if node.state is ValueState.PENDING and node.desired is not None:
+                await self.reconcile(node)
+
+    def _wake_dependents(self, node: Node) -> None:
+        nodes = self.graph.nodes
+        for key in self.graph.dependents(node.key):
+            dep = nodes.get(key)
+            if dep is not None and dep.state is ValueState.PENDING and dep.desired is not None:
+                self._woken.append(dep)
+
+    # ---- the per-key walk -----------------------------------------------------------------
+
+    def mark(self, node: Node, state: ValueState, error: str | None = None) -> None:
+        node.state = state
+        node.error = error
+        node.txn_seq = self.ctx.seq
+        self.ctx.touched[node.key] = None
+        if error is not None:
+            self.ctx.errors[node.key] = error
+
+    async def reconcile(self, node: Node) -> None:
+        """Move one key towards its desired value (cascading as the graph requires)."""
+        self.ctx.touched[node.key] = None
+        want = node.desired
+        if want is not None and node.base is not None:
+            base = self.graph.get(node.base)
+            if base is None or not base.available:
+                self.set_desired(node, None, derived=True)  # a derived value dies with its base
+                want = None
+        if want is None:
+            if node.origin is Origin.FROM_SB:
+                # Obtained from the dataplane and not ours: never touched.
+                if node.state is not ValueState.OBTAINED:
+                    self.mark(node, ValueState.OBTAINED)
+                return
+            if node.available or node.applied is not None:
+                await self.take_down(node)
+            if node.applied is None:
+                self.mark(node, ValueState.REMOVED)
+            return
+        if node.origin is Origin.FROM_SB and node.available:
+            self.mark(node, ValueState.FAILED, FOREIGN_OBJECT_ERROR)
+            return
+        if node.descriptor is None and node.base is None:
+            self.mark(node, ValueState.UNIMPLEMENTED, NO_DESCRIPTOR_ERROR)
+            return
+        if node.invalid is not None:
+            if node.available or node.applied is not None:
+                await self.take_down(node)
+            self.mark(node, ValueState.INVALID, node.invalid)
+            return
+        if not self.graph.is_satisfied(node):
+            if node.available or node.applied is not None:
+                await self.take_down(node)
+            if node.applied is None:
+                self.mark(node, ValueState.PENDING)
+            return
+        if node.descriptor is None:  # a property: exists exactly while its base does
+            node.applied = want
+            self.mark(node, ValueState.UNIMPLEMENTED)
+            if not node.available:
+                self.graph.set_available(node, True)
+                self._wake_dependents(node)
+            return
+        if node.applied is None:
+            await self._create(node, want, Operation.CREATE)
+        else:
+            await self._change(node, want)
+
+    async def _create(self, node: Node, want: BaseModel, op: Operation) -> None:
+        desc = node.descriptor
+        assert desc is not None
+        started = time.perf_counter()
+        try:
+            metadata = await desc.create(node.key, want)
+        except Exception as err:  # noqa: BLE001 - descriptor code may raise anything
+            self._record(node, op, None, want, started, err)
+            self._failed(node, op, err)
+            return
+        self._record(node, op, None, want, started, None)
+        node.applied = want
+        node.metadata = metadata
+        node.attempts = 0
+        node.last_op = op
+        self.registry.set_metadata(desc, node.key, metadata)
+        self.mark(node, ValueState.CONFIGURED)
+        self.graph.set_available(node, True)
+        await self._sync_derived(node)
+        self._wake_dependents(node)
+
+    async def _change(self, node: Node, want: BaseModel) -> None:
+        desc = node.descriptor
+        old = node.applied
+        assert desc is not None and old is not None
+        if desc.equivalent(node.key, old, want):
+            node.applied = want
+            if node.state is not ValueState.CONFIGURED or node.error is not None:
+                node.attempts = 0
+                self.mark(node, ValueState.CONFIGURED)
+            if not node.available:
+                self.graph.set_available(node, True)
+                self._wake_dependents(node)
+            await self._sync_derived(node)
+            return
+        if self._needs_recreate(node):
+            await self.take_down(node, recreate=True)
+            if node.applied is None:
+                await self._create(node, want, Operation.RECREATE)
+            return
+        started = time.perf_counter()
+        try:
+            metadata = await desc.update(node.key, old, want, node.metadata)
+        except Exception as err:  # noqa: BLE001 - descriptor code may raise anything
+            self._record(node, Operation.UPDATE, old, want, started, err)
+            self._failed(node, Operation.UPDATE, err)
+            return
+        self._record(node, Operation.UPDATE, old, want, started, None)
+        node.applied = want
+        node.metadata = metadata
+        node.attempts = 0
+        node.last_op = Operation.UPDATE
+        self.registry.set_metadata(desc, node.key, metadata)
+        self.mark(node, ValueState.CONFIGURED)
+        if not node.available:
+            self.graph.set_available(node, True)
+            self._wake_dependents(node)
+        await self._sync_derived(node)
+
+    async def _sync_derived(self, node: Node) -> None:
+        """Bring the derived values of an available ``node`` in line with its applied value."""
+        desc = node.descriptor
+        value = node.applied
+        if desc is None or value is None:
+            return
+        try:
+            derived = desc.derived_values(node.key, value)
+        except Exception as err:  # noqa: BLE001 - descriptor code may raise anything
+            self.ctx.errors[node.key] = f"derived_values() raised {describe_error(err)}"
+            derived = ()
+        if not derived and not node.derived_keys:
+            return
+        graph = self.graph
+        new_keys: list[str] = []
+        for item in derived:
+            child = graph.get(item.key)
+            if child is None:
+                child = graph.add(Node(item.key, self.registry.for_key(item.key)))
+            elif child.nb or (child.base is not None and child.base != node.key):
+                self.ctx.errors[node.key] = (
+                    f"derived value {item.key} collides with a value set elsewhere; ignored"
+                )
+                continue
+            child.base = node.key
+            if child.desired is None or child.desired != item.value or child.invalid is not None:
+                self.set_desired(child, item.value, derived=True)
+            new_keys.append(item.key)
+        keep = set(new_keys)
+        gone = [k for k in node.derived_keys if k not in keep]
+        node.derived_keys = tuple(new_keys)
+        for key in sorted(gone):
+            child = graph.nodes[key]
+            self.set_desired(child, None, derived=True)
+            await self.reconcile(child)
+        for key in new_keys:
+            child = graph.nodes[key]
+            if not self.is_settled(child):
+                await self.reconcile(child)
+
+    async def take_down(self, root: Node, *, recreate: bool = False) -> None:
+        """Delete ``root`` after everything derived from it or depending on it.
+
+        Dependents that are still desired become PENDING (re-created when ``root`` returns);
+        derived values die with their base. Iterative post-order walk: no recursion limit.
+        """
+        graph = self.graph
+        nodes = graph.nodes
+        stack: list[tuple[Node, bool]] = [(root, False)]
+        seen: set[str] = set()
+        while stack:
+            node, children_done = stack.pop()
+            if children_done:
+                await self._delete_one(node, root if recreate else None)
+                continue
+            if node.key in seen:
+                continue
+            seen.add(node.key)
+            graph.set_available(node, False)
+            stack.append((node, True))
+            for key in node.derived_keys:
+                child = nodes.get(key)
+                if child is not None and (child.available or child.applied is not None):
+                    stack.append((child, False))
+            for key in graph.dependents(node.key):
+                dep = nodes.get(key)
+                if (
+                    dep is not None
+                    and dep.available
+                    and dep.origin is Origin.FROM_NB
+                    and key not in seen
+                    and not graph.is_satisfied(dep)
+                ):
+                    stack.append((dep, False))
+
+    async def _delete_one(self, node: Node, recreating: Node | None) -> None:
+        desc = node.descriptor
+        old = node.applied
+        if desc is not None and old is not None and node.origin is Origin.FROM_NB:
+            started = time.perf_counter()
+            try:
+                await desc.delete(node.key, old, node.metadata)
+            except Exception as err:  # noqa: BLE001 - descriptor code may raise anything
+                self._record(node, Operation.DELETE, old, None, started, err)
+                self._failed(node, Operation.DELETE, err)
+                return
+            self._record(node, Operation.DELETE, old, None, started, None)
+            self.registry.drop_metadata(desc, node.key)
+        node.applied = None
+        node.metadata = None
+        node.last_op = Operation.DELETE
+        for key in node.derived_keys:  # derived values die with their base
+            child = self.graph.nodes.get(key)
+            if child is not None and child.applied is None:
+                self.set_desired(child, None, derived=True)
+                self.mark(child, ValueState.REMOVED)
+        node.derived_keys = ()
+        if node.base is not None:
+            base = self.graph.get(node.base)
+            if base is None or not base.available:
+                self.set_desired(node, None, derived=True)
+        if node is recreating or node.desired is None:
+            self.mark(node, ValueState.REMOVED)
+        else:
+            self.mark(node, ValueState.PENDING)
+
+    # ---- results --------------------------------------------------------------------------
+
+    def _record(
+        self,
+        node: Node,
+        op: Operation,
+        before: BaseModel | None,
+        after: BaseModel | None,
+        started: float,
+        err: BaseException | None,
+    ) -> None:
+        self.ctx.operations.append(
+            OperationRecord(
+                node.key,
+                op,
+                before,
+                after,
+                describe_error(err) if err is not None else None,
+                time.perf_counter() - started,
+                self.ctx.kind is TxnKind.RETRY,
+                self.ctx.reverting,
+            )
+        )
+
+    def _failed(self, node: Node, op: Operation, err: Exception) -> None:
+        desc = node.descriptor
+        node.last_op = op
+        try:
+            retriable = desc is not None and desc.is_retriable(err)
+        except Exception:  # noqa: BLE001 - descriptor code may raise anything
+            retriable = False
+        ctx = self.ctx
+        if retriable and node.attempts < ctx.max_attempts:
+            node.attempts += 1
+            self.mark(node, ValueState.RETRYING, describe_error(err))
+            ctx.retry_keys.append(node.key)
+        else:
+            self.mark(node, ValueState.FAILED, describe_error(err))
+        if ctx.abort_on_failure and not ctx.reverting:
+            raise AbortTransaction(node.key)

@@ -1,0 +1,240 @@
+"""The scheduler's in-memory graph: one node per key, dependency edges indexed both ways.
+
+Edges are indexed by target so that "who waits for key K" is a dict lookup: exact-key
+dependencies in ``_dependents``, any-of dependencies by prefix in ``_any_dependents``. For
+any-of prefixes the graph also keeps how many *available* keys start with each prefix, so
+checking an any-of dependency is O(number of prefixes), never a scan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel
+
+from plugins.kvscheduler.api import (
+    Dependency,
+    Descriptor,
+    MissingDependency,
+    Operation,
+    Origin,
+    ValueState,
+    ValueStatus,
+)
+
+
+class Node:
+    """Everything the scheduler knows about one key."""
+
+    __slots__ = (
+        "applied",
+        "attempts",
+        "available",
+        "base",
+        "deps",
+        "derived_keys",
+        "descriptor",
+        "desired",
+        "error",
+        "invalid",
+        "key",
+        "last_op",
+        "metadata",
+        "nb",
+        "origin",
+        "state",
+        "txn_seq",
+    )
+
+    def __init__(self, key: str, descriptor: Descriptor[Any] | None) -> None:
+        self.key = key
+        self.descriptor = descriptor
+        #: The value this key should have (NB value, or derived from an available base).
+        self.desired: BaseModel | None = None
+        #: True when ``desired`` came from a northbound transaction.
+        self.nb = False
+        #: Key of the base value for derived values.
+        self.base: str | None = None
+        self.derived_keys: tuple[str, ...] = ()
+        #: What we believe exists in the dataplane (None: nothing).
+        self.applied: BaseModel | None = None
+        self.metadata: Any = None
+        self.origin = Origin.FROM_NB
+        #: Whether the value satisfies dependencies of others right now.
+        self.available = False
+        self.state = ValueState.NONEXISTENT
+        self.error: str | None = None
+        #: Why the desired value is invalid (key mismatch, validate error), else None.
+        self.invalid: str | None = None
+        self.last_op: Operation | None = None
+        self.deps: tuple[Dependency, ...] = ()
+        self.txn_seq = 0
+        #: Failed attempts of the current desired value (reset on success or change).
+        self.attempts = 0
+
+    @property
+    def is_property(self) -> bool:
+        """A derived value without a descriptor: exists exactly while its base does."""
+        return self.descriptor is None and self.base is not None
+
+    @property
+    def descriptor_name(self) -> str | None:
+        return self.descriptor.name if self.descriptor is not None else None
+
+
+class Graph:
+    """Nodes by key plus the dependency indexes."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, Node] = {}
+        self._dependents: dict[str, set[str]] = {}
+        self._any_dependents: dict[str, set[str]] = {}
+        #: available-key count per any-of prefix in use
+        self._prefix_available: dict[str, int] = {}
+        #: prefix length -> number of prefixes of that length in use
+        self._prefix_lengths: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes.values())
+
+    def get(self, key: str) -> Node | None:
+        return self.nodes.get(key)
+
+    def add(self, node: Node) -> Node:
+        self.nodes[node.key] = node
+        return node
+
+    def drop(self, node: Node) -> None:
+        """Forget a node that is neither desired nor applied."""
+        self.set_deps(node, ())
+        if node.available:
+            self.set_available(node, False)
+        self.nodes.pop(node.key, None)
+
+    # ---- dependency edges -----------------------------------------------------------------
+
+    def set_deps(self, node: Node, deps: tuple[Dependency, ...]) -> None:
+        """Replace ``node``'s outgoing edges, keeping both indexes in step."""
+        if deps == node.deps:
+            return
+        key = node.key
+        for dep in node.deps:
+            if dep.key is not None:
+                users = self._dependents.get(dep.key)
+                if users is not None:
+                    users.discard(key)
+                    if not users:
+                        del self._dependents[dep.key]
+            else:
+                for prefix in dep.any_of:
+                    self._unuse_prefix(prefix, key)
+        node.deps = deps
+        for dep in deps:
+            if dep.key is not None:
+                users = self._dependents.get(dep.key)
+                if users is None:
+                    self._dependents[dep.key] = {key}
+                else:
+                    users.add(key)
+            else:
+                for prefix in dep.any_of:
+                    self._use_prefix(prefix, key)
+
+    def _use_prefix(self, prefix: str, key: str) -> None:
+        users = self._any_dependents.get(prefix)
+        if users is None:
+            self._any_dependents[prefix] = {key}
+            # First user of this prefix: count once (later kept up to date incrementally).
+            self._prefix_available[prefix] = sum(
+                1 for n in self.nodes.values() if n.available and n.key.startswith(prefix)
+            )
+            length = len(prefix)
+            self._prefix_lengths[length] = self._prefix_lengths.get(length, 0) + 1
+        else:
+            users.add(key)
+
+    def _unuse_prefix(self, prefix: str, key: str) -> None:
+        users = self._any_dependents.get(prefix)
+        if users is None:
+            return
+        users.discard(key)
+        if not users:
+            del self._any_dependents[prefix]
+            del self._prefix_available[prefix]
+            length = len(prefix)
+            left = self._prefix_lengths[length] - 1
+            if left:
+                self._prefix_lengths[length] = left
+            else:
+                del self._prefix_lengths[length]
+
+    def dependents(self, key: str) -> list[str]:
+        """Keys whose dependencies name ``key`` (exactly or by an any-of prefix)."""
+        found: list[str] = list(self._dependents.get(key, ()))
+        if self._prefix_lengths:
+            for length in self._prefix_lengths:
+                if length <= len(key):
+                    users = self._any_dependents.get(key[:length])
+                    if users:
+                        found.extend(users)
+        return found
+
+    # ---- availability ---------------------------------------------------------------------
+
+    def set_available(self, node: Node, available: bool) -> None:
+        if node.available == available:
+            return
+        node.available = available
+        if self._prefix_lengths:
+            step = 1 if available else -1
+            key = node.key
+            counts = self._prefix_available
+            for length in self._prefix_lengths:
+                prefix = key[:length]
+                if length <= len(key) and prefix in counts:
+                    counts[prefix] += step
+
+    def unmet(self, node: Node) -> list[Dependency]:
+        """The dependencies of ``node`` that are not satisfied right now."""
+        missing: list[Dependency] = []
+        nodes = self.nodes
+        for dep in node.deps:
+            if dep.key is not None:
+                target = nodes.get(dep.key)
+                if target is None or not target.available:
+                    missing.append(dep)
+            elif not any(self._prefix_available.get(p, 0) > 0 for p in dep.any_of):
+                missing.append(dep)
+        return missing
+
+    def is_satisfied(self, node: Node) -> bool:
+        nodes = self.nodes
+        for dep in node.deps:
+            if dep.key is not None:
+                target = nodes.get(dep.key)
+                if target is None or not target.available:
+                    return False
+            elif not any(self._prefix_available.get(p, 0) > 0 for p in dep.any_of):
+                return False
+        return True
+
+    # ---- status ---------------------------------------------------------------------------
+
+    def status(self, node: Node) -> ValueStatus:
+        waiting: list[MissingDependency] = []
+        if node.state is ValueState.PENDING:
+            waiting = [MissingDependency(d.label, d.key, d.any_of) for d in self.unmet(node)]
+        return ValueStatus(
+            key=node.key,
+            state=node.state,
+            descriptor=node.descriptor_name,
+            error=node.error,
+            last_operation=node.last_op,
+            waiting_for=waiting,
+            derived_from=node.base,
+            txn_seq=node.txn_seq,
+        )

@@ -101,7 +101,7 @@ class Agent:
         t0 = time.perf_counter()
         try:
             await asyncio.wait_for(call, timeout_s)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise PluginTimeoutError(plugin.name, phase, timeout_s) from None
         log.debug("%s %s took %.1f ms", plugin.name, phase, (time.perf_counter() - t0) * 1e3)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from dependency_injector import containers, providers
 
-from core.agent import Agent, AgentError, new_plugin_manager
+from core.agent import Agent, AgentError
 from core.config import AppConfig, ConfigError, ConfigIssue, load_app_config, read_yaml
 from core.di import EnabledConfigs, NotEnabledError, builtin_plugins
 from core.discovery import discover_plugins
@@ -168,7 +168,7 @@ def build_plugins(spec: AppSpec, cfg: AppConfig, third: Mapping[str, type[Plugin
                   container: containers.DeclarativeContainer | None = None) -> list[Plugin]:
     """Instantiate the enabled plugins (built-ins from the container, then third-party ones)."""
     container = container if container is not None else spec.container()
-    container.configs.override(providers.Object(EnabledConfigs(cfg.sections)))  # type: ignore[attr-defined]
+    container.configs.override(providers.Object(EnabledConfigs(cfg.sections)))
     attrs = builtin_plugins(spec.container)
     instances: list[Plugin] = []
     try:

@@ -84,13 +84,13 @@ class EtcdServer:
         ]
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns, *cmd]
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         env = dict(os.environ, ETCD_UNSUPPORTED_ARCH=os.environ.get("ETCD_UNSUPPORTED_ARCH", ""))
-        self.proc = subprocess.Popen(
-            cmd, stdout=out, stderr=out, env=env, start_new_session=True
-        )
-        if out is not subprocess.DEVNULL:
-            out.close()
+        if self.log_file is not None:
+            with open(self.log_file, "ab") as out:
+                self.proc = subprocess.Popen(cmd, stdout=out, stderr=out, env=env, start_new_session=True)
+        else:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         env=env, start_new_session=True)
         self._wait_ready(timeout_s)
 
     def _wait_ready(self, timeout_s: float) -> None:

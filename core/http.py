@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -11,6 +13,14 @@ from fastapi import APIRouter, FastAPI
 from pydantic import Field
 
 from core.plugin import Plugin, PluginConfig
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal capture: the agent owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class HTTPConfig(PluginConfig):
@@ -64,8 +74,7 @@ class HTTPPlugin(Plugin):
         self._socket = sock
         self.port = sock.getsockname()[1]
         cfg = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
-        self._server = uvicorn.Server(cfg)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._server = _QuietServer(cfg)
         self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:
             if self._task.done():
@@ -78,7 +87,7 @@ class HTTPPlugin(Plugin):
             self._server.should_exit = True
             try:
                 await asyncio.wait_for(self._task, 5)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 self._task.cancel()
         if self._socket is not None:
             self._socket.close()

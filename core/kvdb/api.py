@@ -190,7 +190,7 @@ class KVBroker(ABC):
     async def healthy(self) -> bool:
         """True when the store answers."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional for backends holding nothing
         """Release connections."""
 
     def prefixed(self, prefix: str) -> KVBroker:

@@ -65,6 +65,12 @@ def _kv(kv: Any) -> KeyValue:
     return KeyValue(kv.key.decode(), kv.value, kv.mod_revision, kv.create_revision, kv.lease)
 
 
+async def _watch_requests(create: Any, until: asyncio.Queue[Any]) -> AsyncIterator[Any]:
+    """The request stream of one watch: the create request, then open until cancelled."""
+    yield create
+    await until.get()
+
+
 class EtcdBroker(KVBroker):
     """A :class:`KVBroker` on a real etcd cluster."""
 
@@ -117,7 +123,7 @@ class EtcdBroker(KVBroker):
         self._watch = rpc.WatchStub(self._channel)
         try:
             await asyncio.wait_for(self._channel.channel_ready(), self.dial_timeout_s)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise KVUnavailableError(
                 f"etcd at {', '.join(self.endpoints)} did not answer within {self.dial_timeout_s}s"
             ) from None
@@ -282,11 +288,7 @@ class EtcdBroker(KVBroker):
             create = rpc.WatchRequest(create_request=rpc.WatchCreateRequest(
                 key=raw or b"\0", range_end=range_end, start_revision=next_rev, prev_kv=True))
 
-            async def requests() -> AsyncIterator[Any]:
-                yield create
-                await queue.get()  # keep the request stream open until cancelled
-
-            call = self._watch.Watch(requests(), metadata=self._metadata)
+            call = self._watch.Watch(_watch_requests(create, queue), metadata=self._metadata)
             try:
                 async for rsp in call:
                     backoff = 0.1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import builtins
 import itertools
 import time
 from collections import deque
@@ -82,9 +83,9 @@ class MemoryBroker(KVBroker):
             self._emit(WatchEvent(EventType.DELETE, k, None, prev.value, rev))
         return len(keys)
 
-    def _list_now(self, prefix: str) -> list[KeyValue]:
+    def _list_now(self, prefix: str) -> builtins.list[KeyValue]:
         start = bisect.bisect_left(self._sorted_keys, prefix)
-        out = []
+        out: builtins.list[KeyValue] = []
         for key in itertools.islice(self._sorted_keys, start, None):
             if not key.startswith(prefix):
                 break

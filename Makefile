@@ -1,0 +1,35 @@
+# Two commands on a fresh Debian machine (as root):
+#   make lab    the local lab cluster demo (see docs/lab.md)
+#   make test   installs what the tests need, then lint + type checks + the whole suite
+PY ?= python3
+DEB_PKGS := etcd-server etcd-client nftables iproute2 containernetworking-plugins conntrack iptables iputils-ping procps
+PYTEST_ARGS ?=
+
+.PHONY: deps deb-deps py-deps lint test bench clean
+
+deb-deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+py-deps:
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,dev]'
+
+deps: deb-deps py-deps
+
+lint: py-deps
+	ruff check core plugins apps tests bench examples
+	mypy
+	lint-imports
+
+test: deps lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: deps
+	mkdir -p bench/results
+	for b in bench/*.py; do $(PY) $$b --json bench/results/$$(basename $$b .py).json || exit 1; done
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache bench/results

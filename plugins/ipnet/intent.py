@@ -39,7 +39,7 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Transport(str, enum.Enum):
+class Transport(enum.StrEnum):
     """How pod traffic crosses between nodes."""
 
     #: Encapsulated in VXLAN (VNI 10) between the nodes' interconnect addresses.

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
-from pyroute2 import AsyncIPRoute  # type: ignore[import-untyped]
+from pyroute2 import AsyncIPRoute
 
 from plugins.linux.models import ALIAS_PREFIX
 

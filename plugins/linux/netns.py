@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 from urllib.parse import quote
 
-from pyroute2 import AsyncIPRoute  # type: ignore[import-untyped]
+from pyroute2 import AsyncIPRoute
 
 NETNS_RUN_DIR = "/var/run/netns"
 _CLONE_NEWNET = 0x40000000

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
-from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+from pyroute2.netlink.exceptions import NetlinkError
 
 from plugins.kvscheduler.api import Descriptor, ValueWithMetadata
 from plugins.linux.netns import NamespaceNotFoundError, namespace_exists

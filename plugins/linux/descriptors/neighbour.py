@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from ipaddress import IPv4Address
 from typing import Any
 
-from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+from pyroute2.netlink.exceptions import NetlinkError
 
 from plugins.kvscheduler.api import (
     Dependency,
@@ -28,7 +28,8 @@ from plugins.linux.models import (
 from plugins.linux.netns import NamespaceNotFoundError, namespace_label, netlink
 
 _NUD_PERMANENT = 0x80
-_AF_BRIDGE = 7
+_NUD_NOARP = 0x40
+_NTF_SELF = 0x02
 
 
 class NeighbourDescriptor(LinuxDescriptor):
@@ -109,8 +110,9 @@ class FdbDescriptor(LinuxDescriptor):
             link = await owned_link(ipr, value.ifname)
             if link is None:
                 raise OSError(f"VXLAN device {value.ifname} is missing or not ours")
+            # pyroute2 only fills in NOARP/SELF for add/append/del; replace needs them spelt out.
             await ipr.fdb("replace", ifindex=link.index, lladdr=value.mac, dst=str(value.dst),
-                          state=_NUD_PERMANENT)
+                          state=_NUD_PERMANENT | _NUD_NOARP, flags=_NTF_SELF)
 
     async def update(self, key: str, old: FdbEntry, new: FdbEntry, metadata: Any) -> None:
         await self.create(key, new)

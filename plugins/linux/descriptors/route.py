@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+from pyroute2.netlink.exceptions import NetlinkError
 
 from plugins.kvscheduler.api import (
     Dependency,

@@ -1,0 +1,1 @@
+"""Renderers turning ipnet intent into one dataplane's KV-scheduler values."""

@@ -1,0 +1,26 @@
+"""Settings of the Linux dataplane plugin (YAML section ``linux``)."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from core.plugin import PluginConfig
+from plugins.linux.netns import validate_namespace_ref
+
+
+class LinuxConfig(PluginConfig):
+    """How the Linux descriptors find what they manage."""
+
+    scan_namespaces: list[str] = Field(default_factory=list)
+    """Namespaces (names or absolute paths) that read-back scans for our objects besides the
+    agent's own namespace and those of values already applied; e.g. the node namespace when
+    the agent configures a namespace other than its own."""
+
+    @field_validator("scan_namespaces")
+    @classmethod
+    def _refs(cls, value: list[str]) -> list[str]:
+        for ref in value:
+            reason = validate_namespace_ref(ref)
+            if reason:
+                raise ValueError(reason)
+        return value

@@ -88,11 +88,12 @@ class EventLoop:
     def queue_depth(self) -> int:
         return len(self._events) + len(self._held)
 
-    def _set_health(self, ok: bool, detail: str) -> None:
+    def _set_health(self, ok: bool, detail: str, *, quiet: bool = False) -> None:
         if self._healthy == (ok, detail):
             return
         self._healthy = (ok, detail)
-        (self.log.info if ok else self.log.error)("controller %s: %s", "ready" if ok else "NOT READY", detail)
+        level = logging.INFO if ok or quiet else logging.ERROR
+        self.log.log(level, "controller %s: %s", "ready" if ok else "NOT READY", detail)
         if self._report_health is not None:
             self._report_health(ok, detail)
 
@@ -102,7 +103,7 @@ class EventLoop:
         """Start processing (call from a running asyncio loop)."""
         if self._task is not None:
             return
-        self._set_health(False, "waiting for the first resync")
+        self._set_health(False, "waiting for the first resync", quiet=True)
         self._task = asyncio.create_task(self._run(), name="controller-event-loop")
         self._spawn(self._startup_deadline())
         if self.config.enable_periodic_healing:
@@ -144,7 +145,9 @@ class EventLoop:
                 raise EventQueueFullError(f"follow-up queue full, event {event.name!r} rejected")
             self._follow_ups.append((event, self._current_seq if self._current_seq is not None else -1))
         else:
-            if self.queue_depth() >= self.config.event_queue_size:
+            # Held updates count against the capacity, but never keep the resync they wait for out.
+            queued = self.queue_depth() if event.method is EventMethod.UPDATE else len(self._events)
+            if queued >= self.config.event_queue_size:
                 self.metrics.rejected.inc()
                 raise EventQueueFullError(
                     f"event queue full ({self.config.event_queue_size}), event {event.name!r} rejected"

@@ -114,6 +114,13 @@ class ControllerPlugin(Plugin):
             raise RuntimeError(f"event {event.name!r} pushed before the controller started")
         self.loop.push(event)
 
+    def push_follow_up(self, event: Event) -> None:
+        """Push from a handler: a non-blocking follow-up served before queued events.
+
+        Same as :meth:`push_event_nowait`; the name says where it is meant to be called.
+        """
+        self.push_event_nowait(event)
+
     @property
     def kube_state(self) -> KubeStateReader:
         """The cached Kubernetes state (read it from handlers, inside the loop)."""

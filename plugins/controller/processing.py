@@ -179,8 +179,13 @@ class EventProcessor:
                     stop_commit = True
                     break
 
-        if not stop_commit and (len(txn) or is_resync):
-            await self._commit(event, txn, is_resync, revert_mode, ignore_errors, changes, outcome)
+        if not stop_commit:
+            handler_values = dict(txn.values())
+            self._merge_external(event, txn, is_resync)
+            if len(txn) or is_resync:
+                await self._commit(
+                    event, txn, handler_values, is_resync, revert_mode, ignore_errors, changes, outcome
+                )
 
         if revert_mode and outcome.error is not None:
             for handler, handler_record in reversed(ran):
@@ -200,19 +205,13 @@ class EventProcessor:
         self,
         event: Event,
         txn: EventTransaction,
+        handler_values: dict[str, BaseModel | None],
         is_resync: bool,
         revert_mode: bool,
         ignore_errors: bool,
         changes: list[str],
         outcome: Outcome,
     ) -> None:
-        handler_values = dict(txn.values())
-        if is_resync:
-            if event.method is not EventMethod.DOWNSTREAM_RESYNC:
-                self.external.merge_into_resync(txn)
-        else:
-            changed_external = event.updated if isinstance(event, ExternalConfigChange) else {}
-            self.external.merge_into_update(txn, changed_external, self.internal_config)
         description = f"#{outcome.record.seq} {event.describe()}"
         if changes:
             description += " [" + "; ".join(changes) + "]"
@@ -250,6 +249,15 @@ class EventProcessor:
                     self.internal_config.pop(key, None)
                 else:
                     self.internal_config[key] = value
+
+    def _merge_external(self, event: Event, txn: EventTransaction, is_resync: bool) -> None:
+        """Contiv's step 8: external config on top of what the handlers desire."""
+        if is_resync:
+            if event.method is not EventMethod.DOWNSTREAM_RESYNC:
+                self.external.merge_into_resync(txn)
+        else:
+            changed_external = event.updated if isinstance(event, ExternalConfigChange) else {}
+            self.external.merge_into_update(txn, changed_external, self.internal_config)
 
     def is_after_error_healing(self, event: Event) -> bool:
         return isinstance(event, HealingResync) and event.kind is HealingKind.AFTER_ERROR

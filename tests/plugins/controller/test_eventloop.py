@@ -1,0 +1,366 @@
+"""The event loop: ordering, follow-ups, blocking outcomes, errors, healing, startup rules."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pluggy
+import pytest
+
+from core.hookspecs import hookimpl
+from core.plugin import Plugin
+from plugins.controller.api import (
+    AbortEventError,
+    Direction,
+    Event,
+    FatalError,
+    Transaction,
+    UpdateTxnType,
+)
+from plugins.controller.config import ControllerConfig
+from plugins.controller.errors import (
+    DeadlockError,
+    EventLoopAbortingError,
+    EventQueueFullError,
+    TransactionFailedError,
+)
+from plugins.controller.eventloop import EventLoop
+from plugins.controller.events import HealingResync
+from plugins.controller.handlers import HandlerRegistrationError, build_handlers
+from plugins.kvscheduler.api import ResyncMode
+from tests.plugins.controller.helpers import (
+    CallLog,
+    FullResync,
+    Item,
+    Ping,
+    RecordingScheduler,
+    key_of,
+    make_handler,
+    wait_until,
+)
+
+Factory = Callable[..., EventLoop]
+
+
+@pytest.fixture
+async def make_loop() -> AsyncIterator[Factory]:
+    loops: list[EventLoop] = []
+
+    def factory(handlers: list[Plugin], scheduler: RecordingScheduler, **cfg: Any) -> EventLoop:
+        health: list[tuple[bool, str]] = []
+        loop = EventLoop(
+            scheduler,
+            build_handlers(handlers)[1],
+            ControllerConfig(**cfg),
+            report_health=lambda ok, detail: health.append((ok, detail)),
+        )
+        loop.health_log = health  # type: ignore[attr-defined]
+        loop.start()
+        loops.append(loop)
+        return loop
+
+    yield factory
+    for loop in loops:
+        await loop.stop()
+
+
+async def started(loop: EventLoop) -> None:
+    loop.push(FullResync())
+    await wait_until(lambda: loop.started)
+
+
+async def test_handlers_run_in_declared_order_and_reversed_for_reverse_events(make_loop: Factory) -> None:
+    calls: CallLog = []
+    sched = RecordingScheduler()
+    loop = make_loop([make_handler(n, calls) for n in ("a", "b", "c")], sched)
+    await started(loop)
+    forward = Ping("f", blocking=True)
+    loop.push(forward)
+    await forward.wait()
+    reverse = Ping("r", blocking=True, direction=Direction.REVERSE)
+    loop.push(reverse)
+    await reverse.wait()
+    assert calls == [
+        ("a", "resync", "Test Resync"), ("b", "resync", "Test Resync"), ("c", "resync", "Test Resync"),
+        ("a", "update", "f"), ("b", "update", "f"), ("c", "update", "f"),
+        ("c", "update", "r"), ("b", "update", "r"), ("a", "update", "r"),
+    ]
+    # Exactly one scheduler transaction per event, resync with the complete desired state.
+    assert len(sched.commits) == 3
+    assert sched.commits[0].resync is ResyncMode.FULL
+    assert set(sched.commits[0].changes) == {key_of("a"), key_of("b"), key_of("c")}
+    assert sched.commits[1].resync is None and len(sched.commits[1].changes) == 3
+    assert [r.seq for r in loop.history_records()] == [0, 1, 2]
+
+
+async def test_follow_up_events_jump_the_queue(make_loop: Factory) -> None:
+    calls: CallLog = []
+    sched = RecordingScheduler()
+    pushed: list[EventLoop] = []
+
+    def push_follow_up(event: Event, txn: Transaction) -> None:
+        if getattr(event, "tag", "") == "first":
+            pushed[0].push(Ping("follow-up"))
+
+    loop = make_loop([make_handler("a", calls, on_update=push_follow_up)], sched)
+    pushed.append(loop)
+    await started(loop)
+    # Queued back to back: the follow-up pushed while processing "first" competes with them.
+    for tag in ("first", "second", "third"):
+        loop.push(Ping(tag))
+    last = Ping("last", blocking=True)
+    loop.push(last)
+    await last.wait()
+    tags = [c[2] for c in calls if c[1] == "update"]
+    assert tags == ["first", "follow-up", "second", "third", "last"]
+    follow = next(r for r in loop.history_records() if r.description == "Ping follow-up")
+    first = next(r for r in loop.history_records() if r.description == "Ping first")
+    assert follow.follow_up_of == first.seq
+
+
+async def test_blocking_events_return_their_outcome(make_loop: Factory) -> None:
+    calls: CallLog = []
+    sched = RecordingScheduler()
+    loop = make_loop([make_handler("a", calls, fail={"bad": ValueError("boom")})], sched,
+                     delay_after_error_healing_s=60)
+    await started(loop)
+    ok = Ping("good", blocking=True)
+    loop.push(ok)
+    await ok.wait()
+    bad = Ping("bad", blocking=True)
+    loop.push(bad)
+    with pytest.raises(ValueError, match="boom"):
+        await bad.wait()
+    sched.fail_keys.add(key_of("a"))
+    txn_fail = Ping("txn", blocking=True)
+    loop.push(txn_fail)
+    with pytest.raises(TransactionFailedError, match="injected failure"):
+        await txn_fail.wait()
+    ignored = Ping("bad", blocking=True, txn_type=UpdateTxnType.BEST_EFFORT_IGNORE_ERRORS)
+    loop.push(ignored)
+    await ignored.wait()  # errors of ignore-errors events are only logged
+
+
+async def test_full_queue_is_an_error_to_the_producer(make_loop: Factory) -> None:
+    sched = RecordingScheduler()
+    loop = make_loop([make_handler("a", [])], sched, event_queue_size=3)
+    # Not started: the loop holds updates until the first resync, and held ones count.
+    for tag in ("1", "2", "3"):
+        loop.push(Ping(tag))
+    await asyncio.sleep(0.01)  # the loop moves them to the held list
+    with pytest.raises(EventQueueFullError, match="event queue full"):
+        loop.push(Ping("4"))
+    await started(loop)
+    await wait_until(lambda: len(sched.commits) == 4)
+
+
+async def test_blocking_follow_up_is_refused(make_loop: Factory) -> None:
+    errors: list[BaseException] = []
+    holder: list[EventLoop] = []
+
+    def push_blocking(event: Event, txn: Transaction) -> None:
+        try:
+            holder[0].push(Ping("inner", blocking=True))
+        except DeadlockError as exc:
+            errors.append(exc)
+
+    loop = make_loop([make_handler("a", [], on_update=push_blocking)], RecordingScheduler())
+    holder.append(loop)
+    await started(loop)
+    ev = Ping("outer", blocking=True)
+    loop.push(ev)
+    await ev.wait()
+    assert len(errors) == 1 and "inside the event loop" in str(errors[0])
+
+
+async def test_revert_on_failure_reverts_handlers_in_reverse(make_loop: Factory) -> None:
+    calls: CallLog = []
+    sched = RecordingScheduler()
+    handlers = [
+        make_handler("a", calls),
+        make_handler("b", calls),
+        make_handler("c", calls, fail={"add": RuntimeError("no IP left")}),
+        make_handler("d", calls),
+    ]
+    loop = make_loop(handlers, sched, delay_after_error_healing_s=60)
+    await started(loop)
+    commits_before = len(sched.commits)
+    ev = Ping("add", blocking=True, txn_type=UpdateTxnType.REVERT_ON_FAILURE)
+    loop.push(ev)
+    with pytest.raises(RuntimeError, match="no IP left"):
+        await ev.wait()
+    updates = [(h, hook) for h, hook, tag in calls if tag == "add"]
+    assert updates == [("a", "update"), ("b", "update"), ("c", "update"),
+                       ("c", "revert"), ("b", "revert"), ("a", "revert")]
+    assert len(sched.commits) == commits_before  # nothing committed
+    # A transaction failure reverts every handler (the scheduler reverted the values).
+    calls.clear()
+    sched.fail_keys.add(key_of("d"))
+    ev2 = Ping("add2", blocking=True, txn_type=UpdateTxnType.REVERT_ON_FAILURE)
+    loop.push(ev2)
+    with pytest.raises(TransactionFailedError):
+        await ev2.wait()
+    assert sched.commits[-1].revert_on_failure is True
+    assert [h for h, hook, _ in calls if hook == "revert"] == ["d", "c", "b", "a"]
+    record = loop.history_records()[-1]
+    assert all(h.reverted for h in record.handlers)
+
+
+async def test_failing_handler_triggers_exactly_one_healing_resync(make_loop: Factory) -> None:
+    calls: CallLog = []
+    sched = RecordingScheduler()
+    loop = make_loop(
+        [make_handler("a", calls, fail={"x": ValueError("x"), "y": ValueError("y")}), make_handler("b", calls)],
+        sched,
+        delay_after_error_healing_s=0.2,
+    )
+    await started(loop)
+    for tag in ("x", "y"):
+        loop.push(Ping(tag))
+    await wait_until(lambda: any(r.name == HealingResync.name for r in loop.history_records()))
+    await asyncio.sleep(0.4)  # longer than the healing delay: a second healing would show up
+    records = loop.history_records()
+    healing = [r for r in records if r.name == HealingResync.name]
+    assert len(healing) == 1
+    assert healing[0].method == "full-resync" and not healing[0].error
+    # Best effort: b still ran for the failed events, and the failure scheduled the healing.
+    assert ("b", "update", "x") in calls and ("b", "update", "y") in calls
+    assert [r.healing_scheduled for r in records if r.description in ("Ping x", "Ping y")] == [True, False]
+    assert sched.commits[-1].resync is ResyncMode.FULL
+    assert loop.ready
+
+
+async def test_failed_healing_marks_not_ready(make_loop: Factory) -> None:
+    sched = RecordingScheduler()
+    loop = make_loop([make_handler("a", [], fail={"x": ValueError("x")})], sched,
+                     delay_after_error_healing_s=0.05)
+    await started(loop)
+    assert loop.ready
+    sched.fail_all = True
+    loop.push(Ping("x"))
+    await wait_until(lambda: any(r.name == HealingResync.name for r in loop.history_records()))
+    assert not loop.ready
+    assert "healing resync" in loop.health_log[-1][1]  # type: ignore[attr-defined]
+    # An operator-triggered resync that succeeds makes the agent ready again.
+    sched.fail_all = False
+    loop.push(FullResync())
+    await wait_until(lambda: loop.ready)
+
+
+async def test_abort_stops_the_event_and_fatal_aborts_the_loop(make_loop: Factory) -> None:
+    calls: CallLog = []
+    sched = RecordingScheduler()
+    loop = make_loop(
+        [make_handler("a", calls, fail={"abort": AbortEventError("stop"), "fatal": FatalError("dead")}),
+         make_handler("b", calls)],
+        sched,
+        delay_after_error_healing_s=60,
+    )
+    await started(loop)
+    n = len(sched.commits)
+    ev = Ping("abort", blocking=True)
+    loop.push(ev)
+    with pytest.raises(AbortEventError):
+        await ev.wait()
+    assert ("b", "update", "abort") not in calls and len(sched.commits) == n
+    assert loop.healing_scheduled
+    fatal = Ping("fatal", blocking=True)
+    loop.push(fatal)
+    with pytest.raises(FatalError):
+        await fatal.wait()
+    assert not loop.ready
+    after = Ping("after", blocking=True)
+    loop.push(after)
+    with pytest.raises(EventLoopAbortingError, match="fatal error"):
+        await after.wait()
+
+
+async def test_events_wait_for_the_first_resync(make_loop: Factory) -> None:
+    calls: CallLog = []
+    loop = make_loop([make_handler("a", calls)], RecordingScheduler())
+    early = Ping("early", blocking=True)
+    loop.push(early)
+    await asyncio.sleep(0.05)
+    assert calls == [] and not loop.ready
+    loop.push(FullResync())
+    await early.wait()
+    assert calls == [("a", "resync", "Test Resync"), ("a", "update", "early")]
+    assert loop.ready
+
+
+async def test_no_resync_before_the_deadline_means_not_ready(make_loop: Factory) -> None:
+    loop = make_loop([make_handler("a", [])], RecordingScheduler(), startup_resync_deadline_s=0.1)
+    early = Ping("early", blocking=True)
+    loop.push(early)
+    with pytest.raises(EventLoopAbortingError, match="startup"):
+        await early.wait()
+    assert not loop.ready
+    assert "startup deadline" in loop.health_log[-1][1]  # type: ignore[attr-defined]
+
+
+async def test_a_handler_amends_what_an_earlier_one_put(make_loop: Factory) -> None:
+    sched = RecordingScheduler()
+
+    def amend(event: Event, txn: Transaction) -> None:
+        if getattr(event, "tag", "") == "amend":
+            earlier = txn.get(key_of("a"))
+            assert isinstance(earlier, Item)
+            txn.put(key_of("a"), earlier.model_copy(update={"extra": "amended by b"}))
+
+    loop = make_loop([make_handler("a", []), make_handler("b", [], on_update=amend)], sched)
+    await started(loop)
+    ev = Ping("amend", blocking=True)
+    loop.push(ev)
+    await ev.wait()
+    committed = sched.commits[-1].changes[key_of("a")]
+    assert isinstance(committed, Item) and committed.extra == "amended by b"
+
+
+async def test_periodic_healing_is_a_downstream_resync(make_loop: Factory) -> None:
+    calls: CallLog = []
+    sched = RecordingScheduler()
+    loop = make_loop([make_handler("a", calls)], sched, enable_periodic_healing=True,
+                     periodic_healing_interval_s=0.05)
+    await started(loop)
+    await wait_until(lambda: any(c.resync is ResyncMode.DOWNSTREAM for c in sched.commits))
+    downstream = next(c for c in sched.commits if c.resync is ResyncMode.DOWNSTREAM)
+    assert downstream.changes == {}
+    assert calls == [("a", "resync", "Test Resync")]  # downstream resyncs call no handler
+
+
+def test_hookimpl_signatures_are_validated_by_pluggy() -> None:
+    class Bad(Plugin):
+        name = "bad"
+
+        @hookimpl
+        def update(self, event: Event, txn: Transaction, unknown_arg: int) -> None:
+            return None
+
+    with pytest.raises(HandlerRegistrationError, match="bad") as info:
+        build_handlers([Bad()])
+    assert isinstance(info.value.__cause__, pluggy.PluginValidationError)
+
+    class NoHooks(Plugin):
+        name = "nohooks"
+
+    with pytest.raises(HandlerRegistrationError, match="neither resync nor update"):
+        build_handlers([NoHooks()])
+
+
+async def test_handler_declaring_fewer_arguments_gets_only_those(make_loop: Factory) -> None:
+    seen: list[int] = []
+
+    class Minimal(Plugin):
+        name = "minimal"
+
+        @hookimpl
+        def resync(self, resync_count: int) -> None:
+            seen.append(resync_count)
+
+    loop = make_loop([Minimal()], RecordingScheduler())
+    await started(loop)
+    loop.push(FullResync())
+    await wait_until(lambda: len(seen) == 2)
+    assert seen == [1, 2]

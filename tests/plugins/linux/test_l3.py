@@ -47,7 +47,7 @@ async def wired(make_netns: Callable[[], str]) -> tuple[str, str]:
 
 
 async def test_address_route_neighbour_roundtrip(make_netns: Callable[[], str]) -> None:
-    pod, node = await wired(make_netns)
+    pod, _node = await wired(make_netns)
     addr_d, route_d, neigh_d = AddressDescriptor(), RouteDescriptor(), NeighbourDescriptor()
     addr = InterfaceAddress(namespace=pod, ifname="eth0", address=IPv4Interface("10.1.1.2/32"))
     gw_route = Route(namespace=pod, dst=IPv4Network("10.1.1.1/32"), dev="eth0")
@@ -87,7 +87,7 @@ async def test_address_route_neighbour_roundtrip(make_netns: Callable[[], str]) 
 async def test_foreign_routes_and_addresses_are_never_touched(
     make_netns: Callable[[], str],
 ) -> None:
-    pod, node = await wired(make_netns)
+    _pod, node = await wired(make_netns)
     ip("link", "add", "foreign0", "type", "veth", "peer", "name", "foreign1", ns=node)
     ip("link", "set", "foreign0", "up", ns=node)
     ip("addr", "add", "10.77.0.1/24", "dev", "foreign0", ns=node)

@@ -40,7 +40,7 @@ class _Model(BaseModel):
 # ----------------------------------------------------------------------------- shared pieces
 
 
-class Protocol(str, enum.Enum):
+class Protocol(enum.StrEnum):
     """L4 protocol of a port."""
 
     TCP = "TCP"
@@ -59,7 +59,7 @@ class ObjectReference(_Model):
     resource_version: str = ""
 
 
-class SelectorOperator(str, enum.Enum):
+class SelectorOperator(enum.StrEnum):
     """Operator of a label-selector requirement."""
 
     IN = "In"
@@ -144,7 +144,7 @@ POD_ANNOTATION_PREFIX = "contivpp.io"
 # ----------------------------------------------------------------------------- Service
 
 
-class TargetPortType(str, enum.Enum):
+class TargetPortType(enum.StrEnum):
     NUMBER = "NUMBER"
     STRING = "STRING"
 
@@ -256,7 +256,7 @@ class EndpointSlice(_Model):
 # ----------------------------------------------------------------------------- Policy
 
 
-class PolicyType(str, enum.Enum):
+class PolicyType(enum.StrEnum):
     """``spec.policyTypes`` as Contiv stored it (DEFAULT when the list is empty)."""
 
     DEFAULT = "DEFAULT"
@@ -265,7 +265,7 @@ class PolicyType(str, enum.Enum):
     INGRESS_AND_EGRESS = "INGRESS_AND_EGRESS"
 
 
-class PortRefType(str, enum.Enum):
+class PortRefType(enum.StrEnum):
     NUMBER = "NUMBER"
     NAME = "NAME"
 

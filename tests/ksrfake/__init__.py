@@ -1,0 +1,1 @@
+"""An HTTP fake of the Kubernetes list/watch API (the one thing that cannot run here)."""

@@ -215,16 +215,24 @@ class Executor:
                 await self.reconcile(node)
 
     def _wake_dependents(self, node: Node) -> None:
-        nodes = self.graph.nodes
-        for key in self.graph.dependents(node.key):
+        graph = self.graph
+        nodes = graph.nodes
+        pending = ValueState.PENDING
+        for key in graph.dependents(node.key):
             dep = nodes.get(key)
-            if dep is not None and dep.state is ValueState.PENDING and dep.desired is not None:
+            if (
+                dep is not None
+                and dep.state is pending
+                and dep.desired is not None
+                and graph.is_satisfied(dep)
+            ):
                 self._woken.append(dep)
 
     # ---- the per-key walk -----------------------------------------------------------------
 
     def mark(self, node: Node, state: ValueState, error: str | None = None) -> None:
-        node.state = state
+        if node.state is not state:
+            self.graph.set_state(node, state)
         node.error = error
         node.txn_seq = self.ctx.seq
         self.ctx.touched[node.key] = None

@@ -88,12 +88,14 @@ class Graph:
 
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}
-        self._dependents: dict[str, set[str]] = {}
+        self._dependents: dict[str, str | set[str]] = {}
         self._any_dependents: dict[str, set[str]] = {}
         #: available-key count per any-of prefix in use
         self._prefix_available: dict[str, int] = {}
         #: prefix length -> number of prefixes of that length in use
         self._prefix_lengths: dict[int, int] = {}
+        #: how many nodes are in each state (kept up to date by :meth:`set_state`)
+        self.state_counts: dict[ValueState, int] = dict.fromkeys(ValueState, 0)
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -106,6 +108,7 @@ class Graph:
 
     def add(self, node: Node) -> Node:
         self.nodes[node.key] = node
+        self.state_counts[node.state] += 1
         return node
 
     def drop(self, node: Node) -> None:
@@ -113,7 +116,14 @@ class Graph:
         self.set_deps(node, ())
         if node.available:
             self.set_available(node, False)
-        self.nodes.pop(node.key, None)
+        if self.nodes.pop(node.key, None) is not None:
+            self.state_counts[node.state] -= 1
+
+    def set_state(self, node: Node, state: ValueState) -> None:
+        counts = self.state_counts
+        counts[node.state] -= 1
+        counts[state] += 1
+        node.state = state
 
     # ---- dependency edges -----------------------------------------------------------------
 
@@ -122,22 +132,34 @@ class Graph:
         if deps == node.deps:
             return
         key = node.key
+        dependents = self._dependents
         for dep in node.deps:
-            if dep.key is not None:
-                users = self._dependents.get(dep.key)
-                if users is not None:
+            target = dep.key
+            if target is not None:
+                users = dependents.get(target)
+                if users is None:
+                    continue
+                if isinstance(users, str):
+                    if users == key:
+                        del dependents[target]
+                else:
                     users.discard(key)
-                    if not users:
-                        del self._dependents[dep.key]
+                    if len(users) == 1:
+                        dependents[target] = next(iter(users))
             else:
                 for prefix in dep.any_of:
                     self._unuse_prefix(prefix, key)
         node.deps = deps
         for dep in deps:
-            if dep.key is not None:
-                users = self._dependents.get(dep.key)
+            target = dep.key
+            if target is not None:
+                # One dependent is stored as a bare string: most keys have a single user.
+                users = dependents.get(target)
                 if users is None:
-                    self._dependents[dep.key] = {key}
+                    dependents[target] = key
+                elif isinstance(users, str):
+                    if users != key:
+                        dependents[target] = {users, key}
                 else:
                     users.add(key)
             else:
@@ -174,13 +196,19 @@ class Graph:
 
     def dependents(self, key: str) -> list[str]:
         """Keys whose dependencies name ``key`` (exactly or by an any-of prefix)."""
-        found: list[str] = list(self._dependents.get(key, ()))
+        users = self._dependents.get(key)
+        if users is None:
+            found: list[str] = []
+        elif isinstance(users, str):
+            found = [users]
+        else:
+            found = list(users)
         if self._prefix_lengths:
             for length in self._prefix_lengths:
                 if length <= len(key):
-                    users = self._any_dependents.get(key[:length])
-                    if users:
-                        found.extend(users)
+                    any_users = self._any_dependents.get(key[:length])
+                    if any_users:
+                        found.extend(any_users)
         return found
 
     # ---- availability ---------------------------------------------------------------------

@@ -163,10 +163,8 @@ class KVScheduler:
         ]
 
     def count_by_state(self) -> dict[ValueState, int]:
-        counts: dict[ValueState, int] = defaultdict(int)
-        for node in self.graph:
-            counts[node.state] += 1
-        return dict(counts)
+        """How many known keys are in each state (states with none left out)."""
+        return {state: n for state, n in self.graph.state_counts.items() if n}
 
     def applied(self, key_prefix: str = "") -> dict[str, Node]:
         """The scheduler's view of the dataplane: nodes believed to exist, by key."""

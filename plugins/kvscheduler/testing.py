@@ -188,11 +188,8 @@ class ItemDescriptor(Descriptor[Item]):
         ]
 
     def dependencies(self, key: str, value: Item) -> Sequence[Dependency]:
-        deps = [Dependency(label=f"needs {k}", key=k) for k in value.depends_on]
-        deps.extend(
-            Dependency(label=f"any of {'|'.join(group)}", any_of=group)
-            for group in value.depends_on_any
-        )
+        deps = [Dependency(label="depends-on", key=k) for k in value.depends_on]
+        deps.extend(Dependency(label="depends-on-any", any_of=g) for g in value.depends_on_any)
         return deps
 
     def derived_values(self, key: str, value: Item) -> Sequence[DerivedValue]:

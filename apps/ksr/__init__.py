@@ -1,0 +1,1 @@
+"""contiv-ksr: the Kubernetes State Reflector app."""

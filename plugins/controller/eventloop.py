@@ -26,6 +26,7 @@ from plugins.controller.errors import (
 from plugins.controller.events import HealingKind, HealingResync
 from plugins.controller.handlers import Handler
 from plugins.controller.history import EventHistory, EventRecord
+from plugins.controller.kubestate import KubeStateCache
 from plugins.controller.metrics import ControllerMetrics
 from plugins.controller.processing import EventProcessor, Outcome
 from plugins.kvscheduler.api import KVSchedulerAPI
@@ -46,9 +47,10 @@ class EventLoop:
         metrics: ControllerMetrics | None = None,
         report_health: HealthReporter | None = None,
         log: logging.Logger | None = None,
+        kube_state: KubeStateCache | None = None,
     ) -> None:
         self.config = config or ControllerConfig()
-        self.processor = EventProcessor(scheduler, handlers)
+        self.processor = EventProcessor(scheduler, handlers, kube_state)
         self.metrics = metrics or ControllerMetrics()
         self.history = EventHistory(
             self.config.event_history_age_limit_s, self.config.permanently_recorded_init_period_s

@@ -25,7 +25,7 @@ from plugins.controller.dbwatcher import DBWatcher
 from plugins.controller.eventloop import EventLoop
 from plugins.controller.events import RequestedResync
 from plugins.controller.handlers import HandlerRegistrationError, build_handlers
-from plugins.controller.kubestate import ResourceRegistry
+from plugins.controller.kubestate import KubeStateCache, ResourceRegistry
 from plugins.controller.metrics import ControllerMetrics
 from plugins.controller.mirror import LocalMirror
 from plugins.kvscheduler.api import KVSchedulerAPI
@@ -59,6 +59,7 @@ class ControllerPlugin(Plugin):
         self.health = health
         self.handlers: list[Plugin] = list(handlers)
         self.resources = ResourceRegistry()
+        self._kube_state = KubeStateCache()
         self._config_models: dict[str, type[BaseModel]] = {}
         self._registration_open = True
         self.loop: EventLoop | None = None
@@ -92,12 +93,22 @@ class ControllerPlugin(Plugin):
         self.handlers.append(handler)
 
     def config_model_for(self, key: str) -> type[BaseModel] | None:
-        """The model of an external config key (longest registered prefix wins)."""
+        """The model of an external config key: the longest registered prefix wins, else the
+        model of the scheduler descriptor owning the key (when the scheduler lists them)."""
         best = ""
         for prefix in self._config_models:
             if key.startswith(prefix) and len(prefix) > len(best):
                 best = prefix
-        return self._config_models.get(best) if best else None
+        if best:
+            return self._config_models[best]
+        # ``descriptors()`` is not part of KVSchedulerAPI; the KVScheduler offers it.
+        list_descriptors = getattr(self.scheduler, "descriptors", None)
+        if callable(list_descriptors):
+            for descriptor in list_descriptors():
+                if key.startswith(descriptor.key_prefix):
+                    model: type[BaseModel] = descriptor.model
+                    return model
+        return None
 
     # -- producers -------------------------------------------------------------------------
 
@@ -124,9 +135,7 @@ class ControllerPlugin(Plugin):
     @property
     def kube_state(self) -> KubeStateReader:
         """The cached Kubernetes state (read it from handlers, inside the loop)."""
-        if self.loop is None:
-            raise RuntimeError("the controller has not started yet")
-        return self.loop.processor.kube_state
+        return self._kube_state
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -171,6 +180,7 @@ class ControllerPlugin(Plugin):
             metrics=ControllerMetrics(registry),
             report_health=report,
             log=self.log,
+            kube_state=self._kube_state,
         )
         self.loop.start()
         watcher_cfg = self.config.dbwatcher

@@ -79,11 +79,16 @@ def summarize_txn(result: TxnResult) -> dict[str, Any]:
 class EventProcessor:
     """Holds what survives between events (caches, resync count) and processes one event."""
 
-    def __init__(self, scheduler: KVSchedulerAPI, handlers: list[Handler]) -> None:
+    def __init__(
+        self,
+        scheduler: KVSchedulerAPI,
+        handlers: list[Handler],
+        kube_state: KubeStateCache | None = None,
+    ) -> None:
         self.scheduler = scheduler
         self.handlers = handlers
         self._reversed = list(reversed(handlers))
-        self.kube_state = KubeStateCache()
+        self.kube_state = kube_state if kube_state is not None else KubeStateCache()
         self.external = ExternalConfig()
         #: The last committed desired state of the handlers (before external merge).
         self.internal_config: dict[str, BaseModel] = {}

@@ -1,0 +1,191 @@
+"""The controller plugin in an agent with the real core plugins, the real KV scheduler and its
+test southbound: desired state reaches the dataplane, REST, metrics and health."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from core.agent import Agent
+from core.health import HealthPlugin
+from core.hookspecs import hookimpl
+from core.http import HTTPConfig, HTTPPlugin
+from core.kvdb.memory import MemoryBroker
+from core.kvdb.plugin import KVDBPlugin
+from core.metrics import MetricsPlugin
+from core.plugin import Plugin
+from core.servicelabel import ServiceLabelConfig, ServiceLabelPlugin
+from plugins.controller.api import (
+    Event,
+    KubeStateReader,
+    Transaction,
+    UpdateTxnType,
+)
+from plugins.controller.config import ControllerConfig, DBWatcherConfig
+from plugins.controller.events import KubeStateChange
+from plugins.controller.kubestate import KSR_PREFIX
+from plugins.controller.plugin import ControllerPlugin
+from plugins.kvscheduler.scheduler import KVScheduler
+from plugins.kvscheduler.testing import ITEM_PREFIX, Item, ItemDescriptor, MemoryDevice
+from tests.plugins.controller.helpers import wait_until
+from tests.plugins.controller.test_dbwatcher import PodObj, pod_json, pod_key
+
+NODE = "ctl-plugin-node"
+
+
+class AddThing(Event):
+    """A blocking revert-on-failure event, like the pod manager's AddPod."""
+
+    name = "Add Thing"
+    blocking = True
+    txn_type = UpdateTxnType.REVERT_ON_FAILURE
+
+    def __init__(self, thing: str) -> None:
+        super().__init__()
+        self.thing = thing
+
+
+class PodWiring(Plugin):
+    """A handler that wants one dataplane item per pod, and one per AddThing."""
+
+    name = "pod-wiring"
+
+    def __init__(self, controller: ControllerPlugin) -> None:
+        super().__init__()
+        self.controller = controller
+        self.things: set[str] = set()
+
+    async def init(self) -> None:
+        # Handlers that need the controller register themselves (no constructor cycle).
+        self.controller.register_resource("pod", "k8s/pod/", PodObj)
+        self.controller.register_handler(self)
+
+    @hookimpl
+    def resync(self, event: Event, kube_state: KubeStateReader, txn: Transaction) -> None:
+        for pod in kube_state.list("pod").values():
+            txn.put(ITEM_PREFIX + pod.name, Item(name=pod.name))
+        for thing in self.things:
+            txn.put(ITEM_PREFIX + thing, Item(name=thing))
+
+    @hookimpl
+    def update(self, event: Event, txn: Transaction) -> str | None:
+        if isinstance(event, KubeStateChange) and event.resource == "pod":
+            pod = event.new_value or event.prev_value
+            assert isinstance(pod, PodObj)
+            if event.new_value is None:
+                txn.delete(ITEM_PREFIX + pod.name)
+                return f"unwire {pod.name}"
+            txn.put(ITEM_PREFIX + pod.name, Item(name=pod.name))
+            return f"wire {pod.name}"
+        if isinstance(event, AddThing):
+            self.things.add(event.thing)
+            txn.put(ITEM_PREFIX + event.thing, Item(name=event.thing))
+            return f"add {event.thing}"
+        return None
+
+    @hookimpl
+    def revert(self, event: Event) -> None:
+        if isinstance(event, AddThing):
+            self.things.discard(event.thing)
+
+    @hookimpl
+    def describe_internal_state(self) -> dict[str, Any]:
+        return {"things": sorted(self.things)}
+
+
+@pytest.fixture
+async def agent(tmp_path: Path) -> AsyncIterator[tuple[Agent, ControllerPlugin, MemoryDevice]]:
+    http = HTTPPlugin(HTTPConfig(port=0))
+    health = HealthPlugin(http=http)
+    metrics = MetricsPlugin(http=http)
+    label = ServiceLabelPlugin(ServiceLabelConfig(label=NODE))
+    kvdb = KVDBPlugin(health=health)
+    device = MemoryDevice()
+    scheduler = KVScheduler()
+    scheduler.register_descriptor(ItemDescriptor(device))
+    controller = ControllerPlugin(
+        ControllerConfig(
+            delay_after_error_healing_s=0.2,
+            dbwatcher=DBWatcherConfig(mirror_file=str(tmp_path / "mirror.sqlite"),
+                                      remote_db_probing_interval_s=0.1),
+        ),
+        scheduler=scheduler, service_label=label, kvdb=kvdb, http=http, metrics=metrics, health=health,
+    )
+    wiring = PodWiring(controller)
+    agent = Agent([http, health, metrics, label, kvdb, controller, wiring])
+    await agent.start()
+    try:
+        yield agent, controller, device
+    finally:
+        await agent.stop()
+        await scheduler.close()
+
+
+async def test_desired_state_reaches_the_dataplane(agent: tuple[Agent, ControllerPlugin, MemoryDevice]) -> None:
+    _, controller, device = agent
+    assert isinstance(controller.kvdb, KVDBPlugin)
+    broker = controller.kvdb.broker
+    assert isinstance(broker, MemoryBroker)
+    await wait_until(lambda: controller.loop is not None and controller.loop.started)
+    await broker.put(pod_key("web"), pod_json("web"))
+    await wait_until(lambda: "config/test/v1/item/web" in device.owned())
+    # An operator's external value for this node reaches the dataplane too (model from the descriptor).
+    ops = Item(name="ops", data="x").model_dump_json().encode()
+    await broker.put(f"/vnf-agent/{NODE}/config/test/v1/item/ops", ops)
+    await wait_until(lambda: "config/test/v1/item/ops" in device.owned())
+    # Blocking revert-on-failure event: the device refuses, the handler's state is reverted.
+    device.fail("create", ITEM_PREFIX + "bad", retriable=False)
+    bad = AddThing("bad")
+    await controller.push_event(bad)
+    with pytest.raises(Exception, match="bad"):
+        await bad.wait()
+    assert "config/test/v1/item/bad" not in device.owned()
+    wiring = next(p for p in agent[0].plugins if p.name == "pod-wiring")
+    assert isinstance(wiring, PodWiring) and wiring.things == set()
+    good = AddThing("good")
+    await controller.push_event(good)
+    await good.wait()
+    assert wiring.things == {"good"}
+    await broker.delete(pod_key("web"))
+    await wait_until(lambda: "config/test/v1/item/web" not in device.owned())
+    assert set(device.owned()) == {"config/test/v1/item/ops", "config/test/v1/item/good"}
+
+
+async def test_rest_metrics_and_health(agent: tuple[Agent, ControllerPlugin, MemoryDevice]) -> None:
+    _, controller, _ = agent
+    assert controller.http is not None
+    await wait_until(lambda: controller.loop is not None and controller.loop.ready)
+    base = controller.http.base_url
+    async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+        history = (await client.get("/controller/event-history")).json()
+        assert history["ready"] is True
+        first = history["events"][0]
+        assert first["seq"] == 0 and first["name"] == "DB Resync"
+        assert first["handlers"][0]["handler"] == "pod-wiring"
+        assert first["txn"]["resync"] == "full"
+        rsp = await client.post("/controller/resync")
+        assert rsp.status_code == 202 and rsp.json()["resync"] == "db"
+        await wait_until(lambda: controller.dbwatcher is not None and controller.dbwatcher.remote_resyncs == 2)
+        await wait_until(lambda: len(controller.loop.history_records()) == 2)  # type: ignore[union-attr]
+        limited = (await client.get("/controller/event-history", params={"since_seq": 1})).json()
+        assert [e["seq"] for e in limited["events"]] == [1]
+        state = (await client.get("/controller/internal-state")).json()
+        assert state == {"pod-wiring": {"things": []}}
+        metrics = (await client.get("/metrics")).text
+        assert 'contiv_controller_events_total{event="DB Resync",method="full-resync"} 2.0' in metrics
+        readiness = (await client.get("/readiness")).json()
+        assert readiness["components"]["controller"]["ok"] is True
+
+
+async def test_bad_resource_registration_is_refused(agent: tuple[Agent, ControllerPlugin, MemoryDevice]) -> None:
+    _, controller, _ = agent
+    with pytest.raises(ValueError, match="already registered"):
+        controller.register_resource("pod", "k8s/other/", PodObj)
+    with pytest.raises(ValueError, match="relative"):
+        controller.register_resource("svc", KSR_PREFIX + "k8s/service/", PodObj)
+    with pytest.raises(RuntimeError, match="after the controller started"):
+        controller.register_handler(PodWiring(controller))

@@ -134,6 +134,9 @@ class DBWatcher:
 
     async def _remote_resync(self) -> bool:
         """List both prefixes, mirror them, push a DBResync and (re)start watching."""
+        # Stop the old watches first: a change they delivered after the listing would be
+        # delivered again by the new watches, which start at the snapshot's revision.
+        await self._disconnect()
         try:
             async with asyncio.timeout(self.config.probe_timeout_s):
                 revision = await self.broker.revision()
@@ -142,7 +145,6 @@ class DBWatcher:
         except Exception as exc:  # noqa: BLE001 - unreachable or failing: retried by the loop
             log.debug("remote resync failed: %s", exc)
             return False
-        await self._disconnect()
         snapshot = [*ksr, *external]
         if self.mirror is not None:
             self.mirror.replace(snapshot, revision)

@@ -28,10 +28,14 @@ class ComponentState:
 
 class HealthConfig(PluginConfig):
     liveness_path: str = "/liveness"
+    """Answers 200 while the process serves."""
     readiness_path: str = "/readiness"
+    """200 when every plugin started and every reported component is ok, else 503; the body lists them."""
 
 
 class HealthPlugin(Plugin):
+    """Liveness and readiness probes over the states that plugins report."""
+
     name = "health"
     Config = HealthConfig
     config: HealthConfig

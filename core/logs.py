@@ -35,7 +35,7 @@ class LogsConfig(PluginConfig):
 
 
 class LogsPlugin(Plugin):
-    """Ligato's logmanager: ``GET /log/list``, ``PUT /log/{logger}/{level}``."""
+    """Log levels per plugin, at start and at run time: ``GET /log/list``, ``PUT /log/{logger}/{level}``."""
 
     name = "logs"
     Config = LogsConfig

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 class PluginConfig(BaseModel):
     """Base of every plugin's settings model: unknown keys are an error, never ignored."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, use_attribute_docstrings=True)
 
 
 class Plugin:

@@ -16,6 +16,8 @@ class ServiceLabelConfig(PluginConfig):
 
 
 class ServiceLabelPlugin(Plugin):
+    """Who this process is: the node name for an agent, and its ``/vnf-agent/<label>/`` prefix."""
+
     name = "service-label"
     Config = ServiceLabelConfig
     config: ServiceLabelConfig

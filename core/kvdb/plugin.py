@@ -34,8 +34,11 @@ class KVDBConfig(PluginConfig):
     op_timeout_s: float = Field(5.0, gt=0)
     """Deadline of each etcd operation."""
     tls: TLSConfig | None = None
+    """TLS to etcd (``https``); absent means plain text."""
     username: str | None = None
+    """etcd user (with ``password``) when etcd has authentication enabled."""
     password: str | None = None
+    """Password of ``username``."""
     allow_delayed_start: bool = True
     """Start even when etcd is down (operations fail with a retriable error until it is back)."""
     health_interval_s: float = Field(1.0, gt=0)

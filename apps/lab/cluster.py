@@ -1,0 +1,272 @@
+"""The lab cluster: an underlay namespace with a bridge and etcd, one namespace per node running a
+real ``contiv-agent``, and ``contiv-ksr`` reflecting a directory of manifests.
+
+Nothing here touches the host namespace's routes, sysctls or firewall: every link, address and
+process lives in namespaces named ``<lab>-*``, which ``down`` removes (also after a crash, by
+name, when the state file is gone).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from apps.lab import netns
+from apps.lab.state import ETCD_HOST, UNDERLAY_PREFIX, LabState, NodeState
+from core.etcdserver import EtcdServer
+
+AGENT_PLUGINS = [
+    "service-label", "http", "health", "metrics", "logs", "kvdb", "kvscheduler", "controller",
+    "linux", "nodesync", "ipam", "podmanager", "ipnet",
+]
+HANDLER_ORDER = ["nodesync", "ipam", "podmanager", "ipnet"]
+
+
+class LabError(RuntimeError):
+    """A lab operation cannot be done (the message says why)."""
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def agent_config(state: LabState, node: NodeState) -> dict[str, Any]:
+    """The agent YAML of one lab node: the full vswitch with per-node state paths."""
+    d = state.node_dir(node.name)
+    return {
+        "plugins": AGENT_PLUGINS,
+        "http": {"address": "127.0.0.1", "port": 9999},
+        "kvdb": {"backend": "etcd", "dial_timeout_s": 2.0, "op_timeout_s": 3.0},
+        "controller": {
+            "handler_order": HANDLER_ORDER,
+            "delay_after_error_healing_s": 2.0,
+            "dbwatcher": {"mirror_file": str(d / "mirror.sqlite"), "delay_local_resync_s": 2.0,
+                          "remote_db_probing_interval_s": 1.0},
+        },
+        "ipam": {"state_file": str(d / "ipam.json")},
+        "podmanager": {"socket_path": str(d / "cni.sock"), "records_file": str(d / "pods.json")},
+        "nodesync": {"management_addresses": [node.ip.split("/")[0]]},
+    }
+
+
+def node_manifest(node: NodeState) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": node.name, "labels": {"kubernetes.io/hostname": node.name}},
+        "spec": {},
+        "status": {"addresses": [{"type": "InternalIP", "address": node.ip.split("/")[0]},
+                                 {"type": "Hostname", "address": node.name}]},
+    }
+
+
+def write_manifest(state: LabState, filename: str, obj: dict[str, Any]) -> None:
+    path = state.manifests / filename
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(obj, sort_keys=False))
+    os.replace(tmp, path)
+
+
+def remove_manifest(state: LabState, filename: str) -> None:
+    (state.manifests / filename).unlink(missing_ok=True)
+
+
+class Lab:
+    """Operations on one lab, identified by its name (the namespace prefix)."""
+
+    def __init__(self, name: str = "clab", root: Path | None = None) -> None:
+        self.name = name
+        self.root = root or Path("/run/contiv-lab") / name
+        loaded = LabState.load(self.root)
+        self.state = loaded or LabState(name=name, root=self.root)
+
+    @property
+    def exists(self) -> bool:
+        return (self.root / "lab.json").exists()
+
+    def _log(self, what: str) -> Path:
+        path = self.root / "logs" / f"{what}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # ------------------------------------------------------------------ up / down
+
+    def up(self, nodes: int) -> None:
+        if self.exists:
+            raise LabError(f"lab {self.name!r} is already up ({self.root}); run 'contiv-lab down' first")
+        if nodes < 1 or nodes > 200:
+            raise LabError(f"--nodes must be between 1 and 200, got {nodes}")
+        for stale in netns.ns_list(self.name + "-"):
+            netns.ns_delete(stale)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.state.manifests.mkdir(exist_ok=True)
+        self.state.save()
+        try:
+            self._underlay()
+            self._etcd()
+            write_manifest(self.state, "namespace-default.yaml", {
+                "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
+            self._ksr()
+            for _ in range(nodes):
+                self.add_node(wait=False)
+            for node in self.state.nodes.values():
+                self.wait_agent_ready(node.name)
+        except BaseException:
+            self.state.save()
+            raise
+        self.state.save()
+
+    def _underlay(self) -> None:
+        ns = self.state.underlay_ns
+        netns.ns_add(ns)
+        netns.run(["ip", "link", "add", "br0", "type", "bridge"], netns=ns)
+        netns.run(["ip", "addr", "add", f"{ETCD_HOST}/24", "dev", "br0"], netns=ns)
+        netns.run(["ip", "link", "set", "br0", "up"], netns=ns)
+
+    def _etcd(self) -> None:
+        server = EtcdServer(data_dir=self.root / "etcd", host=ETCD_HOST, client_port=self.state.etcd_port,
+                            peer_port=2380, netns=self.state.underlay_ns, log_file=self._log("etcd"))
+        server.start(timeout_s=30)
+        assert server.proc is not None
+        self.state.etcd_pid = self._child_pid(server.proc.pid)
+        self.state.save()
+
+    @staticmethod
+    def _child_pid(pid: int) -> int:
+        """``ip netns exec`` execs the command, so the PID is the command's own."""
+        return pid
+
+    def etcd_stop(self) -> None:
+        if self.state.etcd_pid:
+            netns.kill_pids([self.state.etcd_pid])
+            self.state.etcd_pid = None
+            self.state.save()
+
+    def etcd_start(self) -> None:
+        if netns.pid_alive(self.state.etcd_pid):
+            return
+        self._etcd()
+
+    def _env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ, ETCD_ENDPOINTS=self.state.etcd_endpoint, PYTHONUNBUFFERED="1")
+        env.update(extra)
+        return env
+
+    def _ksr(self) -> None:
+        cfg = self.root / "ksr.yaml"
+        cfg.write_text(yaml.safe_dump({
+            "plugins": ["http", "health", "metrics", "logs", "kvdb", "ksr"],
+            "http": {"address": "127.0.0.1", "port": 9191},
+            "kvdb": {"backend": "etcd", "dial_timeout_s": 2.0},
+            "ksr": {"source": "dir", "source_dir": str(self.state.manifests), "dir_poll_interval_s": 0.2,
+                    "leader_election": False},
+        }))
+        self.state.ksr_pid = netns.spawn(
+            python_module("apps.ksr.main", "--config", str(cfg)), self.state.underlay_ns,
+            self._log("ksr"), self._env())
+        self.state.save()
+
+    def down(self) -> list[str]:
+        """Remove everything this lab made; returns what was removed. Works without a state file."""
+        removed: list[str] = []
+        pids = [p for p in [self.state.ksr_pid, self.state.etcd_pid,
+                            *(n.agent_pid for n in self.state.nodes.values()),
+                            *(p.echo_pid for p in self.state.pods.values())] if p]
+        netns.kill_pids([p for p in pids if netns.pid_alive(p)])
+        for ns in netns.ns_list(self.name + "-"):
+            netns.ns_delete(ns)
+            removed.append(f"netns {ns}")
+        if self.root.exists():
+            shutil.rmtree(self.root, ignore_errors=True)
+            removed.append(f"dir {self.root}")
+        return removed
+
+    # ------------------------------------------------------------------ nodes
+
+    def add_node(self, wait: bool = True) -> NodeState:
+        index = self.state.next_node_index
+        if index > 250:
+            raise LabError("the lab underlay has room for 250 nodes")
+        self.state.next_node_index += 1
+        name = f"node{index}"
+        node = NodeState(name=name, index=index, netns=f"{self.name}-n{index}", ip=f"{UNDERLAY_PREFIX}{index}/24")
+        netns.ns_add(node.netns)
+        netns.veth(node.netns, "eth0", self.state.underlay_ns, f"n{index}")
+        netns.run(["ip", "link", "set", f"n{index}", "master", "br0"], netns=self.state.underlay_ns)
+        netns.run(["ip", "addr", "add", node.ip, "dev", "eth0"], netns=node.netns)
+        self.state.node_dir(name).mkdir(parents=True, exist_ok=True)
+        self.state.nodes[name] = node
+        write_manifest(self.state, f"node-{name}.yaml", node_manifest(node))
+        self.start_agent(name)
+        self.state.save()
+        if wait:
+            self.wait_agent_ready(name)
+        return node
+
+    def start_agent(self, name: str) -> None:
+        node = self.node(name)
+        if netns.pid_alive(node.agent_pid):
+            return
+        cfg = self.state.node_dir(name) / "agent.yaml"
+        cfg.write_text(yaml.safe_dump(agent_config(self.state, node)))
+        node.agent_pid = netns.spawn(
+            python_module("apps.vswitch.main", "--config", str(cfg)), node.netns,
+            self._log(f"agent-{name}"), self._env(NODE_NAME=name))
+        self.state.save()
+
+    def kill_agent(self, name: str, sig: int = 9) -> None:
+        node = self.node(name)
+        if node.agent_pid:
+            netns.kill_pids([node.agent_pid], sig=sig)
+        node.agent_pid = None
+        self.state.save()
+
+    def remove_node(self, name: str) -> None:
+        node = self.node(name)
+        on_node = [key for key, pod in self.state.pods.items() if pod.node == name]
+        if on_node:
+            raise LabError(f"node {name} still runs pods: {', '.join(on_node)} (delete them first)")
+        self.kill_agent(name, sig=15)
+        netns.ns_delete(node.netns)
+        remove_manifest(self.state, f"node-{name}.yaml")
+        del self.state.nodes[name]
+        shutil.rmtree(self.state.node_dir(name), ignore_errors=True)
+        self.state.save()
+
+    def node(self, name: str) -> NodeState:
+        try:
+            return self.state.nodes[name]
+        except KeyError:
+            raise LabError(f"no node {name!r} in lab {self.name!r} "
+                           f"(nodes: {', '.join(self.state.nodes) or 'none'})") from None
+
+    def agent_ready(self, name: str) -> dict[str, Any] | None:
+        node = self.node(name)
+        out = netns.run(python_module("apps.lab.http_get", "http://127.0.0.1:9999/readiness"),
+                        netns=node.netns, check=False, timeout=10)
+        if out.returncode not in (0, 1) or not out.stdout.strip():
+            return None
+        try:
+            body: dict[str, Any] = json.loads(out.stdout)
+            return body
+        except json.JSONDecodeError:
+            return None
+
+    def wait_agent_ready(self, name: str, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        last: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            node = self.node(name)
+            if not netns.pid_alive(node.agent_pid):
+                raise LabError(f"the agent of {name} exited; see {self._log(f'agent-{name}')}")
+            last = self.agent_ready(name)
+            if last is not None and last.get("ready"):
+                return
+            time.sleep(0.2)
+        raise LabError(f"the agent of {name} is not ready after {timeout_s:g}s: {last}")

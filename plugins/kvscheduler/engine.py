@@ -328,6 +328,7 @@ class Executor:
             if node.applied is None:
                 await self._create(node, want, Operation.RECREATE)
             return
+        await self._drop_obsolete_derived(node, want)
         started = time.perf_counter()
         try:
             metadata = await desc.update(node.key, old, want, node.metadata)
@@ -346,6 +347,23 @@ class Executor:
             self.graph.set_available(node, True)
             self._wake_dependents(node)
         await self._sync_derived(node)
+
+    async def _drop_obsolete_derived(self, node: Node, want: BaseModel) -> None:
+        """Before an update: remove derived values the new value no longer derives."""
+        if not node.derived_keys or node.descriptor is None:
+            return
+        try:
+            keep = {item.key for item in node.descriptor.derived_values(node.key, want)}
+        except Exception:  # noqa: BLE001 - reported by _sync_derived after the update
+            return
+        gone = [k for k in node.derived_keys if k not in keep]
+        if not gone:
+            return
+        node.derived_keys = tuple(k for k in node.derived_keys if k in keep)
+        for key in sorted(gone):
+            child = self.graph.nodes[key]
+            self.set_desired(child, None, derived=True)
+            await self.reconcile(child)
 
     async def _sync_derived(self, node: Node) -> None:
         """Bring the derived values of an available ``node`` in line with its applied value."""
@@ -400,7 +418,11 @@ class Executor:
         while stack:
             node, children_done = stack.pop()
             if children_done:
-                await self._delete_one(node, root if recreate else None)
+                blocker = self._blocker(node)
+                if blocker is not None:
+                    self._blocked(node, blocker)
+                else:
+                    await self._delete_one(node, root if recreate else None)
                 continue
             if node.key in seen:
                 continue
@@ -415,12 +437,46 @@ class Executor:
                 dep = nodes.get(key)
                 if (
                     dep is not None
-                    and dep.available
+                    and (dep.available or dep.applied is not None)
                     and dep.origin is Origin.FROM_NB
                     and key not in seen
                     and not graph.is_satisfied(dep)
                 ):
                     stack.append((dep, False))
+
+    def _blocker(self, node: Node) -> str | None:
+        """A value still in the dataplane that needs ``node`` (its delete failed), if any."""
+        graph = self.graph
+        nodes = graph.nodes
+        for key in node.derived_keys:
+            child = nodes.get(key)
+            if child is not None and child.applied is not None and child.descriptor is not None:
+                return key
+        for key in graph.dependents(node.key):
+            dep = nodes.get(key)
+            if (
+                dep is not None
+                and dep.applied is not None
+                and dep.descriptor is not None
+                and dep.origin is Origin.FROM_NB
+                and not graph.is_satisfied(dep)
+            ):
+                return key
+        return None
+
+    def _blocked(self, node: Node, blocker: str) -> None:
+        """``node`` cannot be deleted yet: ``blocker``, which needs it, failed to go away."""
+        node.last_op = Operation.DELETE
+        error = f"not deleted: {blocker}, which needs it, could not be removed"
+        ctx = self.ctx
+        if node.attempts < ctx.max_attempts:
+            node.attempts += 1
+            self.mark(node, ValueState.RETRYING, error)
+            ctx.retry_keys.append(node.key)
+        else:
+            self.mark(node, ValueState.FAILED, error)
+        if ctx.abort_on_failure and not ctx.reverting:
+            raise AbortTransaction(node.key)
 
     async def _delete_one(self, node: Node, recreating: Node | None) -> None:
         desc = node.descriptor

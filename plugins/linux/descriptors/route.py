@@ -43,6 +43,13 @@ class RouteDescriptor(LinuxDescriptor):
         if value.gateway is None and not value.dev:
             raise InvalidValueError(key, "a route without gateway needs a dev")
 
+    def equivalent(self, key: str, old: Route, new: Route) -> bool:
+        # A route given without a device gets one from the kernel: any device is as desired.
+        if not old.dev or not new.dev:
+            ignore = {"dev", "dev_is_ours"}
+            return old.model_dump(exclude=ignore) == new.model_dump(exclude=ignore)
+        return old == new
+
     def dependencies(self, key: str, value: Route) -> Sequence[Dependency]:
         if value.dev and value.dev_is_ours:
             return [Dependency("interface", key=link_property_key(value.namespace, value.dev))]
@@ -115,8 +122,10 @@ class RouteDescriptor(LinuxDescriptor):
                 )
                 key = self.key_of(value)
                 desired = wanted.get(key)
-                if isinstance(desired, Route) and desired.dev == value.dev:
-                    # Whether the device is ours is the caller's statement, not kernel state.
-                    value = value.model_copy(update={"dev_is_ours": desired.dev_is_ours})
+                if isinstance(desired, Route) and desired.dev in ("", value.dev):
+                    # Whether the device is ours is the caller's statement, not kernel state;
+                    # a device the kernel picked for a route given without one is not reported.
+                    value = value.model_copy(
+                        update={"dev": desired.dev, "dev_is_ours": desired.dev_is_ours})
                 result.append(RetrievedValue(key, value, origin=Origin.FROM_NB))
         return result

@@ -35,9 +35,7 @@ def create_loopback_instance(st: VPPState, opt: Options, req: Any) -> Reply:
         name = next(f"loop{n}" for n in range(1 << 16) if f"loop{n}" not in used)
     mac = str(req.mac_address)
     iface = st.add_interface("loop", "Loopback", ZERO_MAC, name=name)
-    iface.mac = (
-        mac if mac != ZERO_MAC else f"de:ad:00:00:00:{iface.sw_if_index & 0xFF:02x}"
-    )
+    iface.mac = mac if mac != ZERO_MAC else f"de:ad:00:00:00:{iface.sw_if_index & 0xFF:02x}"
     return {"retval": 0, "sw_if_index": iface.sw_if_index}
 
 
@@ -68,10 +66,7 @@ def tap_create_v3(st: VPPState, opt: Options, req: Any) -> Reply:
         raise ApiError(E.IF_ALREADY_EXISTS, f"tap{tap_id} exists")
     host_if = req.host_if_name if req.host_if_name_set else f"tap{tap_id}"
     host_ns = req.host_namespace if req.host_namespace_set else ""
-    if any(
-        t.link["host_if_name"] == host_if and t.link["host_namespace"] == host_ns
-        for t in taps
-    ):
+    if any(t.link["host_if_name"] == host_if and t.link["host_namespace"] == host_ns for t in taps):
         raise ApiError(E.SYSCALL_ERROR_2, f"TUNSETIFF {host_if}: device busy")
     iface = st.add_interface(
         "tap",
@@ -88,9 +83,7 @@ def tap_create_v3(st: VPPState, opt: Options, req: Any) -> Reply:
         host_mac_addr=str(req.host_mac_addr) if req.host_mac_addr_set else ZERO_MAC,
     )
     mac = str(req.mac_address)
-    iface.mac = (
-        st.mac_for(iface.sw_if_index) if req.use_random_mac or mac == ZERO_MAC else mac
-    )
+    iface.mac = st.mac_for(iface.sw_if_index) if req.use_random_mac or mac == ZERO_MAC else mac
     iface.tag = req.tag
     return {"retval": 0, "sw_if_index": iface.sw_if_index}
 
@@ -109,35 +102,22 @@ def af_packet_create_v3(st: VPPState, opt: Options, req: Any) -> Reply:
         raise ApiError(E.INVALID_ARGUMENT, "host_if_name is empty")
     if int(req.mode) not in (1, 2):
         raise ApiError(E.INVALID_VALUE, f"mode {int(req.mode)}")
-    if any(
-        i.link.get("host_if_name") == name
-        for i in st.interfaces.values()
-        if i.dev_type == "af_packet"
-    ):
+    if any(i.link.get("host_if_name") == name for i in st.interfaces.values() if i.dev_type == "af_packet"):
         raise ApiError(E.SUBIF_ALREADY_EXISTS, f"host-{name} exists")
     if opt.check_host_links:
         try:
             socket.if_nametoindex(name)
         except OSError:
             raise ApiError(E.INVALID_INTERFACE, f"no host interface {name}") from None
-    iface = st.add_interface(
-        "host", "af_packet", ZERO_MAC, name=f"host-{name}", host_if_name=name
-    )
+    iface = st.add_interface("host", "af_packet", ZERO_MAC, name=f"host-{name}", host_if_name=name)
     mac = str(req.hw_addr)
-    iface.mac = (
-        st.mac_for(iface.sw_if_index)
-        if req.use_random_hw_addr or mac == ZERO_MAC
-        else mac
-    )
+    iface.mac = st.mac_for(iface.sw_if_index) if req.use_random_hw_addr or mac == ZERO_MAC else mac
     return {"retval": 0, "sw_if_index": iface.sw_if_index}
 
 
 def af_packet_delete(st: VPPState, opt: Options, req: Any) -> Reply:
     for iface in list(st.interfaces.values()):
-        if (
-            iface.dev_type == "af_packet"
-            and iface.link["host_if_name"] == req.host_if_name
-        ):
+        if iface.dev_type == "af_packet" and iface.link["host_if_name"] == req.host_if_name:
             st.remove_interface(iface.sw_if_index)
             return {"retval": 0}
     raise ApiError(E.INVALID_INTERFACE, f"no af_packet interface on {req.host_if_name}")
@@ -208,9 +188,7 @@ def sw_interface_add_del_address(st: VPPState, opt: Options, req: Any) -> Reply:
         return {"retval": 0}
     prefix = req.prefix
     if not isinstance(prefix, ipaddress.IPv4Interface):
-        raise ApiError(
-            E.INVALID_VALUE, f"only IPv4 is kept by the stand-in, got {prefix}"
-        )
+        raise ApiError(E.INVALID_VALUE, f"only IPv4 is kept by the stand-in, got {prefix}")
     if req.is_add:
         if prefix in iface.addresses:
             return {"retval": 0}
@@ -227,9 +205,7 @@ def sw_interface_add_del_address(st: VPPState, opt: Options, req: Any) -> Reply:
         iface.addresses.append(prefix)
         return {"retval": 0}
     if prefix not in iface.addresses:
-        raise ApiError(
-            E.ADDRESS_NOT_FOUND_FOR_INTERFACE, f"{prefix} not on {iface.name}"
-        )
+        raise ApiError(E.ADDRESS_NOT_FOUND_FOR_INTERFACE, f"{prefix} not on {iface.name}")
     iface.addresses.remove(prefix)
     return {"retval": 0}
 
@@ -339,9 +315,7 @@ def ip_address_dump(st: VPPState, opt: Options, req: Any) -> list[Reply]:
     iface = st.interfaces.get(req.sw_if_index)
     if iface is None:
         return []
-    return [
-        {"sw_if_index": iface.sw_if_index, "prefix": str(a)} for a in iface.addresses
-    ]
+    return [{"sw_if_index": iface.sw_if_index, "prefix": str(a)} for a in iface.addresses]
 
 
 def ip_unnumbered_dump(st: VPPState, opt: Options, req: Any) -> list[Reply]:

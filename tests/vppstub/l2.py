@@ -39,9 +39,7 @@ def bridge_domain_add_del_v2(st: VPPState, opt: Options, req: Any) -> Reply:
         bd_id = next(n for n in range(1, 1 << 24) if n not in st.bridge_domains)
     elif bd_id in st.bridge_domains:
         raise ApiError(E.BD_ALREADY_EXISTS, f"bridge domain {bd_id}")
-    st.bridge_domains[bd_id] = BridgeDomain(
-        bd_id, {f: getattr(req, f) for f in BD_FLAGS}, req.bd_tag
-    )
+    st.bridge_domains[bd_id] = BridgeDomain(bd_id, {f: getattr(req, f) for f in BD_FLAGS}, req.bd_tag)
     return {"retval": 0, "bd_id": bd_id}
 
 
@@ -54,10 +52,7 @@ def sw_interface_set_l2_bridge(st: VPPState, opt: Options, req: Any) -> Reply:
         # VPP creates a missing bridge domain with default flags (bd_find_or_add_bd_index).
         st.bridge_domains[req.bd_id] = BridgeDomain(req.bd_id, dict(DEFAULT_FLAGS))
     bvi = int(req.port_type) == 1
-    if bvi and any(
-        i.is_bvi and i.bd_id == req.bd_id and i is not iface
-        for i in st.interfaces.values()
-    ):
+    if bvi and any(i.is_bvi and i.bd_id == req.bd_id and i is not iface for i in st.interfaces.values()):
         raise ApiError(E.BD_ALREADY_HAS_BVI, f"bridge domain {req.bd_id} has a BVI")
     iface.bd_id, iface.shg, iface.is_bvi = req.bd_id, req.shg, bvi
     return {"retval": 0}
@@ -78,10 +73,7 @@ def bridge_domain_dump(st: VPPState, opt: Options, req: Any) -> list[Reply]:
                 "bvi_sw_if_index": bvi,
                 "uu_fwd_sw_if_index": NO_INDEX,
                 "n_sw_ifs": len(members),
-                "sw_if_details": [
-                    {"context": 0, "sw_if_index": i.sw_if_index, "shg": i.shg}
-                    for i in members
-                ],
+                "sw_if_details": [{"context": 0, "sw_if_index": i.sw_if_index, "shg": i.shg} for i in members],
             }
         )
     return out
@@ -93,9 +85,7 @@ def l2fib_add_del(st: VPPState, opt: Options, req: Any) -> Reply:
     key = (req.bd_id, str(req.mac))
     if not req.is_add:
         if key not in st.l2fib:
-            raise ApiError(
-                E.NO_SUCH_ENTRY, f"no L2 FIB entry {key[1]} in bridge domain {key[0]}"
-            )
+            raise ApiError(E.NO_SUCH_ENTRY, f"no L2 FIB entry {key[1]} in bridge domain {key[0]}")
         del st.l2fib[key]
         return {"retval": 0}
     iface = st.iface(req.sw_if_index)

@@ -31,19 +31,14 @@ def ip_table_add_del(st: VPPState, opt: Options, req: Any) -> Reply:
 
 
 def ip_table_dump(st: VPPState, opt: Options, req: Any) -> list[Reply]:
-    return [
-        {"table": {"table_id": t, "is_ip6": False, "name": n}}
-        for t, n in sorted(st.tables.items())
-    ]
+    return [{"table": {"table_id": t, "is_ip6": False, "name": n}} for t, n in sorted(st.tables.items())]
 
 
 def ip_route_add_del(st: VPPState, opt: Options, req: Any) -> Reply:
     route = req.route
     prefix = route.prefix
     if not isinstance(prefix, ipaddress.IPv4Network):
-        raise ApiError(
-            E.INVALID_VALUE, f"only IPv4 is kept by the stand-in, got {prefix}"
-        )
+        raise ApiError(E.INVALID_VALUE, f"only IPv4 is kept by the stand-in, got {prefix}")
     if route.table_id not in st.tables:
         raise ApiError(E.NO_SUCH_FIB, f"no IPv4 table {route.table_id}")
     key = (route.table_id, prefix)
@@ -106,9 +101,7 @@ def ip_route_dump(st: VPPState, opt: Options, req: Any) -> list[Reply]:
         for addr in iface.addresses:
             if addr.network.prefixlen < 32:
                 entries[addr.network] = [_path(iface.sw_if_index, TYPE_NORMAL)]
-            entries[ipaddress.IPv4Network(f"{addr.ip}/32")] = [
-                _path(iface.sw_if_index, TYPE_LOCAL)
-            ]
+            entries[ipaddress.IPv4Network(f"{addr.ip}/32")] = [_path(iface.sw_if_index, TYPE_LOCAL)]
     for (tid, prefix), route in st.routes.items():
         if tid == table_id:
             entries[prefix] = [_encode_path(p) for p in route.paths]
@@ -136,9 +129,7 @@ def ip_neighbor_add_del(st: VPPState, opt: Options, req: Any) -> Reply:
         st.neighbors[key] = (str(nbr.mac_address), int(nbr.flags))
         return {"retval": 0, "stats_index": 0}
     if key not in st.neighbors:
-        raise ApiError(
-            E.NO_SUCH_ENTRY, f"no neighbour {key[1]} on sw_if_index {key[0]}"
-        )
+        raise ApiError(E.NO_SUCH_ENTRY, f"no neighbour {key[1]} on sw_if_index {key[0]}")
     del st.neighbors[key]
     return {"retval": 0, "stats_index": 0}
 

@@ -75,9 +75,7 @@ class VPPStub:
         listener.bind(self.socket_path)
         listener.listen(16)
         self._listener = listener
-        self._accept_thread = threading.Thread(
-            target=self._accept_loop, args=(listener,), daemon=True
-        )
+        self._accept_thread = threading.Thread(target=self._accept_loop, args=(listener,), daemon=True)
         self._accept_thread.start()
         return self
 
@@ -85,6 +83,10 @@ class VPPStub:
         """Stop listening and drop every client (VPP gone)."""
         listener, self._listener = self._listener, None
         if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+            except OSError:
+                pass
             listener.close()
         with self._lock:
             conns, self._conns = self._conns, set()

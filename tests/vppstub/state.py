@@ -78,17 +78,13 @@ class VPPState:
             raise ApiError(code, f"no interface with sw_if_index {sw_if_index}")
         return found
 
-    def add_interface(
-        self, kind: str, dev_type: str, mac: str, **link: Any
-    ) -> Interface:
+    def add_interface(self, kind: str, dev_type: str, mac: str, **link: Any) -> Interface:
         instance = self.instances.get(kind, 0)
         self.instances[kind] = instance + 1
         name = link.pop("name", None) or f"{kind}{instance}"
         index = self.next_sw_if_index
         self.next_sw_if_index += 1
-        iface = Interface(
-            index, name, dev_type, mac, link=dict(link, instance=instance)
-        )
+        iface = Interface(index, name, dev_type, mac, link=dict(link, instance=instance))
         self.interfaces[index] = iface
         return iface
 

@@ -1,0 +1,259 @@
+"""The connection to VPP: vpp-papi over the binary-API socket, behind an async face.
+
+vpp-papi is blocking and not safe for concurrent calls, so every call runs in one dedicated
+worker thread, in order. A reply with a non-zero ``retval`` becomes :class:`VPPCallError`
+naming the message and the code; a lost socket or a missing reply becomes
+:class:`VPPConnectionError` and starts reconnecting. A ``control_ping`` probe runs
+periodically; its ``vpe_pid`` tells a restarted VPP (new PID, empty state) from a dropped
+connection. Every successful reconnect calls the registered callbacks with ``restarted`` set
+accordingly; the plugin answers with a downstream resync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from vpp_papi import VPPApiClient
+
+from plugins.vpp.errors import VPPCallError, VPPConnectionError
+
+log = logging.getLogger("contiv.vpp.connection")
+
+ReconnectCallback = Callable[[bool], Awaitable[None]]
+
+
+class CallStats:
+    """Counts of API calls and failures, per message and in total."""
+
+    def __init__(self) -> None:
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.failures: collections.Counter[str] = collections.Counter()
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+    @property
+    def total_failures(self) -> int:
+        return sum(self.failures.values())
+
+
+class VPPConnection:
+    """One client connection to VPP's binary API (see the module docstring)."""
+
+    def __init__(
+        self,
+        api_socket: str,
+        api_dir: str,
+        *,
+        client_name: str = "contiv-agent",
+        reply_timeout_s: float = 5.0,
+        reconnect_interval_s: float = 0.5,
+        health_interval_s: float = 1.0,
+    ) -> None:
+        self.api_socket = api_socket
+        self.api_dir = api_dir
+        self.client_name = client_name
+        self.reply_timeout_s = reply_timeout_s
+        self.reconnect_interval_s = reconnect_interval_s
+        self.health_interval_s = health_interval_s
+        self.stats = CallStats()
+        self.connected = False
+        self.vpe_pid: int | None = None
+        self.version: str = ""
+        self.reconnects = 0
+        self._client: VPPApiClient | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vpp-papi")
+        self._callbacks: list[ReconnectCallback] = []
+        self._monitor: asyncio.Task[None] | None = None
+        self._reconnecting: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------------------ lifecycle
+
+    def on_reconnect(self, callback: ReconnectCallback) -> None:
+        """Call ``callback(restarted)`` after every reconnect (``restarted``: VPP's PID changed)."""
+        self._callbacks.append(callback)
+
+    async def connect(self) -> None:
+        """Connect once; raises :class:`VPPConnectionError` when VPP is not there."""
+        await self._run(self._connect_sync)
+        self.connected = True
+        pid, version = await self._probe()
+        self.vpe_pid, self.version = pid, version
+        log.info("connected to VPP %s (pid %d) on %s", version, pid, self.api_socket)
+
+    async def connect_with_retry(self, timeout_s: float) -> None:
+        """Keep trying :meth:`connect` until it works or ``timeout_s`` passes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            try:
+                await self.connect()
+                return
+            except VPPConnectionError:
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(self.reconnect_interval_s)
+
+    def start_monitor(self) -> None:
+        """Start the periodic health probe (detects a lost or restarted VPP)."""
+        if self._monitor is None:
+            self._monitor = asyncio.create_task(self._monitor_loop(), name="vpp-health")
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in (self._monitor, self._reconnecting):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing anyway
+                    pass
+        if self.connected:
+            try:
+                await self._run(self._disconnect_sync)
+            except VPPConnectionError:
+                pass
+        self.connected = False
+        self._executor.shutdown(wait=True)
+
+    # ------------------------------------------------------------------------------ calls
+
+    async def call(self, message: str, **kwargs: Any) -> Any:
+        """Send one request and return its reply; non-zero ``retval`` raises :class:`VPPCallError`."""
+        reply = await self._api_call(message, kwargs)
+        retval = getattr(reply, "retval", 0)
+        if retval != 0:
+            self.stats.failures[message] += 1
+            raise VPPCallError(message, retval, _describe(kwargs))
+        return reply
+
+    async def dump(self, message: str, **kwargs: Any) -> list[Any]:
+        """Run a ``*_dump`` request and return its details messages."""
+        details = await self._api_call(message, kwargs)
+        if isinstance(details, tuple):  # "modern" streams return (reply, details)
+            details = details[1]
+        return list(details)
+
+    async def _api_call(self, message: str, kwargs: dict[str, Any]) -> Any:
+        self.stats.calls[message] += 1
+        if not self.connected:
+            self.stats.failures[message] += 1
+            self._schedule_reconnect()
+            raise VPPConnectionError(f"VPP {message}: not connected to {self.api_socket}")
+        try:
+            return await self._run(self._call_sync, message, kwargs)
+        except VPPConnectionError:
+            self.stats.failures[message] += 1
+            self._lost()
+            raise
+        except VPPCallError:
+            self.stats.failures[message] += 1
+            raise
+
+    # ------------------------------------------------------------------------------ threads
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    def _connect_sync(self) -> None:
+        if self._client is None:
+            self._client = VPPApiClient(
+                apidir=[self.api_dir],
+                use_socket=True,
+                server_address=self.api_socket,
+                read_timeout=self.reply_timeout_s,
+                async_thread=False,
+            )
+        try:
+            self._client.connect(self.client_name)
+        except (OSError, VPPApiClient.VPPIOError) as err:
+            self._safe_disconnect()
+            raise VPPConnectionError(f"cannot connect to VPP at {self.api_socket}: {err}") from err
+
+    def _call_sync(self, message: str, kwargs: dict[str, Any]) -> Any:
+        client = self._client
+        if client is None:
+            raise VPPConnectionError("no VPP client")
+        try:
+            fn = getattr(client.api, message)
+        except AttributeError:
+            raise VPPCallError(message, -9, "message unknown to this VPP") from None
+        try:
+            return fn(**kwargs)
+        except (OSError, VPPApiClient.VPPIOError) as err:
+            raise VPPConnectionError(f"VPP {message}: connection lost ({err})") from err
+
+    def _disconnect_sync(self) -> None:
+        self._safe_disconnect()
+
+    def _safe_disconnect(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.disconnect()
+            except Exception:  # noqa: BLE001 - the socket is gone anyway
+                pass
+
+    # ------------------------------------------------------------------------------ health
+
+    async def _probe(self) -> tuple[int, str]:
+        ping = await self.call("control_ping")
+        version = await self.call("show_version")
+        return int(ping.vpe_pid), str(version.version)
+
+    async def _monitor_loop(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.health_interval_s)
+            if not self.connected:
+                continue
+            try:
+                await self.call("control_ping")
+            except VPPConnectionError:
+                log.warning("VPP health probe failed; reconnecting")
+            except VPPCallError as err:
+                log.warning("VPP health probe: %s", err)
+
+    def _lost(self) -> None:
+        if self.connected:
+            log.warning("connection to VPP lost")
+        self.connected = False
+        self._schedule_reconnect()
+
+    def _schedule_reconnect(self) -> None:
+        if self._closed or (self._reconnecting is not None and not self._reconnecting.done()):
+            return
+        self._reconnecting = asyncio.create_task(self._reconnect_loop(), name="vpp-reconnect")
+
+    async def _reconnect_loop(self) -> None:
+        await self._run(self._disconnect_sync)
+        while not self._closed:
+            try:
+                await self._run(self._connect_sync)
+                self.connected = True
+                pid, version = await self._probe()
+            except VPPConnectionError:
+                self.connected = False
+                await asyncio.sleep(self.reconnect_interval_s)
+                continue
+            restarted = pid != self.vpe_pid
+            self.vpe_pid, self.version = pid, version
+            self.reconnects += 1
+            log.info("reconnected to VPP (pid %d, restarted: %s)", pid, restarted)
+            for callback in list(self._callbacks):
+                try:
+                    await callback(restarted)
+                except Exception:
+                    log.exception("VPP reconnect callback failed")
+            return
+
+
+def _describe(kwargs: dict[str, Any]) -> str:
+    text = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "label_stack")
+    return text if len(text) <= 200 else text[:197] + "..."

@@ -1,0 +1,33 @@
+"""KV-scheduler descriptors of VPP objects (one module per area)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plugins.kvscheduler.api import Descriptor
+from plugins.vpp.descriptors.base import VPPApi
+from plugins.vpp.descriptors.interface import InterfaceDescriptor
+from plugins.vpp.descriptors.interface_derived import (
+    InterfaceAddressDescriptor,
+    InterfaceVrfDescriptor,
+    UnnumberedDescriptor,
+)
+from plugins.vpp.descriptors.l2 import BridgeDomainDescriptor, BridgeDomainInterfaceDescriptor, L2FibDescriptor
+from plugins.vpp.descriptors.l3 import NeighbourDescriptor, RouteDescriptor, VrfTableDescriptor
+from plugins.vpp.index import Indexes
+
+
+def all_descriptors(api: VPPApi, indexes: Indexes) -> list[Descriptor[Any]]:
+    """Every VPP descriptor, sharing one connection and one set of indexes."""
+    return [
+        InterfaceDescriptor(api, indexes),
+        InterfaceVrfDescriptor(api, indexes),
+        InterfaceAddressDescriptor(api, indexes),
+        UnnumberedDescriptor(api, indexes),
+        VrfTableDescriptor(api, indexes),
+        RouteDescriptor(api, indexes),
+        NeighbourDescriptor(api, indexes),
+        BridgeDomainDescriptor(api, indexes),
+        BridgeDomainInterfaceDescriptor(api, indexes),
+        L2FibDescriptor(api, indexes),
+    ]

@@ -56,6 +56,9 @@ class ControllerConfig(PluginConfig):
     permanently_recorded_init_period_s: float = Field(default=3600.0, ge=0)
     """Events processed within this long after start are never trimmed."""
 
+    shutdown_timeout_s: float = Field(default=5.0, gt=0)
+    """How long closing waits for the ``Shutdown`` event handlers get on agent stop."""
+
     dbwatcher: DBWatcherConfig = Field(default_factory=lambda: DBWatcherConfig())
     """The etcd watcher and its local mirror."""
 

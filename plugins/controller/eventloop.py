@@ -65,6 +65,7 @@ class EventLoop:
         self._timers: set[asyncio.Task[None]] = set()
         self._seq = 0
         self._current_seq: int | None = None
+        self._current_event: Event | None = None
         self._started = False  # the first resync was processed
         self._startup_missed = False
         self._aborting: str | None = None
@@ -120,7 +121,9 @@ class EventLoop:
         self._task = None
         self._timers.clear()
         stopped = EventLoopStoppedError("the controller stopped before processing the event")
-        for event in (*self._held, *self._events, *(e for e, _ in self._follow_ups)):
+        interrupted = [self._current_event] if self._current_event is not None else []
+        self._current_event = None
+        for event in (*interrupted, *self._held, *self._events, *(e for e, _ in self._follow_ups)):
             event.done(stopped)
         self._held.clear()
         self._events.clear()
@@ -196,10 +199,12 @@ class EventLoop:
             event.done(EventLoopAbortingError(self._aborting))
             return
         self._current_seq = seq
+        self._current_event = event
         try:
             outcome = await self.processor.process(event, seq, follow_up_of)
         finally:
             self._current_seq = None
+            self._current_event = None
         self._after(event, outcome)
 
     def _after(self, event: Event, outcome: Outcome) -> None:

@@ -138,3 +138,11 @@ class RequestedResync(ResyncEventBase):
 
     name = "Requested Resync"
     method = EventMethod.FULL_RESYNC
+
+
+class Shutdown(Event):
+    """Pushed (blocking) when the agent stops, so handlers can put their final changes."""
+
+    name = "Shutdown"
+    blocking = True
+    txn_type = UpdateTxnType.BEST_EFFORT

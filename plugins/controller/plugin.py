@@ -8,6 +8,7 @@ needs the controller (to push events or register resources), registered from its
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from plugins.controller.api import Event, KubeStateReader
 from plugins.controller.config import ControllerConfig
 from plugins.controller.dbwatcher import DBWatcher
 from plugins.controller.eventloop import EventLoop
-from plugins.controller.events import RequestedResync
+from plugins.controller.events import RequestedResync, Shutdown
 from plugins.controller.handlers import HandlerRegistrationError, build_handlers
 from plugins.controller.kubestate import KubeStateCache, ResourceRegistry
 from plugins.controller.metrics import ControllerMetrics
@@ -211,6 +212,13 @@ class ControllerPlugin(Plugin):
         if self.dbwatcher is not None:
             await self.dbwatcher.stop()
             self.dbwatcher = None
+        if self.loop is not None and self.loop.started:
+            shutdown = Shutdown()
+            try:
+                self.loop.push(shutdown)
+                await asyncio.wait_for(shutdown.wait(), self.config.shutdown_timeout_s)
+            except Exception as exc:  # noqa: BLE001 - stopping goes on whatever handlers did
+                self.log.warning("shutdown event did not complete cleanly: %s", exc)
         if self.loop is not None:
             await self.loop.stop()
         if self._mirror is not None:

@@ -58,6 +58,7 @@ class PodWiring(Plugin):
         super().__init__()
         self.controller = controller
         self.things: set[str] = set()
+        self.seen: list[str] = []
 
     async def init(self) -> None:
         # Handlers that need the controller register themselves (no constructor cycle).
@@ -73,6 +74,7 @@ class PodWiring(Plugin):
 
     @hookimpl
     def update(self, event: Event, txn: Transaction) -> str | None:
+        self.seen.append(event.name)
         if isinstance(event, KubeStateChange) and event.resource == "pod":
             pod = event.new_value or event.prev_value
             assert isinstance(pod, PodObj)
@@ -97,8 +99,7 @@ class PodWiring(Plugin):
         return {"things": sorted(self.things)}
 
 
-@pytest.fixture
-async def agent(tmp_path: Path) -> AsyncIterator[tuple[Agent, ControllerPlugin, MemoryDevice]]:
+def build_agent(tmp_path: Path) -> tuple[Agent, ControllerPlugin, MemoryDevice, KVScheduler]:
     http = HTTPPlugin(HTTPConfig(port=0))
     health = HealthPlugin(http=http)
     metrics = MetricsPlugin(http=http)
@@ -117,6 +118,12 @@ async def agent(tmp_path: Path) -> AsyncIterator[tuple[Agent, ControllerPlugin, 
     )
     wiring = PodWiring(controller)
     agent = Agent([http, health, metrics, label, kvdb, controller, wiring])
+    return agent, controller, device, scheduler
+
+
+@pytest.fixture
+async def agent(tmp_path: Path) -> AsyncIterator[tuple[Agent, ControllerPlugin, MemoryDevice]]:
+    agent, controller, device, scheduler = build_agent(tmp_path)
     await agent.start()
     try:
         yield agent, controller, device
@@ -189,3 +196,16 @@ async def test_bad_resource_registration_is_refused(agent: tuple[Agent, Controll
         controller.register_resource("svc", KSR_PREFIX + "k8s/service/", PodObj)
     with pytest.raises(RuntimeError, match="after the controller started"):
         controller.register_handler(PodWiring(controller))
+
+
+async def test_stopping_the_agent_delivers_a_blocking_shutdown_event(tmp_path: Path) -> None:
+    agent, controller, _, scheduler = build_agent(tmp_path)
+    await agent.start()
+    try:
+        await wait_until(lambda: controller.loop is not None and controller.loop.started)
+    finally:
+        await agent.stop()
+        await scheduler.close()
+    wiring = next(p for p in agent.plugins if isinstance(p, PodWiring))
+    assert wiring.seen == ["Shutdown"]
+    assert controller.loop is not None and controller.loop.history_records()[-1].name == "Shutdown"

@@ -6,6 +6,7 @@ import ipaddress
 import os
 from typing import Any
 
+from plugins.linux.netns import netlink
 from plugins.podmanager.cnicodes import CNICode, CNIError
 from plugins.podmanager.records import PodResult
 
@@ -26,11 +27,9 @@ async def verify_pod_network(netns_path: str, ifname: str, expected: PodResult) 
     """
     if not os.path.exists(netns_path):
         raise CNIError(CNICode.CHECK_FAILED, f"network namespace {netns_path} does not exist")
-    from pyroute2 import (
-        AsyncIPRoute,  # the agent imports pyroute2 anyway; keep startup lean
-    )
-
-    async with AsyncIPRoute(netns=netns_path) as ipr:
+    # pyroute2's own netns support forks a helper, which crashes next to gRPC's threads; the
+    # linux plugin opens the netlink socket from a thread that entered the namespace instead.
+    async with netlink(netns_path) as ipr:
         links = {_attr(link, "ifname"): link async for link in await ipr.link("dump")}
         link = links.get(ifname)
         if link is None:
@@ -58,7 +57,7 @@ async def verify_pod_network(netns_path: str, ifname: str, expected: PodResult) 
 
     pod_ifaces = {
         i for i, iface in enumerate(expected.interfaces)
-        if iface.sandbox == netns_path or iface.name == ifname and iface.sandbox
+        if iface.sandbox == netns_path or (iface.name == ifname and iface.sandbox)
     }
     for ip in expected.ip_addresses:
         if pod_ifaces and ip.interface not in pod_ifaces:

@@ -56,6 +56,10 @@ class ControllerConfig(PluginConfig):
     permanently_recorded_init_period_s: float = Field(default=3600.0, ge=0)
     """Events processed within this long after start are never trimmed."""
 
+    enable_verification: bool = False
+    """Debug mode: after each event, a follow-up ``Verification Resync`` re-runs the handlers'
+    resync and reports any difference to the committed state (never committed itself)."""
+
     shutdown_timeout_s: float = Field(default=5.0, gt=0)
     """How long closing waits for the ``Shutdown`` event handlers get on agent stop."""
 

@@ -23,7 +23,7 @@ from plugins.controller.errors import (
     EventLoopStoppedError,
     EventQueueFullError,
 )
-from plugins.controller.events import HealingKind, HealingResync
+from plugins.controller.events import HealingKind, HealingResync, VerificationResync
 from plugins.controller.handlers import Handler
 from plugins.controller.history import EventHistory, EventRecord
 from plugins.controller.kubestate import KubeStateCache
@@ -226,8 +226,22 @@ class EventLoop:
             self._set_health(False, f"healing resync #{record.seq} failed: {record.error}")
         elif outcome.needs_healing:
             record.healing_scheduled = self._schedule_healing(record)
-        elif is_resync and not failed and event.method is not EventMethod.DOWNSTREAM_RESYNC:
+        elif (
+            is_resync
+            and not failed
+            and event.method is not EventMethod.DOWNSTREAM_RESYNC
+            and not isinstance(event, VerificationResync)
+        ):
             self._set_health(True, f"resync #{record.seq} succeeded")
+        if (
+            self.config.enable_verification
+            and not failed
+            and self._aborting is None
+            and not isinstance(event, VerificationResync)
+            and event.method is not EventMethod.DOWNSTREAM_RESYNC
+            and len(self._follow_ups) < self.config.follow_up_queue_size
+        ):
+            self._follow_ups.append((VerificationResync(), record.seq))
         self._finish(event, outcome)
 
     def _finish(self, event: Event, outcome: Outcome) -> None:
@@ -328,8 +342,4 @@ class EventLoop:
 
     def describe_handlers(self) -> dict[str, Any]:
         """Every handler's ``describe_internal_state`` (handlers without it are left out)."""
-        out: dict[str, Any] = {}
-        for handler in self.processor.handlers:
-            if handler.implements("describe_internal_state"):
-                out[handler.name] = handler.call("describe_internal_state")
-        return out
+        return self.processor.describe()

@@ -146,3 +146,15 @@ class Shutdown(Event):
     name = "Shutdown"
     blocking = True
     txn_type = UpdateTxnType.BEST_EFFORT
+
+
+class VerificationResync(ResyncEventBase):
+    """Debug mode: re-run every handler's resync after an event and check nothing would change.
+
+    Not committed: the controller compares the recomputed desired state with the last committed
+    one, and each handler's ``describe_internal_state`` before and after; any difference is an
+    error in the event history and the log.
+    """
+
+    name = "Verification Resync"
+    method = EventMethod.UPSTREAM_RESYNC

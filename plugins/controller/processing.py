@@ -27,6 +27,7 @@ from plugins.controller.events import (
     HealingKind,
     HealingResync,
     KubeStateChange,
+    VerificationResync,
 )
 from plugins.controller.handlers import Handler
 from plugins.controller.history import EventRecord, HandlerRecord
@@ -42,6 +43,10 @@ _RESYNC_MODES = {
     EventMethod.UPSTREAM_RESYNC: ResyncMode.UPSTREAM,
     EventMethod.DOWNSTREAM_RESYNC: ResyncMode.DOWNSTREAM,
 }
+
+
+class VerificationError(RuntimeError):
+    """A verification resync found state that a plain resync would change."""
 
 
 @dataclass(slots=True)
@@ -97,6 +102,8 @@ class EventProcessor:
     def _update_caches(self, event: Event) -> bool:
         """Steps 1-2 of Contiv's processing; False when the event changes nothing at all."""
         method = event.method
+        if isinstance(event, VerificationResync):
+            return True
         if method in (EventMethod.FULL_RESYNC, EventMethod.UPSTREAM_RESYNC):
             self.resync_count += 1
         if isinstance(event, DBResync):
@@ -141,6 +148,7 @@ class EventProcessor:
         ignore_errors = not is_resync and event.txn_type is UpdateTxnType.BEST_EFFORT_IGNORE_ERRORS
         revert_mode = not is_resync and event.txn_type is UpdateTxnType.REVERT_ON_FAILURE
         txn = EventTransaction()
+        before_state = self.describe() if isinstance(event, VerificationResync) else {}
         ran: list[tuple[Handler, HandlerRecord]] = []
         stop_commit = False
         changes: list[str] = []
@@ -184,7 +192,9 @@ class EventProcessor:
                     stop_commit = True
                     break
 
-        if not stop_commit:
+        if isinstance(event, VerificationResync):
+            self._verify(txn, before_state, outcome)
+        elif not stop_commit:
             handler_values = dict(txn.values())
             self._merge_external(event, txn, is_resync)
             if len(txn) or is_resync:
@@ -254,6 +264,28 @@ class EventProcessor:
                     self.internal_config.pop(key, None)
                 else:
                     self.internal_config[key] = value
+
+    def describe(self) -> dict[str, Any]:
+        """Every handler's ``describe_internal_state`` (handlers without it are left out)."""
+        return {
+            handler.name: handler.call("describe_internal_state")
+            for handler in self.handlers
+            if handler.implements("describe_internal_state")
+        }
+
+    def _verify(self, txn: EventTransaction, before: dict[str, Any], outcome: Outcome) -> None:
+        """Compare a verification resync with the committed state; differences are errors."""
+        problems: list[str] = []
+        recomputed = txn.desired_state()
+        for key in sorted(set(recomputed) | set(self.internal_config)):
+            if recomputed.get(key) != self.internal_config.get(key):
+                problems.append(f"desired value {key} differs from the committed one")
+        after = self.describe()
+        for name in sorted(set(before) | set(after)):
+            if before.get(name) != after.get(name):
+                problems.append(f"handler {name}'s internal state changed")
+        if problems and outcome.error is None:
+            outcome.error = VerificationError("; ".join(problems))
 
     def _merge_external(self, event: Event, txn: EventTransaction, is_resync: bool) -> None:
         """Contiv's step 8: external config on top of what the handlers desire."""

@@ -364,3 +364,55 @@ async def test_handler_declaring_fewer_arguments_gets_only_those(make_loop: Fact
     loop.push(FullResync())
     await wait_until(lambda: len(seen) == 2)
     assert seen == [1, 2]
+
+
+class Consistent(Plugin):
+    """Resync and update agree: one value per name seen; ``drift`` breaks that on purpose."""
+
+    name = "consistent"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+        self.drift = False
+
+    @hookimpl
+    def resync(self, txn: Transaction) -> None:
+        for name in self.names:
+            txn.put(key_of(name), Item(name=name))
+
+    @hookimpl
+    def update(self, event: Event, txn: Transaction) -> str:
+        tag = getattr(event, "tag", "")
+        self.names.add(tag)
+        txn.put(key_of(tag), Item(name=tag, extra="drift" if self.drift else ""))
+        return f"added {tag}"
+
+    @hookimpl
+    def describe_internal_state(self) -> dict[str, object]:
+        return {"names": sorted(self.names)}
+
+
+async def test_verification_resync_reports_only_real_differences(make_loop: Factory) -> None:
+    handler = Consistent()
+    sched = RecordingScheduler()
+    loop = make_loop([handler], sched, enable_verification=True)
+    await started(loop)
+    ok = Ping("a", blocking=True)
+    loop.push(ok)
+    await ok.wait()
+    await wait_until(lambda: len(loop.history_records()) == 4)  # resync, verify, update, verify
+    records = loop.history_records()
+    assert [r.name for r in records] == ["Test Resync", "Verification Resync", "Ping", "Verification Resync"]
+    assert records[3].follow_up_of == records[2].seq
+    assert not any(r.error for r in records)
+    commits = len(sched.commits)
+    handler.drift = True
+    bad = Ping("b", blocking=True)
+    loop.push(bad)
+    await bad.wait()  # the event itself succeeded
+    await wait_until(lambda: len(loop.history_records()) == 6)
+    verification = loop.history_records()[-1]
+    assert "config/test/v1/item/b differs" in verification.error
+    assert len(sched.commits) == commits + 1  # verification resyncs are never committed
+    assert loop.describe_handlers() == {"consistent": {"names": ["a", "b"]}}

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from ipaddress import IPv4Address
-from typing import Any
+from typing import Any, Protocol
 
 from core.hookspecs import hookimpl
 from core.http import HTTPPlugin
@@ -30,6 +30,13 @@ from plugins.ipam.rest import build_router
 from plugins.ipam.store import AllocationState, LocalAllocationFile, StateFileError
 from plugins.nodesync.api import NodeAddressPublisher, NodeSyncAPI
 from plugins.podmanager.api import PodID, PodManagerAPI
+
+
+class HandlerRegistry(Protocol):
+    """The controller plugin, as far as ipam needs it: to be registered as an event handler."""
+
+    def register_handler(self, handler: Plugin) -> None: ...
+
 
 #: How long ``close`` waits for queued allocation changes to reach etcd.
 CLOSE_FLUSH_TIMEOUT_S = 3.0
@@ -58,12 +65,14 @@ class IPAMPlugin(Plugin):
         nodesync: NodeSyncAPI,
         http: HTTPPlugin | None = None,
         podmanager: PodManagerAPI | None = None,
+        controller: HandlerRegistry | None = None,
     ) -> None:
         super().__init__(config)
         self.kvdb = kvdb
         self.nodesync = nodesync
         self.http = http
         self.podmanager = podmanager
+        self.controller = controller
         self.resolved: ResolvedPlan = resolve_plan(self.config)
         self._plan: NodeAddressPlan | None = None
         self._allocator: PodSubnetAllocator | None = None
@@ -100,6 +109,8 @@ class IPAMPlugin(Plugin):
         self._pusher.start()
         if self.http is not None:
             self.http.add_router(build_router(self))
+        if self.controller is not None:
+            self.controller.register_handler(self)
         self.log.info(
             "node %s (ID %d): pod subnet %s, %d allocation(s) restored",
             self.nodesync.node_name(), plan.node_id, plan.pod_subnet, len(self._allocator),

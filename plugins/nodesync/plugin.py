@@ -45,9 +45,11 @@ class NodeLabel(Protocol):
 
 
 class ControllerHandle(Protocol):
-    """What nodesync needs from the controller: resource registration and follow-up events."""
+    """What nodesync needs from the controller plugin: registrations and follow-up events."""
 
     def register_resource(self, keyword: str, key_prefix: str, model: type[BaseModel]) -> None: ...
+
+    def register_handler(self, handler: Plugin) -> None: ...
 
     def push_follow_up(self, event: Event) -> None: ...
 
@@ -85,16 +87,12 @@ class NodeSyncPlugin(Plugin):
         self._table: dict[str, Node] = {}
         self.updates_emitted = 0
 
-    def attach_controller(self, controller: ControllerHandle) -> None:
-        """Give nodesync the controller after construction (when the app wires it late)."""
-        self.controller = controller
-        controller.register_resource(VPPNODE_RESOURCE, ALLOCATED_IDS_PREFIX, VppNode)
-
     # ------------------------------------------------------------------ lifecycle
 
     async def init(self) -> None:
         if self.controller is not None:
             self.controller.register_resource(VPPNODE_RESOURCE, ALLOCATED_IDS_PREFIX, VppNode)
+            self.controller.register_handler(self)
         broker = self._broker()
         name = self.service_label.label
         mgmt = [str(a) for a in self.config.management_addresses]

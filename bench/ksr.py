@@ -27,12 +27,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.etcdserver import EtcdServer  # noqa: E402
-from core.kvdb.etcd import EtcdBroker  # noqa: E402
-from core.kvdb.plugin import KVDBConfig, KVDBPlugin  # noqa: E402
-from plugins.ksr.config import KSRConfig  # noqa: E402
-from plugins.ksr.plugin import KSRPlugin  # noqa: E402
-from tests.ksrfake.server import FakeKubernetes  # noqa: E402
+from core.etcdserver import EtcdServer
+from core.kvdb.etcd import EtcdBroker
+from core.kvdb.plugin import KVDBConfig, KVDBPlugin
+from plugins.ksr.config import KSRConfig
+from plugins.ksr.plugin import KSRPlugin
+from tests.ksrfake.server import FakeKubernetes
 
 
 def _pod(i: int) -> dict[str, Any]:

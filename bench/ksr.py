@@ -100,7 +100,7 @@ async def run(pods: int, services: int, events: int) -> dict[str, float]:
             fake.apply_many("endpointslices", [_slice(i) for i in range(services)])
             puts_per_s = await _broker_put_rate(etcd.endpoint, 5000)
 
-            kvdb = KVDBPlugin(KVDBConfig(backend="etcd", endpoints=[etcd.endpoint]))
+            kvdb = KVDBPlugin(KVDBConfig.model_validate({"backend": "etcd", "endpoints": [etcd.endpoint]}))
             await kvdb.init()
             config = KSRConfig(kubeconfig=fake.write_kubeconfig(Path(tmp) / "kubeconfig"), leader_ttl_s=5,
                                monitor_interval_s=0.5)

@@ -19,7 +19,7 @@ class KSRConfig(PluginConfig):
     source_dir: Path | None = None
     """Directory of YAML/JSON manifests (multi-document files); required with ``source: dir``."""
 
-    dir_poll_interval_s: float = Field(1.0, gt=0)
+    dir_poll_interval_s: float = Field(default=1.0, gt=0)
     """How often the manifest directory is checked for changed files."""
 
     kubeconfig: Path | None = None
@@ -28,34 +28,34 @@ class KSRConfig(PluginConfig):
     endpoints_source: Literal["endpointslice", "endpoints"] = "endpointslice"
     """Reflect ``discovery.k8s.io/v1`` EndpointSlices (default) or the legacy core/v1 Endpoints."""
 
-    watch_timeout_s: int = Field(300, ge=1)
+    watch_timeout_s: int = Field(default=300, ge=1)
     """Server-side timeout of one watch request; the watch is re-opened from the last version."""
 
-    list_page_size: int = Field(500, ge=1)
+    list_page_size: int = Field(default=500, ge=1)
     """Items per page when listing (``limit``/``continue``)."""
 
-    backoff_initial_s: float = Field(0.1, gt=0)
+    backoff_initial_s: float = Field(default=0.1, gt=0)
     """First retry delay after a failed list/watch or resync; doubles on each failure."""
 
-    backoff_max_s: float = Field(1.0, gt=0)
+    backoff_max_s: float = Field(default=1.0, gt=0)
     """Cap of the retry delay."""
 
-    txn_max_ops: int = Field(128, ge=1)
+    txn_max_ops: int = Field(default=128, ge=1)
     """Most operations in one etcd transaction (etcd's ``--max-txn-ops`` default is 128)."""
 
     leader_election: bool = True
     """Elect one writer among the replicas through an etcd lease; off: always write."""
 
-    leader_ttl_s: int = Field(10, ge=1)
+    leader_ttl_s: int = Field(default=10, ge=1)
     """TTL of the leader lease: a dead leader is replaced within about this time."""
 
     instance_id: str = ""
     """Identity in the election (default: hostname and process ID)."""
 
-    monitor_interval_s: float = Field(1.0, gt=0)
+    monitor_interval_s: float = Field(default=1.0, gt=0)
     """How often the datastore health and data loss (revision going backwards) are checked."""
 
-    stats_interval_s: float = Field(10.0, gt=0)
+    stats_interval_s: float = Field(default=10.0, gt=0)
     """How often statistics are written to ``status/gauges``."""
 
     @model_validator(mode="after")

@@ -70,6 +70,7 @@ class VPPConnection:
         self._client: VPPApiClient | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vpp-papi")
         self._callbacks: list[ReconnectCallback] = []
+        self._lost_callbacks: list[Callable[[], None]] = []
         self._monitor: asyncio.Task[None] | None = None
         self._reconnecting: asyncio.Task[None] | None = None
         self._closed = False
@@ -79,6 +80,10 @@ class VPPConnection:
     def on_reconnect(self, callback: ReconnectCallback) -> None:
         """Call ``callback(restarted)`` after every reconnect (``restarted``: VPP's PID changed)."""
         self._callbacks.append(callback)
+
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (synchronously) when the connection is found lost."""
+        self._lost_callbacks.append(callback)
 
     async def connect(self) -> None:
         """Connect once; raises :class:`VPPConnectionError` when VPP is not there."""
@@ -223,7 +228,9 @@ class VPPConnection:
     def _lost(self) -> None:
         if self.connected:
             log.warning("connection to VPP lost")
-        self.connected = False
+            self.connected = False
+            for callback in list(self._lost_callbacks):
+                callback()
         self._schedule_reconnect()
 
     def _schedule_reconnect(self) -> None:

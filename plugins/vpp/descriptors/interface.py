@@ -250,13 +250,13 @@ def _link_fields(d: Any, tap: Any, afp: Any, vxlan: Any, old: Interface | None) 
             "afpacket": AfPacketLink(host_if_name=afp.host_if_name, host_link_key=key),
         }
     if vxlan is not None:
-        link = VxlanLink(
+        tunnel = VxlanLink(
             src=str(vxlan.src_address),
             dst=str(vxlan.dst_address),
             vni=int(vxlan.vni),
             encap_vrf=int(vxlan.encap_vrf_id),
         )
-        return {"type": InterfaceType.VXLAN, "vxlan": link}
+        return {"type": InterfaceType.VXLAN, "vxlan": tunnel}
     if d.interface_dev_type == "Loopback" or str(d.interface_name).startswith("loop"):
         return {"type": InterfaceType.LOOPBACK}
     return {"type": InterfaceType.EXISTING, "vpp_name": d.interface_name}

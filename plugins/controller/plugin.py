@@ -102,13 +102,16 @@ class ControllerPlugin(Plugin):
                 best = prefix
         if best:
             return self._config_models[best]
-        # ``descriptors()`` is not part of KVSchedulerAPI; the KVScheduler offers it.
-        list_descriptors = getattr(self.scheduler, "descriptors", None)
-        if callable(list_descriptors):
-            for descriptor in list_descriptors():
-                if key.startswith(descriptor.key_prefix):
-                    model: type[BaseModel] = descriptor.model
-                    return model
+        # ``descriptors()`` is not part of KVSchedulerAPI: the KVScheduler engine offers it
+        # (directly, or as ``.scheduler`` of the kvscheduler plugin).
+        for candidate in (self.scheduler, getattr(self.scheduler, "scheduler", None)):
+            list_descriptors = getattr(candidate, "descriptors", None)
+            if callable(list_descriptors):
+                for descriptor in list_descriptors():
+                    if key.startswith(descriptor.key_prefix):
+                        model: type[BaseModel] = descriptor.model
+                        return model
+                break
         return None
 
     # -- producers -------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The controller plugin in an agent with the real core plugins, the real KV scheduler and its
-test southbound: desired state reaches the dataplane, REST, metrics and health."""
+"""The controller plugin in an agent with the real core plugins and the real kvscheduler plugin
+over its test southbound: desired state reaches the dataplane; REST, metrics and health."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from plugins.controller.config import ControllerConfig, DBWatcherConfig
 from plugins.controller.events import KubeStateChange
 from plugins.controller.kubestate import KSR_PREFIX
 from plugins.controller.plugin import ControllerPlugin
-from plugins.kvscheduler.scheduler import KVScheduler
+from plugins.kvscheduler.plugin import KVSchedulerPlugin
 from plugins.kvscheduler.testing import ITEM_PREFIX, Item, ItemDescriptor, MemoryDevice
 from tests.plugins.controller.helpers import wait_until
 from tests.plugins.controller.test_dbwatcher import PodObj, pod_json, pod_key
@@ -99,14 +99,14 @@ class PodWiring(Plugin):
         return {"things": sorted(self.things)}
 
 
-def build_agent(tmp_path: Path) -> tuple[Agent, ControllerPlugin, MemoryDevice, KVScheduler]:
+def build_agent(tmp_path: Path) -> tuple[Agent, ControllerPlugin, MemoryDevice]:
     http = HTTPPlugin(HTTPConfig(port=0))
     health = HealthPlugin(http=http)
     metrics = MetricsPlugin(http=http)
     label = ServiceLabelPlugin(ServiceLabelConfig(label=NODE))
     kvdb = KVDBPlugin(health=health)
     device = MemoryDevice()
-    scheduler = KVScheduler()
+    scheduler = KVSchedulerPlugin(http=http, metrics=metrics)
     scheduler.register_descriptor(ItemDescriptor(device))
     controller = ControllerPlugin(
         ControllerConfig(
@@ -117,19 +117,18 @@ def build_agent(tmp_path: Path) -> tuple[Agent, ControllerPlugin, MemoryDevice, 
         scheduler=scheduler, service_label=label, kvdb=kvdb, http=http, metrics=metrics, health=health,
     )
     wiring = PodWiring(controller)
-    agent = Agent([http, health, metrics, label, kvdb, controller, wiring])
-    return agent, controller, device, scheduler
+    agent = Agent([http, health, metrics, label, kvdb, scheduler, controller, wiring])
+    return agent, controller, device
 
 
 @pytest.fixture
 async def agent(tmp_path: Path) -> AsyncIterator[tuple[Agent, ControllerPlugin, MemoryDevice]]:
-    agent, controller, device, scheduler = build_agent(tmp_path)
+    agent, controller, device = build_agent(tmp_path)
     await agent.start()
     try:
         yield agent, controller, device
     finally:
         await agent.stop()
-        await scheduler.close()
 
 
 async def test_desired_state_reaches_the_dataplane(agent: tuple[Agent, ControllerPlugin, MemoryDevice]) -> None:
@@ -199,13 +198,12 @@ async def test_bad_resource_registration_is_refused(agent: tuple[Agent, Controll
 
 
 async def test_stopping_the_agent_delivers_a_blocking_shutdown_event(tmp_path: Path) -> None:
-    agent, controller, _, scheduler = build_agent(tmp_path)
+    agent, controller, _ = build_agent(tmp_path)
     await agent.start()
     try:
         await wait_until(lambda: controller.loop is not None and controller.loop.started)
     finally:
         await agent.stop()
-        await scheduler.close()
     wiring = next(p for p in agent.plugins if isinstance(p, PodWiring))
     assert wiring.seen == ["Shutdown"]
     assert controller.loop is not None and controller.loop.history_records()[-1].name == "Shutdown"

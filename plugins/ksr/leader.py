@@ -93,7 +93,14 @@ class LeaderElector:
         self.is_leader = True
         self.leader_id = self.instance_id
         log.info("%s is now the leader", self.instance_id)
-        await self._on_elected()
+        try:
+            await self._on_elected()
+        except KVError:
+            raise
+        except Exception:
+            # Leading without working reflectors would block the standby: hand over instead.
+            log.exception("could not start as the leader; resigning")
+            await self.resign()
 
     async def _hold(self) -> None:
         await self.broker.refresh_lease(self._lease)

@@ -59,6 +59,7 @@ class KSRPlugin(Plugin):
         self._election: asyncio.Task[None] | None = None
         self._term_lock = asyncio.Lock()
         self._observe_latency: Any = None
+        self._api_client: Any = None
 
     @property
     def is_leader(self) -> bool:
@@ -70,6 +71,16 @@ class KSRPlugin(Plugin):
     # ------------------------------------------------------------------ lifecycle
 
     async def init(self) -> None:
+        cfg = self.config
+        # Fail the start with a clear message rather than when (much later) elected.
+        if cfg.source == "dir":
+            assert cfg.source_dir is not None  # checked by the config model
+            if not cfg.source_dir.is_dir():
+                raise FileNotFoundError(f"ksr.source_dir {cfg.source_dir} is not a directory")
+        else:
+            from plugins.ksr.api_source import load_api_client
+
+            self._api_client = load_api_client(cfg.kubeconfig)
         if self.metrics is not None:
             self.metrics.registry.register(KSRCollector(self.stats, self.synced, lambda: self.is_leader))
             self._observe_latency = write_latency_histogram(self.metrics.registry).observe
@@ -94,6 +105,8 @@ class KSRPlugin(Plugin):
         if self.elector is not None:
             await self.elector.resign()
         await self._end_term()
+        if self._api_client is not None:
+            self._api_client.close()
 
     # ------------------------------------------------------------------ terms
 
@@ -106,8 +119,10 @@ class KSRPlugin(Plugin):
             return DirSource(cfg.source_dir, cfg.dir_poll_interval_s)
         from plugins.ksr.api_source import APISource, load_api_client
 
+        if self._api_client is None:
+            self._api_client = load_api_client(cfg.kubeconfig)
         return APISource(
-            load_api_client(cfg.kubeconfig),
+            self._api_client,
             page_size=cfg.list_page_size,
             watch_timeout_s=cfg.watch_timeout_s,
             backoff_initial_s=cfg.backoff_initial_s,

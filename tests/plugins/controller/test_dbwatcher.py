@@ -238,10 +238,13 @@ async def test_etcd_restart_mid_stream_loses_and_duplicates_no_change(
         for i in range(40):
             await write(i)
             if i == 20:
-                await asyncio.to_thread(etcd.restart)
+                await asyncio.to_thread(etcd.stop)
+                await wait_until(lambda: not stack.watcher.connected)  # the probe noticed
+                await asyncio.to_thread(etcd.start)
         await wait_until(lambda: {k: v.ip for k, v in stack.kube_pods.items()} == written, timeout_s=20)
         # The handler's own view, built from resyncs and change events, matches etcd.
         assert {k: v.ip for k, v in stack.handler.pods.items()} == written
+        assert stack.watcher.remote_resyncs == 2  # the start, and once when etcd came back
         seen = [(c.key, c.revision) for c in stack.handler.changes]
         assert len(seen) == len(set(seen)), "a change was delivered twice"
         per_key: dict[str, int] = {}

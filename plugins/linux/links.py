@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
 from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from plugins.linux.models import ALIAS_PREFIX
 
@@ -69,9 +71,15 @@ async def dump_links(ipr: AsyncIPRoute) -> list[LinkInfo]:
 
 
 async def find_link(ipr: AsyncIPRoute, ifname: str) -> LinkInfo | None:
-    for info in await dump_links(ipr):
-        if info.ifname == ifname:
-            return info
+    """The link named ``ifname`` (one netlink get, not a dump), or None."""
+    try:
+        found = await ipr.link("get", ifname=ifname)
+    except NetlinkError as exc:
+        if exc.code == errno.ENODEV:
+            return None
+        raise
+    for msg in found:
+        return link_info(msg)
     return None
 
 
@@ -84,14 +92,12 @@ async def owned_link(ipr: AsyncIPRoute, ifname: str) -> LinkInfo | None:
 async def set_link(
     ipr: AsyncIPRoute, index: int, *, mac: str, mtu: int, up: bool, alias: str | None = None
 ) -> None:
-    """Apply MAC, MTU, alias, then the admin state (the state last, so it comes up configured)."""
-    attrs: dict[str, Any] = {}
+    """Apply MAC, MTU, alias and the admin state in one request."""
+    attrs: dict[str, Any] = {"state": "up" if up else "down"}
     if alias is not None:
         attrs["ifalias"] = alias
     if mac:
         attrs["address"] = mac
     if mtu:
         attrs["mtu"] = mtu
-    if attrs:
-        await ipr.link("set", index=index, **attrs)
-    await ipr.link("set", index=index, state="up" if up else "down")
+    await ipr.link("set", index=index, **attrs)

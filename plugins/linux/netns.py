@@ -12,13 +12,15 @@ the event loop's thread never changes namespace.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import os
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import quote
 
@@ -154,3 +156,96 @@ async def netlink(ref: str) -> AsyncIterator[AsyncIPRoute]:
             raise
     async with ipr:
         yield ipr
+
+
+def _ns_identity(ref: str) -> tuple[int, int] | None:
+    """(device, inode) of a namespace file: a recreated namespace at the same path differs."""
+    path = namespace_path(ref)
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise NamespaceNotFoundError(ref, path) from None
+    return (st.st_dev, st.st_ino)
+
+
+@dataclass
+class _Handle:
+    loop: asyncio.AbstractEventLoop
+    ipr: AsyncIPRoute
+    identity: tuple[int, int] | None
+    users: int = 0
+    timer: asyncio.TimerHandle | None = None
+
+
+class NetlinkPool:
+    """Netlink handles for the descriptors, reused across operations.
+
+    ``sticky`` namespaces (the agent's own, the node namespace) keep their handle until
+    :meth:`close`. Others (pods) keep theirs only while in use and ``idle_s`` after, so one
+    transaction's operations in a pod share one handle, yet no socket keeps a deleted pod
+    namespace alive for long. A handle is replaced when the namespace file now names another
+    namespace (same path, new inode).
+    """
+
+    def __init__(self, sticky: Iterable[str] = (), idle_s: float = 0.2) -> None:
+        self.sticky = frozenset(sticky)
+        self.idle_s = idle_s
+        self._open: dict[str, _Handle] = {}
+
+    @asynccontextmanager
+    async def connect(self, ref: str) -> AsyncIterator[AsyncIPRoute]:
+        loop = asyncio.get_running_loop()
+        identity = _ns_identity(ref)
+        handle = self._open.get(ref)
+        if handle is not None and (handle.loop is not loop or handle.identity != identity):
+            if handle.users == 0:
+                self._drop(ref)
+            else:
+                self._open.pop(ref)
+            handle = None
+        if handle is None:
+            fileno = _netlink_socket_in(ref)
+            ipr = AsyncIPRoute() if fileno is None else AsyncIPRoute(fileno=fileno)
+            handle = _Handle(loop, ipr, identity)
+            self._open[ref] = handle
+        if handle.timer is not None:
+            handle.timer.cancel()
+            handle.timer = None
+        handle.users += 1
+        broken = False
+        try:
+            yield handle.ipr
+        except (ConnectionError, EOFError):
+            broken = True
+            raise
+        finally:
+            handle.users -= 1
+            if self._open.get(ref) is not handle:
+                if handle.users == 0:
+                    handle.ipr.close()
+            elif broken:
+                self._drop(ref)
+            elif handle.users == 0 and ref not in self.sticky:
+                handle.timer = loop.call_later(self.idle_s, self._expire, ref, handle)
+
+    def _expire(self, ref: str, handle: _Handle) -> None:
+        if self._open.get(ref) is handle and handle.users == 0:
+            self._drop(ref)
+
+    def _drop(self, ref: str) -> None:
+        handle = self._open.pop(ref, None)
+        if handle is None:
+            return
+        if handle.timer is not None:
+            handle.timer.cancel()
+        try:
+            handle.ipr.close()
+        except Exception:  # noqa: BLE001 - closing a handle of a finished loop
+            pass
+
+    def close(self) -> None:
+        """Close every handle that is not in use."""
+        for ref in list(self._open):
+            self._drop(ref)

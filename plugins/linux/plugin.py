@@ -13,19 +13,22 @@ from plugins.linux.descriptors.route import RouteDescriptor
 from plugins.linux.descriptors.sysctl import SysctlDescriptor
 from plugins.linux.descriptors.veth import VethDescriptor
 from plugins.linux.descriptors.vxlan import VxlanDescriptor
+from plugins.linux.netns import NetlinkPool
 
 
-def linux_descriptors(scan_namespaces: list[str] | None = None) -> list[Descriptor[Any]]:
-    """One instance of every Linux descriptor, links first."""
+def linux_descriptors(
+    scan_namespaces: list[str] | None = None, pool: NetlinkPool | None = None
+) -> list[Descriptor[Any]]:
+    """One instance of every Linux descriptor, links first, sharing ``pool``."""
     extra = list(scan_namespaces or [])
     return [
-        VethDescriptor(extra),
-        VxlanDescriptor(extra),
-        AddressDescriptor(extra),
-        RouteDescriptor(extra),
-        NeighbourDescriptor(extra),
-        FdbDescriptor(extra),
-        SysctlDescriptor(extra),
+        VethDescriptor(extra, pool),
+        VxlanDescriptor(extra, pool),
+        AddressDescriptor(extra, pool),
+        RouteDescriptor(extra, pool),
+        NeighbourDescriptor(extra, pool),
+        FdbDescriptor(extra, pool),
+        SysctlDescriptor(extra, pool),
     ]
 
 
@@ -42,10 +45,17 @@ class LinuxDataplanePlugin(Plugin):
         super().__init__(config)
         self.scheduler = scheduler
         self.descriptors: list[Descriptor[Any]] = []
+        config = cast(LinuxConfig, self.config)
+        # The agent's own and the configured namespaces live as long as the agent: keep their
+        # netlink handles open. Pod namespaces get a handle per operation.
+        self.pool = NetlinkPool(sticky=["", *config.scan_namespaces])
 
     async def init(self) -> None:
         config = cast(LinuxConfig, self.config)
-        self.descriptors = linux_descriptors(config.scan_namespaces)
+        self.descriptors = linux_descriptors(config.scan_namespaces, self.pool)
         for descriptor in self.descriptors:
             self.scheduler.register_descriptor(descriptor)
         self.log.info("registered %d Linux descriptors", len(self.descriptors))
+
+    async def close(self) -> None:
+        self.pool.close()

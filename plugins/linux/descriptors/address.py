@@ -19,7 +19,7 @@ from plugins.kvscheduler.api import (
 from plugins.linux.descriptors.base import LinuxDescriptor
 from plugins.linux.links import dump_links, owned_link
 from plugins.linux.models import ADDRESS_SPEC, InterfaceAddress, link_property_key
-from plugins.linux.netns import NamespaceNotFoundError, namespace_label, netlink
+from plugins.linux.netns import NamespaceNotFoundError, namespace_label
 
 
 class AddressDescriptor(LinuxDescriptor):
@@ -37,7 +37,7 @@ class AddressDescriptor(LinuxDescriptor):
         return [Dependency("interface", key=link_property_key(value.namespace, value.ifname))]
 
     async def create(self, key: str, value: InterfaceAddress) -> None:
-        async with netlink(value.namespace) as ipr:
+        async with self.pool.connect(value.namespace) as ipr:
             link = await owned_link(ipr, value.ifname)
             if link is None:
                 raise OSError(f"interface {value.ifname} is missing or not ours")
@@ -50,7 +50,7 @@ class AddressDescriptor(LinuxDescriptor):
 
     async def delete(self, key: str, value: InterfaceAddress, metadata: Any) -> None:
         try:
-            async with netlink(value.namespace) as ipr:
+            async with self.pool.connect(value.namespace) as ipr:
                 link = await owned_link(ipr, value.ifname)
                 if link is None:
                     return
@@ -67,7 +67,7 @@ class AddressDescriptor(LinuxDescriptor):
         result = []
         for ns in self.scan_namespaces(correlate):
             try:
-                async with netlink(ns) as ipr:
+                async with self.pool.connect(ns) as ipr:
                     ours = {i.index: i for i in await dump_links(ipr) if i.mark is not None}
                     addrs = [a async for a in await ipr.addr("dump", family=socket.AF_INET)]
             except NamespaceNotFoundError:

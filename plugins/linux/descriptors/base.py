@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from pyroute2.netlink.exceptions import NetlinkError
 
 from plugins.kvscheduler.api import Descriptor, ValueWithMetadata
-from plugins.linux.netns import NamespaceNotFoundError, namespace_exists
+from plugins.linux.netns import NamespaceNotFoundError, NetlinkPool, namespace_exists
 
 #: errno values that mean "the input is wrong", never worth a retry.
 _PERMANENT_ERRNOS = frozenset({errno.EINVAL, errno.ERANGE, errno.EOPNOTSUPP, errno.EPERM})
@@ -20,11 +20,15 @@ class LinuxDescriptor(Descriptor[Any]):
     """Base of the Linux descriptors.
 
     ``extra_namespaces`` are scanned by ``retrieve`` in addition to the agent's own namespace
-    and the namespaces of the values the scheduler believes applied.
+    and the namespaces of the values the scheduler believes applied. ``pool`` hands out the
+    netlink handles (shared by the descriptors of one plugin; by default nothing is kept open).
     """
 
-    def __init__(self, extra_namespaces: Iterable[str] = ()) -> None:
+    def __init__(
+        self, extra_namespaces: Iterable[str] = (), pool: NetlinkPool | None = None
+    ) -> None:
         self.extra_namespaces = tuple(extra_namespaces)
+        self.pool = pool if pool is not None else NetlinkPool()
 
     def scan_namespaces(self, correlate: Sequence[ValueWithMetadata]) -> list[str]:
         found: dict[str, None] = {"": None}

@@ -25,7 +25,7 @@ from plugins.linux.models import (
     Neighbour,
     link_property_key,
 )
-from plugins.linux.netns import NamespaceNotFoundError, namespace_label, netlink
+from plugins.linux.netns import NamespaceNotFoundError, namespace_label
 
 _NUD_PERMANENT = 0x80
 _NUD_NOARP = 0x40
@@ -47,7 +47,7 @@ class NeighbourDescriptor(LinuxDescriptor):
         return [Dependency("interface", key=link_property_key(value.namespace, value.ifname))]
 
     async def create(self, key: str, value: Neighbour) -> None:
-        async with netlink(value.namespace) as ipr:
+        async with self.pool.connect(value.namespace) as ipr:
             link = await owned_link(ipr, value.ifname)
             if link is None:
                 raise OSError(f"interface {value.ifname} is missing or not ours")
@@ -60,7 +60,7 @@ class NeighbourDescriptor(LinuxDescriptor):
 
     async def delete(self, key: str, value: Neighbour, metadata: Any) -> None:
         try:
-            async with netlink(value.namespace) as ipr:
+            async with self.pool.connect(value.namespace) as ipr:
                 link = await owned_link(ipr, value.ifname)
                 if link is None:
                     return
@@ -76,7 +76,7 @@ class NeighbourDescriptor(LinuxDescriptor):
         result = []
         for ns in self.scan_namespaces(correlate):
             try:
-                async with netlink(ns) as ipr:
+                async with self.pool.connect(ns) as ipr:
                     ours = {i.index: i for i in await dump_links(ipr) if i.mark is not None}
                     entries = [n async for n in await ipr.neigh("dump", family=socket.AF_INET)]
             except NamespaceNotFoundError:
@@ -106,7 +106,7 @@ class FdbDescriptor(LinuxDescriptor):
         return [Dependency("interface", key=link_property_key(value.namespace, value.ifname))]
 
     async def create(self, key: str, value: FdbEntry) -> None:
-        async with netlink(value.namespace) as ipr:
+        async with self.pool.connect(value.namespace) as ipr:
             link = await owned_link(ipr, value.ifname)
             if link is None:
                 raise OSError(f"VXLAN device {value.ifname} is missing or not ours")
@@ -119,7 +119,7 @@ class FdbDescriptor(LinuxDescriptor):
 
     async def delete(self, key: str, value: FdbEntry, metadata: Any) -> None:
         try:
-            async with netlink(value.namespace) as ipr:
+            async with self.pool.connect(value.namespace) as ipr:
                 link = await owned_link(ipr, value.ifname)
                 if link is None:
                     return
@@ -136,7 +136,7 @@ class FdbDescriptor(LinuxDescriptor):
         result = []
         for ns in self.scan_namespaces(correlate):
             try:
-                async with netlink(ns) as ipr:
+                async with self.pool.connect(ns) as ipr:
                     ours = {i.index: i for i in await dump_links(ipr)
                             if i.mark is not None and i.kind == "vxlan"}
                     entries = [n async for n in await ipr.fdb("dump")] if ours else []

@@ -19,8 +19,14 @@ from plugins.kvscheduler.api import (
 )
 from plugins.linux.descriptors.base import LinuxDescriptor
 from plugins.linux.links import dump_links, find_link
-from plugins.linux.models import ROUTE_PROTOCOL, ROUTE_SPEC, Route, link_property_key
-from plugins.linux.netns import NamespaceNotFoundError, namespace_label, netlink
+from plugins.linux.models import (
+    ADDRESS_SPEC,
+    ROUTE_PROTOCOL,
+    ROUTE_SPEC,
+    Route,
+    link_property_key,
+)
+from plugins.linux.netns import NamespaceNotFoundError, namespace_label
 
 _RTNH_F_ONLINK = 4
 _SCOPE_LINK = 253
@@ -51,9 +57,15 @@ class RouteDescriptor(LinuxDescriptor):
         return old == new
 
     def dependencies(self, key: str, value: Route) -> Sequence[Dependency]:
-        if value.dev and value.dev_is_ours:
-            return [Dependency("interface", key=link_property_key(value.namespace, value.dev))]
-        return []
+        if not (value.dev and value.dev_is_ours):
+            return []
+        deps = [Dependency("interface", key=link_property_key(value.namespace, value.dev))]
+        if value.gateway is not None:
+            # The kernel refuses a gateway (even onlink) in a namespace with no address at all:
+            # wait until the device has one of our addresses.
+            prefix = f"{ADDRESS_SPEC.key_prefix}{namespace_label(value.namespace)}/{value.dev}/"
+            deps.append(Dependency("interface-address", any_of=(prefix,)))
+        return deps
 
     def _request(self, value: Route) -> dict[str, Any]:
         req: dict[str, Any] = {
@@ -71,7 +83,7 @@ class RouteDescriptor(LinuxDescriptor):
         return req
 
     async def create(self, key: str, value: Route) -> None:
-        async with netlink(value.namespace) as ipr:
+        async with self.pool.connect(value.namespace) as ipr:
             req = self._request(value)
             if value.dev:
                 link = await find_link(ipr, value.dev)
@@ -83,7 +95,7 @@ class RouteDescriptor(LinuxDescriptor):
     async def delete(self, key: str, value: Route, metadata: Any) -> None:
         req = {k: v for k, v in self._request(value).items() if k != "flags"}
         try:
-            async with netlink(value.namespace) as ipr:
+            async with self.pool.connect(value.namespace) as ipr:
                 # The kernel matches the protocol, so a foreign route with the same
                 # destination is never removed.
                 await ipr.route("del", **req)
@@ -98,7 +110,7 @@ class RouteDescriptor(LinuxDescriptor):
         result = []
         for ns in self.scan_namespaces(correlate):
             try:
-                async with netlink(ns) as ipr:
+                async with self.pool.connect(ns) as ipr:
                     links = {i.index: i for i in await dump_links(ipr)}
                     routes = [
                         r async for r in await ipr.route("dump", family=socket.AF_INET)

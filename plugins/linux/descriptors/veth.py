@@ -26,7 +26,6 @@ from plugins.linux.netns import (
     NamespaceNotFoundError,
     namespace_exists,
     namespace_path,
-    netlink,
 )
 
 
@@ -73,7 +72,7 @@ class VethDescriptor(LinuxDescriptor):
         peer: dict[str, Any] = {"ifname": end2.ifname}
         fd = _ns_fd(end2.namespace) if end2.namespace != end1.namespace else None
         try:
-            async with netlink(end1.namespace) as ipr:
+            async with self.pool.connect(end1.namespace) as ipr:
                 if fd is not None:
                     peer["net_ns_fd"] = fd
                 await ipr.link("add", ifname=end1.ifname, kind="veth", peer=peer)
@@ -89,7 +88,7 @@ class VethDescriptor(LinuxDescriptor):
 
     async def _configure(self, key: str, end: VethEnd, peer: VethEnd) -> None:
         mark = Mark(key, peer.namespace, peer.ifname)
-        async with netlink(end.namespace) as ipr:
+        async with self.pool.connect(end.namespace) as ipr:
             info = await find_link(ipr, end.ifname)
             if info is None:
                 raise OSError(f"veth end {end.ifname} vanished from namespace {end.namespace!r}")
@@ -110,7 +109,7 @@ class VethDescriptor(LinuxDescriptor):
     async def _delete_end(self, end: VethEnd, key: str | None = None) -> bool:
         if not namespace_exists(end.namespace):
             return False
-        async with netlink(end.namespace) as ipr:
+        async with self.pool.connect(end.namespace) as ipr:
             info = await find_link(ipr, end.ifname)
             if info is None or info.mark is None:
                 return False
@@ -124,7 +123,7 @@ class VethDescriptor(LinuxDescriptor):
         ends: dict[tuple[str, str], LinkInfo] = {}
         for ns in self.scan_namespaces(correlate):
             try:
-                async with netlink(ns) as ipr:
+                async with self.pool.connect(ns) as ipr:
                     for info in await dump_links(ipr):
                         if info.kind == "veth" and info.mark and info.mark.key.startswith(
                             self.key_prefix

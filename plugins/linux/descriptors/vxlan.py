@@ -15,7 +15,7 @@ from plugins.kvscheduler.api import (
 from plugins.linux.descriptors.base import LinuxDescriptor
 from plugins.linux.links import LinkInfo, Mark, dump_links, find_link, set_link
 from plugins.linux.models import VXLAN_SPEC, LinkProperty, Vxlan, link_property_key
-from plugins.linux.netns import NamespaceNotFoundError, netlink
+from plugins.linux.netns import NamespaceNotFoundError
 
 
 class VxlanDescriptor(LinuxDescriptor):
@@ -37,7 +37,7 @@ class VxlanDescriptor(LinuxDescriptor):
         return any(getattr(old, f) != getattr(new, f) for f in fixed)
 
     async def create(self, key: str, value: Vxlan) -> None:
-        async with netlink(value.namespace) as ipr:
+        async with self.pool.connect(value.namespace) as ipr:
             attrs: dict[str, Any] = {
                 "vxlan_id": value.vni,
                 "vxlan_local": str(value.local),
@@ -61,7 +61,7 @@ class VxlanDescriptor(LinuxDescriptor):
                 raise
 
     async def update(self, key: str, old: Vxlan, new: Vxlan, metadata: Any) -> None:
-        async with netlink(new.namespace) as ipr:
+        async with self.pool.connect(new.namespace) as ipr:
             info = await find_link(ipr, new.ifname)
             if info is None or info.mark is None:
                 raise OSError(f"our VXLAN device {new.ifname} is missing")
@@ -69,7 +69,7 @@ class VxlanDescriptor(LinuxDescriptor):
 
     async def delete(self, key: str, value: Vxlan, metadata: Any) -> None:
         try:
-            async with netlink(value.namespace) as ipr:
+            async with self.pool.connect(value.namespace) as ipr:
                 info = await find_link(ipr, value.ifname)
                 if info is not None and info.mark is not None and info.mark.key == key:
                     await ipr.link("del", index=info.index)
@@ -81,7 +81,7 @@ class VxlanDescriptor(LinuxDescriptor):
         result = []
         for ns in self.scan_namespaces(correlate):
             try:
-                async with netlink(ns) as ipr:
+                async with self.pool.connect(ns) as ipr:
                     links = await dump_links(ipr)
             except NamespaceNotFoundError:
                 continue

@@ -100,7 +100,8 @@ class Agent:
 async def agent(tmp_path: Path, nodes: NodeTable, node_ns: str,
                 **ipnet_config: object) -> AsyncIterator[Agent]:
     scheduler = KVScheduler(verify=True)
-    await LinuxDataplanePlugin(LinuxConfig(scan_namespaces=[node_ns]), scheduler=scheduler).init()
+    linux = LinuxDataplanePlugin(LinuxConfig(scan_namespaces=[node_ns]), scheduler=scheduler)
+    await linux.init()
     pods = PodRecords()
     async with real_ipam(tmp_path, nodes) as ipam:
         ipnet = IPNetPlugin(IPNetConfig(node_namespace=node_ns, **ipnet_config),  # type: ignore[arg-type]
@@ -109,6 +110,7 @@ async def agent(tmp_path: Path, nodes: NodeTable, node_ns: str,
             yield Agent(nodes, ipam, ipnet, scheduler, pods)
         finally:
             await scheduler.close()
+            await linux.close()
 
 
 async def test_pods_on_one_node(tmp_path: Path, make_netns: Callable[[], str]) -> None:

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from ipaddress import IPv4Address
 from typing import Any, Protocol
 
+from pydantic import BaseModel
+
 from core.hookspecs import hookimpl
 from core.http import HTTPPlugin
 from core.kvdb.api import agent_prefix
@@ -28,12 +30,15 @@ from plugins.ipam.pusher import (
 )
 from plugins.ipam.rest import build_router
 from plugins.ipam.store import AllocationState, LocalAllocationFile, StateFileError
+from plugins.ksr.model import RESOURCES
 from plugins.nodesync.api import NodeAddressPublisher, NodeSyncAPI
 from plugins.podmanager.api import PodID, PodManagerAPI
 
 
 class HandlerRegistry(Protocol):
-    """The controller plugin, as far as ipam needs it: to be registered as an event handler."""
+    """The controller plugin, as far as ipam needs it: resources it reads, and its handler."""
+
+    def register_resource(self, keyword: str, key_prefix: str, model: type[BaseModel]) -> None: ...
 
     def register_handler(self, handler: Plugin) -> None: ...
 
@@ -110,6 +115,9 @@ class IPAMPlugin(Plugin):
         if self.http is not None:
             self.http.add_router(build_router(self))
         if self.controller is not None:
+            # The reflected pods tell which allocations are still in use (idempotent if
+            # another plugin registered the same resource).
+            self.controller.register_resource("pod", *RESOURCES["pod"])
             self.controller.register_handler(self)
         self.log.info(
             "node %s (ID %d): pod subnet %s, %d allocation(s) restored",
@@ -182,22 +190,19 @@ class IPAMPlugin(Plugin):
         return self._alloc().allocations()
 
     # ------------------------------------------------------------------ more for REST and tests
+    # (methods, not properties: pluggy inspects every attribute when the plugin is registered)
 
-    @property
     def capacity(self) -> int:
         """How many pods this node's subnet holds."""
         return self._alloc().capacity
 
-    @property
     def last_assigned_index(self) -> int:
         return self._alloc().last_index
 
-    @property
     def etcd_pending(self) -> int:
         """Allocation changes not yet in etcd."""
         return self._push().pending
 
-    @property
     def etcd_last_error(self) -> str:
         return self._push().last_error
 
@@ -276,6 +281,14 @@ class IPAMPlugin(Plugin):
     def contiv_describe_state(self) -> dict[str, Any] | None:
         return {"ipam": self.describe()}
 
+    @hookimpl
+    def describe_internal_state(self) -> dict[str, object] | None:
+        """The allocations (what a no-op resync must leave unchanged)."""
+        return {
+            "podSubnet": str(self._node_plan().pod_subnet),
+            "allocations": {str(pod): str(ip) for pod, ip in sorted(self.allocations().items())},
+        }
+
     def describe(self) -> dict[str, Any]:
         """This node's allocations as JSON-friendly data (also served over REST)."""
         plan = self._node_plan()
@@ -283,15 +296,15 @@ class IPAMPlugin(Plugin):
             "nodeName": self.nodesync.node_name(),
             "nodeId": plan.node_id,
             "podSubnet": str(plan.pod_subnet),
-            "capacity": self.capacity,
+            "capacity": self.capacity(),
             "allocated": len(self._alloc()),
-            "lastAssigned": self.last_assigned_index,
+            "lastAssigned": self.last_assigned_index(),
             "allocations": [
                 {"namespace": pod.namespace, "name": pod.name, "ip": str(ip)}
                 for pod, ip in sorted(self.allocations().items())
             ],
-            "etcdPending": self.etcd_pending,
-            "etcdLastError": self.etcd_last_error,
+            "etcdPending": self.etcd_pending(),
+            "etcdLastError": self.etcd_last_error(),
         }
 
     # ------------------------------------------------------------------ internals

@@ -31,7 +31,7 @@ def build_router(ipam: IPAMPlugin) -> APIRouter:
             "podNetwork": str(plan.pod_network),
             "vxlanNetwork": str(plan.vxlan_network),
             "serviceNetwork": str(plan.service_network),
-            "podCapacity": ipam.capacity,
+            "podCapacity": ipam.capacity(),
             "config": ipam.config.model_dump(mode="json"),
         }
 

@@ -16,6 +16,7 @@ from core.kvdb.plugin import KVDBPlugin
 from core.plugin import Plugin
 from plugins.controller.api import Event, EventMethod, KubeStateReader, Transaction
 from plugins.controller.events import KubeStateChange
+from plugins.ksr.model import RESOURCES
 from plugins.nodesync.allocation import (
     ALLOCATED_IDS_PREFIX,
     NodeIDAllocationError,
@@ -92,6 +93,8 @@ class NodeSyncPlugin(Plugin):
     async def init(self) -> None:
         if self.controller is not None:
             self.controller.register_resource(VPPNODE_RESOURCE, ALLOCATED_IDS_PREFIX, VppNode)
+            # Kubernetes nodes carry the management addresses (idempotent if registered elsewhere).
+            self.controller.register_resource("node", *RESOURCES["node"])
             self.controller.register_handler(self)
         broker = self._broker()
         name = self.service_label.label
@@ -199,12 +202,15 @@ class NodeSyncPlugin(Plugin):
 
     @hookimpl
     def contiv_describe_state(self) -> dict[str, Any] | None:
+        return {"nodesync": self.describe_internal_state()}
+
+    @hookimpl
+    def describe_internal_state(self) -> dict[str, object] | None:
+        """This node's ID and the node table."""
         return {
-            "nodesync": {
-                "nodeId": self._record.id if self._record else None,
-                "nodeName": self.node_name(),
-                "nodes": {name: node.model_dump(mode="json") for name, node in sorted(self._table.items())},
-            }
+            "nodeId": self._record.id if self._record else None,
+            "nodeName": self.node_name(),
+            "nodes": {name: node.model_dump(mode="json") for name, node in sorted(self._table.items())},
         }
 
     # ------------------------------------------------------------------ internals

@@ -147,11 +147,11 @@ async def test_etcd_down_allocation_still_works_and_reaches_etcd_later(
         ip = ipam.allocate_pod_ip(pod(1))  # never awaits etcd
         assert file_allocations(tmp_path / "ipam.json") == {pod(1): ip}
         assert not await ipam.flush_to_etcd(1.5)
-        assert ipam.etcd_pending == 1 and ipam.etcd_last_error
+        assert ipam.etcd_pending() == 1 and ipam.etcd_last_error()
         etcd.start()
         assert await ipam.flush_to_etcd(20)
         assert await etcd_allocations(etcd_kvdb) == {pod(1): ip}
-        assert ipam.etcd_last_error == ""
+        assert ipam.etcd_last_error() == ""
     finally:
         etcd.start()
         await node.stop()

@@ -109,10 +109,17 @@ class TapLink(_Value):
     host_namespace: str = ""
     #: MTU of the Linux side; 0 = VPP's default.
     host_mtu: int = Field(default=0, ge=0, le=65535)
+    #: MAC of the Linux side; "" = random.
+    host_mac: str = ""
     rx_ring_size: int = Field(default=256, ge=0)
     tx_ring_size: int = Field(default=256, ge=0)
     #: A property key to derive while the TAP exists (lets Linux values in the pod wait for it).
     host_link_property: str = ""
+    #: Interface alias set on the Linux side after creation (the Linux descriptors' ownership
+    #: mark), so Linux values (addresses, routes, neighbours) may configure it; "" = none.
+    host_alias: str = Field(default="", max_length=250)
+
+    _host_mac = field_validator("host_mac")(_check_mac)
 
 
 class AfPacketLink(_Value):

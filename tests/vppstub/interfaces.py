@@ -8,6 +8,7 @@ import socket
 from typing import Any
 
 from tests.vppstub import errors as E
+from tests.vppstub import hosttap
 from tests.vppstub.errors import ApiError
 from tests.vppstub.state import NO_INDEX, Interface, VPPState
 
@@ -18,11 +19,13 @@ ZERO_MAC = "00:00:00:00:00:00"
 class Options:
     """What the host the stand-in pretends to run on offers."""
 
-    def __init__(self, vhost_net: bool = True, check_host_links: bool = True) -> None:
+    def __init__(self, vhost_net: bool = True, check_host_links: bool = True, create_host_taps: bool = False) -> None:
         #: Without /dev/vhost-net, tap_create_v3 fails with -11 (as on these machines).
         self.vhost_net = vhost_net
         #: af_packet_create_v3 needs the host link to exist (checked in the stand-in's netns).
         self.check_host_links = check_host_links
+        #: Create a real Linux tap for every TAP (its host side, in its namespace), as VPP does.
+        self.create_host_taps = create_host_taps
 
 
 def create_loopback_instance(st: VPPState, opt: Options, req: Any) -> Reply:
@@ -85,6 +88,13 @@ def tap_create_v3(st: VPPState, opt: Options, req: Any) -> Reply:
     mac = str(req.mac_address)
     iface.mac = st.mac_for(iface.sw_if_index) if req.use_random_mac or mac == ZERO_MAC else mac
     iface.tag = req.tag
+    if opt.create_host_taps:
+        try:
+            hosttap.create(host_ns, host_if, iface.link["host_mac_addr"], iface.link["host_mtu_size"])
+        except OSError as err:
+            st.remove_interface(iface.sw_if_index)
+            raise ApiError(E.SYSCALL_ERROR_2, f"host tap {host_if}: {err}") from err
+        iface.link["real"] = True
     return {"retval": 0, "sw_if_index": iface.sw_if_index}
 
 
@@ -92,6 +102,8 @@ def tap_delete_v2(st: VPPState, opt: Options, req: Any) -> Reply:
     iface = st.iface(req.sw_if_index)
     if iface.dev_type != "virtio":
         raise ApiError(E.INVALID_SW_IF_INDEX, f"{iface.name} is not a tap")
+    if iface.link.get("real"):
+        hosttap.delete(iface.link["host_namespace"], iface.link["host_if_name"])
     st.remove_interface(iface.sw_if_index)
     return {"retval": 0}
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.vppstub import interfaces, l2, l3
+from tests.vppstub import hosttap, interfaces, l2, l3
 from tests.vppstub.codec import (
     SOCKCLNT_CREATE_ID,
     MessageCatalog,
@@ -101,9 +101,17 @@ class VPPStub:
         if os.path.exists(self.socket_path):
             os.unlink(self.socket_path)
 
+    def remove_host_taps(self) -> None:
+        """Delete the real Linux taps made for TAPs (VPP's exit takes them along)."""
+        for iface in list(self.state.interfaces.values()):
+            if iface.link.get("real"):
+                hosttap.delete(iface.link["host_namespace"], iface.link["host_if_name"])
+                iface.link["real"] = False
+
     def restart(self, *, start: bool = True) -> None:
         """VPP restarts: clients are dropped, all state is lost, a new PID is reported."""
         self.stop()
+        self.remove_host_taps()
         with self._lock:
             self.state = VPPState()
             self.pid = next(_pids)

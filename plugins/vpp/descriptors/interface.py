@@ -19,6 +19,7 @@ from plugins.kvscheduler.api import (
 )
 from plugins.vpp.descriptors.base import VPPDescriptor
 from plugins.vpp.errors import VPPNotFoundError
+from plugins.vpp.hostlink import mark_host_link
 from plugins.vpp.model import (
     INTERFACE_SPEC,
     NO_INDEX,
@@ -81,6 +82,8 @@ class InterfaceDescriptor(VPPDescriptor[Interface]):
         self.indexes.interfaces.put(value.name, index)
         if value.type != InterfaceType.TAP:
             await self.api.call("sw_interface_tag_add_del", is_add=True, sw_if_index=index, tag=value.tag)
+        elif value.tap is not None and value.tap.host_alias:
+            await mark_host_link(value.tap.host_namespace, value.tap.host_if_name, value.tap.host_alias)
         if value.mac and value.type in (InterfaceType.EXISTING, InterfaceType.VXLAN):
             await self.api.call("sw_interface_set_mac_address", sw_if_index=index, mac_address=value.mac)
         await self.api.call("sw_interface_set_flags", sw_if_index=index, flags=ADMIN_UP if value.enabled else 0)
@@ -129,6 +132,8 @@ class InterfaceDescriptor(VPPDescriptor[Interface]):
             host_if_name=tap.host_if_name,
             host_namespace_set=bool(tap.host_namespace),
             host_namespace=tap.host_namespace,
+            host_mac_addr_set=bool(tap.host_mac),
+            host_mac_addr=tap.host_mac or ZERO_MAC,
             tag=value.tag,
         )
 
@@ -201,8 +206,9 @@ def _normalised(value: Interface, other: Interface) -> Interface:
         changes["mac"] = ""
     if value.tap is not None and other.tap is not None:
         tap_changes: dict[str, Any] = {}
-        if not value.tap.host_link_property or not other.tap.host_link_property:
-            tap_changes["host_link_property"] = ""
+        for lost in ("host_link_property", "host_alias", "host_mac"):
+            if not getattr(value.tap, lost) or not getattr(other.tap, lost):
+                tap_changes[lost] = ""
         if {value.tap.host_mtu, other.tap.host_mtu} <= {0, 1500}:
             tap_changes["host_mtu"] = 0
         changes["tap"] = value.tap.model_copy(update=tap_changes)
@@ -240,7 +246,9 @@ def _link_fields(d: Any, tap: Any, afp: Any, vxlan: Any, old: Interface | None) 
             host_mtu=mtu,
             rx_ring_size=int(tap.rx_ring_sz),
             tx_ring_size=int(tap.tx_ring_sz),
+            host_mac=str(tap.host_mac_addr) if old_tap is None or old_tap.host_mac else "",
             host_link_property=old_tap.host_link_property if old_tap is not None else "",
+            host_alias=old_tap.host_alias if old_tap is not None else "",
         )
         return {"type": InterfaceType.TAP, "tap": link}
     if afp is not None:

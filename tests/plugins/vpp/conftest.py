@@ -34,6 +34,7 @@ def stub(socket_path: Path) -> Iterator[VPPStub]:
         yield server
     finally:
         server.stop()
+        server.remove_host_taps()
 
 
 @pytest.fixture

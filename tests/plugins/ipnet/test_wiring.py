@@ -126,6 +126,10 @@ async def test_pods_on_one_node(tmp_path: Path, make_netns: Callable[[], str]) -
         assert ping(pod_a, "10.1.1.1")  # the node, as the gateway
         assert tcp(pod_b, pod_a, ip_b) == f"hello from {pod_b}"
 
+        # ADD again for the same container: same address, nothing to do.
+        assert await a.add_pod("a", pod_a) == ip_a
+        assert ping(pod_a, ip_b)
+
         # Nothing drifted: a full resync from the handler's state does nothing.
         txn = EventTransaction()
         a.ipnet.resync(DBResync({}, {}), None, 2, txn)  # type: ignore[arg-type]
@@ -140,6 +144,13 @@ async def test_pods_on_one_node(tmp_path: Path, make_netns: Callable[[], str]) -
         assert ip_a not in ip("route", "show", ns=node_ns)
         assert ip("link", "show", ns=node_ns).count("cv") == 1
         assert ping(pod_b, "10.1.1.1")
+
+        # The runtime removed pod b's namespace before DEL: DEL still succeeds.
+        ip("netns", "del", pod_b)
+        pod = a.pods.pods.pop(next(p for p in a.pods.pods if p.name == "b"))
+        await a.event(DeletePod(pod))
+        assert a.ipam.pod_ip(pod.id) is None
+        ip("netns", "add", pod_b)  # for the fixture's cleanup
 
         # A desired state without us: the node namespace is left as we found it.
         cleared = await a.scheduler.commit({}, resync=ResyncMode.FULL)

@@ -41,22 +41,29 @@ from tests.plugins.controller.helpers import (
     wait_until,
 )
 
-Factory = Callable[..., EventLoop]
+
+class HealthRecordingLoop(EventLoop):
+    """An event loop that keeps every health report it made."""
+
+    health_log: list[tuple[bool, str]]
+
+
+Factory = Callable[..., HealthRecordingLoop]
 
 
 @pytest.fixture
 async def make_loop() -> AsyncIterator[Factory]:
     loops: list[EventLoop] = []
 
-    def factory(handlers: list[Plugin], scheduler: RecordingScheduler, **cfg: Any) -> EventLoop:
+    def factory(handlers: list[Plugin], scheduler: RecordingScheduler, **cfg: Any) -> HealthRecordingLoop:
         health: list[tuple[bool, str]] = []
-        loop = EventLoop(
+        loop = HealthRecordingLoop(
             scheduler,
             build_handlers(handlers)[1],
             ControllerConfig(**cfg),
             report_health=lambda ok, detail: health.append((ok, detail)),
         )
-        loop.health_log = health  # type: ignore[attr-defined]
+        loop.health_log = health
         loop.start()
         loops.append(loop)
         return loop
@@ -242,7 +249,7 @@ async def test_failed_healing_marks_not_ready(make_loop: Factory) -> None:
     loop.push(Ping("x"))
     await wait_until(lambda: any(r.name == HealingResync.name for r in loop.history_records()))
     assert not loop.ready
-    assert "healing resync" in loop.health_log[-1][1]  # type: ignore[attr-defined]
+    assert "healing resync" in loop.health_log[-1][1]
     # An operator-triggered resync that succeeds makes the agent ready again.
     sched.fail_all = False
     loop.push(FullResync())
@@ -297,7 +304,7 @@ async def test_no_resync_before_the_deadline_means_not_ready(make_loop: Factory)
     with pytest.raises(EventLoopAbortingError, match="startup"):
         await early.wait()
     assert not loop.ready
-    assert "startup deadline" in loop.health_log[-1][1]  # type: ignore[attr-defined]
+    assert "startup deadline" in loop.health_log[-1][1]
 
 
 async def test_a_handler_amends_what_an_earlier_one_put(make_loop: Factory) -> None:

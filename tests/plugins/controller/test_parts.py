@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -121,12 +122,12 @@ def test_mirror_survives_reopen_and_replaces_atomically(tmp_path: Path) -> None:
     class Boom(Exception):
         pass
 
-    def exploding() -> list[KeyValue]:
-        yield KeyValue("/x", b"x", 10)  # type: ignore[misc]
+    def exploding() -> Iterator[KeyValue]:
+        yield KeyValue("/x", b"x", 10)
         raise Boom
 
     with pytest.raises(Boom):
-        again.replace(exploding(), 10)  # type: ignore[arg-type]
+        again.replace(exploding(), 10)
     kvs, revision = again.load()
     assert [kv.key for kv in kvs] == ["/b", "/c"] and revision == 9  # rolled back, nothing half-written
     again.close()

@@ -8,13 +8,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar, Protocol
 
+from core.http import HTTPPlugin
 from core.kvdb.api import KVBroker
+from core.metrics import MetricsPlugin
 from core.plugin import Plugin, PluginConfig
 from plugins.podmanager.api import LocalPod, PodID
 from plugins.podmanager.config import PodManagerConfig
 from plugins.podmanager.records import PodRecordStore
+from plugins.podmanager.rest import pod_routes
 from plugins.podmanager.server import RemoteCNIServer
 from plugins.podmanager.service import EventSink, PodRequestService
+from plugins.podmanager.stats import RequestStats
 
 
 class KVDBProvider(Protocol):
@@ -39,7 +43,8 @@ class PodManagerPlugin(Plugin):
     records (``LocalPod`` plus the last result) are kept in a crash-safe local file and in etcd
     under ``/vnf-agent/<node>/podmanager/pod/<namespace>/<name>``, and are loaded in ``init`` so
     every handler's first resync sees the pods wired before a restart. Implements
-    :class:`~plugins.podmanager.api.PodManagerAPI`.
+    :class:`~plugins.podmanager.api.PodManagerAPI`. With ``http``: ``GET /contiv/v1/pods`` and
+    ``/contiv/v1/pods/cni-stats``; with ``metrics``: ``contiv_podmanager_cni_request_seconds``.
     """
 
     name: ClassVar[str] = "podmanager"
@@ -54,11 +59,16 @@ class PodManagerPlugin(Plugin):
         controller: EventSink,
         kvdb: KVDBProvider,
         service_label: NodeLabelProvider,
+        http: HTTPPlugin | None = None,
+        metrics: MetricsPlugin | None = None,
     ) -> None:
         super().__init__(config)
         self.controller = controller
         self.kvdb = kvdb
         self.service_label = service_label
+        self.http = http
+        self.metrics = metrics
+        self.stats: RequestStats | None = None
         self._store: PodRecordStore | None = None
         self._server: RemoteCNIServer | None = None
         self._sync_task: asyncio.Task[None] | None = None
@@ -79,10 +89,13 @@ class PodManagerPlugin(Plugin):
             log=self.log,
         )
         await self._store.load()
+        self.stats = RequestStats(self.metrics.registry if self.metrics is not None else None)
+        if self.http is not None:
+            self.http.add_router(pod_routes(self._store.all, self.stats))
 
     async def after_init(self) -> None:
         service = PodRequestService(
-            self.store, self.controller, self.config.event_timeout_s, self.log
+            self.store, self.controller, self.config.event_timeout_s, self.log, self.stats
         )
         self._sync_task = asyncio.create_task(
             self.store.run_etcd_sync(), name="podmanager-etcd-sync"

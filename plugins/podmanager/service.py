@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections import defaultdict
 from typing import Protocol
 
@@ -21,6 +22,7 @@ from plugins.podmanager.convert import (
     result_from_event,
 )
 from plugins.podmanager.records import PodRecord, PodRecordStore
+from plugins.podmanager.stats import RequestStats
 
 
 class EventSink(Protocol):
@@ -40,7 +42,9 @@ class PodRequestService:
         events: EventSink,
         event_timeout_s: float,
         log: logging.Logger,
+        stats: RequestStats | None = None,
     ) -> None:
+        self.stats = stats or RequestStats()
         self.store = store
         self.events = events
         self.event_timeout_s = event_timeout_s
@@ -58,15 +62,21 @@ class PodRequestService:
         return await self._serve("CHECK", request, self._check)
 
     async def _serve(self, verb: str, request: CNIRequest, op: _Op) -> CNIReply:
+        start = time.perf_counter()
         try:
             reply = await op(request)
         except CNIError as exc:
             self.log.warning("CNI %s %s failed: %s", verb, request.container_id[:12], exc)
-            return error_reply(exc)
+            reply = error_reply(exc)
         except Exception as exc:  # a bug must still produce a CNI error, not a hung runtime
             self.log.exception("CNI %s %s crashed", verb, request.container_id[:12])
-            return error_reply(CNIError(CNICode.INTERNAL, f"pod manager error: {exc!r}"))
-        self.log.info("CNI %s %s done", verb, request.container_id[:12])
+            reply = error_reply(CNIError(CNICode.INTERNAL, f"pod manager error: {exc!r}"))
+        elapsed = time.perf_counter() - start
+        self.stats.observe(verb.lower(), reply.result, elapsed)
+        if reply.result == 0:
+            self.log.info(
+                "CNI %s %s done in %.1f ms", verb, request.container_id[:12], elapsed * 1000
+            )
         return reply
 
     # ADD.

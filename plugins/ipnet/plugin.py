@@ -13,6 +13,7 @@ values its renderer makes of it into the event's transaction:
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -146,6 +147,12 @@ class IPNetPlugin(Plugin):
             ip = self.ipam.pod_ip(pod_id)
             if ip is None:
                 self.log.warning("local pod %s has no IP allocation: not wired", pod_id)
+                continue
+            if not os.path.exists(pod.netns_path):
+                # The sandbox is gone (e.g. while the agent was down); its DEL will follow.
+                # Wiring it would fail on every resync and keep the agent unhealthy.
+                self.log.warning("local pod %s: namespace %s is gone, not wired", pod_id,
+                                 pod.netns_path)
                 continue
             try:
                 intent = self._pod(pod, ip)

@@ -20,9 +20,9 @@ from plugins.podmanager.api import AddPod, DeletePod, LocalPod
 from tests.plugins.ipnet.support import NodeTable, PodRecords, node, real_ipam
 
 
-def local_pod(name: str, cid: str = "") -> LocalPod:
+def local_pod(name: str, cid: str = "", netns: str = "") -> LocalPod:
     return LocalPod(name=name, namespace="default", container_id=cid or f"cid-{name}",
-                    netns_path=f"/var/run/netns/{name}")
+                    netns_path=netns or f"/var/run/netns/{name}")
 
 
 class _Other(Event):
@@ -90,8 +90,10 @@ async def test_resync_puts_everything_and_node_updates_diff(tmp_path: Path) -> N
     pods = PodRecords()
     async with real_ipam(tmp_path, nodes) as ipam:
         plugin = IPNetPlugin(ipam=ipam, nodesync=nodes, podmanager=pods)
-        for name in ("a", "b", "lost"):
-            pod = local_pod(name)
+        for name in ("a", "b", "lost", "gone"):
+            # An existing namespace file for live pods; "gone" lost its namespace.
+            netns = "/var/run/netns/h5-no-such-ns" if name == "gone" else "/proc/self/ns/net"
+            pod = local_pod(name, netns=netns)
             pods.pods[pod.id] = pod
             if name != "lost":  # a record without allocation is left unwired
                 ipam.allocate_pod_ip(pod.id)

@@ -31,7 +31,7 @@ from plugins.controller.kubestate import KSR_PREFIX
 from plugins.controller.plugin import ControllerPlugin
 from plugins.kvscheduler.plugin import KVSchedulerPlugin
 from plugins.kvscheduler.testing import ITEM_PREFIX, Item, ItemDescriptor, MemoryDevice
-from tests.plugins.controller.helpers import wait_until
+from tests.plugins.controller.helpers import RecordingScheduler, make_handler, wait_until
 from tests.plugins.controller.test_dbwatcher import PodObj, pod_json, pod_key
 
 NODE = "ctl-plugin-node"
@@ -207,3 +207,40 @@ async def test_stopping_the_agent_delivers_a_blocking_shutdown_event(tmp_path: P
     wiring = next(p for p in agent.plugins if isinstance(p, PodWiring))
     assert wiring.seen == ["Shutdown"]
     assert controller.loop is not None and controller.loop.history_records()[-1].name == "Shutdown"
+
+
+async def test_handler_order_from_the_yaml_is_exact() -> None:
+    label = ServiceLabelPlugin(ServiceLabelConfig(label=NODE))
+    calls: list[tuple[str, str, str]] = []
+    a, b, c = (make_handler(n, calls) for n in ("a", "b", "c"))
+
+    def controller(order: list[str]) -> ControllerPlugin:
+        plugin = ControllerPlugin(
+            ControllerConfig(handler_order=order), scheduler=RecordingScheduler(), service_label=label,
+            handlers=[a, b],
+        )
+        plugin.register_handler(c)
+        return plugin
+
+    ordered = controller(["c", "a", "b"])
+    await ordered.after_init()
+    try:
+        assert ordered.loop is not None
+        assert [h.name for h in ordered.loop.processor.handlers] == ["c", "a", "b"]
+    finally:
+        await ordered.close()
+    with pytest.raises(ValueError, match=r"does not list the registered handlers \['b'\]"):
+        await controller(["c", "a"]).after_init()
+    with pytest.raises(ValueError, match=r"names \['x'\]"):
+        await controller(["c", "a", "b", "x"]).after_init()
+    default = controller([])
+    await default.after_init()
+    try:
+        assert default.loop is not None
+        assert [h.name for h in default.loop.processor.handlers] == ["a", "b", "c"]
+        with pytest.raises(RuntimeError, match="before the controller started"):
+            ControllerPlugin(scheduler=RecordingScheduler(), service_label=label).push_event_nowait(
+                KubeStateChange("pod", "x", None, None)
+            )
+    finally:
+        await default.close()

@@ -36,6 +36,15 @@ log = logging.getLogger("contiv.ksr")
 DeleteHook = Callable[[Sequence[str]], Awaitable[None]]
 
 
+#: Objects whose updates are not reflected (Contiv: they change all the time because of the
+#: leader-election annotations of the control plane), by keyword and relative key.
+IGNORED_UPDATES: dict[str, frozenset[str]] = {
+    "endpoints": frozenset(
+        m.endpoints_key(name, "kube-system") for name in ("kube-controller-manager", "kube-scheduler")
+    ),
+}
+
+
 class _Resync:
     """Queue marker: run a full mark-and-sweep resync."""
 
@@ -83,6 +92,7 @@ class Reflector:
         #: Seconds from a watch event's arrival to its etcd write being committed.
         self.latencies: collections.deque[float] = collections.deque(maxlen=latency_samples)
         self.on_write: Callable[[float], None] | None = None
+        self._new_keys: set[str] = set()
         self.log = log.getChild(keyword)
 
     # ------------------------------------------------------------------ inputs (loop thread)
@@ -120,6 +130,7 @@ class Reflector:
         full = False
         dirty: dict[str, bytes | None] = {}
         received: list[float] = []
+        self._new_keys = set()
         for item in batch:
             if isinstance(item, _Resync):
                 full = True
@@ -174,8 +185,13 @@ class Reflector:
         if converted is None:
             return False
         key, value = converted
-        if self.cache.get(key) == value:
+        old = self.cache.get(key)
+        if old == value:
             return False  # nothing the agent sees changed (e.g. only the resourceVersion)
+        if old is not None and self.keyword in IGNORED_UPDATES and key in IGNORED_UPDATES[self.keyword]:
+            return False
+        if old is None:
+            self._new_keys.add(key)
         dirty[key] = value
         self.cache[key] = value
         return True
@@ -191,8 +207,10 @@ class Reflector:
             await self.writer.apply(puts, [m.KSR_PREFIX + k for k in deletes])
         except KVError as err:
             # Counted per kind of change, then everything is left to the resync.
+            added = sum(1 for k, v in dirty.items() if v is not None and k in self._new_keys)
+            self.stats.add_errors += added
+            self.stats.upd_errors += len(puts) - added
             self.stats.del_errors += len(deletes)
-            self.stats.upd_errors += len(puts)
             self._failed(err, "write")
             return
         now = time.monotonic()
@@ -200,8 +218,9 @@ class Reflector:
             self.latencies.append(now - started)
             if self.on_write is not None:
                 self.on_write(now - started)
-        # Without the etcd's previous values we count a put as an update; a resync counts adds.
-        self.stats.updates += len(puts)
+        added = sum(1 for k, v in dirty.items() if v is not None and k in self._new_keys)
+        self.stats.adds += added
+        self.stats.updates += len(puts) - added
         self.stats.deletes += len(deletes)
         if deletes and self._on_deleted is not None:
             await self._run_delete_hook(deletes)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 from pyroute2 import IPRoute, NetNS
 
 ZERO_MAC = "00:00:00:00:00:00"
@@ -13,7 +16,32 @@ def _open(namespace: str) -> IPRoute | NetNS:
     return NetNS(namespace) if namespace.startswith("/") else IPRoute(netns=namespace)
 
 
+def _in_thread(fn: Callable[[], None]) -> None:
+    """pyroute2's synchronous API refuses a thread with a running event loop: use a fresh one."""
+    errors: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            fn()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
 def create(namespace: str, ifname: str, mac: str, mtu: int) -> None:
+    _in_thread(lambda: _create(namespace, ifname, mac, mtu))
+
+
+def delete(namespace: str, ifname: str) -> None:
+    _in_thread(lambda: _delete(namespace, ifname))
+
+
+def _create(namespace: str, ifname: str, mac: str, mtu: int) -> None:
     """A persistent tap ``ifname`` in ``namespace``, admin up, with ``mac`` (unless zero) and ``mtu``."""
     with _open(namespace) as ipr:
         ipr.link("add", ifname=ifname, kind="tuntap", mode="tap")
@@ -24,7 +52,7 @@ def create(namespace: str, ifname: str, mac: str, mtu: int) -> None:
         ipr.link("set", index=index, **attrs)
 
 
-def delete(namespace: str, ifname: str) -> None:
+def _delete(namespace: str, ifname: str) -> None:
     """Remove the tap; a namespace or link already gone is fine (the pod went first)."""
     try:
         with _open(namespace) as ipr:

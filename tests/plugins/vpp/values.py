@@ -67,10 +67,12 @@ def node_base(node_id: int) -> dict[str, BaseModel]:
     return values
 
 
-def pod(node_id: int, index: int, container: str, *, netns: str = "", veth_host: str = "") -> dict[str, BaseModel]:
+def pod(
+    node_id: int, index: int, container: str, *, netns: str = "", veth_host: str = "", pod_mac: str = ""
+) -> dict[str, BaseModel]:
     """A pod with address 10.1.<node>.<index>: a TAP (or an af_packet on ``veth_host``) into the pod VRF."""
     ip = IPv4Address(f"10.1.{node_id}.{index}")
-    pod_mac = f"02:fe:00:00:{index >> 8 & 255:02x}:{index & 255:02x}"
+    pod_mac = pod_mac or f"02:fe:00:00:{index >> 8 & 255:02x}:{index & 255:02x}"
     name = f"pod-{container}"
     if veth_host:
         value = m.Interface(name=name, type=m.InterfaceType.AF_PACKET, afpacket=m.AfPacketLink(host_if_name=veth_host))

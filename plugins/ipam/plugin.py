@@ -81,7 +81,7 @@ class IPAMPlugin(Plugin):
         self.resolved: ResolvedPlan = resolve_plan(self.config)
         self._plan: NodeAddressPlan | None = None
         self._allocator: PodSubnetAllocator | None = None
-        self._file = LocalAllocationFile(self.config.state_file)
+        self._file = LocalAllocationFile(self.config.state_file, fsync_directory=self.config.fsync_directory)
         self._pusher: EtcdAllocationPusher | None = None
         self._had_local_state = False
         #: Pods Kubernetes places on this node (None until the first resync).
@@ -257,7 +257,6 @@ class IPAMPlugin(Plugin):
                 pods.add(pod)
             self._adopt_reflected_ip(pod, getattr(obj, "ip_address", ""))
         self._kube_pods = pods
-        self.release_stale()
 
     @hookimpl
     def update(self, event: Event, txn: Transaction) -> str | None:

@@ -58,8 +58,9 @@ class AllocationState:
 class LocalAllocationFile:
     """The crash-safe local copy of this node's allocations (JSON, replaced atomically)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, fsync_directory: bool = True) -> None:
         self.path = path
+        self.fsync_directory = fsync_directory
 
     def load(self) -> AllocationState | None:
         """The stored state; None when there is no file.
@@ -114,11 +115,12 @@ class LocalAllocationFile:
             finally:
                 os.close(fd)
             os.replace(tmp, self.path)
-            dir_fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            if self.fsync_directory:
+                dir_fd = os.open(directory, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
         except OSError as exc:
             raise StateFileError(f"cannot write IPAM state file {self.path}: {exc}") from exc
 

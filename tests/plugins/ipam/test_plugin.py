@@ -219,3 +219,26 @@ async def test_state_file_unwritable_refuses_the_allocation(etcd_kvdb: KVDBPlugi
         assert ipam.allocate_pod_ip(pod(2)) == IPv4Address("10.1.1.3")
     finally:
         await node.stop()
+
+
+async def test_new_node_id_after_restart_drops_the_old_subnets_allocations(
+    etcd_kvdb: KVDBPlugin, tmp_path: Path
+) -> None:
+    node = Node(etcd_kvdb, tmp_path / "ipam.json")
+    ipam = await node.start()
+    ipam.allocate_pod_ip(pod(1))
+    await node.stop()
+    # KSR released this node's ID (its k8s Node was deleted) and another node took ID 1.
+    other = b'{"id": 1, "name": "someone-else"}'
+    await etcd_kvdb.broker.put("/vnf-agent/contiv-ksr/allocatedIDs/1", other)
+
+    again = Node(etcd_kvdb, tmp_path / "ipam.json")
+    ipam2 = await again.start()
+    try:
+        assert ipam2.plan().node_id == 2
+        assert dict(ipam2.allocations()) == {}
+        assert ipam2.allocate_pod_ip(pod(1)) == IPv4Address("10.1.2.2")
+        assert await ipam2.flush_to_etcd(5)
+        assert await etcd_allocations(etcd_kvdb) == {pod(1): IPv4Address("10.1.2.2")}
+    finally:
+        await again.stop()

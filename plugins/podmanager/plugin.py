@@ -8,11 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar, Protocol
 
+from core.hookspecs import hookimpl
 from core.http import HTTPPlugin
 from core.kvdb.api import KVBroker
 from core.metrics import MetricsPlugin
 from core.plugin import Plugin, PluginConfig
-from plugins.podmanager.api import LocalPod, PodID
+from plugins.controller.api import Event
+from plugins.podmanager.api import AddPod, DeletePod, LocalPod, PodID
 from plugins.podmanager.config import PodManagerConfig
 from plugins.podmanager.records import PodRecordStore
 from plugins.podmanager.rest import pod_routes
@@ -92,6 +94,11 @@ class PodManagerPlugin(Plugin):
         self.stats = RequestStats(self.metrics.registry if self.metrics is not None else None)
         if self.http is not None:
             self.http.add_router(pod_routes(self._store.all, self.stats))
+        # Like Contiv's pod manager, take part in the pod events as a handler (it shows in the
+        # event history); a bare event sink (tests) has no registration.
+        register = getattr(self.controller, "register_handler", None)
+        if callable(register):
+            register(self)
 
     async def after_init(self) -> None:
         service = PodRequestService(
@@ -112,6 +119,20 @@ class PodManagerPlugin(Plugin):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sync_task
             self._sync_task = None
+
+    # Event handler hooks: the records are kept by the request service itself (persisted before
+    # the event, removed after a failed one), so here the pod events are only acknowledged.
+    @hookimpl
+    def handles_event(self, event: Event) -> bool:
+        return isinstance(event, (AddPod, DeletePod))
+
+    @hookimpl
+    def update(self, event: Event) -> str | None:
+        if isinstance(event, AddPod):
+            return f"pod {event.pod.id} recorded in {event.pod.netns_path}"
+        if isinstance(event, DeletePod):
+            return f"pod {event.pod.id} forgotten"
+        return None
 
     def local_pods(self) -> Mapping[PodID, LocalPod]:
         """Pods currently wired on this node (their records; each is a ``LocalPod``)."""

@@ -145,7 +145,7 @@ async def netlink(ref: str) -> AsyncIterator[AsyncIPRoute]:
 
     Never cached: an open socket would keep a pod's namespace alive after the pod is gone.
     """
-    fileno = _netlink_socket_in(ref)
+    fileno = await asyncio.to_thread(_netlink_socket_in, ref) if ref else None
     if fileno is None:
         ipr = AsyncIPRoute()
     else:
@@ -206,7 +206,8 @@ class NetlinkPool:
                 self._open.pop(ref)
             handle = None
         if handle is None:
-            fileno = _netlink_socket_in(ref)
+            # Entering the namespace takes a thread: keep the event loop free meanwhile.
+            fileno = await asyncio.to_thread(_netlink_socket_in, ref) if ref else None
             ipr = AsyncIPRoute() if fileno is None else AsyncIPRoute(fileno=fileno)
             handle = _Handle(loop, ipr, identity)
             self._open[ref] = handle

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from ipaddress import IPv4Interface
 from typing import Any
 
+from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from plugins.kvscheduler.api import (
@@ -64,15 +65,12 @@ class AddressDescriptor(LinuxDescriptor):
             return
 
     async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
-        result = []
-        for ns in self.scan_namespaces(correlate):
-            try:
-                async with self.pool.connect(ns) as ipr:
-                    ours = {i.index: i for i in await dump_links(ipr) if i.mark is not None}
-                    addrs = [a async for a in await ipr.addr("dump", family=socket.AF_INET)]
-            except NamespaceNotFoundError:
-                continue
-            for msg in addrs:
+        async def read(ns: str, ipr: AsyncIPRoute) -> list[RetrievedValue]:
+            ours = {i.index: i for i in await dump_links(ipr) if i.mark is not None}
+            if not ours:
+                return []
+            result = []
+            async for msg in await ipr.addr("dump", family=socket.AF_INET):
                 link = ours.get(int(msg["index"]))
                 if link is None:
                     continue
@@ -81,4 +79,6 @@ class AddressDescriptor(LinuxDescriptor):
                     address=IPv4Interface(f"{msg.get('address')}/{msg['prefixlen']}"),
                 )
                 result.append(RetrievedValue(self.key_of(value), value, origin=Origin.FROM_NB))
-        return result
+            return result
+
+        return await self.for_each_namespace(correlate, read)

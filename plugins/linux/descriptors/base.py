@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
+from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from plugins.kvscheduler.api import Descriptor, ValueWithMetadata
+from plugins.kvscheduler.api import Descriptor, RetrievedValue, ValueWithMetadata
 from plugins.linux.netns import NamespaceNotFoundError, NetlinkPool, namespace_exists
 
 #: errno values that mean "the input is wrong", never worth a retry.
@@ -38,6 +40,23 @@ class LinuxDescriptor(Descriptor[Any]):
             for ns in namespaces_of(item.value):
                 found[ns] = None
         return [ns for ns in found if namespace_exists(ns)]
+
+    async def for_each_namespace(
+        self,
+        correlate: Sequence[ValueWithMetadata],
+        read: Callable[[str, AsyncIPRoute], Awaitable[list[RetrievedValue]]],
+    ) -> list[RetrievedValue]:
+        """Run ``read`` in every namespace to scan, concurrently; vanished ones are skipped."""
+
+        async def one(ns: str) -> list[RetrievedValue]:
+            try:
+                async with self.pool.connect(ns) as ipr:
+                    return await read(ns, ipr)
+            except NamespaceNotFoundError:
+                return []
+
+        parts = await asyncio.gather(*(one(ns) for ns in self.scan_namespaces(correlate)))
+        return [item for part in parts for item in part]
 
     def is_retriable(self, error: Exception) -> bool:
         if isinstance(error, NamespaceNotFoundError):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from ipaddress import IPv4Address
 from typing import Any
 
+from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from plugins.kvscheduler.api import (
@@ -73,22 +74,21 @@ class NeighbourDescriptor(LinuxDescriptor):
             return
 
     async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
-        result = []
-        for ns in self.scan_namespaces(correlate):
-            try:
-                async with self.pool.connect(ns) as ipr:
-                    ours = {i.index: i for i in await dump_links(ipr) if i.mark is not None}
-                    entries = [n async for n in await ipr.neigh("dump", family=socket.AF_INET)]
-            except NamespaceNotFoundError:
-                continue
-            for msg in entries:
+        async def read(ns: str, ipr: AsyncIPRoute) -> list[RetrievedValue]:
+            ours = {i.index: i for i in await dump_links(ipr) if i.mark is not None}
+            if not ours:
+                return []
+            result = []
+            async for msg in await ipr.neigh("dump", family=socket.AF_INET):
                 link = ours.get(int(msg["ifindex"]))
                 if link is None or not int(msg["state"]) & _NUD_PERMANENT:
                     continue
                 value = Neighbour(namespace=ns, ifname=link.ifname,
                                   ip=IPv4Address(msg.get("dst")), mac=str(msg.get("lladdr")))
                 result.append(RetrievedValue(self.key_of(value), value, origin=Origin.FROM_NB))
-        return result
+            return result
+
+        return await self.for_each_namespace(correlate, read)
 
 
 class FdbDescriptor(LinuxDescriptor):
@@ -133,16 +133,13 @@ class FdbDescriptor(LinuxDescriptor):
             return
 
     async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
-        result = []
-        for ns in self.scan_namespaces(correlate):
-            try:
-                async with self.pool.connect(ns) as ipr:
-                    ours = {i.index: i for i in await dump_links(ipr)
-                            if i.mark is not None and i.kind == "vxlan"}
-                    entries = [n async for n in await ipr.fdb("dump")] if ours else []
-            except NamespaceNotFoundError:
-                continue
-            for msg in entries:
+        async def read(ns: str, ipr: AsyncIPRoute) -> list[RetrievedValue]:
+            ours = {i.index: i for i in await dump_links(ipr)
+                    if i.mark is not None and i.kind == "vxlan"}
+            if not ours:
+                return []
+            result = []
+            async for msg in await ipr.fdb("dump"):
                 link = ours.get(int(msg["ifindex"]))
                 dst = msg.get("NDA_DST")
                 if link is None or not dst or not int(msg["state"]) & _NUD_PERMANENT:
@@ -150,4 +147,6 @@ class FdbDescriptor(LinuxDescriptor):
                 value = FdbEntry(namespace=ns, ifname=link.ifname,
                                  mac=str(msg.get("NDA_LLADDR")), dst=IPv4Address(dst))
                 result.append(RetrievedValue(self.key_of(value), value, origin=Origin.FROM_NB))
-        return result
+            return result
+
+        return await self.for_each_namespace(correlate, read)

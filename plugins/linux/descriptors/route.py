@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from pydantic import BaseModel
+from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from plugins.kvscheduler.api import (
@@ -18,7 +20,7 @@ from plugins.kvscheduler.api import (
     ValueWithMetadata,
 )
 from plugins.linux.descriptors.base import LinuxDescriptor
-from plugins.linux.links import dump_links, find_link
+from plugins.linux.links import LinkInfo, dump_links, find_link
 from plugins.linux.models import (
     ADDRESS_SPEC,
     ROUTE_PROTOCOL,
@@ -107,37 +109,37 @@ class RouteDescriptor(LinuxDescriptor):
 
     async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
         wanted = {item.key: item.value for item in correlate if isinstance(item.value, Route)}
-        result = []
-        for ns in self.scan_namespaces(correlate):
-            try:
-                async with self.pool.connect(ns) as ipr:
-                    links = {i.index: i for i in await dump_links(ipr)}
-                    routes = [
-                        r async for r in await ipr.route("dump", family=socket.AF_INET)
-                        if int(r["proto"]) == ROUTE_PROTOCOL
-                    ]
-            except NamespaceNotFoundError:
-                continue
-            for msg in routes:
-                oif = msg.get("oif")
-                dev_link = links.get(int(oif)) if oif is not None else None
-                gateway = msg.get("gateway")
-                value = Route(
-                    namespace=ns,
-                    dst=IPv4Network(f"{msg.get('dst') or '0.0.0.0'}/{msg['dst_len']}"),
-                    gateway=IPv4Address(gateway) if gateway else None,
-                    dev=dev_link.ifname if dev_link else "",
-                    dev_is_ours=bool(dev_link and dev_link.mark),
-                    onlink=bool(int(msg["flags"]) & _RTNH_F_ONLINK),
-                    table=int(msg.get("table") or msg["table"]),
-                    metric=int(msg.get("priority") or 0),
-                )
-                key = self.key_of(value)
-                desired = wanted.get(key)
-                if isinstance(desired, Route) and desired.dev in ("", value.dev):
-                    # Whether the device is ours is the caller's statement, not kernel state;
-                    # a device the kernel picked for a route given without one is not reported.
-                    value = value.model_copy(
-                        update={"dev": desired.dev, "dev_is_ours": desired.dev_is_ours})
-                result.append(RetrievedValue(key, value, origin=Origin.FROM_NB))
-        return result
+
+        async def read(ns: str, ipr: AsyncIPRoute) -> list[RetrievedValue]:
+            routes = [
+                r async for r in await ipr.route("dump", family=socket.AF_INET)
+                if int(r["proto"]) == ROUTE_PROTOCOL
+            ]
+            links = {i.index: i for i in await dump_links(ipr)} if routes else {}
+            return [self._read(ns, msg, links, wanted) for msg in routes]
+
+        return await self.for_each_namespace(correlate, read)
+
+    def _read(
+        self, ns: str, msg: Any, links: dict[int, LinkInfo], wanted: Mapping[str, BaseModel]
+    ) -> RetrievedValue:
+        oif = msg.get("oif")
+        dev_link = links.get(int(oif)) if oif is not None else None
+        gateway = msg.get("gateway")
+        value = Route(
+            namespace=ns,
+            dst=IPv4Network(f"{msg.get('dst') or '0.0.0.0'}/{msg['dst_len']}"),
+            gateway=IPv4Address(gateway) if gateway else None,
+            dev=dev_link.ifname if dev_link else "",
+            dev_is_ours=bool(dev_link and dev_link.mark),
+            onlink=bool(int(msg["flags"]) & _RTNH_F_ONLINK),
+            table=int(msg.get("table") or msg["table"]),
+            metric=int(msg.get("priority") or 0),
+        )
+        key = self.key_of(value)
+        desired = wanted.get(key)
+        if isinstance(desired, Route) and desired.dev in ("", value.dev):
+            # Whether the device is ours is the caller's statement, not kernel state; a device
+            # the kernel picked for a route given without one is not reported.
+            value = value.model_copy(update={"dev": desired.dev, "dev_is_ours": desired.dev_is_ours})
+        return RetrievedValue(key, value, origin=Origin.FROM_NB)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -120,17 +121,19 @@ class VethDescriptor(LinuxDescriptor):
 
     async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
         # (namespace, ifname) -> link, for every veth end carrying our mark.
-        ends: dict[tuple[str, str], LinkInfo] = {}
-        for ns in self.scan_namespaces(correlate):
+        async def scan(ns: str) -> list[tuple[str, LinkInfo]]:
             try:
                 async with self.pool.connect(ns) as ipr:
-                    for info in await dump_links(ipr):
-                        if info.kind == "veth" and info.mark and info.mark.key.startswith(
-                            self.key_prefix
-                        ):
-                            ends[(ns, info.ifname)] = info
+                    return [
+                        (ns, info) for info in await dump_links(ipr)
+                        if info.kind == "veth" and info.mark
+                        and info.mark.key.startswith(self.key_prefix)
+                    ]
             except NamespaceNotFoundError:
-                continue
+                return []
+
+        found = await asyncio.gather(*(scan(ns) for ns in self.scan_namespaces(correlate)))
+        ends = {(ns, info.ifname): info for part in found for ns, info in part}
         wanted = {item.key: item.value for item in correlate if isinstance(item.value, Veth)}
         result: list[RetrievedValue] = []
         seen: set[str] = set()

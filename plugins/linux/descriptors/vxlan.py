@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from ipaddress import IPv4Address
 from typing import Any
 
+from pyroute2 import AsyncIPRoute
+
 from plugins.kvscheduler.api import (
     DerivedValue,
     Origin,
@@ -78,22 +80,19 @@ class VxlanDescriptor(LinuxDescriptor):
 
     async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
         wanted = {item.key: item.value for item in correlate if isinstance(item.value, Vxlan)}
-        result = []
-        for ns in self.scan_namespaces(correlate):
-            try:
-                async with self.pool.connect(ns) as ipr:
-                    links = await dump_links(ipr)
-            except NamespaceNotFoundError:
-                continue
+
+        async def read(ns: str, ipr: AsyncIPRoute) -> list[RetrievedValue]:
+            links = await dump_links(ipr)
             by_index = {info.index: info for info in links}
-            for info in links:
-                if info.kind != "vxlan" or info.mark is None:
-                    continue
-                if not info.mark.key.startswith(self.key_prefix):
-                    continue
-                value = _read(ns, info, by_index, wanted.get(info.mark.key))
-                result.append(RetrievedValue(info.mark.key, value, origin=Origin.FROM_NB))
-        return result
+            return [
+                RetrievedValue(info.mark.key, _read(ns, info, by_index, wanted.get(info.mark.key)),
+                               origin=Origin.FROM_NB)
+                for info in links
+                if info.kind == "vxlan" and info.mark is not None
+                and info.mark.key.startswith(self.key_prefix)
+            ]
+
+        return await self.for_each_namespace(correlate, read)
 
 
 def _read(ns: str, info: LinkInfo, by_index: dict[int, LinkInfo], desired: Any) -> Vxlan:

@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -213,19 +213,21 @@ class ResourceFollower:
 
 
 class APISource(Source):
-    """Follows the reflected resources on a Kubernetes API server."""
+    """Follows the reflected resources on a Kubernetes API server.
+
+    ``functions`` are the client's list calls by keyword (:func:`list_functions`).
+    """
 
     def __init__(
         self,
-        api_client: k8s_client.ApiClient,
+        functions: Mapping[str, ListFunction],
         *,
         page_size: int = 500,
         watch_timeout_s: int = 300,
         backoff_initial_s: float = 0.1,
         backoff_max_s: float = 1.0,
     ) -> None:
-        self._api = api_client
-        self._functions = list_functions(api_client)
+        self._functions = functions
         self._options = {
             "page_size": page_size,
             "watch_timeout_s": watch_timeout_s,

@@ -60,6 +60,7 @@ class KSRPlugin(Plugin):
         self._term_lock = asyncio.Lock()
         self._observe_latency: Any = None
         self._api_client: Any = None
+        self._list_functions: Any = None
 
     @property
     def is_leader(self) -> bool:
@@ -78,9 +79,12 @@ class KSRPlugin(Plugin):
             if not cfg.source_dir.is_dir():
                 raise FileNotFoundError(f"ksr.source_dir {cfg.source_dir} is not a directory")
         else:
-            from plugins.ksr.api_source import load_api_client
+            from plugins.ksr.api_source import list_functions, load_api_client
 
+            # Building the client's API classes takes about a second: do it once, before any
+            # election is won, so a takeover starts listing at once.
             self._api_client = load_api_client(cfg.kubeconfig)
+            self._list_functions = list_functions(self._api_client)
         if self.metrics is not None:
             self.metrics.registry.register(KSRCollector(self.stats, self.synced, lambda: self.is_leader))
             self._observe_latency = write_latency_histogram(self.metrics.registry).observe
@@ -117,12 +121,13 @@ class KSRPlugin(Plugin):
 
             assert cfg.source_dir is not None  # checked by the config model
             return DirSource(cfg.source_dir, cfg.dir_poll_interval_s)
-        from plugins.ksr.api_source import APISource, load_api_client
+        from plugins.ksr.api_source import APISource, list_functions, load_api_client
 
-        if self._api_client is None:
+        if self._list_functions is None:
             self._api_client = load_api_client(cfg.kubeconfig)
+            self._list_functions = list_functions(self._api_client)
         return APISource(
-            self._api_client,
+            self._list_functions,
             page_size=cfg.list_page_size,
             watch_timeout_s=cfg.watch_timeout_s,
             backoff_initial_s=cfg.backoff_initial_s,

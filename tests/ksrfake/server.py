@@ -49,6 +49,7 @@ class FakeKubernetes:
         self._versions: dict[str, list[int]] = {r: [] for r in RESOURCES}
         self._events_of: dict[str, list[tuple[str, dict[str, Any]]]] = {r: [] for r in RESOURCES}
         self._compacted = 0
+        self._sorted: dict[str, tuple[int, list[dict[str, Any]]]] = {}
         self._uids = itertools.count(1)
         self._generation = 0  # bumped to end every open watch
         self.bookmark_interval_s = bookmark_interval_s
@@ -178,7 +179,12 @@ class FakeKubernetes:
                     raise _GoneError()
             else:
                 snapshot_rv, offset = self._rv, 0
-            items = [self._objects[resource][k] for k in sorted(self._objects[resource])]
+            cached = self._sorted.get(resource)
+            if cached is None or cached[0] != self._rv:
+                # Sorting once per version keeps paging a large list linear.
+                cached = (self._rv, [self._objects[resource][k] for k in sorted(self._objects[resource])])
+                self._sorted[resource] = cached
+            items = cached[1]
             page = items[offset: offset + limit] if limit else items[offset:]
             more = bool(limit) and offset + limit < len(items)
             return page, (f"{snapshot_rv}:{offset + limit}" if more else ""), snapshot_rv

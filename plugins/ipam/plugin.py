@@ -401,5 +401,5 @@ class IPAMPlugin(Plugin):
             await asyncio.sleep(self.config.stale_check_interval_s)
             try:
                 self.release_stale()
-            except StateFileError as exc:
-                self.log.error("stale allocation check failed: %s", exc)
+            except Exception:  # keep checking; the next round may succeed
+                self.log.exception("stale allocation check failed")

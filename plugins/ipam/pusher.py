@@ -126,10 +126,13 @@ class EtcdAllocationPusher:
             op = self._queue[0]
             try:
                 await self._apply(op)
-            except PUSH_ERRORS as exc:  # retried until it lands: etcd must follow the local file
+            except Exception as exc:  # noqa: BLE001 -- retried until it lands: etcd must follow the file
                 self.failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                self._log.warning("etcd update %s failed (retry in %.1fs): %s", op, delay, self.last_error)
+                expected = isinstance(exc, PUSH_ERRORS)
+                (self._log.warning if expected else self._log.error)(
+                    "etcd update %s failed (retry in %.1fs): %s", op, delay, self.last_error
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._retry_max_s)
                 continue

@@ -8,13 +8,25 @@ state, in the namespace VPP put the interface in.
 from __future__ import annotations
 
 import asyncio
+import os
 
 from pyroute2 import IPRoute, NetNS
 
+NETNS_RUN_DIR = "/var/run/netns"
+
+
+def _open(namespace: str) -> IPRoute | NetNS:
+    """Netlink in ``namespace`` ("" = ours); never creates a namespace (pyroute2's default would)."""
+    if not namespace:
+        return IPRoute()
+    path = namespace if namespace.startswith("/") else f"{NETNS_RUN_DIR}/{namespace}"
+    if not os.path.exists(path):
+        raise OSError(f"network namespace {namespace!r} does not exist")
+    return NetNS(path, flags=0)
+
 
 def _mark(namespace: str, ifname: str, alias: str) -> None:
-    ipr = NetNS(namespace) if namespace.startswith("/") else IPRoute(netns=namespace) if namespace else IPRoute()
-    with ipr:
+    with _open(namespace) as ipr:
         found = ipr.link_lookup(ifname=ifname)
         if not found:
             raise OSError(f"the Linux side {ifname!r} of a VPP TAP is missing in namespace {namespace or '(own)'!r}")

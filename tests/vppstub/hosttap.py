@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 
@@ -11,9 +12,13 @@ ZERO_MAC = "00:00:00:00:00:00"
 
 
 def _open(namespace: str) -> IPRoute | NetNS:
+    """Netlink in ``namespace``; never creates one (pyroute2's default flags would)."""
     if not namespace:
         return IPRoute()
-    return NetNS(namespace) if namespace.startswith("/") else IPRoute(netns=namespace)
+    path = namespace if namespace.startswith("/") else f"/var/run/netns/{namespace}"
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no network namespace {namespace}")
+    return NetNS(path, flags=0)
 
 
 def _in_thread(fn: Callable[[], None]) -> None:

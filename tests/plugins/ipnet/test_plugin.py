@@ -139,3 +139,25 @@ async def test_nooverlay_and_config_errors(tmp_path: Path) -> None:
         IPNetConfig(dataplane="ovs")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"unknown_key"):
         IPNetConfig.model_validate({"unknown_key": 1})
+
+
+async def test_own_address_change_rerenders_the_mesh(tmp_path: Path) -> None:
+    from plugins.linux.models import Vxlan
+
+    nodes = NodeTable("node1", {"node1": node(1, "node1"), "node2": node(2, "node2")})
+    async with real_ipam(tmp_path, nodes) as ipam:
+        plugin = IPNetPlugin(ipam=ipam, nodesync=nodes, podmanager=PodRecords())
+        txn = EventTransaction()
+        plugin.resync(DBResync({}, {}), None, 1, txn)  # type: ignore[arg-type]
+        (vx,) = [v for v in txn.values().values() if isinstance(v, Vxlan)]
+        assert vx.local == IPv4Address("192.168.16.1")  # the planned address
+
+        before = nodes.table["node1"]
+        nodes.table["node1"] = node(1, "node1", ip="10.200.0.1/24")  # published later
+        txn = EventTransaction()
+        assert plugin.update(NodeUpdate("node1", before, nodes.table["node1"]), txn) == (
+            "this node's address is now 10.200.0.1/24")
+        (vx,) = [v for v in txn.values().values() if isinstance(v, Vxlan)]
+        assert vx.local == IPv4Address("10.200.0.1")
+        assert plugin.update(NodeUpdate("node1", nodes.table["node1"], nodes.table["node1"]),
+                             EventTransaction()) is None

@@ -136,7 +136,11 @@ async def test_lost_file_and_etcd_down_adopts_etcd_records_later(
     assert store.all() == {}
     await store.save(record("b", "2"))
     etcd.start()
-    assert await store.sync_etcd()
+    for _ in range(50):  # the client reconnects in its own time
+        if await store.sync_etcd():
+            break
+        await asyncio.sleep(0.2)
+    assert store.etcd_in_sync
     assert set(store.all()) == {PodID("a", "ns"), PodID("b", "ns")}
     assert len(await broker.list(records_prefix(NODE))) == 2
     assert set(read_records_file(store.path) or {}) == set(store.all())

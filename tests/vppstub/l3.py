@@ -99,9 +99,18 @@ def ip_route_dump(st: VPPState, opt: Options, req: Any) -> list[Reply]:
         if iface.table_id != table_id:
             continue
         for addr in iface.addresses:
-            if addr.network.prefixlen < 32:
-                entries[addr.network] = [_path(iface.sw_if_index, TYPE_NORMAL)]
+            net = addr.network
+            if net.prefixlen < 32:
+                entries[net] = [_path(iface.sw_if_index, TYPE_NORMAL)]
+            if net.prefixlen < 31:  # VPP drops the subnet's network and broadcast addresses
+                for special in (net.network_address, net.broadcast_address):
+                    entries[ipaddress.IPv4Network(f"{special}/32")] = [_path(NO_INDEX, TYPE_DROP)]
             entries[ipaddress.IPv4Network(f"{addr.ip}/32")] = [_path(iface.sw_if_index, TYPE_LOCAL)]
+    for (idx, ip), _entry in st.neighbors.items():
+        # every neighbour adds an attached-host /32 (source "adjacency") in its interface's table
+        iface = st.interfaces.get(idx)
+        if iface is not None and iface.table_id == table_id:
+            entries[ipaddress.IPv4Network(f"{ip}/32")] = [_path(idx, TYPE_NORMAL, nh=ip)]
     for (tid, prefix), route in st.routes.items():
         if tid == table_id:
             entries[prefix] = [_encode_path(p) for p in route.paths]

@@ -172,8 +172,14 @@ class L2FibDescriptor(VPPDescriptor[L2FibEntry]):
         )
 
     async def delete(self, key: str, value: L2FibEntry, metadata: Any) -> None:
+        index = self.indexes.interfaces.index(value.outgoing_interface)
         await self.api.call(
-            "l2fib_add_del", mac=value.mac, bd_id=value.bd_id, sw_if_index=NO_INDEX, is_add=False, static_mac=True
+            "l2fib_add_del",
+            mac=value.mac,
+            bd_id=value.bd_id,
+            sw_if_index=NO_INDEX if index is None else index,
+            is_add=False,
+            static_mac=True,
         )
 
     async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:

@@ -156,30 +156,42 @@ class RouteDescriptor(VPPDescriptor[Route]):
                     out.append(RetrievedValue(key=key, value=value))
         return out
 
-    async def _connected_prefixes(self) -> set[tuple[int, IPv4Network]]:
-        """(sw_if_index, prefix) of the routes VPP derives from interface addresses."""
-        found: set[tuple[int, IPv4Network]] = set()
+    async def _connected_prefixes(self) -> set[tuple[int, IPv4Network, IPv4Address]]:
+        """(sw_if_index, prefix, next hop) of the routes VPP adds by itself for our interfaces.
+
+        An address adds its subnet (attached), itself (local) and, below /31, drop entries for
+        the subnet's network and broadcast addresses; a neighbour adds an attached /32.
+        """
+        found: set[tuple[int, IPv4Network, IPv4Address]] = set()
         for _name, index in self.indexes.interfaces.items():
             for details in await self.api.dump("ip_address_dump", sw_if_index=index, is_ipv6=False):
                 address = IPv4Interface(str(details.prefix))
-                found.add((index, address.network))
-                found.add((index, IPv4Network(f"{address.ip}/32")))
+                net = address.network
+                found.add((index, net, ANY))
+                if net.prefixlen < 31:
+                    found.add((NO_INDEX, IPv4Network(f"{net.network_address}/32"), ANY))
+                    found.add((NO_INDEX, IPv4Network(f"{net.broadcast_address}/32"), ANY))
+        for details in await self.api.dump("ip_neighbor_dump", sw_if_index=NO_INDEX, af=0):
+            nbr = details.neighbor
+            if self.indexes.interfaces.name(int(nbr.sw_if_index)) is not None:
+                ip = IPv4Address(str(nbr.ip_address))
+                found.add((int(nbr.sw_if_index), IPv4Network(f"{ip}/32"), ip))
         return found
 
-    def _from_details(self, route: Any, connected: set[tuple[int, IPv4Network]]) -> Route | None:
+    def _from_details(self, route: Any, connected: set[tuple[int, IPv4Network, IPv4Address]]) -> Route | None:
         if int(route.n_paths) != 1:
             return None
         path = route.paths[0]
         dst = IPv4Network(str(route.prefix))
         kind, index = int(path.type), int(path.sw_if_index)
         vrf = int(route.table_id)
+        next_hop = IPv4Address(str(path.nh.address.ip4))
         if kind == PATH_DROP:
-            if dst in SPECIAL_PREFIXES:
+            if dst in SPECIAL_PREFIXES or (NO_INDEX, dst, ANY) in connected:
                 return None
             return Route(vrf=vrf, dst=dst, type=RouteType.DROP)
-        if kind != PATH_NORMAL or (index, dst) in connected:
+        if kind != PATH_NORMAL or (index, dst, next_hop) in connected:
             return None
-        next_hop = IPv4Address(str(path.nh.address.ip4))
         if index == NO_INDEX:
             if next_hop == ANY and int(path.table_id) != vrf:
                 return Route(vrf=vrf, dst=dst, type=RouteType.INTER_VRF, via_vrf=int(path.table_id))

@@ -43,7 +43,10 @@ class FakeKubernetes:
     """The fake's cluster state, its event history and the HTTP server that serves them."""
 
     def __init__(self, bookmark_interval_s: float = 0.0) -> None:
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        # One wake-up per resource, so a change wakes only the watches of its resource.
+        self._changed = {r: threading.Condition(self._lock) for r in RESOURCES}
         self._rv = 100
         self._objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {r: {} for r in RESOURCES}
         self._versions: dict[str, list[int]] = {r: [] for r in RESOURCES}
@@ -119,7 +122,7 @@ class FakeKubernetes:
             meta.setdefault("uid", old["metadata"]["uid"] if old else f"uid-{next(self._uids)}")
             self._objects[resource][key] = stored
             self._record(resource, "MODIFIED" if old else "ADDED", stored)
-            self._cond.notify_all()
+            self._changed[resource].notify_all()
         return stored
 
     def apply_many(self, resource: str, objs: list[Mapping[str, Any]]) -> None:
@@ -135,7 +138,7 @@ class FakeKubernetes:
                 meta.setdefault("uid", f"uid-{next(self._uids)}")
                 self._objects[resource][key] = stored
                 self._record(resource, "MODIFIED" if old else "ADDED", stored)
-            self._cond.notify_all()
+            self._changed[resource].notify_all()
 
     def _record(self, resource: str, kind: str, obj: dict[str, Any]) -> None:
         self._versions[resource].append(self._rv)
@@ -148,7 +151,7 @@ class FakeKubernetes:
             gone = copy.deepcopy(old)
             gone["metadata"]["resourceVersion"] = str(self._rv)
             self._record(resource, "DELETED", gone)
-            self._cond.notify_all()
+            self._changed[resource].notify_all()
 
     def compact(self) -> None:
         """Forget all history: watches from any older version now get 410 Gone."""
@@ -158,13 +161,17 @@ class FakeKubernetes:
             for resource in RESOURCES:
                 self._versions[resource].clear()
                 self._events_of[resource].clear()
-            self._cond.notify_all()
+            self._wake_all()
 
     def end_watches(self) -> None:
         """End every open watch stream normally (as the API server does on its timeout)."""
         with self._cond:
             self._generation += 1
-            self._cond.notify_all()
+            self._wake_all()
+
+    def _wake_all(self) -> None:
+        for cond in self._changed.values():
+            cond.notify_all()
 
     def watch_count(self, resource: str) -> int:
         return sum(1 for r, kind, _ in self.requests if r == resource and kind == "watch")
@@ -223,7 +230,8 @@ class FakeKubernetes:
                         position = max(position, self._rv)
                         out = [{"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": str(position)}}}]
                     else:
-                        self._cond.wait(min(deadline - now, interval) if interval else deadline - now)
+                        timeout = min(deadline - now, interval) if interval else deadline - now
+                        self._changed[resource].wait(timeout)
                         continue
             yield from out
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -40,6 +40,12 @@ from plugins.podmanager.api import (
 )
 
 
+class HandlerRegistrar(Protocol):
+    """The controller, as far as ipnet needs it."""
+
+    def register_handler(self, handler: Plugin) -> None: ...
+
+
 def make_renderer(config: IPNetConfig) -> Renderer:
     """The renderer of ``config.dataplane``; ``vpp`` comes from ``plugins.ipnet.renderer.vpp``."""
     if config.dataplane == "linux":
@@ -62,7 +68,12 @@ def _diff(txn: Transaction, old: Mapping[str, BaseModel], new: Mapping[str, Base
 
 
 class IPNetPlugin(Plugin):
-    """Name ``ipnet``; deps ``ipam``, ``nodesync``, ``podmanager`` (and optionally a renderer)."""
+    """Name ``ipnet``; deps ``ipam``, ``nodesync``, ``podmanager``.
+
+    Optional: ``controller`` (ipnet then registers itself as an event handler in ``init``;
+    otherwise the app lists it in the controller's ``handlers``) and ``renderer`` (instead of
+    the one ``dataplane`` selects).
+    """
 
     name = "ipnet"
     Config = IPNetConfig
@@ -76,17 +87,25 @@ class IPNetPlugin(Plugin):
         nodesync: NodeSyncAPI,
         podmanager: PodManagerAPI,
         renderer: Renderer | None = None,
+        controller: HandlerRegistrar | None = None,
     ) -> None:
         super().__init__(config)
         self.ipam = ipam
         self.nodesync = nodesync
         self.podmanager = podmanager
         self.renderer = renderer if renderer is not None else make_renderer(self.config)
+        self.controller = controller
         self.node: NodeIntent | None = None
         self.pods: dict[PodID, PodIntent] = {}
         self.remotes: dict[str, RemoteNodeIntent] = {}
         # What the last AddPod changed, for revert: (pod, previous intent, IP newly allocated).
         self._last_add: tuple[PodID, PodIntent | None, bool] | None = None
+
+    async def init(self) -> None:
+        if self.controller is not None:
+            self.controller.register_handler(self)
+        self.log.info("dataplane %s, transport %s", self.config.dataplane,
+                      "nooverlay" if self.config.nooverlay else f"vxlan (VNI {self.config.vni})")
 
     # ---------------------------------------------------------------------------- intent
 

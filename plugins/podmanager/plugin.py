@@ -75,8 +75,8 @@ class PodManagerPlugin(Plugin):
         self._server: RemoteCNIServer | None = None
         self._sync_task: asyncio.Task[None] | None = None
 
-    @property
-    def store(self) -> PodRecordStore:
+    def _require_store(self) -> PodRecordStore:
+        # A method, not a property: pluggy reads every attribute when registering the plugin.
         if self._store is None:
             raise RuntimeError("podmanager is not initialised")
         return self._store
@@ -101,11 +101,12 @@ class PodManagerPlugin(Plugin):
             register(self)
 
     async def after_init(self) -> None:
+        store = self._require_store()
         service = PodRequestService(
-            self.store, self.controller, self.config.event_timeout_s, self.log, self.stats
+            store, self.controller, self.config.event_timeout_s, self.log, self.stats
         )
         self._sync_task = asyncio.create_task(
-            self.store.run_etcd_sync(), name="podmanager-etcd-sync"
+            store.run_etcd_sync(), name="podmanager-etcd-sync"
         )
         self._server = RemoteCNIServer(self.config.socket_path, service, self.log)
         await self._server.start()
@@ -135,5 +136,8 @@ class PodManagerPlugin(Plugin):
         return None
 
     def local_pods(self) -> Mapping[PodID, LocalPod]:
-        """Pods currently wired on this node (their records; each is a ``LocalPod``)."""
-        return self.store.all()
+        """Pods currently wired on this node (their records; each is a ``LocalPod``).
+
+        Empty before ``init`` loaded the records.
+        """
+        return {} if self._store is None else self._store.all()

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import stat
+from pathlib import Path
 
 from core.kvdb.api import agent_prefix
 from plugins.podmanager.api import AddPod, DeletePod, LocalPod, PodID
@@ -51,7 +52,7 @@ async def test_add_returns_handler_result_and_persists_record(
     )
     pods = podmanager.plugin.local_pods()
     assert pods[PodID("web", "default")].container_id == "c1"
-    on_disk = read_records_file(podmanager.plugin.store.path)
+    on_disk = read_records_file(Path(podmanager.config.records_file))
     assert on_disk is not None and on_disk[PodID("web", "default")].netns_path == netns_path
     kv = await podmanager.kvdb.broker.get(f"{agent_prefix(NODE)}podmanager/pod/default/web")
     assert kv is not None
@@ -180,7 +181,7 @@ async def test_restart_without_local_file_recovers_from_kv_store(
     await podmanager.restart()
     pod = podmanager.plugin.local_pods()[PodID("a", "default")]
     assert pod.container_id == "c1"
-    assert read_records_file(podmanager.plugin.store.path) is not None
+    assert read_records_file(Path(podmanager.config.records_file)) is not None
 
 
 async def test_stale_socket_of_crashed_agent_is_replaced(podmanager: PodManagerEnv) -> None:
@@ -193,3 +194,25 @@ async def test_stale_socket_of_crashed_agent_is_replaced(podmanager: PodManagerE
     await podmanager.restart()
     reply = await call(podmanager.socket, "Delete", container_id="x")
     assert reply.result == 0
+
+
+def test_registers_with_pluggy_before_init(tmp_path: Path) -> None:
+    """The agent registers every plugin with pluggy, which reads all attributes, before init."""
+    import pluggy
+
+    from core.hookspecs import PROJECT
+    from core.kvdb.plugin import KVDBPlugin
+    from core.servicelabel import ServiceLabelPlugin
+    from plugins.controller import hookspecs
+    from plugins.podmanager.plugin import PodManagerPlugin
+    from tests.plugins.podmanager.consumer import MinimalController
+
+    plugin = PodManagerPlugin(
+        controller=MinimalController(), kvdb=KVDBPlugin(), service_label=ServiceLabelPlugin()
+    )
+    manager = pluggy.PluginManager(PROJECT)
+    manager.add_hookspecs(hookspecs)
+    manager.register(plugin, name=plugin.name)
+    impls = {impl.plugin_name for impl in manager.hook.handles_event.get_hookimpls()}
+    assert impls == {"podmanager"}
+    assert plugin.local_pods() == {}

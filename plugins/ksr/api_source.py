@@ -150,7 +150,11 @@ class ResourceFollower:
         items: list[RawObject] = []
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"limit": self._page_size, "_preload_content": False}
+            kwargs: dict[str, Any] = {
+                "limit": self._page_size,
+                "_preload_content": False,
+                "_request_timeout": (10, 120),  # a hung server must not block the thread forever
+            }
             if token:
                 kwargs["_continue"] = token
             try:

@@ -1,10 +1,11 @@
 """Lease-based leader election in etcd: exactly one KSR replica writes.
 
 The leader holds the key ``/contiv-ksr/election/leader`` (value: its instance ID) attached to a
-lease of ``ttl_s`` seconds and refreshes the lease every third of the TTL. The others check the
-key a few times per TTL and claim it (put-if-absent with their own lease) once it is gone: when
-the leader stops cleanly it revokes its lease (immediate hand-over); when it dies the lease
-expires within the TTL. A leader that cannot refresh its lease for a whole TTL, or finds the
+lease of ``ttl_s`` seconds and refreshes the lease every third of the TTL (at most every second).
+The others watch the key and claim it (put-if-absent with their own lease) as soon as it is
+deleted, and also check it at the same period in case a watch event was missed: when the leader
+stops cleanly it revokes its lease (immediate hand-over); when it dies the lease expires within
+the TTL and a standby takes over right then. A leader that cannot refresh its lease for a whole TTL, or finds the
 key naming someone else, steps down. Writes are additionally guarded by comparing the key (see
 :mod:`plugins.ksr.writer`).
 """
@@ -12,11 +13,12 @@ key naming someone else, steps down. Writes are additionally guarded by comparin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from core.kvdb.api import Compare, KVBroker, KVError
+from core.kvdb.api import Compare, EventType, KVBroker, KVError, WatchEvent
 from plugins.ksr.model import ELECTION_PREFIX
 
 log = logging.getLogger("contiv.ksr.leader")
@@ -35,6 +37,7 @@ class LeaderElector:
         on_elected: Callable[[], Awaitable[None]],
         on_lost: Callable[[], Awaitable[None]],
         key: str = LEADER_KEY,
+        on_observed: Callable[[str], None] | None = None,
     ) -> None:
         self.broker = broker
         self.instance_id = instance_id
@@ -42,6 +45,7 @@ class LeaderElector:
         self.key = key
         self._on_elected = on_elected
         self._on_lost = on_lost
+        self._on_observed = on_observed
         self.is_leader = False
         self.leader_id = ""
         self._lease = 0
@@ -63,7 +67,31 @@ class LeaderElector:
 
     async def run(self) -> None:
         """Campaign and hold the leadership until cancelled."""
+        watcher = asyncio.get_running_loop().create_task(self._watch_key(), name="ksr-election-watch")
+        try:
+            await self._loop()
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    async def _watch_key(self) -> None:
+        """Wake the campaign as soon as the key is deleted (lease expired or revoked)."""
         while True:
+            events = self.broker.watch(self.key)
+            try:
+                async for item in events:
+                    if isinstance(item, WatchEvent) and item.type is EventType.DELETE:
+                        self._wake.set()
+            except KVError as err:
+                log.debug("election watch: %s", err)
+            finally:
+                await events.aclose()  # type: ignore[attr-defined]
+            await asyncio.sleep(self.interval_s)
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
             try:
                 if self.is_leader:
                     await self._hold()
@@ -73,7 +101,6 @@ class LeaderElector:
                 log.warning("election: %s", err)
                 if self.is_leader and time.monotonic() - self._last_refresh > self.ttl_s:
                     await self._step_down("lease could not be refreshed for a whole TTL")
-            self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self.interval_s)
             except TimeoutError:
@@ -82,7 +109,11 @@ class LeaderElector:
     async def _campaign(self) -> None:
         current = await self.broker.get(self.key)
         if current is not None:
-            self.leader_id = current.value.decode(errors="replace")
+            leader_id = current.value.decode(errors="replace")
+            if leader_id != self.leader_id:
+                self.leader_id = leader_id
+                if self._on_observed is not None:
+                    self._on_observed(leader_id)
             return
         lease = await self.broker.grant_lease(self.ttl_s)
         if not await self.broker.put_if_absent(self.key, self.instance_id.encode(), lease=lease):

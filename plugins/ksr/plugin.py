@@ -97,7 +97,8 @@ class KSRPlugin(Plugin):
             await self._start_term()
             return
         self.elector = LeaderElector(
-            self.kvdb.broker, self.instance_id, self.config.leader_ttl_s, self._start_term, self._end_term
+            self.kvdb.broker, self.instance_id, self.config.leader_ttl_s, self._start_term, self._end_term,
+            on_observed=lambda _: self._report_health(),
         )
         self._election = asyncio.get_running_loop().create_task(self.elector.run(), name="ksr-election")
 

@@ -34,8 +34,9 @@ class VPPConfig(PluginConfig):
     reply_timeout_s: float = Field(default=5.0, gt=0)
     """How long one API call may wait for its reply before the connection counts as lost."""
 
-    connect_timeout_s: float = Field(default=30.0, gt=0)
-    """How long ``after_init`` waits for VPP to accept the first connection."""
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    """How long ``after_init`` waits for VPP to accept the first connection (keep it below the
+    agent's start timeout); then the agent fails to start, naming the socket."""
 
     health_interval_s: float = Field(default=1.0, gt=0)
     """Period of the ``control_ping`` probe that detects a lost or restarted VPP."""

@@ -7,6 +7,7 @@ values with their own descriptors; the TAP's Linux side may be published as a pr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +34,8 @@ from plugins.vpp.model import (
     interface_key,
     vrf_key,
 )
+
+log = logging.getLogger("contiv.vpp.interface")
 
 ADMIN_UP = 1
 ZERO_MAC = "00:00:00:00:00:00"
@@ -80,14 +83,26 @@ class InterfaceDescriptor(VPPDescriptor[Interface]):
     async def create(self, key: str, value: Interface) -> int:
         index = await self._create_link(value)
         self.indexes.interfaces.put(value.name, index)
-        if value.type != InterfaceType.TAP:
-            await self.api.call("sw_interface_tag_add_del", is_add=True, sw_if_index=index, tag=value.tag)
-        elif value.tap is not None and value.tap.host_alias:
-            await mark_host_link(value.tap.host_namespace, value.tap.host_if_name, value.tap.host_alias)
-        if value.mac and value.type in (InterfaceType.EXISTING, InterfaceType.VXLAN):
-            await self.api.call("sw_interface_set_mac_address", sw_if_index=index, mac_address=value.mac)
-        await self.api.call("sw_interface_set_flags", sw_if_index=index, flags=ADMIN_UP if value.enabled else 0)
+        try:
+            if value.type != InterfaceType.TAP:
+                await self.api.call("sw_interface_tag_add_del", is_add=True, sw_if_index=index, tag=value.tag)
+            elif value.tap is not None and value.tap.host_alias:
+                await mark_host_link(value.tap.host_namespace, value.tap.host_if_name, value.tap.host_alias)
+            if value.mac and value.type == InterfaceType.EXISTING:
+                await self.api.call("sw_interface_set_mac_address", sw_if_index=index, mac_address=value.mac)
+            flags = ADMIN_UP if value.enabled else 0
+            await self.api.call("sw_interface_set_flags", sw_if_index=index, flags=flags)
+        except Exception:
+            # Undo the half-made interface: untagged, a retry would make a second one.
+            try:
+                await self.delete(key, value, index)
+            except Exception as err:  # noqa: BLE001 - the original error is the one to report
+                self.log_undo_failure(value.name, err)
+            raise
         return index
+
+    def log_undo_failure(self, name: str, err: Exception) -> None:
+        log.warning("could not remove half-created VPP interface %s: %s", name, err)
 
     async def _create_link(self, value: Interface) -> int:
         mac = value.mac or ZERO_MAC

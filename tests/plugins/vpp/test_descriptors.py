@@ -136,3 +136,14 @@ async def test_tap_without_vhost_net_names_message_and_code(scheduler: KVSchedul
     value = m.Interface(name="t1", type=m.InterfaceType.TAP, tap=m.TapLink(host_if_name="t1"))
     result = await scheduler.commit({m.interface_key("t1"): value})
     assert "VPP tap_create_v3 failed with retval -11" in result.errors[m.interface_key("t1")]
+
+
+async def test_half_created_interface_is_undone_before_retry(scheduler: KVScheduler, stub: VPPStub) -> None:
+    value = m.Interface(name="lone", type=m.InterfaceType.LOOPBACK)
+    stub.fail_next("sw_interface_tag_add_del", -1)
+    result = await scheduler.commit({m.interface_key("lone"): value})
+    assert "sw_interface_tag_add_del failed with retval -1" in result.errors[m.interface_key("lone")]
+    await scheduler.settled(timeout=10)
+    loops = [i for i in stub.state.interfaces.values() if i.dev_type == "Loopback"]
+    assert [(i.tag, i.admin_up) for i in loops] == [("cv:lone", True)]
+    assert stub.calls["delete_loopback"] == 1

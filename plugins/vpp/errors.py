@@ -15,15 +15,17 @@ class VPPError(TransientError):
 class VPPCallError(VPPError):
     """VPP answered a request with a non-zero ``retval``."""
 
-    def __init__(self, message: str, retval: int, args: str = "") -> None:
+    def __init__(self, message: str, retval: int, args: str = "", *, hint: str = "", fatal: bool = False) -> None:
         detail = f" ({args})" if args else ""
-        super().__init__(f"VPP {message} failed with retval {retval}{detail}")
+        advice = f": {hint}" if hint else ""
+        super().__init__(f"VPP {message} failed with retval {retval}{detail}{advice}")
         self.message = message
         self.retval = retval
+        self.fatal = fatal
 
     @property
     def retriable(self) -> bool:
-        return self.retval not in BAD_REQUEST_CODES
+        return not self.fatal and self.retval not in BAD_REQUEST_CODES
 
 
 class VPPConnectionError(VPPError):

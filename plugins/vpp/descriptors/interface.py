@@ -19,7 +19,7 @@ from plugins.kvscheduler.api import (
     ValueWithMetadata,
 )
 from plugins.vpp.descriptors.base import VPPDescriptor
-from plugins.vpp.errors import VPPNotFoundError
+from plugins.vpp.errors import VPPCallError, VPPNotFoundError
 from plugins.vpp.hostlink import mark_host_link
 from plugins.vpp.model import (
     INTERFACE_SPEC,
@@ -38,6 +38,8 @@ from plugins.vpp.model import (
 log = logging.getLogger("contiv.vpp.interface")
 
 ADMIN_UP = 1
+#: tap_create_v3's answer where the kernel has no vhost-net (SYSCALL_ERROR_1).
+NO_VHOST_NET = -11
 ZERO_MAC = "00:00:00:00:00:00"
 
 
@@ -132,6 +134,15 @@ class InterfaceDescriptor(VPPDescriptor[Interface]):
 
     async def _create_tap(self, value: Interface, tap: TapLink | None) -> Any:
         assert tap is not None
+        try:
+            return await self._call_tap_create(value, tap)
+        except VPPCallError as err:
+            if err.retval != NO_VHOST_NET:
+                raise
+            hint = "the host has no /dev/vhost-net; use the veth pod interface mode (af_packet)"
+            raise VPPCallError(err.message, err.retval, hint=hint, fatal=True) from err
+
+    async def _call_tap_create(self, value: Interface, tap: TapLink) -> Any:
         return await self.api.call(
             "tap_create_v3",
             id=NO_INDEX,

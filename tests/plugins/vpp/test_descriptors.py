@@ -135,7 +135,9 @@ async def test_tap_without_vhost_net_names_message_and_code(scheduler: KVSchedul
     stub.options.vhost_net = False
     value = m.Interface(name="t1", type=m.InterfaceType.TAP, tap=m.TapLink(host_if_name="t1"))
     result = await scheduler.commit({m.interface_key("t1"): value})
-    assert "VPP tap_create_v3 failed with retval -11" in result.errors[m.interface_key("t1")]
+    error = result.errors[m.interface_key("t1")]
+    assert "VPP tap_create_v3 failed with retval -11" in error and "use the veth pod interface mode" in error
+    assert scheduler.value_status(m.interface_key("t1")).state is ValueState.FAILED  # no pointless retries
 
 
 async def test_half_created_interface_is_undone_before_retry(scheduler: KVScheduler, stub: VPPStub) -> None:

@@ -43,7 +43,7 @@ def in_ns(netns: str, *argv: str, check: bool = True,
 
 
 @dataclass
-class TestPod:
+class PodSandbox:
     """A pod: its namespace and the identity the runtime passes to CNI."""
 
     name: str
@@ -85,7 +85,7 @@ class NodeTestbed:
         self.socket_path = workdir / "run" / "cni.sock"
         self.etcd: EtcdServer | None = None
         self.agent: subprocess.Popen[bytes] | None = None
-        self.pods: dict[str, TestPod] = {}
+        self.pods: dict[str, PodSandbox] = {}
         self._namespaces: list[str] = []
         bin_dir = workdir / "bin"
         bin_dir.mkdir(parents=True, exist_ok=True)
@@ -196,13 +196,13 @@ class NodeTestbed:
             return None
         return json.loads(out.stdout)
 
-    def new_pod(self, name: str) -> TestPod:
-        pod = TestPod(name=name, netns=f"{self.prefix}-{name}")
+    def new_pod(self, name: str) -> PodSandbox:
+        pod = PodSandbox(name=name, netns=f"{self.prefix}-{name}")
         self._add_namespace(pod.netns)
         self.pods[name] = pod
         return pod
 
-    def delete_pod_namespace(self, pod: TestPod) -> None:
+    def delete_pod_namespace(self, pod: PodSandbox) -> None:
         sh("ip", "netns", "del", pod.netns, check=False)
         if pod.netns in self._namespaces:
             self._namespaces.remove(pod.netns)
@@ -212,13 +212,13 @@ class NodeTestbed:
         return {"cniVersion": version, "name": "contiv-k8s",
                 "plugins": [{"type": "contiv-cni", "grpcServer": str(self.socket_path)}]}
 
-    def add(self, pod: TestPod, version: str = "1.0.0") -> dict[str, Any]:
+    def add(self, pod: PodSandbox, version: str = "1.0.0") -> dict[str, Any]:
         pod.result = self.runtime.add_network_list(self.network(version), pod.runtime_conf())
         return pod.result
 
-    def check(self, pod: TestPod, version: str = "1.0.0") -> None:
+    def check(self, pod: PodSandbox, version: str = "1.0.0") -> None:
         assert pod.result is not None
         self.runtime.check_network_list(self.network(version), pod.runtime_conf(), pod.result)
 
-    def delete(self, pod: TestPod, version: str = "1.0.0") -> None:
+    def delete(self, pod: PodSandbox, version: str = "1.0.0") -> None:
         self.runtime.del_network_list(self.network(version), pod.runtime_conf(), pod.result)

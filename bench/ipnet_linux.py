@@ -23,19 +23,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.kvdb.plugin import KVDBPlugin  # noqa: E402
-from plugins.controller.events import DBResync  # noqa: E402
-from plugins.controller.txn import EventTransaction  # noqa: E402
-from plugins.ipam.config import IPAMConfig  # noqa: E402
-from plugins.ipam.plugin import IPAMPlugin  # noqa: E402
-from plugins.ipnet.config import IPNetConfig  # noqa: E402
-from plugins.ipnet.plugin import IPNetPlugin  # noqa: E402
-from plugins.kvscheduler.api import ResyncMode  # noqa: E402
-from plugins.kvscheduler.scheduler import KVScheduler  # noqa: E402
-from plugins.linux.config import LinuxConfig  # noqa: E402
-from plugins.linux.plugin import LinuxDataplanePlugin  # noqa: E402
-from plugins.nodesync.api import Node  # noqa: E402
-from plugins.podmanager.api import AddPod, DeletePod, LocalPod, PodID  # noqa: E402
+from core.kvdb.plugin import KVDBPlugin
+from plugins.controller.events import DBResync
+from plugins.controller.txn import EventTransaction
+from plugins.ipam.config import IPAMConfig
+from plugins.ipam.plugin import IPAMPlugin
+from plugins.ipnet.config import IPNetConfig
+from plugins.ipnet.plugin import IPNetPlugin
+from plugins.kvscheduler.api import ResyncMode
+from plugins.kvscheduler.scheduler import KVScheduler
+from plugins.linux.config import LinuxConfig
+from plugins.linux.plugin import LinuxDataplanePlugin
+from plugins.nodesync.api import Node
+from plugins.podmanager.api import AddPod, DeletePod, LocalPod, PodID
 
 
 class _Nodes:

@@ -5,7 +5,7 @@ PY ?= python3
 DEB_PKGS := etcd-server etcd-client nftables iproute2 containernetworking-plugins conntrack iptables iputils-ping procps
 PYTEST_ARGS ?=
 
-.PHONY: deps deb-deps py-deps lint test bench clean
+.PHONY: deps deb-deps py-deps lint test lab bench clean
 
 deb-deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -23,6 +23,12 @@ lint: py-deps
 	ruff check core plugins apps tests bench examples
 	mypy
 	lint-imports
+
+# The local lab: 2 nodes, the pods of examples/lab/, the connectivity matrix, then down.
+# LAB_ARGS=--keep leaves it up (then: contiv-lab status / probe / down).
+LAB_ARGS ?=
+lab: deps
+	$(PY) -m apps.lab.main demo $(LAB_ARGS)
 
 test: deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -109,6 +109,7 @@ class Agent:
         """``init`` of every plugin, then ``after_init`` of every plugin; on failure, close."""
         current = self.plugins[0].name if self.plugins else "-"
         try:
+            self.pm.hook.contiv_agent_starting(plugins=list(self.plugins))
             for plugin in self.plugins:
                 current = plugin.name
                 await self._timed(plugin, "init", plugin.init(), self.start_timeout_s)

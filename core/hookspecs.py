@@ -21,6 +21,16 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
+def contiv_agent_starting(plugins: list[Plugin]) -> None:
+    """Called once before the first ``init``, with every plugin of the app in start order.
+
+    Lets a plugin find collaborators among the enabled plugins without a constructor
+    dependency (which could form a cycle): the controller adopts every plugin implementing its
+    event-handler hooks here, so a third-party plugin becomes a handler just by implementing them.
+    """
+
+
+@hookspec
 def contiv_plugin_started(plugin: Plugin) -> None:
     """Called after ``plugin``'s ``after_init`` succeeded, for every plugin of the app.
 

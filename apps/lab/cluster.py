@@ -50,7 +50,7 @@ def agent_config(state: LabState, node: NodeState) -> dict[str, Any]:
             "dbwatcher": {"mirror_file": str(d / "mirror.sqlite"), "delay_local_resync_s": 2.0,
                           "remote_db_probing_interval_s": 1.0},
         },
-        "ipam": {"state_file": str(d / "ipam.json")},
+        "ipam": {"state_file": str(d / "ipam.json"), "node_interface": "eth0"},
         "podmanager": {"socket_path": str(d / "cni.sock"), "records_file": str(d / "pods.json")},
         "nodesync": {"management_addresses": [node.ip.split("/")[0]]},
     }
@@ -117,6 +117,7 @@ class Lab:
                 self.add_node(wait=False)
             for node in self.state.nodes.values():
                 self.wait_agent_ready(node.name)
+            self.wait_converged()
         except BaseException:
             self.state.save()
             raise
@@ -207,6 +208,7 @@ class Lab:
         self.state.save()
         if wait:
             self.wait_agent_ready(name)
+            self.wait_converged()
         return node
 
     def start_agent(self, name: str) -> None:
@@ -238,6 +240,7 @@ class Lab:
         del self.state.nodes[name]
         shutil.rmtree(self.state.node_dir(name), ignore_errors=True)
         self.state.save()
+        self.wait_converged()
 
     def node(self, name: str) -> NodeState:
         try:
@@ -270,3 +273,45 @@ class Lab:
                 return
             time.sleep(0.2)
         raise LabError(f"the agent of {name} is not ready after {timeout_s:g}s: {last}")
+
+    def internal_state(self, name: str) -> dict[str, Any] | None:
+        """The agent's ``/controller/internal-state`` (what each handler believes)."""
+        node = self.node(name)
+        out = netns.run(python_module("apps.lab.http_get", "http://127.0.0.1:9999/controller/internal-state"),
+                        netns=node.netns, check=False, timeout=10)
+        try:
+            body: dict[str, Any] = json.loads(out.stdout) if out.returncode == 0 else None
+        except json.JSONDecodeError:
+            return None
+        return body
+
+    def mesh_gaps(self) -> list[str]:
+        """What keeps the node mesh from being complete (empty when every agent has every peer)."""
+        gaps = []
+        for node in self.state.nodes.values():
+            state = self.internal_state(node.name)
+            if state is None:
+                gaps.append(f"{node.name}: agent not answering")
+                continue
+            remotes = (state.get("ipnet") or {}).get("remotes") or {}
+            for peer in self.state.nodes.values():
+                if peer.name == node.name:
+                    continue
+                entry = remotes.get(peer.name)
+                if entry is None:
+                    gaps.append(f"{node.name}: no mesh entry for {peer.name}")
+                elif str(entry.get("node_ip", "")).split("/")[0] != peer.ip.split("/")[0]:
+                    gaps.append(f"{node.name}: {peer.name} at {entry.get('node_ip')}, not {peer.ip}")
+            for gone in set(remotes) - set(self.state.nodes):
+                gaps.append(f"{node.name}: still meshed with removed node {gone}")
+        return gaps
+
+    def wait_converged(self, timeout_s: float = 60.0) -> None:
+        """Wait until every agent has a mesh entry for exactly the other lab nodes."""
+        deadline = time.monotonic() + timeout_s
+        gaps = self.mesh_gaps()
+        while gaps and time.monotonic() < deadline:
+            time.sleep(0.3)
+            gaps = self.mesh_gaps()
+        if gaps:
+            raise LabError(f"the node mesh did not converge in {timeout_s:g}s: {'; '.join(gaps)}")

@@ -1,4 +1,9 @@
-"""contiv-agent (the vswitch): its plugins and how they depend on each other."""
+"""contiv-agent (the vswitch): its plugins and how they depend on each other.
+
+Event handlers (nodesync, ipam, podmanager, ipnet, ...) are not passed to the controller: it
+adopts every enabled plugin implementing its hooks when the agent starts, in the order of
+``controller.handler_order``. That keeps the graph acyclic although handlers push events to it.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,13 @@ from core.kvdb.plugin import KVDBPlugin
 from core.logs import LogsPlugin
 from core.metrics import MetricsPlugin
 from core.servicelabel import ServiceLabelPlugin
+from plugins.controller.plugin import ControllerPlugin
+from plugins.ipam.plugin import IPAMPlugin
+from plugins.ipnet.plugin import IPNetPlugin
+from plugins.kvscheduler.plugin import KVSchedulerPlugin
+from plugins.linux.plugin import LinuxDataplanePlugin
+from plugins.nodesync.plugin import NodeSyncPlugin
+from plugins.podmanager.plugin import PodManagerPlugin
 
 
 class VSwitchContainer(containers.DeclarativeContainer):
@@ -24,3 +36,27 @@ class VSwitchContainer(containers.DeclarativeContainer):
     metrics = plugin_provider(MetricsPlugin, configs, http=http)
     logs = plugin_provider(LogsPlugin, configs, http=http)
     kvdb = plugin_provider(KVDBPlugin, configs, health=optional("health", configs, health))
+
+    kvscheduler = plugin_provider(
+        KVSchedulerPlugin, configs,
+        http=optional("http", configs, http), metrics=optional("metrics", configs, metrics),
+    )
+    controller = plugin_provider(
+        ControllerPlugin, configs,
+        scheduler=kvscheduler, service_label=service_label, kvdb=optional("kvdb", configs, kvdb),
+        http=optional("http", configs, http), metrics=optional("metrics", configs, metrics),
+        health=optional("health", configs, health),
+    )
+    linux = plugin_provider(LinuxDataplanePlugin, configs, scheduler=kvscheduler)
+
+    nodesync = plugin_provider(
+        NodeSyncPlugin, configs, kvdb=kvdb, service_label=service_label, controller=controller,
+    )
+    podmanager = plugin_provider(
+        PodManagerPlugin, configs, controller=controller, kvdb=kvdb, service_label=service_label,
+    )
+    ipam = plugin_provider(
+        IPAMPlugin, configs, kvdb=kvdb, nodesync=nodesync, http=optional("http", configs, http),
+        controller=controller, podmanager=optional("podmanager", configs, podmanager),
+    )
+    ipnet = plugin_provider(IPNetPlugin, configs, ipam=ipam, nodesync=nodesync, podmanager=podmanager)

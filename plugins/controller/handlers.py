@@ -19,6 +19,12 @@ from plugins.controller import hookspecs
 HOOKS = ("handles_event", "resync", "update", "revert", "describe_internal_state")
 
 
+def is_handler(plugin: object) -> bool:
+    """True when ``plugin`` implements at least one of the controller's hooks (pluggy-marked)."""
+    marker = f"{PROJECT}_impl"
+    return any(getattr(getattr(plugin, hook, None), marker, None) is not None for hook in HOOKS)
+
+
 class HandlerRegistrationError(ValueError):
     """A handler's hook implementations do not match the controller's hook specs."""
 

@@ -18,6 +18,7 @@ from core.health import HealthPlugin
 from core.http import HTTPPlugin
 from core.kvdb.plugin import KVDBPlugin
 from core.metrics import MetricsPlugin
+from core.hookspecs import hookimpl
 from core.plugin import Plugin
 from core.servicelabel import ServiceLabelPlugin
 from plugins.controller.api import Event, KubeStateReader
@@ -25,7 +26,7 @@ from plugins.controller.config import ControllerConfig
 from plugins.controller.dbwatcher import DBWatcher
 from plugins.controller.eventloop import EventLoop
 from plugins.controller.events import RequestedResync, Shutdown
-from plugins.controller.handlers import HandlerRegistrationError, build_handlers
+from plugins.controller.handlers import HandlerRegistrationError, build_handlers, is_handler
 from plugins.controller.kubestate import KubeStateCache, ResourceRegistry
 from plugins.controller.metrics import ControllerMetrics
 from plugins.controller.mirror import LocalMirror
@@ -84,6 +85,13 @@ class ControllerPlugin(Plugin):
         if existing is not None and existing is not model:
             raise ValueError(f"external config prefix {key_prefix!r} already has a model")
         self._config_models[key_prefix] = model
+
+    @hookimpl
+    def contiv_agent_starting(self, plugins: list[Plugin]) -> None:
+        """Adopt every enabled plugin that implements the handler hooks (in start order)."""
+        for plugin in plugins:
+            if plugin is not self and is_handler(plugin):
+                self.register_handler(plugin)
 
     def register_handler(self, handler: Plugin) -> None:
         """Add an event handler; call from the handler's ``init`` (before the agent starts)."""

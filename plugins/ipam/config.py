@@ -44,6 +44,11 @@ class AddressPlanConfig(PluginConfig):
     the block taken from ``contiv_cidr`` when that is set. (DHCP for node addresses is not
     supported.)"""
 
+    node_interface: str | None = None
+    """Take this node's dataplane address from this interface (e.g. ``eth0``) instead of the
+    plan: on the Linux dataplane the node already has its address, and the node mesh must use it.
+    Unset: the plan's address from ``node_interconnect_cidr``."""
+
     vxlan_cidr: IPv4Network = IPv4Network("192.168.30.0/24")
     """VXLAN BVI addresses of the node mesh: node ID N gets host #N."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Interface
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -18,8 +18,9 @@ from core.plugin import Plugin
 from plugins.controller.api import Event, EventMethod, KubeStateReader, Transaction
 from plugins.controller.events import KubeStateChange
 from plugins.ipam.allocator import PodSubnetAllocator
-from plugins.ipam.api import NodeAddressPlan
+from plugins.ipam.api import IPAMError, NodeAddressPlan
 from plugins.ipam.config import IPAMConfig
+from plugins.ipam.hostif import interface_ipv4
 from plugins.ipam.plan import ResolvedPlan, node_plan, pod_index_of, resolve_plan
 from plugins.ipam.pusher import (
     PUSH_ERRORS,
@@ -381,19 +382,30 @@ class IPAMPlugin(Plugin):
         self._push().enqueue(PutAllocation(pod, ip))
         self.log.info("adopted %s of pod %s from the Kubernetes state", ip, pod)
 
+    async def _dataplane_ip(self) -> IPv4Interface:
+        """This node's dataplane address: its interface's (``node_interface``) or the plan's."""
+        if self.config.node_interface:
+            # pyroute2's sync API runs its own event loop: keep it off ours.
+            return await asyncio.to_thread(interface_ipv4, self.config.node_interface)
+        return self._node_plan().node_ip
+
     async def _publish_node_ip(self, publisher: NodeAddressPublisher) -> None:
-        """Record the plan's dataplane address in this node's ID record, retrying while etcd is down."""
+        """Record this node's dataplane address in its ID record, retrying while etcd is down."""
         delay = self.config.etcd_retry_initial_s
         while True:
             try:
-                await publisher.publish_node_ips([self._node_plan().node_ip])
+                await publisher.publish_node_ips([await self._dataplane_ip()])
                 return
+            except IPAMError as exc:  # the interface may get its address later
+                self.log.warning("%s; retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.etcd_retry_max_s)
             except PUSH_ERRORS as exc:
                 self.log.warning("cannot publish this node's address yet (%s); retrying", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.config.etcd_retry_max_s)
             except Exception as exc:  # noqa: BLE001 -- any other failure is permanent: report it
-                self.log.error("cannot publish this node's address %s: %s", self._node_plan().node_ip, exc)
+                self.log.error("cannot publish this node's address: %s", exc)
                 return
 
     async def _stale_loop(self) -> None:

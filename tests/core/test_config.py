@@ -27,8 +27,9 @@ def test_defaults_load() -> None:
 
 
 def test_unknown_plugin_name() -> None:
-    assert issues_of({"plugins": ["http", "nope"]}) == [
-        "<config>: plugins[1]: unknown plugin 'nope' (known: health, http, kvdb, logs, metrics, service-label)"]
+    [issue] = issues_of({"plugins": ["http", "nope"]})
+    assert issue.startswith("<config>: plugins[1]: unknown plugin 'nope' (known: ")
+    assert "health, http, " in issue
 
 
 def test_unknown_key_names_the_key_path() -> None:

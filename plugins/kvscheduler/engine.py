@@ -12,11 +12,11 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from pydantic import BaseModel
 
 from plugins.kvscheduler.api import (
+    Dependency,
     InvalidValueError,
     KeyMismatchError,
     Operation,
@@ -66,6 +66,7 @@ class Executor:
         self.registry = registry
         self.ctx = ctx
         self._woken: deque[Node] = deque()
+        self._protected: Node | None = None
 
     # ---- desired state --------------------------------------------------------------------
 
@@ -97,21 +98,34 @@ class Executor:
         return True
 
     def set_desired(self, node: Node, value: BaseModel | None, *, derived: bool) -> None:
-        """Store ``value`` as desired, check it, and re-index the node's dependencies."""
+        """Store ``value`` as desired, check it, and re-index the node's dependencies.
+
+        Until the node is reconciled, what is in the dataplane still needs what its applied
+        form needs: the index then holds both sets, so a cascade in between sees it.
+        """
         node.desired = value
         desc = node.descriptor
-        if value is None:
-            node.invalid = None
-            deps: tuple[Any, ...] = ()
-            if desc is not None and node.applied is not None and node.origin is Origin.FROM_NB:
-                deps = self._dependencies_of(node, node.applied)
-            self.graph.set_deps(node, deps)
-            return
-        node.invalid = self._check(node, value, derived) if desc is not None else None
-        if desc is None or node.invalid is not None:
-            self.graph.set_deps(node, ())
+        node.invalid = (
+            self._check(node, value, derived) if value is not None and desc is not None else None
+        )
+        wanted: tuple[Dependency, ...] = ()
+        if value is not None and desc is not None and node.invalid is None:
+            wanted = self._dependencies_of(node, value)
+        current: tuple[Dependency, ...] = ()
+        applied = node.applied
+        if (
+            desc is not None
+            and applied is not None
+            and applied is not value
+            and node.origin is Origin.FROM_NB
+        ):
+            current = self._dependencies_of(node, applied)
+        if current and current != wanted:
+            node.next_deps = wanted
+            self.graph.set_deps(node, tuple(dict.fromkeys(current + wanted)))
         else:
-            self.graph.set_deps(node, self._dependencies_of(node, value))
+            node.next_deps = None
+            self.graph.set_deps(node, wanted)
 
     def _check(self, node: Node, value: BaseModel, derived: bool) -> str | None:
         desc = node.descriptor
@@ -135,7 +149,7 @@ class Executor:
             return f"validation raised {describe_error(err)}"
         return None
 
-    def _dependencies_of(self, node: Node, value: BaseModel) -> tuple[Any, ...]:
+    def _dependencies_of(self, node: Node, value: BaseModel) -> tuple[Dependency, ...]:
         desc = node.descriptor
         assert desc is not None
         try:
@@ -148,7 +162,7 @@ class Executor:
 
     def is_settled(self, node: Node) -> bool:
         """True when reconciling ``node`` would do nothing (the resync fast path)."""
-        if node.invalid is not None or node.error is not None:
+        if node.invalid is not None or node.error is not None or node.next_deps is not None:
             return False
         if node.base is not None:
             base = self.graph.get(node.base)
@@ -243,6 +257,9 @@ class Executor:
         """Move one key towards its desired value (cascading as the graph requires)."""
         self.ctx.touched[node.key] = None
         want = node.desired
+        if want is not None and node.next_deps is not None:
+            self.graph.set_deps(node, node.next_deps)  # from now on only the new needs count
+            node.next_deps = None
         if want is not None and node.base is not None:
             base = self.graph.get(node.base)
             if base is None or not base.available:
@@ -326,9 +343,21 @@ class Executor:
         if self._needs_recreate(node):
             await self.take_down(node, recreate=True)
             if node.applied is None:
-                await self._create(node, want, Operation.RECREATE)
+                # The cascade may have removed what the new value needs.
+                if self.graph.is_satisfied(node):
+                    await self._create(node, want, Operation.RECREATE)
+                else:
+                    self.mark(node, ValueState.PENDING)
             return
         await self._drop_obsolete_derived(node, want)
+        if node.applied is not old or not node.available:
+            return  # a failed delete in the cascade blocked this value
+        if not self.graph.is_satisfied(node):
+            # The new form needs something the cascade just removed.
+            await self.take_down(node)
+            if node.applied is None:
+                self.mark(node, ValueState.PENDING)
+            return
         started = time.perf_counter()
         try:
             metadata = await desc.update(node.key, old, want, node.metadata)
@@ -360,10 +389,16 @@ class Executor:
         if not gone:
             return
         node.derived_keys = tuple(k for k in node.derived_keys if k in keep)
-        for key in sorted(gone):
-            child = self.graph.nodes[key]
-            self.set_desired(child, None, derived=True)
-            await self.reconcile(child)
+        # The value being updated is not deleted by this cascade even if its new form needs
+        # what goes away: its current form does not (checked again before the update).
+        self._protected = node
+        try:
+            for key in sorted(gone):
+                child = self.graph.nodes[key]
+                self.set_desired(child, None, derived=True)
+                await self.reconcile(child)
+        finally:
+            self._protected = None
 
     async def _sync_derived(self, node: Node) -> None:
         """Bring the derived values of an available ``node`` in line with its applied value."""
@@ -415,10 +450,13 @@ class Executor:
         nodes = graph.nodes
         stack: list[tuple[Node, bool]] = [(root, False)]
         seen: set[str] = set()
+        done: set[str] = set()
         while stack:
             node, children_done = stack.pop()
             if children_done:
-                blocker = self._blocker(node)
+                done.add(node.key)
+                # Values still waiting in this walk (dependency cycles) will go after us.
+                blocker = self._blocker(node, seen - done)
                 if blocker is not None:
                     self._blocked(node, blocker)
                 else:
@@ -437,6 +475,7 @@ class Executor:
                 dep = nodes.get(key)
                 if (
                     dep is not None
+                    and dep is not self._protected
                     and (dep.available or dep.applied is not None)
                     and dep.origin is Origin.FROM_NB
                     and key not in seen
@@ -444,7 +483,7 @@ class Executor:
                 ):
                     stack.append((dep, False))
 
-    def _blocker(self, node: Node) -> str | None:
+    def _blocker(self, node: Node, leaving: set[str]) -> str | None:
         """A value still in the dataplane that needs ``node`` (its delete failed), if any."""
         graph = self.graph
         nodes = graph.nodes
@@ -456,6 +495,10 @@ class Executor:
             dep = nodes.get(key)
             if (
                 dep is not None
+                and dep is not node
+                and dep is not self._protected
+                and dep.key != node.base  # a base never waits for its own derived values
+                and key not in leaving
                 and dep.applied is not None
                 and dep.descriptor is not None
                 and dep.origin is Origin.FROM_NB

@@ -42,6 +42,7 @@ class Node:
         "last_op",
         "metadata",
         "nb",
+        "next_deps",
         "origin",
         "state",
         "txn_seq",
@@ -69,6 +70,8 @@ class Node:
         self.invalid: str | None = None
         self.last_op: Operation | None = None
         self.deps: tuple[Dependency, ...] = ()
+        #: The desired value's dependencies while ``deps`` also holds the applied form's.
+        self.next_deps: tuple[Dependency, ...] | None = None
         self.txn_seq = 0
         #: Failed attempts of the current desired value (reset on success or change).
         self.attempts = 0
@@ -226,27 +229,51 @@ class Graph:
                 if length <= len(key) and prefix in counts:
                     counts[prefix] += step
 
+    def _any_met(self, node: Node, prefixes: tuple[str, ...]) -> bool:
+        counts = self._prefix_available
+        for prefix in prefixes:
+            count = counts.get(prefix, 0)
+            if count and node.available:
+                # A value never satisfies its own dependency, nor do its derived values.
+                if node.key.startswith(prefix):
+                    count -= 1
+                for key in node.derived_keys:
+                    if key.startswith(prefix):
+                        child = self.nodes.get(key)
+                        if child is not None and child.available:
+                            count -= 1
+            if count > 0:
+                return True
+        return False
+
     def unmet(self, node: Node) -> list[Dependency]:
         """The dependencies of ``node`` that are not satisfied right now."""
-        missing: list[Dependency] = []
-        nodes = self.nodes
-        for dep in node.deps:
-            if dep.key is not None:
-                target = nodes.get(dep.key)
-                if target is None or not target.available:
-                    missing.append(dep)
-            elif not any(self._prefix_available.get(p, 0) > 0 for p in dep.any_of):
-                missing.append(dep)
-        return missing
+        return [dep for dep in node.deps if not self._met(node, dep)]
+
+    def _met(self, node: Node, dep: Dependency) -> bool:
+        if dep.key is not None:
+            target = self.nodes.get(dep.key)
+            return (
+                target is not None
+                and target.available
+                and target is not node
+                and target.base != node.key
+            )
+        return self._any_met(node, dep.any_of)
 
     def is_satisfied(self, node: Node) -> bool:
         nodes = self.nodes
         for dep in node.deps:
             if dep.key is not None:
                 target = nodes.get(dep.key)
-                if target is None or not target.available:
+                if (
+                    target is None
+                    or not target.available
+                    or target is node
+                    or target.base == node.key
+                ):
                     return False
-            elif not any(self._prefix_available.get(p, 0) > 0 for p in dep.any_of):
+            elif not self._any_met(node, dep.any_of):
                 return False
         return True
 

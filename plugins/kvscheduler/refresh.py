@@ -89,6 +89,7 @@ async def refresh(ex: Executor) -> None:
 def _absorb(ex: Executor, node: Node, item: RetrievedValue) -> None:
     desc = node.descriptor
     assert desc is not None
+    previous = node.applied
     node.applied = item.value
     node.metadata = item.metadata
     ex.registry.set_metadata(desc, node.key, item.metadata)
@@ -103,6 +104,9 @@ def _absorb(ex: Executor, node: Node, item: RetrievedValue) -> None:
         if node.desired is None:
             ex.set_desired(node, None, derived=node.base is not None)  # index deps of applied
             ex.mark(node, ValueState.DISCOVERED)
+        elif previous is None or previous != item.value:
+            # Index what the value found in the dataplane needs, too.
+            ex.set_desired(node, node.desired, derived=node.base is not None)
     ex.graph.set_available(node, True)
 
 

@@ -345,7 +345,12 @@ class KVScheduler:
             if keys:
                 try:
                     await self._run(
-                        TxnKind.RETRY, {}, None, False, f"retry of {len(keys)} value(s)", keys
+                        TxnKind.RETRY,
+                        {},
+                        None,
+                        False,
+                        f"retry of {len(keys)} value(s) after {delay:g} s",
+                        keys,
                     )
                 except Exception:
                     log.exception("retry transaction failed")

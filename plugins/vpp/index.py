@@ -41,8 +41,9 @@ class NameIndex:
 
 
 class Indexes:
-    """The indexes of one VPP: interfaces (sw_if_index) and bridge domains (bd_id)."""
+    """The indexes of one VPP: interfaces (sw_if_index), bridge domains (bd_id), ACLs (acl_index)."""
 
     def __init__(self) -> None:
         self.interfaces = NameIndex("interface")
         self.bridge_domains = NameIndex("bridge domain")
+        self.acls = NameIndex("ACL")

@@ -300,3 +300,65 @@ class L2FibEntry(_Value):
     bvi: bool = False
 
     _mac = field_validator("mac")(_check_mac)
+
+
+# ------------------------------------------------------------------------------ ACL
+
+ACL_SPEC = ModelSpec("vpp/acls", "v2", "acl")
+ACL_INTERFACE_SPEC = ModelSpec("vpp/acls", "v2", "interface")
+
+
+def acl_key(name: str) -> str:
+    return ACL_SPEC.key_prefix + name
+
+
+def acl_interface_key(interface: str) -> str:
+    return ACL_INTERFACE_SPEC.key_prefix + interface
+
+
+class AclAction(enum.IntEnum):
+    DENY = 0
+    PERMIT = 1
+    #: Permit and let the reverse direction of the session pass too.
+    REFLECT = 2
+
+
+class AclRule(_Value):
+    """One rule of an ACL (IPv4); ports are ICMP type/code ranges for ICMP."""
+
+    action: AclAction
+    src: IPv4Network = IPv4Network("0.0.0.0/0")
+    dst: IPv4Network = IPv4Network("0.0.0.0/0")
+    #: IP protocol number; 0 = any.
+    proto: int = Field(default=0, ge=0, le=255)
+    src_first: int = Field(default=0, ge=0, le=65535)
+    src_last: int = Field(default=65535, ge=0, le=65535)
+    dst_first: int = Field(default=0, ge=0, le=65535)
+    dst_last: int = Field(default=65535, ge=0, le=65535)
+    tcp_flags_mask: int = Field(default=0, ge=0, le=255)
+    tcp_flags_value: int = Field(default=0, ge=0, le=255)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> AclRule:
+        if self.src_first > self.src_last or self.dst_first > self.dst_last:
+            raise ValueError(f"ACL rule {self}: a port range ends before it starts")
+        return self
+
+
+class Acl(_Value):
+    """An ACL (``acl_add_replace``), tagged ``cv:<name>``; its rules are replaced in place."""
+
+    name: str = Field(pattern=_NAME)
+    rules: tuple[AclRule, ...] = Field(min_length=1)
+
+    @property
+    def tag(self) -> str:
+        return TAG_PREFIX + self.name
+
+
+class AclInterface(_Value):
+    """The ACLs applied to one interface, in order: ``input`` then ``output``."""
+
+    interface: str
+    input: tuple[str, ...] = ()
+    output: tuple[str, ...] = ()

@@ -66,6 +66,8 @@ class VPPState:
     neighbors: dict[tuple[int, str], tuple[str, int]] = field(default_factory=dict)
     bridge_domains: dict[int, BridgeDomain] = field(default_factory=dict)
     l2fib: dict[tuple[int, str], tuple[int, bool, bool]] = field(default_factory=dict)
+    acls: dict[int, tuple[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    acl_lists: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)
     next_sw_if_index: int = 1
     instances: dict[str, int] = field(default_factory=dict)
 
@@ -95,6 +97,7 @@ class VPPState:
             del self.neighbors[key]
         for key in [k for k, v in self.l2fib.items() if v[0] == sw_if_index]:
             del self.l2fib[key]
+        self.acl_lists.pop(sw_if_index, None)
         for other in self.interfaces.values():
             if other.unnumbered_to == sw_if_index:
                 other.unnumbered_to = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from plugins.kvscheduler.api import Descriptor
+from plugins.vpp.descriptors.acl import AclDescriptor, AclInterfaceDescriptor
 from plugins.vpp.descriptors.base import VPPApi
 from plugins.vpp.descriptors.interface import InterfaceDescriptor
 from plugins.vpp.descriptors.interface_derived import (
@@ -30,4 +31,6 @@ def all_descriptors(api: VPPApi, indexes: Indexes) -> list[Descriptor[Any]]:
         BridgeDomainDescriptor(api, indexes),
         BridgeDomainInterfaceDescriptor(api, indexes),
         L2FibDescriptor(api, indexes),
+        AclDescriptor(api, indexes),
+        AclInterfaceDescriptor(api, indexes),
     ]

@@ -135,3 +135,17 @@ def test_failure_injection_and_restart(papi: VPPApiClient, stub: VPPStub) -> Non
     assert list(stub.state.interfaces) == [0]  # only local0 survives a restart
     with pytest.raises(OSError):
         papi.api.control_ping()
+
+
+def test_acl_rejections(papi: VPPApiClient) -> None:
+    rule = {"is_permit": 1, "src_prefix": "0.0.0.0/0", "dst_prefix": "10.0.0.0/8", "proto": 6}
+    assert papi.api.acl_add_replace(acl_index=5, tag="x", count=1, r=[rule]).retval == -6
+    acl = papi.api.acl_add_replace(acl_index=NO_INDEX, tag="x", count=1, r=[rule])
+    assert acl.retval == 0
+    mixed = {**rule, "dst_prefix": "fd00::/8"}
+    assert papi.api.acl_add_replace(acl_index=NO_INDEX, tag="y", count=1, r=[mixed]).retval == -7
+    assert papi.api.acl_interface_set_acl_list(sw_if_index=0, count=1, n_input=1, acls=[99]).retval == -6
+    assert papi.api.acl_interface_set_acl_list(sw_if_index=0, count=1, n_input=1, acls=[acl.acl_index]).retval == 0
+    assert papi.api.acl_del(acl_index=acl.acl_index).retval == -142
+    (listed,) = papi.api.acl_interface_list_dump(sw_if_index=NO_INDEX)
+    assert (listed.sw_if_index, listed.n_input, list(listed.acls)) == (0, 1, [acl.acl_index])

@@ -477,3 +477,18 @@ def object_key(keyword: str, name: str, namespace: str = "") -> str:
     if keyword in NAMESPACED:
         return _namespaced(keyword, name, namespace)
     return _cluster(keyword, name)
+
+
+def decode_value(keyword: str, value: bytes) -> BaseModel:
+    """The model stored at a key of ``keyword`` (for readers of the KSR prefix)."""
+    if keyword not in RESOURCES:
+        raise ValueError(f"unknown KSR resource {keyword!r}; known: {sorted(RESOURCES)}")
+    return RESOURCES[keyword][1].model_validate_json(value)
+
+
+def keyword_of(key: str) -> str | None:
+    """The resource keyword of a relative KSR key (``k8s/pod/...`` -> ``pod``), or None."""
+    if not key.startswith(K8S_PREFIX):
+        return None
+    keyword = key[len(K8S_PREFIX):].split("/", 1)[0]
+    return keyword if keyword in RESOURCES else None

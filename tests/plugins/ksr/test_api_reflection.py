@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from core.etcdserver import EtcdServer
+from core.kvdb.api import KVError
 from core.kvdb.etcd import EtcdBroker
 from plugins.ksr import model as m
 from tests.ksrfake.server import FakeKubernetes
@@ -39,8 +40,9 @@ async def test_initial_sync_of_every_resource(
     fake_k8s: FakeKubernetes, broker: EtcdBroker, run_ksr: RunKSR
 ) -> None:
     _populate(fake_k8s)
-    # Stale state from an earlier run: swept by the resync.
+    # Stale state from an earlier run: swept or corrected by the resync.
     await broker.put(m.KSR_PREFIX + m.pod_key("gone", "default"), b'{"name":"gone","namespace":"default"}')
+    await broker.put(m.KSR_PREFIX + m.pod_key("web-0", "default"), b'{"name":"web-0","namespace":"default"}')
     async with run_ksr(fake_k8s) as ksr:
         await _all_synced(ksr)
         assert await h.ksr_keys(broker, "pod") == {m.pod_key(f"web-{i}", "default") for i in range(20)}
@@ -61,7 +63,8 @@ async def test_initial_sync_of_every_resource(
         assert pol.ingress_rules[0].from_[1].ip_block == m.IPBlock(cidr="10.0.0.0/8", except_=["10.1.0.0/16"])
         node = m.Node.model_validate(await h.stored(broker, m.node_key("node1")))
         assert node.addresses[0] == m.NodeAddress(type="InternalIP", address="192.168.16.1")
-        assert ksr.stats["pod"].adds == 20 and ksr.stats["pod"].deletes == 1
+        assert m.Pod.model_validate(await h.stored(broker, m.pod_key("web-0", "default"))).ip_address == "10.1.1.2"
+        assert (ksr.stats["pod"].adds, ksr.stats["pod"].updates, ksr.stats["pod"].deletes) == (19, 1, 1)
         # Paged lists were used.
         assert sum(1 for r, kind, q in fake_k8s.requests if r == "pods" and "continue" in q) >= 2
 
@@ -263,3 +266,28 @@ async def test_gauges_and_node_deletion_cleanup(
         )
         assert gauges is not None and gauges["synced"]["pod"] is True
         assert gauges["stats"]["pod"]["adds"] == 20
+
+
+async def test_revision_going_backwards_resyncs_everything(
+    fake_k8s: FakeKubernetes, etcd: EtcdServer, broker: EtcdBroker, run_ksr: RunKSR
+) -> None:
+    _populate(fake_k8s)
+    # The periodic monitor is off: this test drives the check itself.
+    async with run_ksr(fake_k8s, monitor_interval_s=1000, stats_interval_s=0.2) as ksr:
+        await _all_synced(ksr)
+        assert ksr.reflectors is not None
+        await ksr.reflectors.write_gauges()
+        etcd.wipe()  # a replaced etcd: empty, its revision back to 1
+
+        async def checked() -> bool:
+            assert ksr.reflectors is not None
+            try:
+                await ksr.reflectors.check_datastore()
+            except KVError:
+                return False  # the client is still reconnecting
+            return ksr.reflectors.data_losses == 1
+
+        await h.wait_for(checked, 20, "the data loss to be detected")
+        await h.wait_stored(broker, m.pod_key("web-7", "default"), lambda v: v is not None)
+        await _all_synced(ksr)
+        assert await h.ksr_keys(broker, "pod") == {m.pod_key(f"web-{i}", "default") for i in range(20)}

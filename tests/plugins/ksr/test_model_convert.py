@@ -58,7 +58,8 @@ def test_conversion_round_trips_through_json(keyword: str) -> None:
     key, value = convert(keyword, SAMPLES[keyword])
     model = m.RESOURCES[keyword][1]
     assert model.model_validate_json(encode_model(value)) == value
-    assert m.parse_key(key)[0] == keyword
+    assert m.parse_key(key)[0] == keyword == m.keyword_of(key)
+    assert m.decode_value(keyword, encode_model(value)) == value
 
 
 def test_pod_fields() -> None:

@@ -1,0 +1,162 @@
+"""CNI ADD/DEL latency end to end through the binary, against Debian's bridge + host-local.
+
+A node namespace runs etcd and a real contiv-agent (``apps.cni.testbed``); pods are namespaces.
+Every operation is timed as a runtime sees it: executing the plugin (``ip netns exec <node>
+<plugin>``) with the network config on stdin until it exits. The reference plugins run the
+same way in the same node namespace, interleaved with ours so both see the same machine load.
+
+    python bench/cni.py --json out.json [--pods 100] [--parallel 10]
+
+Needs root. Prints a table; writes one flat JSON object (times in milliseconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from apps.cni.testbed import NodeTestbed, PodSandbox
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def timed(op: Callable[..., object], *args: Any) -> float:
+    start = time.perf_counter()
+    op(*args)
+    return (time.perf_counter() - start) * 1000
+
+
+def bridge_network(workdir: Path) -> dict[str, Any]:
+    return {
+        "cniVersion": "1.0.0",
+        "name": "bridge-reference",
+        "plugins": [{
+            "type": "bridge", "bridge": "cnibr0", "isGateway": True, "ipMasq": False,
+            "ipam": {"type": "host-local", "subnet": "10.250.0.0/16",
+                     "dataDir": str(workdir / "host-local")},
+        }],
+    }
+
+
+def run(pods: int, parallel: int, agent_command: list[str] | None) -> dict[str, float]:
+    workdir = Path(tempfile.mkdtemp(prefix="cni-bench-"))
+    bed = NodeTestbed(workdir, prefix="cnib", agent_command=agent_command, node_name="bench")
+    bed.start()
+    try:
+        runtime = bed.runtime
+        bridge = bridge_network(workdir)
+        ours = [bed.new_pod(f"s{i}") for i in range(pods)]
+        refs = [bed.new_pod(f"b{i}") for i in range(pods)]
+        ref_results: dict[str, Any] = {}
+
+        def bridge_add(pod: PodSandbox) -> None:
+            ref_results[pod.name] = runtime.add_network_list(bridge, pod.runtime_conf())
+
+        def bridge_del(pod: PodSandbox) -> None:
+            runtime.del_network_list(bridge, pod.runtime_conf(), ref_results[pod.name])
+
+        # Start-up cost of each binary alone (VERSION does no work).
+        version = {"cniVersion": "1.0.0"}
+        start_ours = [timed(runtime.exec_plugin, "contiv-cni", "VERSION", version, None)
+                      for _ in range(20)]
+        start_ref = [timed(runtime.exec_plugin, "bridge", "VERSION", version, None)
+                     for _ in range(20)]
+
+        add, add_ref = [], []
+        for mine, ref in zip(ours, refs, strict=True):
+            add.append(timed(bed.add, mine))
+            add_ref.append(timed(bridge_add, ref))
+        agent = bed.http_json("/contiv/v1/pods/cni-stats")
+        delete, delete_ref = [], []
+        for mine, ref in zip(ours, refs, strict=True):
+            delete.append(timed(bed.delete, mine))
+            delete_ref.append(timed(bridge_del, ref))
+        agent_after_del = bed.http_json("/contiv/v1/pods/cni-stats")
+
+        crowd = [bed.new_pod(f"p{i}") for i in range(pods)]
+        with ThreadPoolExecutor(parallel) as pool:
+            parallel_add = list(pool.map(lambda pod: timed(bed.add, pod), crowd))
+            parallel_del = list(pool.map(lambda pod: timed(bed.delete, pod), crowd))
+        leftover = bed.http_json("/contiv/v1/pods")
+        if leftover:
+            raise RuntimeError(f"pods left after DEL: {leftover}")
+    finally:
+        bed.close()
+
+    return {
+        "pods": pods,
+        "parallel": parallel,
+        "add_p50_ms": percentile(add, 0.5),
+        "add_p99_ms": percentile(add, 0.99),
+        "del_p50_ms": percentile(delete, 0.5),
+        "del_p99_ms": percentile(delete, 0.99),
+        "parallel_add_p50_ms": percentile(parallel_add, 0.5),
+        "parallel_add_p99_ms": percentile(parallel_add, 0.99),
+        "parallel_del_p50_ms": percentile(parallel_del, 0.5),
+        "agent_add_p50_ms": agent["add"]["p50_ms"],
+        "agent_add_p99_ms": agent["add"]["p99_ms"],
+        "agent_del_p50_ms": agent_after_del["del"]["p50_ms"],
+        "bridge_add_p50_ms": percentile(add_ref, 0.5),
+        "bridge_add_p99_ms": percentile(add_ref, 0.99),
+        "bridge_del_p50_ms": percentile(delete_ref, 0.5),
+        "exec_version_p50_ms": percentile(start_ours, 0.5),
+        "bridge_exec_version_p50_ms": percentile(start_ref, 0.5),
+        "add_ratio_to_bridge": percentile(add, 0.5) / percentile(add_ref, 0.5),
+    }
+
+
+def print_table(r: dict[str, float]) -> None:
+    rows = [
+        ("ADD, sequential", r["add_p50_ms"], r["add_p99_ms"], r["bridge_add_p50_ms"],
+         r["bridge_add_p99_ms"]),
+        ("DEL, sequential", r["del_p50_ms"], r["del_p99_ms"], r["bridge_del_p50_ms"], None),
+        (f"ADD, {int(r['parallel'])} in parallel", r["parallel_add_p50_ms"],
+         r["parallel_add_p99_ms"], None, None),
+        (f"DEL, {int(r['parallel'])} in parallel", r["parallel_del_p50_ms"], None, None, None),
+        ("ADD, agent side only", r["agent_add_p50_ms"], r["agent_add_p99_ms"], None, None),
+        ("DEL, agent side only", r["agent_del_p50_ms"], None, None, None),
+        ("exec of VERSION (start-up)", r["exec_version_p50_ms"], None,
+         r["bridge_exec_version_p50_ms"], None),
+    ]
+
+    def cell(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f}"
+
+    print(f"{int(r['pods'])} pods; times in ms, end to end through the plugin binary")
+    print(f"{'':30} {'contiv p50':>11} {'contiv p99':>11} {'bridge p50':>11} {'bridge p99':>11}")
+    for name, a, b, c, d in rows:
+        print(f"{name:30} {cell(a):>11} {cell(b):>11} {cell(c):>11} {cell(d):>11}")
+    print(f"ADD p50 ratio to bridge+host-local: {r['add_ratio_to_bridge']:.2f}x "
+          f"(goals: ADD p50 < 150 ms, agent-side p50 < 20 ms)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--pods", type=int, default=100)
+    parser.add_argument("--parallel", type=int, default=10)
+    parser.add_argument("--agent-cmd", help="command running the agent (default: apps.vswitch)")
+    args = parser.parse_args()
+    results = run(args.pods, args.parallel,
+                  shlex.split(args.agent_cmd) if args.agent_cmd else None)
+    print_table(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -64,16 +64,19 @@ async def test_guarded_writes_fail_for_a_deposed_leader(broker: EtcdBroker) -> N
 # ---------------------------------------------------------------------------- real processes
 
 
-def _config(tmp_path: Path, name: str, manifests: Path) -> Path:
+def _config(tmp_path: Path, name: str, manifests: Path | None) -> Path:
+    """An app config; without ``manifests`` the source comes from ``--source-dir``."""
+    ksr: dict[str, object] = {
+        "dir_poll_interval_s": 0.1, "leader_ttl_s": 2, "monitor_interval_s": 0.2, "stats_interval_s": 0.3,
+    }
+    if manifests is not None:
+        ksr.update({"source": "dir", "source_dir": str(manifests)})
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump({
         "plugins": ["http", "health", "metrics", "kvdb", "ksr"],
         "http": {"address": "127.0.0.1", "port": 0},
         "kvdb": {"backend": "etcd"},
-        "ksr": {
-            "source": "dir", "source_dir": str(manifests), "dir_poll_interval_s": 0.1,
-            "leader_ttl_s": 2, "monitor_interval_s": 0.2, "stats_interval_s": 0.3,
-        },
+        "ksr": ksr,
     }))
     return path
 
@@ -90,11 +93,11 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
             proc.wait(10)
 
 
-def _spawn(etcd: EtcdServer, config: Path, log: Path) -> subprocess.Popen[bytes]:
+def _spawn(etcd: EtcdServer, config: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "ETCD_ENDPOINTS": etcd.endpoint, "PYTHONPATH": str(REPO)}
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "apps.ksr.main", "--config", str(config)],
+            [sys.executable, "-m", "apps.ksr.main", "--config", str(config), *args],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
 
@@ -105,8 +108,10 @@ async def test_failover_between_two_processes(
     manifests = tmp_path / "manifests"
     manifests.mkdir()
     (manifests / "nodes.yaml").write_text(yaml.safe_dump_all([h.node("node1")]))
-    for name in ("a", "b"):
-        processes.append(_spawn(etcd, _config(tmp_path, name, manifests), tmp_path / f"{name}.log"))
+    processes.append(_spawn(etcd, _config(tmp_path, "a", manifests), tmp_path / "a.log"))
+    processes.append(
+        _spawn(etcd, _config(tmp_path, "b", None), tmp_path / "b.log", "--source-dir", str(manifests))
+    )
     await h.wait_stored(broker, m.node_key("node1"), lambda v: v is not None, 30)
     leader_kv = await broker.get(LEADER_KEY)
     assert leader_kv is not None
@@ -123,7 +128,8 @@ async def test_failover_between_two_processes(
     assert new_leader is not None and f"-{standby.pid}-" in new_leader.value.decode()
     assert standby.poll() is None
     standby.send_signal(signal.SIGTERM)
-    assert standby.wait(15) == 0, (tmp_path / "b.log").read_text()[-2000:]
+    log = tmp_path / ("b.log" if standby is processes[1] else "a.log")
+    assert standby.wait(15) == 0, log.read_text()[-2000:]
     # A clean stop resigns: the election key goes with the revoked lease.
     assert await broker.get(LEADER_KEY) is None
 

@@ -90,14 +90,25 @@ async def owned_link(ipr: AsyncIPRoute, ifname: str) -> LinkInfo | None:
 
 
 async def set_link(
-    ipr: AsyncIPRoute, index: int, *, mac: str, mtu: int, up: bool, alias: str | None = None
+    ipr: AsyncIPRoute,
+    index: int | None,
+    *,
+    mac: str,
+    mtu: int,
+    up: bool,
+    alias: str | None = None,
+    ifname: str = "",
 ) -> None:
-    """Apply MAC, MTU, alias and the admin state in one request."""
+    """Apply MAC, MTU, alias and the admin state in one request (to ``index`` or ``ifname``)."""
     attrs: dict[str, Any] = {"state": "up" if up else "down"}
+    if index is None:
+        attrs["ifname"] = ifname
+    else:
+        attrs["index"] = index
     if alias is not None:
         attrs["ifalias"] = alias
     if mac:
         attrs["address"] = mac
     if mtu:
         attrs["mtu"] = mtu
-    await ipr.link("set", index=index, **attrs)
+    await ipr.link("set", **attrs)

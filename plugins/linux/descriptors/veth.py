@@ -81,18 +81,25 @@ class VethDescriptor(LinuxDescriptor):
             if fd is not None:
                 os.close(fd)
         try:
-            await self._configure(key, end1, end2)
-            await self._configure(key, end2, end1)
+            # Both ends were just created by us under these names: configure them by name,
+            # without looking them up first.
+            await self._configure(key, end1, end2, by_name=True)
+            await self._configure(key, end2, end1, by_name=True)
         except BaseException:
             await self._delete_end(end1)
             raise
 
-    async def _configure(self, key: str, end: VethEnd, peer: VethEnd) -> None:
+    async def _configure(self, key: str, end: VethEnd, peer: VethEnd, by_name: bool = False) -> None:
         mark = Mark(key, peer.namespace, peer.ifname)
         async with self.pool.connect(end.namespace) as ipr:
+            if by_name:
+                await set_link(ipr, None, mac=end.mac, mtu=end.mtu, up=end.up,
+                               alias=mark.alias(), ifname=end.ifname)
+                return
             info = await find_link(ipr, end.ifname)
-            if info is None:
-                raise OSError(f"veth end {end.ifname} vanished from namespace {end.namespace!r}")
+            if info is None or info.mark is None or info.mark.key != key:
+                raise OSError(f"our veth end {end.ifname} is missing from namespace "
+                              f"{end.namespace!r}")
             await set_link(ipr, info.index, mac=end.mac, mtu=end.mtu, up=end.up,
                            alias=mark.alias())
 

@@ -52,14 +52,11 @@ class VxlanDescriptor(LinuxDescriptor):
                     raise OSError(f"VXLAN underlay device {value.underlay} does not exist")
                 attrs["vxlan_link"] = under.index
             await ipr.link("add", ifname=value.ifname, kind="vxlan", **attrs)
-            info = await find_link(ipr, value.ifname)
-            if info is None:
-                raise OSError(f"VXLAN device {value.ifname} vanished after creation")
             try:
-                await set_link(ipr, info.index, mac=value.mac, mtu=value.mtu, up=value.up,
-                               alias=Mark(key).alias())
+                await set_link(ipr, None, mac=value.mac, mtu=value.mtu, up=value.up,
+                               alias=Mark(key).alias(), ifname=value.ifname)
             except BaseException:
-                await ipr.link("del", index=info.index)
+                await ipr.link("del", ifname=value.ifname)
                 raise
 
     async def update(self, key: str, old: Vxlan, new: Vxlan, metadata: Any) -> None:

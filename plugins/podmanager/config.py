@@ -18,6 +18,12 @@ class PodManagerConfig(PluginConfig):
     """Local, crash-safe copy of the pod records (written atomically before every reply), read
     at start so restart recovery works without etcd and without a container engine."""
 
+    records_fsync: bool = False
+    """Also fsync the records file (and its directory) on every change. The atomic rename alone
+    survives agent crashes; fsync adds power-loss safety, which buys little here because pod
+    sandboxes do not survive a node reboot either (kubelet re-creates them). Costs a few ms per
+    CNI request."""
+
     event_timeout_s: float = Field(default=60.0, gt=0)
     """How long a CNI request waits for its AddPod/DeletePod event before failing with
     "try again later"."""

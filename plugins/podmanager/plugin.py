@@ -89,6 +89,7 @@ class PodManagerPlugin(Plugin):
             etcd_timeout_s=self.config.etcd_timeout_s,
             retry_interval_s=self.config.etcd_retry_interval_s,
             log=self.log,
+            fsync=self.config.records_fsync,
         )
         await self._store.load()
         self.stats = RequestStats(self.metrics.registry if self.metrics is not None else None)

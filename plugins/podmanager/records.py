@@ -105,8 +105,14 @@ def read_records_file(path: Path) -> dict[PodID, PodRecord] | None:
     return {pod.id: pod for pod in pods}
 
 
-def write_records_file(path: Path, records: Mapping[PodID, PodRecord]) -> None:
-    """Replace ``path`` atomically with ``records`` (survives a crash at any point)."""
+def write_records_file(
+    path: Path, records: Mapping[PodID, PodRecord], fsync: bool = True
+) -> None:
+    """Replace ``path`` atomically with ``records``.
+
+    The rename makes the file survive an agent crash at any point; ``fsync`` (of the file and
+    its directory) also makes it survive a power loss.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "format": RECORDS_FORMAT,
@@ -115,14 +121,16 @@ def write_records_file(path: Path, records: Mapping[PodID, PodRecord]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as out:
         json.dump(doc, out, indent=1, sort_keys=True)
-        out.flush()
-        os.fsync(out.fileno())
+        if fsync:
+            out.flush()
+            os.fsync(out.fileno())
     os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    if fsync:
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 class PodRecordStore:
@@ -136,8 +144,10 @@ class PodRecordStore:
         etcd_timeout_s: float = 3.0,
         retry_interval_s: float = 2.0,
         log: logging.Logger | None = None,
+        fsync: bool = False,
     ) -> None:
         self.path = path
+        self.fsync = fsync
         self.broker = broker
         self.node_label = node_label
         self.etcd_timeout_s = etcd_timeout_s
@@ -224,7 +234,9 @@ class PodRecordStore:
 
     async def _write_file(self) -> None:
         async with self._file_lock:
-            await asyncio.to_thread(write_records_file, self.path, dict(self._records))
+            await asyncio.to_thread(
+                write_records_file, self.path, dict(self._records), self.fsync
+            )
 
     async def _etcd_write(self, pod: PodID, record: PodRecord | None) -> None:
         key = record_key(self.node_label, pod)

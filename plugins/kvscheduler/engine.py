@@ -28,9 +28,7 @@ from plugins.kvscheduler.api import (
 from plugins.kvscheduler.graph import Graph, Node
 from plugins.kvscheduler.registry import DescriptorRegistry
 
-FOREIGN_OBJECT_ERROR = (
-    "a foreign object (not created by this agent) exists under this key; it is left alone"
-)
+FOREIGN_OBJECT_ERROR = "a foreign object (not created by this agent) exists under this key; it is left alone"
 NO_DESCRIPTOR_ERROR = "no descriptor is registered for this key"
 
 
@@ -78,9 +76,7 @@ class Executor:
                 return False
             node = self.graph.add(Node(key, self.registry.for_key(key)))
         if node.base is not None:
-            self.ctx.errors[key] = (
-                f"{key} is derived from {node.base}; derived values cannot be set directly"
-            )
+            self.ctx.errors[key] = f"{key} is derived from {node.base}; derived values cannot be set directly"
             return False
         if (
             not force
@@ -105,20 +101,13 @@ class Executor:
         """
         node.desired = value
         desc = node.descriptor
-        node.invalid = (
-            self._check(node, value, derived) if value is not None and desc is not None else None
-        )
+        node.invalid = self._check(node, value, derived) if value is not None and desc is not None else None
         wanted: tuple[Dependency, ...] = ()
         if value is not None and desc is not None and node.invalid is None:
             wanted = self._dependencies_of(node, value)
         current: tuple[Dependency, ...] = ()
         applied = node.applied
-        if (
-            desc is not None
-            and applied is not None
-            and applied is not value
-            and node.origin is Origin.FROM_NB
-        ):
+        if desc is not None and applied is not None and applied is not value and node.origin is Origin.FROM_NB:
             current = self._dependencies_of(node, applied)
         if current and current != wanted:
             node.next_deps = wanted
@@ -131,17 +120,12 @@ class Executor:
         desc = node.descriptor
         assert desc is not None
         if not isinstance(value, desc.model):
-            return (
-                f"descriptor {desc.name!r} expects a {desc.model.__name__}, "
-                f"got a {type(value).__name__}"
-            )
+            return f"descriptor {desc.name!r} expects a {desc.model.__name__}, got a {type(value).__name__}"
         try:
             if not derived:
                 own_key = desc.key_of(value)
                 if own_key != node.key:
-                    return str(
-                        KeyMismatchError(f"key {node.key!r} is not the value's own key {own_key!r}")
-                    )
+                    return str(KeyMismatchError(f"key {node.key!r} is not the value's own key {own_key!r}"))
             desc.validate(node.key, value)
         except InvalidValueError as err:
             return err.reason
@@ -215,9 +199,7 @@ class Executor:
         if desc is None or old is None or new is None or node.invalid is not None:
             return False
         try:
-            return not desc.equivalent(node.key, old, new) and desc.update_needs_recreate(
-                node.key, old, new
-            )
+            return not desc.equivalent(node.key, old, new) and desc.update_needs_recreate(node.key, old, new)
         except Exception:  # noqa: BLE001 - descriptor code may raise anything
             return False
 
@@ -234,12 +216,7 @@ class Executor:
         pending = ValueState.PENDING
         for key in graph.dependents(node.key):
             dep = nodes.get(key)
-            if (
-                dep is not None
-                and dep.state is pending
-                and dep.desired is not None
-                and graph.is_satisfied(dep)
-            ):
+            if dep is not None and dep.state is pending and dep.desired is not None and graph.is_satisfied(dep):
                 self._woken.append(dep)
 
     # ---- the per-key walk -----------------------------------------------------------------
@@ -420,9 +397,7 @@ class Executor:
             if child is None:
                 child = graph.add(Node(item.key, self.registry.for_key(item.key)))
             elif child.nb or (child.base is not None and child.base != node.key):
-                self.ctx.errors[node.key] = (
-                    f"derived value {item.key} collides with a value set elsewhere; ignored"
-                )
+                self.ctx.errors[node.key] = f"derived value {item.key} collides with a value set elsewhere; ignored"
                 continue
             child.base = node.key
             if child.desired is None or child.desired != item.value or child.invalid is not None:

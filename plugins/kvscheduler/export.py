@@ -37,9 +37,7 @@ def status_json(status: ValueStatus) -> dict[str, Any]:
         "descriptor": status.descriptor,
         "error": status.error,
         "last_operation": status.last_operation.value if status.last_operation else None,
-        "waiting_for": [
-            {"label": m.label, "key": m.key, "any_of": list(m.any_of)} for m in status.waiting_for
-        ],
+        "waiting_for": [{"label": m.label, "key": m.key, "any_of": list(m.any_of)} for m in status.waiting_for],
         "derived_from": status.derived_from,
         "txn_seq": status.txn_seq,
     }
@@ -121,9 +119,7 @@ def graph_edges(graph: Graph) -> list[dict[str, str]]:
                     if not target.startswith(prefix):
                         break
                     if graph.nodes[target].available:
-                        edges.append(
-                            {"from": key, "to": target, "label": dep.label, "kind": "depends"}
-                        )
+                        edges.append({"from": key, "to": target, "label": dep.label, "kind": "depends"})
         for child in node.derived_keys:
             edges.append({"from": key, "to": child, "label": "derives", "kind": "derives"})
     return edges
@@ -164,8 +160,7 @@ def graph_dot(graph: Graph) -> str:
     for edge in graph_edges(graph):
         style = "dashed" if edge["kind"] == "derives" else "solid"
         lines.append(
-            f"  {_quote(edge['from'])} -> {_quote(edge['to'])} "
-            f"[label={_quote(edge['label'])}, style={style}];"
+            f"  {_quote(edge['from'])} -> {_quote(edge['to'])} [label={_quote(edge['label'])}, style={style}];"
         )
     lines.append("}")
     return "\n".join(lines) + "\n"

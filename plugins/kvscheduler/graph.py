@@ -253,12 +253,7 @@ class Graph:
     def _met(self, node: Node, dep: Dependency) -> bool:
         if dep.key is not None:
             target = self.nodes.get(dep.key)
-            return (
-                target is not None
-                and target.available
-                and target is not node
-                and target.base != node.key
-            )
+            return target is not None and target.available and target is not node and target.base != node.key
         return self._any_met(node, dep.any_of)
 
     def is_satisfied(self, node: Node) -> bool:
@@ -266,12 +261,7 @@ class Graph:
         for dep in node.deps:
             if dep.key is not None:
                 target = nodes.get(dep.key)
-                if (
-                    target is None
-                    or not target.available
-                    or target is node
-                    or target.base == node.key
-                ):
+                if target is None or not target.available or target is node or target.base == node.key:
                     return False
             elif not self._any_met(node, dep.any_of):
                 return False

@@ -69,9 +69,7 @@ class TxnHistory:
     def records(self, since: float | None = None, until: float | None = None) -> list[TxnRecord]:
         """Records whose start time lies in [since, until] (unix seconds), oldest first."""
         return [
-            r
-            for r in self._records
-            if (since is None or r.started >= since) and (until is None or r.started <= until)
+            r for r in self._records if (since is None or r.started >= since) and (until is None or r.started <= until)
         ]
 
     def timeline(self, key: str) -> list[TimelineEntry]:
@@ -83,7 +81,5 @@ class TxnHistory:
             ops = [op for op in result.operations if op.key == key]
             if status is None and not ops and key not in record.changes:
                 continue
-            entries.append(
-                TimelineEntry(result.seq, record.started, result.kind.value, status, ops)
-            )
+            entries.append(TimelineEntry(result.seq, record.started, result.kind.value, status, ops))
         return entries

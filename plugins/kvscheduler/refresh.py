@@ -37,9 +37,7 @@ def _correlate(nodes: list[Node]) -> list[ValueWithMetadata]:
     return [ValueWithMetadata(n.key, n.desired, None) for n in nodes if n.desired is not None]
 
 
-async def retrieve_all(
-    ex: Executor, descriptors: list[Descriptor[Any]]
-) -> dict[str, dict[str, RetrievedValue]]:
+async def retrieve_all(ex: Executor, descriptors: list[Descriptor[Any]]) -> dict[str, dict[str, RetrievedValue]]:
     """Run ``retrieve`` of each descriptor in order; failures are recorded as errors.
 
     Returns descriptor name -> key -> retrieved value, for descriptors whose retrieve worked.
@@ -151,6 +149,4 @@ async def verify(ex: Executor) -> None:
             if expected is None and actual is None:
                 continue
             if expected is None or actual is None or not desc.equivalent(node.key, expected, actual):
-                ex.ctx.errors[node.key] = (
-                    f"verification failed: expected {expected!r}, read back {actual!r}"
-                )
+                ex.ctx.errors[node.key] = f"verification failed: expected {expected!r}, read back {actual!r}"

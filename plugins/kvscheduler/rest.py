@@ -30,9 +30,7 @@ def txn_text(record: TxnRecord) -> str:
         head += f" {r.description!r}"
     lines = [f"{head}: {len(r.operations)} operation(s), {r.duration_s * 1000:.2f} ms"]
     for op in r.operations:
-        flags = "".join(
-            f" [{name}]" for name, on in (("retry", op.is_retry), ("revert", op.is_revert)) if on
-        )
+        flags = "".join(f" [{name}]" for name, on in (("retry", op.is_retry), ("revert", op.is_revert)) if on)
         error = f" ERROR: {op.error}" if op.error else ""
         lines.append(f"  {op.operation.value:<8} {op.key}{flags}{error}")
     for key, error in r.errors.items():
@@ -169,9 +167,7 @@ def build_router(scheduler: KVScheduler) -> APIRouter:
     async def downstream_resync() -> dict[str, Any]:
         """Read the dataplane back and re-apply the last desired state; returns the txn."""
         try:
-            result = await scheduler.commit(
-                {}, resync=ResyncMode.DOWNSTREAM, description="downstream resync (REST)"
-            )
+            result = await scheduler.commit({}, resync=ResyncMode.DOWNSTREAM, description="downstream resync (REST)")
         except SchedulerError as err:
             raise HTTPException(503, str(err)) from err
         record = scheduler.history.get(result.seq)

@@ -125,9 +125,7 @@ class KVScheduler:
             if not isinstance(key, str) or not key:
                 raise SchedulerError(f"transaction key {key!r} is not a non-empty string")
             if value is not None and not isinstance(value, BaseModel):
-                raise SchedulerError(
-                    f"value of {key} is a {type(value).__name__}, not a pydantic model"
-                )
+                raise SchedulerError(f"value of {key} is a {type(value).__name__}, not a pydantic model")
         kind = TxnKind.NB if resync is None else TxnKind.RESYNC
         async with self._lock:
             if self._closed:
@@ -158,8 +156,7 @@ class KVScheduler:
         return [
             self.graph.status(n)
             for n in sorted(self.graph, key=lambda n: n.key)
-            if n.key.startswith(key_prefix)
-            and (descriptor is None or n.descriptor_name == descriptor)
+            if n.key.startswith(key_prefix) and (descriptor is None or n.descriptor_name == descriptor)
         ]
 
     def count_by_state(self) -> dict[ValueState, int]:
@@ -168,20 +165,12 @@ class KVScheduler:
 
     def applied(self, key_prefix: str = "") -> dict[str, Node]:
         """The scheduler's view of the dataplane: nodes believed to exist, by key."""
-        return {
-            n.key: n
-            for n in self.graph
-            if n.applied is not None and n.key.startswith(key_prefix)
-        }
+        return {n.key: n for n in self.graph if n.applied is not None and n.key.startswith(key_prefix)}
 
     async def read_back(self, descriptor: str | None = None) -> dict[str, RetrievedValue]:
         """A live ``retrieve`` of one or all descriptors; the graph is not changed."""
         async with self._lock:
-            descs = (
-                [self.registry.by_name(descriptor)]
-                if descriptor is not None
-                else self.registry.retrieve_order()
-            )
+            descs = [self.registry.by_name(descriptor)] if descriptor is not None else self.registry.retrieve_order()
             ctx = TxnContext(self._seq, TxnKind.RESYNC, 0)
             found = await retrieve_all(Executor(self.graph, self.registry, ctx), descs)
             if ctx.errors:
@@ -323,9 +312,7 @@ class KVScheduler:
             self._retry_tasks.add(task)
             task.add_done_callback(self._retry_tasks.discard)
 
-    async def _retry_later(
-        self, delay: float, items: list[tuple[str, int, BaseModel | None]]
-    ) -> None:
+    async def _retry_later(self, delay: float, items: list[tuple[str, int, BaseModel | None]]) -> None:
         await asyncio.sleep(delay)
         async with self._lock:
             if self._closed:

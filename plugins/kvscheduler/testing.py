@@ -81,9 +81,7 @@ class MemoryDevice:
     failures: list[tuple[str, str]] = field(default_factory=list)
     _rules: list[_FailRule] = field(default_factory=list)
 
-    def fail(
-        self, op: str, key: str | None = None, *, retriable: bool = True, times: int | None = 1
-    ) -> None:
+    def fail(self, op: str, key: str | None = None, *, retriable: bool = True, times: int | None = 1) -> None:
         """Make the next ``times`` (None: all) ``op`` calls ("create", "update", "delete",
         "retrieve") on ``key`` (None: any key) fail with a retriable or a fatal error."""
         if op not in ("create", "update", "delete", "retrieve"):
@@ -193,9 +191,7 @@ class ItemDescriptor(Descriptor[Item]):
         return deps
 
     def derived_values(self, key: str, value: Item) -> Sequence[DerivedValue]:
-        return [
-            DerivedValue(k, Item(name=k.rsplit("/", 1)[-1], data=data)) for k, data in value.derived
-        ]
+        return [DerivedValue(k, Item(name=k.rsplit("/", 1)[-1], data=data)) for k, data in value.derived]
 
 
 ITEM_PREFIX = ItemDescriptor.spec.key_prefix

@@ -58,9 +58,7 @@ def item_for(name: str) -> st.SearchStrategy[Item]:
 
 
 def change() -> st.SearchStrategy[tuple[str, Item | None]]:
-    return st.sampled_from(NAMES).flatmap(
-        lambda n: st.tuples(st.just(item_key(n)), st.one_of(st.none(), item_for(n)))
-    )
+    return st.sampled_from(NAMES).flatmap(lambda n: st.tuples(st.just(item_key(n)), st.one_of(st.none(), item_for(n))))
 
 
 def available_keys(objects: dict[str, Item]) -> set[str]:
@@ -76,8 +74,7 @@ def satisfied(key: str, value: Item, present: set[str]) -> bool:
     own = {key, *(k for k, _ in value.derived)}
     others = present - own
     return all(k in others for k in value.depends_on) and all(
-        any(p.startswith(prefix) for p in others for prefix in group)
-        for group in value.depends_on_any
+        any(p.startswith(prefix) for p in others for prefix in group) for group in value.depends_on_any
     )
 
 

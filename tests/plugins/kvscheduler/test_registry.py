@@ -46,10 +46,16 @@ def test_retrieve_order_follows_retrieve_after_and_detects_cycles() -> None:
     registry.register(first(device))
     assert [d.name for d in registry.retrieve_order()] == ["b-first", "a-second"]
 
-    looped = type("Loop", (first,), {"name": "loop-a", "spec": first.spec.__class__("t", "v1", "la"),
-                                       "retrieve_after": ("loop-b",)})
-    looped_b = type("LoopB", (first,), {"name": "loop-b", "spec": first.spec.__class__("t", "v1", "lb"),
-                                         "retrieve_after": ("loop-a",)})
+    looped = type(
+        "Loop",
+        (first,),
+        {"name": "loop-a", "spec": first.spec.__class__("t", "v1", "la"), "retrieve_after": ("loop-b",)},
+    )
+    looped_b = type(
+        "LoopB",
+        (first,),
+        {"name": "loop-b", "spec": first.spec.__class__("t", "v1", "lb"), "retrieve_after": ("loop-a",)},
+    )
     registry.register(looped(device))
     registry.register(looped_b(device))
     with pytest.raises(SchedulerError, match="retrieve_after cycle"):

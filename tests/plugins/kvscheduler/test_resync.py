@@ -9,12 +9,8 @@ from plugins.kvscheduler.testing import DeviceObject, Item, ItemDescriptor, Memo
 A, B, C, D = (item_key(n) for n in "abcd")
 
 
-async def test_full_resync_fixes_every_difference(
-    scheduler: KVScheduler, device: MemoryDevice
-) -> None:
-    await scheduler.commit(
-        {A: Item(name="a"), B: Item(name="b", depends_on=(A,)), C: Item(name="c", data="1")}
-    )
+async def test_full_resync_fixes_every_difference(scheduler: KVScheduler, device: MemoryDevice) -> None:
+    await scheduler.commit({A: Item(name="a"), B: Item(name="b", depends_on=(A,)), C: Item(name="c", data="1")})
     # Drift behind the scheduler's back: A vanished (its dependent B with it), C changed,
     # an obsolete object of ours appeared, and a foreign one.
     del device.objects[A]
@@ -40,9 +36,7 @@ async def test_full_resync_fixes_every_difference(
     assert result.values[D].state is ValueState.REMOVED
 
 
-async def test_full_resync_replaces_the_desired_state(
-    scheduler: KVScheduler, device: MemoryDevice
-) -> None:
+async def test_full_resync_replaces_the_desired_state(scheduler: KVScheduler, device: MemoryDevice) -> None:
     await scheduler.commit({A: Item(name="a"), B: Item(name="b")})
     device.log.clear()
     result = await scheduler.commit({B: Item(name="b"), C: Item(name="c")}, resync=ResyncMode.FULL)
@@ -74,9 +68,7 @@ async def test_first_resync_adopts_what_exists_after_a_restart(device: MemoryDev
     await second.close()
 
 
-async def test_upstream_resync_trusts_the_cached_view(
-    scheduler: KVScheduler, device: MemoryDevice
-) -> None:
+async def test_upstream_resync_trusts_the_cached_view(scheduler: KVScheduler, device: MemoryDevice) -> None:
     await scheduler.commit({A: Item(name="a"), B: Item(name="b")})
     del device.objects[A]  # not noticed: upstream does not read back
     device.log.clear()
@@ -88,9 +80,7 @@ async def test_upstream_resync_trusts_the_cached_view(
     assert A not in device.objects
 
 
-async def test_downstream_resync_reapplies_the_last_desired_state(
-    scheduler: KVScheduler, device: MemoryDevice
-) -> None:
+async def test_downstream_resync_reapplies_the_last_desired_state(scheduler: KVScheduler, device: MemoryDevice) -> None:
     await scheduler.commit({A: Item(name="a"), B: Item(name="b", depends_on=(A,))})
     device.objects.clear()
     device.objects[C] = DeviceObject(Item(name="c"))
@@ -101,9 +91,7 @@ async def test_downstream_resync_reapplies_the_last_desired_state(
     assert set(scheduler.desired()) == {A, B}
 
 
-async def test_retrieve_failure_is_reported_and_the_cache_kept(
-    scheduler: KVScheduler, device: MemoryDevice
-) -> None:
+async def test_retrieve_failure_is_reported_and_the_cache_kept(scheduler: KVScheduler, device: MemoryDevice) -> None:
     await scheduler.commit({A: Item(name="a")})
     device.fail("retrieve", retriable=True)
     device.log.clear()
@@ -113,9 +101,7 @@ async def test_retrieve_failure_is_reported_and_the_cache_kept(
     assert scheduler.value_status(A).state is ValueState.CONFIGURED
 
 
-async def test_downstream_resync_recreates_a_missing_value(
-    scheduler: KVScheduler, device: MemoryDevice
-) -> None:
+async def test_downstream_resync_recreates_a_missing_value(scheduler: KVScheduler, device: MemoryDevice) -> None:
     await scheduler.commit({A: Item(name="a")})
     del device.objects[A]
     result = await scheduler.commit({}, resync=ResyncMode.DOWNSTREAM)

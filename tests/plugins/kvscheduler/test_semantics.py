@@ -40,9 +40,7 @@ async def test_pending_value_is_created_right_after_its_dependency(
     assert result.ok
 
 
-async def test_creates_in_one_transaction_put_dependencies_first(
-    scheduler: KVScheduler, device: MemoryDevice
-) -> None:
+async def test_creates_in_one_transaction_put_dependencies_first(scheduler: KVScheduler, device: MemoryDevice) -> None:
     # Keys sort as a < b < c but the dependencies go the other way.
     result = await scheduler.commit(
         {
@@ -58,9 +56,7 @@ async def test_creates_in_one_transaction_put_dependencies_first(
 async def test_removing_a_dependency_deletes_dependents_first_and_re_pends_them(
     scheduler: KVScheduler, device: MemoryDevice
 ) -> None:
-    await scheduler.commit(
-        {A: Item(name="a"), B: Item(name="b", depends_on=(A,)), C: Item(name="c", depends_on=(B,))}
-    )
+    await scheduler.commit({A: Item(name="a"), B: Item(name="b", depends_on=(A,)), C: Item(name="c", depends_on=(B,))})
     device.log.clear()
     result = await scheduler.commit({A: None})
     assert device.log == [("delete", C), ("delete", B), ("delete", A)]
@@ -75,20 +71,14 @@ async def test_removing_a_dependency_deletes_dependents_first_and_re_pends_them(
     assert device.log == [("create", A), ("create", B), ("create", C)]
 
 
-async def test_deletes_run_before_creates_and_updates(
-    scheduler: KVScheduler, device: MemoryDevice
-) -> None:
+async def test_deletes_run_before_creates_and_updates(scheduler: KVScheduler, device: MemoryDevice) -> None:
     await scheduler.commit({A: Item(name="a"), B: Item(name="b")})
     device.log.clear()
-    await scheduler.commit(
-        {A: Item(name="a", data="new"), B: None, C: Item(name="c"), D: Item(name="d", kind="x")}
-    )
+    await scheduler.commit({A: Item(name="a", data="new"), B: None, C: Item(name="c"), D: Item(name="d", kind="x")})
     assert device.log == [("delete", B), ("create", C), ("create", D), ("update", A)]
 
 
-async def test_any_of_dependency_is_met_by_any_matching_key(
-    scheduler: KVScheduler, device: MemoryDevice
-) -> None:
+async def test_any_of_dependency_is_met_by_any_matching_key(scheduler: KVScheduler, device: MemoryDevice) -> None:
     group = (item_key("eth"), item_key("tap"))
     await scheduler.commit({A: Item(name="a", depends_on_any=(group,))})
     status = scheduler.value_status(A)
@@ -109,9 +99,7 @@ async def test_any_of_dependency_is_met_by_any_matching_key(
     assert scheduler.value_status(A).state is ValueState.PENDING
 
 
-async def test_derived_values_live_and_die_with_their_base(
-    scheduler: KVScheduler, device: MemoryDevice
-) -> None:
+async def test_derived_values_live_and_die_with_their_base(scheduler: KVScheduler, device: MemoryDevice) -> None:
     derived_key = item_key("a-addr")
     prop = "prop/a/up"
     base = Item(name="a", derived=((derived_key, "10.0.0.1"), (prop, "")))
@@ -135,9 +123,7 @@ async def test_derived_values_live_and_die_with_their_base(
     assert scheduler.value_status(derived_key).state is ValueState.NONEXISTENT
 
 
-async def test_derived_value_failure_does_not_block_its_base(
-    scheduler: KVScheduler, device: MemoryDevice
-) -> None:
+async def test_derived_value_failure_does_not_block_its_base(scheduler: KVScheduler, device: MemoryDevice) -> None:
     derived_key = item_key("a-addr")
     device.fail("create", derived_key, retriable=False)
     result = await scheduler.commit({A: Item(name="a", derived=((derived_key, "x"),))})
@@ -146,9 +132,7 @@ async def test_derived_value_failure_does_not_block_its_base(
     assert "injected fatal create failure" in result.errors[derived_key]
 
 
-async def test_key_that_does_not_match_the_value_name_is_rejected(
-    scheduler: KVScheduler, device: MemoryDevice
-) -> None:
+async def test_key_that_does_not_match_the_value_name_is_rejected(scheduler: KVScheduler, device: MemoryDevice) -> None:
     result = await scheduler.commit({A: Item(name="not-a")})
     status = scheduler.value_status(A)
     assert status.state is ValueState.INVALID
@@ -184,9 +168,7 @@ async def test_key_without_descriptor_is_unimplemented_with_a_reason(
     assert result.errors["config/nobody/v1/thing/x"] == "no descriptor is registered for this key"
 
 
-async def test_update_in_place_and_recreate_when_needed(
-    scheduler: KVScheduler, device: MemoryDevice
-) -> None:
+async def test_update_in_place_and_recreate_when_needed(scheduler: KVScheduler, device: MemoryDevice) -> None:
     await scheduler.commit({A: Item(name="a"), B: Item(name="b", depends_on=(A,))})
     device.log.clear()
     result = await scheduler.commit({A: Item(name="a", data="2")})
@@ -237,9 +219,7 @@ async def test_foreign_object_satisfies_dependencies_but_is_never_touched(
     assert device.objects[A].value.data == "theirs"
 
 
-async def test_metadata_map_follows_applied_values(
-    scheduler: KVScheduler, device: MemoryDevice
-) -> None:
+async def test_metadata_map_follows_applied_values(scheduler: KVScheduler, device: MemoryDevice) -> None:
     await scheduler.commit({A: Item(name="a"), B: Item(name="b")})
     meta = scheduler.metadata("test-item")
     assert dict(meta) == {"a": 1, "b": 2}
@@ -252,9 +232,7 @@ async def test_long_dependency_chain_does_not_recurse(device: MemoryDevice) -> N
     sched.register_descriptor(ItemDescriptor(device))
     n = 3000  # far beyond the interpreter's recursion limit
     changes = {
-        item_key(f"n{i:05d}"): Item(
-            name=f"n{i:05d}", depends_on=(item_key(f"n{i + 1:05d}"),) if i + 1 < n else ()
-        )
+        item_key(f"n{i:05d}"): Item(name=f"n{i:05d}", depends_on=(item_key(f"n{i + 1:05d}"),) if i + 1 < n else ())
         for i in range(n)
     }
     result = await sched.commit(changes)

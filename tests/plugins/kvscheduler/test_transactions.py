@@ -13,9 +13,7 @@ from plugins.kvscheduler.testing import Item, ItemDescriptor, MemoryDevice, item
 A, B, C = (item_key(n) for n in "abc")
 
 
-async def test_retriable_failure_is_retried_until_it_succeeds(
-    scheduler: KVScheduler, device: MemoryDevice
-) -> None:
+async def test_retriable_failure_is_retried_until_it_succeeds(scheduler: KVScheduler, device: MemoryDevice) -> None:
     device.fail("create", A, retriable=True, times=2)
     await scheduler.commit({B: Item(name="b", depends_on=(A,))})
     result = await scheduler.commit({A: Item(name="a")})
@@ -85,9 +83,7 @@ async def test_retry_is_dropped_when_the_value_changed_meanwhile(device: MemoryD
     await sched.close()
 
 
-async def test_failed_delete_of_a_dependent_keeps_its_dependency(
-    scheduler: KVScheduler, device: MemoryDevice
-) -> None:
+async def test_failed_delete_of_a_dependent_keeps_its_dependency(scheduler: KVScheduler, device: MemoryDevice) -> None:
     await scheduler.commit({A: Item(name="a"), B: Item(name="b", depends_on=(A,))})
     device.fail("delete", B, retriable=True)
     result = await scheduler.commit({A: None})
@@ -99,9 +95,7 @@ async def test_failed_delete_of_a_dependent_keeps_its_dependency(
     assert scheduler.value_status(A).state is ValueState.NONEXISTENT
 
 
-async def test_best_effort_keeps_what_succeeded(
-    scheduler: KVScheduler, device: MemoryDevice
-) -> None:
+async def test_best_effort_keeps_what_succeeded(scheduler: KVScheduler, device: MemoryDevice) -> None:
     device.fail("create", B, retriable=False)
     result = await scheduler.commit({A: Item(name="a"), B: Item(name="b"), C: Item(name="c")})
     assert set(result.errors) == {B}
@@ -109,9 +103,7 @@ async def test_best_effort_keeps_what_succeeded(
     assert not result.reverted
 
 
-async def test_revert_on_failure_undoes_the_whole_transaction(
-    scheduler: KVScheduler, device: MemoryDevice
-) -> None:
+async def test_revert_on_failure_undoes_the_whole_transaction(scheduler: KVScheduler, device: MemoryDevice) -> None:
     await scheduler.commit({A: Item(name="a", data="old")})
     device.log.clear()
     device.fail("create", C, retriable=False)
@@ -130,9 +122,7 @@ async def test_revert_on_failure_undoes_the_whole_transaction(
     assert scheduler.value_status(B).state is ValueState.NONEXISTENT
 
 
-async def test_revert_on_failure_restores_updated_values(
-    scheduler: KVScheduler, device: MemoryDevice
-) -> None:
+async def test_revert_on_failure_restores_updated_values(scheduler: KVScheduler, device: MemoryDevice) -> None:
     await scheduler.commit({A: Item(name="a", data="old"), C: Item(name="c", data="old")})
     device.log.clear()
     device.fail("update", C, retriable=True)
@@ -172,9 +162,7 @@ async def test_transactions_run_one_at_a_time(device: MemoryDevice) -> None:
 
     sched = KVScheduler()
     sched.register_descriptor(SlowDescriptor(device))
-    results = await asyncio.gather(
-        *(sched.commit({item_key(f"x{i}"): Item(name=f"x{i}")}) for i in range(10))
-    )
+    results = await asyncio.gather(*(sched.commit({item_key(f"x{i}"): Item(name=f"x{i}")}) for i in range(10)))
     assert SlowDescriptor.peak == 1
     assert sorted(r.seq for r in results) == list(range(1, 11))
     await sched.close()

@@ -134,6 +134,8 @@ async def test_tap_mode_node_and_pod(stand_in: tuple[VPPStub, VPPConnection], na
         try:
             result = await again.commit({**base, **pod_values}, resync=ResyncMode.FULL)
             assert result.ok, result.errors
+            # VPP is left alone. (The pod's Linux values are re-made once: the scheduler's full
+            # resync reconciles them before it re-derives the TAP's link property they wait for.)
             assert [o.key for o in result.operations if o.key.startswith("config/vpp")] == []
         finally:
             await again.close()

@@ -8,7 +8,11 @@ EndpointSlice; a real etcd-server is started on free loopback ports. Measured:
 * ``initial_sync_s``: from starting the KSR plugin (leader election on) until every reflector
   has listed the API and written everything to etcd;
 * ``event_p50_ms`` / ``event_p99_ms``: from a watch event arriving at KSR to its etcd
-  transaction being committed, over a stream of pod updates.
+  transaction being committed, over a stream of pod updates (~200/s);
+* ``broker_put_p50_ms`` / ``broker_put_p99_ms``: single sequential puts at the same pace, the
+  floor under the event latency (etcd's commit and fsync).
+
+The fake runs in a child process, as an API server would (it does not share KSR's interpreter).
 
 Run: ``python bench/ksr.py --json out.json`` (``--pods``/``--services``/``--events`` to scale).
 """
@@ -18,10 +22,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import statistics
 import sys
 import tempfile
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +75,24 @@ def _slice(i: int) -> dict[str, Any]:
     }
 
 
+async def _broker_put_latency(endpoint: str, count: int) -> list[float]:
+    """Sequential single puts: the floor under KSR's event latency (etcd's commit + fsync)."""
+    broker = EtcdBroker([endpoint])
+    await broker.connect()
+    try:
+        value = json.dumps(_pod(0)).encode()
+        out = []
+        for i in range(count):
+            start = time.perf_counter()
+            await broker.put(f"/bench/seq/{i % 100}", value)
+            out.append((time.perf_counter() - start) * 1000)
+            await asyncio.sleep(0.004)
+        await broker.delete("/bench/", prefix=True)
+        return sorted(out)
+    finally:
+        await broker.close()
+
+
 async def _broker_put_rate(endpoint: str, count: int) -> float:
     broker = EtcdBroker([endpoint])
     await broker.connect()
@@ -89,9 +113,59 @@ async def _broker_put_rate(endpoint: str, count: int) -> float:
         await broker.close()
 
 
+def _serve_fake(conn: Connection) -> None:
+    """Child process: the API fake, driven over a pipe (the API server is another process)."""
+    fake = FakeKubernetes(bookmark_interval_s=1.0).start()
+    conn.send(fake.url)
+    while True:
+        command, args = conn.recv()
+        if command == "stop":
+            fake.stop()
+            conn.send(None)
+            return
+        getattr(fake, command)(*args)
+        conn.send(None)
+
+
+class RemoteFake:
+    """The bench's handle on the fake running in a child process."""
+
+    def __init__(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve_fake, args=(child,), daemon=True)
+        self._proc.start()
+        self.url: str = self._conn.recv()
+
+    def _call(self, command: str, *args: Any) -> None:
+        self._conn.send((command, args))
+        self._conn.recv()
+
+    def apply(self, resource: str, obj: dict[str, Any]) -> None:
+        self._call("apply", resource, obj)
+
+    def apply_many(self, resource: str, objs: list[dict[str, Any]]) -> None:
+        self._call("apply_many", resource, objs)
+
+    def write_kubeconfig(self, path: Path) -> Path:
+        config = {
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "fake", "user": {"token": "fake-token"}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+            "current-context": "fake",
+        }
+        path.write_text(json.dumps(config))
+        return path
+
+    def stop(self) -> None:
+        self._call("stop")
+        self._proc.join(10)
+
+
 async def run(pods: int, services: int, events: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="ksr-bench-") as tmp, EtcdServer() as etcd:
-        fake = FakeKubernetes(bookmark_interval_s=1.0).start()
+        fake = RemoteFake()
         try:
             fake.apply_many("namespaces", [{"metadata": {"name": f"ns-{i}"}} for i in range(100)])
             fake.apply_many("nodes", [{"metadata": {"name": f"node-{i}"}} for i in range(50)])
@@ -99,6 +173,7 @@ async def run(pods: int, services: int, events: int) -> dict[str, float]:
             fake.apply_many("services", [_service(i) for i in range(services)])
             fake.apply_many("endpointslices", [_slice(i) for i in range(services)])
             puts_per_s = await _broker_put_rate(etcd.endpoint, 5000)
+            put_latencies = await _broker_put_latency(etcd.endpoint, 1000)
 
             kvdb = KVDBPlugin(KVDBConfig.model_validate({"backend": "etcd", "endpoints": [etcd.endpoint]}))
             await kvdb.init()
@@ -131,11 +206,17 @@ async def run(pods: int, services: int, events: int) -> dict[str, float]:
     return {
         "initial_sync_s": round(initial_sync_s, 3),
         "event_p50_ms": round(statistics.median(latencies), 3),
-        "event_p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 3),
+        "event_p99_ms": round(_p99(latencies), 3),
         "broker_puts_per_s": round(puts_per_s, 1),
+        "broker_put_p50_ms": round(statistics.median(put_latencies), 3),
+        "broker_put_p99_ms": round(_p99(put_latencies), 3),
         "objects_written": written,
         "events": events,
     }
+
+
+def _p99(sorted_values: list[float]) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * 0.99))]
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ relative etcd key). Contiv's algorithm (contiv.md 2.3):
   (``backoff_initial_s`` doubling up to ``backoff_max_s``). While out of sync, or while the
   datastore is reported down, changes only update the cache; the next resync writes them.
 * A re-list by the source (410 Gone) replaces the cache and resyncs.
-* Objects that do not convert are counted (``arg_errors``), logged with their name and skipped.
+* Objects that do not convert are counted (``arg_errors``), logged with their name and skipped;
+  one that was good before keeps its last good value in etcd (also across resyncs).
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class Reflector:
         self.latencies: collections.deque[float] = collections.deque(maxlen=latency_samples)
         self.on_write: Callable[[float], None] | None = None
         self._new_keys: set[str] = set()
+        #: Keys of objects the source has but that do not convert.
+        self._bad_keys: set[str] = set()
         self.log = log.getChild(keyword)
 
     # ------------------------------------------------------------------ inputs (loop thread)
@@ -149,6 +152,7 @@ class Reflector:
         await self._write_changes(dirty, received)
 
     def _replace(self, objects: Sequence[RawObject]) -> None:
+        self._bad_keys = set()
         cache: dict[str, bytes] = {}
         for obj in objects:
             converted = self._convert(obj)
@@ -164,7 +168,12 @@ class Reflector:
             namespace, name = object_name(obj)
             self.stats.arg_errors += 1
             self.log.warning("skipping bad %s %s: %s", self.keyword, f"{namespace}/{name}".strip("/"), err)
+            try:
+                self._bad_keys.add(m.object_key(self.keyword, name, namespace))
+            except ValueError:
+                pass  # no usable name: nothing in etcd can be its
             return None
+        self._bad_keys.discard(key)
         return key, encode_model(value)
 
     def _apply_change(self, item: Changed, dirty: dict[str, bytes | None]) -> bool:
@@ -177,6 +186,7 @@ class Reflector:
                 self.stats.arg_errors += 1
                 self.log.warning("skipping bad %s deletion: %s", self.keyword, err)
                 return False
+            self._bad_keys.discard(key)
             if self.cache.pop(key, None) is None:
                 return False
             dirty[key] = None
@@ -234,7 +244,8 @@ class Reflector:
             stored = {kv.key[len(m.KSR_PREFIX):]: kv.value for kv in await self.writer.broker.list(self.prefix)}
             cache = self.cache
             puts = {m.KSR_PREFIX + k: v for k, v in cache.items() if stored.get(k) != v}
-            deletes = [k for k in stored if k not in cache]
+            # An object that became bad keeps its last good value rather than vanishing.
+            deletes = [k for k in stored if k not in cache and k not in self._bad_keys]
             await self.writer.apply(puts, [m.KSR_PREFIX + k for k in deletes])
         except KVError as err:
             self.stats.res_errors += 1

@@ -142,6 +142,17 @@ async def test_malformed_object_is_counted_and_skipped(
         await h.wait_stored(broker, m.pod_key("after-bad", "default"), lambda v: v is not None)
         await h.wait_for(lambda: _true(ksr.stats["service"].arg_errors == 1), what="service arg error")
         assert await h.stored(broker, m.service_key("bad", "default")) is None
+        # A good object turned bad keeps its last good value, also through a re-list and resync.
+        turned = h.pod("web-4", ip="10.1.1.99")
+        turned["status"]["podIPs"] = "not-a-list"
+        fake_k8s.apply("pods", turned)
+        await h.wait_for(lambda: _true(ksr.stats["pod"].arg_errors == 2), what="pod arg error")
+        resyncs = ksr.stats["pod"].resyncs
+        fake_k8s.compact()
+        fake_k8s.end_watches()
+        await h.wait_for(lambda: _true(ksr.stats["pod"].resyncs > resyncs and ksr.synced()["pod"]), what="resync")
+        kept = await h.stored(broker, m.pod_key("web-4", "default"))
+        assert kept is not None and kept["ip_address"] == "10.1.1.6"
 
 
 async def _true(value: bool) -> bool:

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from core.kvdb.api import Compare, EventType, KVBroker, KVError, WatchEvent
+from core.kvdb.api import Compare, EventType, KVBroker, KVError, KVUnavailableError, WatchEvent
 from plugins.ksr.model import ELECTION_PREFIX
 
 log = logging.getLogger("contiv.ksr.leader")
@@ -134,7 +134,13 @@ class LeaderElector:
             await self.resign()
 
     async def _hold(self) -> None:
-        await self.broker.refresh_lease(self._lease)
+        try:
+            await self.broker.refresh_lease(self._lease)
+        except KVUnavailableError:
+            raise  # maybe transient: tolerated for up to a TTL (see run)
+        except KVError as err:
+            await self._step_down(f"lease lost ({err})")
+            return
         current = await self.broker.get(self.key)
         if current is None or current.value != self.instance_id.encode():
             await self._step_down("the election key no longer names this instance")

@@ -50,6 +50,29 @@ async def _value(value: bool) -> bool:
     return value
 
 
+async def test_a_leader_whose_lease_is_lost_steps_down_and_campaigns_again(
+    fake_k8s: FakeKubernetes, broker: EtcdBroker, run_ksr: RunKSR
+) -> None:
+    fake_k8s.apply("nodes", h.node("node1"))
+    async with run_ksr(fake_k8s, leader_ttl_s=3, instance_id="only") as ksr:
+        await h.wait_stored(broker, m.node_key("node1"), lambda v: v is not None)
+        held = await broker.get(LEADER_KEY)
+        assert held is not None and held.lease
+        first_term = ksr.reflectors
+        await broker.revoke_lease(held.lease)  # e.g. etcd expired it during a long pause
+
+        async def new_term() -> bool:
+            again = await broker.get(LEADER_KEY)
+            return (
+                again is not None and again.lease != held.lease
+                and ksr.reflectors is not None and ksr.reflectors is not first_term
+            )
+
+        await h.wait_for(new_term, 10, "a new term with a new lease")
+        fake_k8s.apply("nodes", h.node("node3"))
+        await h.wait_stored(broker, m.node_key("node3"), lambda v: v is not None)
+
+
 async def test_guarded_writes_fail_for_a_deposed_leader(broker: EtcdBroker) -> None:
     await broker.put(LEADER_KEY, b"someone-else")
     writer = Writer(broker, guard=Compare(LEADER_KEY, "value", b"me"))

@@ -182,19 +182,36 @@ class NodeTestbed:
         sh("ip", "-n", name, "link", "set", "lo", "up")
 
     def http_json(self, path: str, check: bool = True) -> Any:
-        """GET the agent's REST ``path`` from inside the node namespace; parsed JSON."""
-        code = ("import sys, urllib.request, urllib.error\n"
-                "try:\n"
-                "    r = urllib.request.urlopen(sys.argv[1], timeout=5); print(r.read().decode())\n"
-                "except urllib.error.HTTPError as e:\n"
-                "    print(e.read().decode())\n")
+        """GET the agent's REST ``path`` from inside the node namespace; parsed JSON.
+
+        With ``check`` an unreachable agent or an HTTP error status raises; without, None.
+        """
+        code = ("import sys, urllib.request\n"
+                "r = urllib.request.urlopen(sys.argv[1], timeout=5); print(r.read().decode())\n")
         out = in_ns(self.node_ns, sys.executable, "-c", code,
                     f"http://127.0.0.1:{AGENT_PORT}{path}", check=False)
         if out.returncode != 0 or not out.stdout.strip():
             if check:
-                raise RuntimeError(f"GET {path} failed: {out.stderr.strip()[-500:]}")
+                raise RuntimeError(f"GET {path} failed: {out.stderr.strip()[-300:]}")
             return None
         return json.loads(out.stdout)
+
+    def records(self) -> dict[str, Any]:
+        """The pod manager's records file (``namespace/name`` -> record), {} before any."""
+        path = self.workdir / "pods.json"
+        if not path.exists():
+            return {}
+        doc = json.loads(path.read_text())
+        return {f"{p['namespace']}/{p['name']}": p for p in doc["pods"]}
+
+    def agent_cni_times(self, op: str) -> list[float]:
+        """Agent-side durations (ms) of successful CNI ``op`` (ADD/DEL/CHECK), from its log."""
+        marker = f"CNI {op} "
+        times = []
+        for line in (self.workdir / "agent.log").read_text(errors="replace").splitlines():
+            if marker in line and " done in " in line and line.endswith(" ms"):
+                times.append(float(line.rsplit(" done in ", 1)[1][:-3]))
+        return times
 
     def new_pod(self, name: str) -> PodSandbox:
         pod = PodSandbox(name=name, netns=f"{self.prefix}-{name}")

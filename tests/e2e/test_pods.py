@@ -101,7 +101,7 @@ def snapshot(bed: NodeTestbed) -> dict[str, Any]:
         ),
         "routes": sh("ip", "-n", bed.node_ns, "route").stdout,
         "neighbours": sh("ip", "-n", bed.node_ns, "neigh", "show", "nud", "permanent").stdout,
-        "pods": bed.http_json("/contiv/v1/pods"),
+        "records": bed.records(),
         "allocations": bed.http_json("/contiv/v1/ipam/allocations")["allocations"],
     }
 
@@ -143,6 +143,7 @@ def test_del_removes_every_trace_and_frees_the_ip(bed: NodeTestbed, pods: list[P
     during = snapshot(bed)
     assert during != before
     assert {"namespace": "default", "name": "gone", "ip": pod.ip} in during["allocations"]
+    assert during["records"]["default/gone"]["container_id"] == pod.container_id
     assert "podmanager/pod/default/gone" in records_in_etcd(bed)
 
     bed.delete(pod)
@@ -225,8 +226,8 @@ def test_kill_9_restart_keeps_addresses_and_connectivity(
         assert f"{pod.ip}/32" in sh("ip", "-n", pod.netns, "addr", "show", "eth0").stdout
         bed.check(pod)
     assert ping(a.netns, b.ip) and ping(b.netns, a.ip)
-    recorded = {p["name"] for p in bed.http_json("/contiv/v1/pods")}
-    assert {"r1", "r2"} <= recorded and "late" not in recorded
+    recorded = set(bed.records())
+    assert {"default/r1", "default/r2"} <= recorded and "default/late" not in recorded
 
     bed.add(late)
     assert late.ip not in addresses

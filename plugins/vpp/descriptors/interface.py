@@ -1,8 +1,9 @@
 """The ``vpp-interface`` descriptor: loopback, TAP, af_packet, VXLAN and adopted interfaces.
 
-Ownership: the VPP tag ``cv:<name>`` (set by ``tap_create_v3`` itself, else by
-``sw_interface_tag_add_del`` right after creation). VRF, addresses and unnumbered are derived
-values with their own descriptors; the TAP's Linux side may be published as a property.
+Ownership: the VPP tag ``cv:<name>`` (``sw_interface_tag_add_del`` right after creation; a
+half-made interface is removed again before the error is reported). VRF binding, addresses and
+unnumbered are values of their own (``interface_derived.py``); a TAP may publish its Linux side
+as a scheduler property and mark it for the Linux descriptors.
 """
 
 from __future__ import annotations
@@ -86,9 +87,9 @@ class InterfaceDescriptor(VPPDescriptor[Interface]):
         index = await self._create_link(value)
         self.indexes.interfaces.put(value.name, index)
         try:
-            if value.type != InterfaceType.TAP:
-                await self.api.call("sw_interface_tag_add_del", is_add=True, sw_if_index=index, tag=value.tag)
-            elif value.tap is not None and value.tap.host_alias:
+            # tap_create_v3 carries the tag too; setting it explicitly does not depend on that.
+            await self.api.call("sw_interface_tag_add_del", is_add=True, sw_if_index=index, tag=value.tag)
+            if value.tap is not None and value.tap.host_alias:
                 await mark_host_link(value.tap.host_namespace, value.tap.host_if_name, value.tap.host_alias)
             if value.mac and value.type == InterfaceType.EXISTING:
                 await self.api.call("sw_interface_set_mac_address", sw_if_index=index, mac_address=value.mac)

@@ -16,6 +16,7 @@ from core.http import HTTPPlugin
 from core.metrics import MetricsPlugin
 from plugins.kvscheduler.scheduler import KVScheduler, RetryPolicy
 from plugins.vpp.config import VPPConfig
+from plugins.vpp.errors import VPPConnectionError
 from plugins.vpp.plugin import VPPDataplanePlugin
 from plugins.vpp.rest import vpp_router
 from tests.plugins.vpp import values as plan
@@ -80,3 +81,16 @@ def test_config_rejects_unknown_keys() -> None:
         VPPConfig.model_validate({"api_sockett": "/x"})
     with pytest.raises(ValidationError, match="reply_timeout_s"):
         VPPConfig.model_validate({"reply_timeout_s": 0})
+
+
+async def test_start_fails_clearly_without_vpp(socket_path: object) -> None:
+    config = VPPConfig(api_socket=str(socket_path), connect_timeout_s=0.3, reconnect_interval_s=0.05)
+    scheduler = KVScheduler()
+    vpp = VPPDataplanePlugin(config, scheduler=scheduler)
+    await vpp.init()
+    try:
+        with pytest.raises(VPPConnectionError, match=f"cannot connect to VPP at {socket_path}"):
+            await vpp.after_init()
+    finally:
+        await vpp.close()
+        await scheduler.close()

@@ -113,14 +113,18 @@ def write_records_file(
     The rename makes the file survive an agent crash at any point; ``fsync`` (of the file and
     its directory) also makes it survive a power loss.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {
-        "format": RECORDS_FORMAT,
-        "pods": [records[key].model_dump(mode="json") for key in sorted(records)],
-    }
+    write_records_json(path, [records[key].model_dump(mode="json") for key in sorted(records)],
+                       fsync)
+
+
+def write_records_json(path: Path, pods: list[dict[str, object]], fsync: bool) -> None:
+    """:func:`write_records_file` for records already dumped to JSON-able dicts."""
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as out:
-        json.dump(doc, out, indent=1, sort_keys=True)
+        # One write of the whole text: json.dump's many small writes are several times slower.
+        out.write(json.dumps({"format": RECORDS_FORMAT, "pods": pods}, separators=(",", ":")))
         if fsync:
             out.flush()
             os.fsync(out.fileno())
@@ -154,6 +158,7 @@ class PodRecordStore:
         self.retry_interval_s = retry_interval_s
         self.log = log or logging.getLogger("contiv.podmanager.records")
         self._records: dict[PodID, PodRecord] = {}
+        self._dump_cache: dict[PodID, tuple[PodRecord, dict[str, object]]] = {}
         self._file_lock = asyncio.Lock()
         self._etcd_lock = asyncio.Lock()
         self._etcd_stale = asyncio.Event()
@@ -232,11 +237,24 @@ class PodRecordStore:
         await self._write_file()
         await self._etcd_write(pod, None)
 
+    def _dumped(self, record: PodRecord) -> dict[str, object]:
+        # Records are immutable once stored (a change stores a new object): dump each once.
+        cached = self._dump_cache.get(record.id)
+        if cached is None or cached[0] is not record:
+            cached = (record, record.model_dump(mode="json"))
+            self._dump_cache[record.id] = cached
+        return cached[1]
+
     async def _write_file(self) -> None:
         async with self._file_lock:
-            await asyncio.to_thread(
-                write_records_file, self.path, dict(self._records), self.fsync
-            )
+            for gone in self._dump_cache.keys() - self._records.keys():
+                del self._dump_cache[gone]
+            pods = [self._dumped(self._records[key]) for key in sorted(self._records)]
+            if self.fsync:
+                await asyncio.to_thread(write_records_json, self.path, pods, True)
+            else:
+                # Without fsync the write is a page-cache copy: a thread hop costs more.
+                write_records_json(self.path, pods, False)
 
     async def _etcd_write(self, pod: PodID, record: PodRecord | None) -> None:
         key = record_key(self.node_label, pod)

@@ -16,7 +16,7 @@ HEADER = "# ruff: noqa\n# mypy: ignore-errors\n"
 
 
 def main() -> int:
-    from grpc_tools import protoc  # a dev dependency, needed only here
+    from grpc_tools import protoc  # type: ignore[import-untyped,unused-ignore]  # dev dep
 
     status = protoc.main(
         ["protoc", f"-I{ROOT}", f"--python_out={ROOT}", f"--pyi_out={ROOT}",

@@ -129,9 +129,9 @@ class PodRequestService:
                 if known is None:
                     await self.store.remove(pod_id)
                 raise
-            record.result = result_from_event(event)
-            await self.store.save(record)
-            return reply_from_result(record.result)
+            result = result_from_event(event)
+            await self.store.save(record.model_copy(update={"result": result}))
+            return reply_from_result(result)
 
     # DEL.
     async def _delete(self, request: CNIRequest) -> CNIReply:

@@ -293,6 +293,9 @@ class Lab:
             if state is None:
                 gaps.append(f"{node.name}: agent not answering")
                 continue
+            own = ((state.get("ipnet") or {}).get("node") or {}).get("node_ip", "")
+            if str(own).split("/")[0] != node.ip.split("/")[0]:
+                gaps.append(f"{node.name}: uses {own or 'no address'} as its own, not {node.ip}")
             remotes = (state.get("ipnet") or {}).get("remotes") or {}
             for peer in self.state.nodes.values():
                 if peer.name == node.name:

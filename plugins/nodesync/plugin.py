@@ -141,17 +141,16 @@ class NodeSyncPlugin(Plugin):
         """Record this node's dataplane (and optionally management) addresses in its ID record.
 
         The record is rewritten only when the set of addresses changed (Contiv's PublishNodeIPs).
+        Only etcd is written here: the change comes back through the watch as an event, so the
+        node table changes inside the event loop and handlers see a ``NodeUpdate``.
         """
         own = self._own()
-        record = await update_node_record(
+        await update_node_record(
             self._broker(), own.id, own.name,
             ip_addresses=[str(ip) for ip in ip_addresses],
             mgmt_addresses=list(mgmt_addresses) if mgmt_addresses is not None else None,
             log=self.log,
         )
-        self._record = record
-        self._records[str(record.id)] = record
-        self._rebuild()
 
     # ------------------------------------------------------------------ controller handler
 
@@ -240,10 +239,11 @@ class NodeSyncPlugin(Plugin):
                 continue
             if mgmt_only and prev is not None and new is not None and prev.mgmt_addresses == new.mgmt_addresses:
                 continue
-            if name == self.node_name() and (
-                prev is None or new is None or prev.mgmt_addresses == new.mgmt_addresses
-            ):
-                continue  # this node: only management address changes are events (Contiv)
+            if name == self.node_name() and (prev is None or new is None):
+                # This node's own record appearing is not an event; its changes are: unlike
+                # Contiv (management addresses only), the published dataplane address matters
+                # too, since the node mesh's VXLAN endpoint is that address.
+                continue
             update = NodeUpdate(name, prev, new)
             changes.append(update.describe())
             if self.controller is None:

@@ -213,6 +213,20 @@ class NodeTestbed:
                 times.append(float(line.rsplit(" done in ", 1)[1][:-3]))
         return times
 
+    def agent_event_times(self, event_name: str) -> list[float]:
+        """Controller processing time (ms) of each event named ``event_name``, from its log."""
+        names: dict[str, str] = {}
+        times = []
+        for line in (self.workdir / "agent.log").read_text(errors="replace").splitlines():
+            if ">>>>> EVENT #" in line:
+                number, _, rest = line.split(">>>>> EVENT #", 1)[1].partition(": ")
+                names[number] = rest
+            elif line.startswith("<<<<< EVENT #") and line.endswith(" ms"):
+                number = line[len("<<<<< EVENT #"):].split(" ", 1)[0]
+                if names.get(number, "").startswith(event_name):
+                    times.append(float(line.rsplit(" done in ", 1)[1][:-3]))
+        return times
+
     def new_pod(self, name: str) -> PodSandbox:
         pod = PodSandbox(name=name, netns=f"{self.prefix}-{name}")
         self._add_namespace(pod.netns)

@@ -18,6 +18,7 @@ from apps.cni.spec import (
     SUPPORTED_VERSIONS,
     Invocation,
     error_json,
+    parse_config,
     parse_invocation,
     result_json,
     version_json,
@@ -91,8 +92,8 @@ def run(environ: Mapping[str, str], stdin: str, stdout: TextIO) -> int:
                 f"CNI_COMMAND {command!r} is not one of {', '.join(COMMANDS)}"
                 if command else "environment variable CNI_COMMAND is not set",
             )
-        inv = parse_invocation(command, environ, stdin)
-        config = inv.config
+        config = parse_config(stdin)
+        inv = parse_invocation(command, environ, stdin, config)
         result = _forward(inv)
     except CNIError as exc:
         _log(config, f"{command} {environ.get('CNI_CONTAINERID', '')} failed: {exc}")

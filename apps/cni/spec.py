@@ -126,9 +126,16 @@ def _env(environ: Mapping[str, str], key: str) -> str:
     return value
 
 
-def parse_invocation(command: str, environ: Mapping[str, str], raw_config: str) -> Invocation:
-    """Validate the CNI_* variables and stdin of an ADD, DEL or CHECK."""
-    config = parse_config(raw_config)
+def parse_invocation(
+    command: str, environ: Mapping[str, str], raw_config: str,
+    config: dict[str, Any] | None = None,
+) -> Invocation:
+    """Validate the CNI_* variables and stdin of an ADD, DEL or CHECK.
+
+    ``config`` is the already parsed ``raw_config`` (parsed here when not given).
+    """
+    if config is None:
+        config = parse_config(raw_config)
     container_id = _env(environ, "CNI_CONTAINERID")
     if not valid_container_id(container_id):
         raise CNIError(

@@ -102,3 +102,23 @@ async def test_del_after_pod_namespace_is_gone(
     deleted = await exec_cni(cni_bin, "DEL", conf, env)
     assert deleted.status == 0, deleted.output
     assert agent.plugin.local_pods() == {}
+
+
+async def test_log_file_gets_one_line_per_call(
+    cni_bin: Path, agent: Agent, namespaces: Namespaces, tmp_path: Path
+) -> None:
+    pod_ns = namespaces.create("pod")
+    cid = uuid.uuid4().hex
+    env = pod_env(cid, f"/var/run/netns/{pod_ns}", "web")
+    log = tmp_path / "cni.log"
+    conf = netconf("1.0.0", agent.socket, logFile=str(log))
+    assert (await exec_cni(cni_bin, "ADD", conf, env)).status == 0
+    assert (await exec_cni(cni_bin, "CHECK", {**conf, "prevResult": {}}, env)).status == 0
+    bad = await exec_cni(cni_bin, "DEL", conf, {**env, "CNI_IFNAME": "x/y"})
+    assert bad.status == 1
+    assert (await exec_cni(cni_bin, "DEL", conf, env)).status == 0
+    lines = log.read_text().splitlines()
+    assert [line.split(" ", 2)[2] for line in lines] == [
+        f"ADD {cid} ok", f"CHECK {cid} ok",
+        f"DEL {cid} failed: [4] CNI_IFNAME 'x/y' is not a valid name", f"DEL {cid} ok",
+    ]

@@ -23,6 +23,7 @@ from plugins.kvscheduler.plugin import KVSchedulerPlugin
 from plugins.linux.plugin import LinuxDataplanePlugin
 from plugins.nodesync.plugin import NodeSyncPlugin
 from plugins.podmanager.plugin import PodManagerPlugin
+from plugins.vpp.plugin import VPPDataplanePlugin
 
 
 class VSwitchContainer(containers.DeclarativeContainer):
@@ -48,6 +49,10 @@ class VSwitchContainer(containers.DeclarativeContainer):
         health=optional("health", configs, health),
     )
     linux = plugin_provider(LinuxDataplanePlugin, configs, scheduler=kvscheduler)
+    vpp = plugin_provider(
+        VPPDataplanePlugin, configs, scheduler=kvscheduler, http=optional("http", configs, http),
+        metrics=optional("metrics", configs, metrics), health=optional("health", configs, health),
+    )
 
     nodesync = plugin_provider(
         NodeSyncPlugin, configs, kvdb=kvdb, service_label=service_label, controller=controller,

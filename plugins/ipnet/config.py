@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network
 from typing import Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.plugin import PluginConfig
 from plugins.ipnet.intent import DEFAULT_MTU, DEFAULT_VNI
+
+
+class VppRenderSettings(BaseModel):
+    """Settings of the VPP rendering (section ``vpp`` of ipnet's config)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    pod_interface: Literal["tap", "veth"] = "tap"
+    """``tap``: a VPP TAP per pod (needs /dev/vhost-net); ``veth``: a veth pair and an af_packet
+    interface (Contiv's ``useTAPInterfaces: false``)."""
+
+    main_interface: str = ""
+    """VPP name of the node's NIC (e.g. ``GigabitEthernet0/8/0``); "" = a loopback, as Contiv."""
+
+    pod_vrf: int = Field(1, ge=1)
+    """The VRF (FIB table) of pods."""
+
+    host_network: IPv4Network = IPv4Network("172.30.0.0/16")
+    """The whole VPP-host interconnect network (all nodes' host subnets)."""
+
+    host_ifname: str = Field("vpp1", min_length=1, max_length=15)
+    """Linux name of the node side of the host interconnect."""
+
+    vpp_side_ifname: str = Field("vpp2", min_length=1, max_length=15)
+    """Linux name of VPP's end of the interconnect veth (``veth`` mode only)."""
+
+    veth_prefix: str = Field("cv", min_length=1, max_length=5)
+    """Prefix of the node-side veth end of each pod (``veth`` mode)."""
 
 
 class IPNetConfig(PluginConfig):
@@ -28,6 +57,9 @@ class IPNetConfig(PluginConfig):
 
     mtu: int = Field(DEFAULT_MTU, ge=576, le=65535)
     """MTU of pod interfaces and of the VXLAN device (leave room for 50 bytes of VXLAN)."""
+
+    vpp: VppRenderSettings = Field(default_factory=VppRenderSettings)
+    """How the ``vpp`` renderer lays out pods and the node (used with ``dataplane: vpp``)."""
 
     node_namespace: str = ""
     """Network namespace (name or absolute path) that plays the node for the ``linux``

@@ -29,10 +29,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
+from plugins.ipnet.config import VppRenderSettings
 from plugins.ipnet.intent import NodeIntent, PodIntent, RemoteNodeIntent, Transport
 from plugins.linux import models as lx
 from plugins.linux.plugin import linux_descriptors
@@ -46,34 +47,6 @@ BD_ID = 1
 BVI = "vxlanBVI"
 POD_GW_LOOP = "podGwLoop"
 VXLAN_SHG = 1
-
-
-class VppRenderSettings(BaseModel):
-    """Settings of the VPP rendering (section ``vpp`` of ipnet's config)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-    pod_interface: Literal["tap", "veth"] = "tap"
-    """``tap``: a VPP TAP per pod (needs /dev/vhost-net); ``veth``: a veth pair and an af_packet
-    interface (Contiv's ``useTAPInterfaces: false``)."""
-
-    main_interface: str = ""
-    """VPP name of the node's NIC (e.g. ``GigabitEthernet0/8/0``); "" = a loopback, as Contiv."""
-
-    pod_vrf: int = Field(1, ge=1)
-    """The VRF (FIB table) of pods."""
-
-    host_network: IPv4Network = IPv4Network("172.30.0.0/16")
-    """The whole VPP-host interconnect network (all nodes' host subnets)."""
-
-    host_ifname: str = Field("vpp1", min_length=1, max_length=15)
-    """Linux name of the node side of the host interconnect."""
-
-    vpp_side_ifname: str = Field("vpp2", min_length=1, max_length=15)
-    """Linux name of VPP's end of the interconnect veth (``veth`` mode only)."""
-
-    veth_prefix: str = Field("cv", min_length=1, max_length=5)
-    """Prefix of the node-side veth end of each pod (``veth`` mode)."""
 
 
 def _settings(config: Any) -> VppRenderSettings:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
-from collections import defaultdict
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 from plugins.controller.api import Event
@@ -49,7 +50,20 @@ class PodRequestService:
         self.events = events
         self.event_timeout_s = event_timeout_s
         self.log = log
-        self._pod_locks: defaultdict[PodID, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Per-pod locks with their number of users, dropped when unused (pods come and go).
+        self._pod_locks: dict[PodID, tuple[asyncio.Lock, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def _pod_lock(self, pod: PodID) -> AsyncIterator[None]:
+        lock, users = self._pod_locks.setdefault(pod, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._pod_locks[pod]
 
     # gRPC entry points: every failure becomes an error reply, never an RPC error.
     async def add(self, request: CNIRequest) -> CNIReply:
@@ -96,7 +110,7 @@ class PodRequestService:
                 f"network namespace {request.network_namespace} does not exist",
             )
         pod_id = pod_id_from_args(request.extra_arguments)
-        async with self._pod_locks[pod_id]:
+        async with self._pod_lock(pod_id):
             known = self.store.get(pod_id)
             if known is not None and (
                 known.container_id != request.container_id
@@ -139,7 +153,7 @@ class PodRequestService:
         record = self.store.find_container(request.container_id)
         if record is None:
             return CNIReply(result=0)  # unknown or already deleted: DEL is idempotent
-        async with self._pod_locks[record.id]:
+        async with self._pod_lock(record.id):
             current = self.store.get(record.id)
             if current is None or current.container_id != request.container_id:
                 return CNIReply(result=0)  # deleted or replaced meanwhile

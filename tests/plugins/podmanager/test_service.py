@@ -158,6 +158,8 @@ async def test_parallel_adds_of_different_pods(podmanager: PodManagerEnv, netns_
     assert len(addresses) == 10
     assert len(podmanager.plugin.local_pods()) == 10
     assert len(await podmanager.kvdb.broker.list(agent_prefix(NODE))) == 10
+    server = getattr(podmanager.plugin, "_server", None)
+    assert server.handler._pod_locks == {}  # per-pod locks do not pile up
 
 
 async def test_restart_recovers_records_from_local_file(

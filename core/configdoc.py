@@ -52,7 +52,8 @@ def model_rows(model: type[BaseModel], prefix: str = "") -> list[str]:
 
 
 def app_section(spec: AppSpec) -> list[str]:
-    out = [f"## {spec.name}", "", f"Default file: `{spec.default_config.relative_to(spec.default_config.parents[2])}`.", ""]
+    default = spec.default_config.relative_to(spec.default_config.parents[2])
+    out = [f"## {spec.name}", "", f"Default file: `{default}`.", ""]
     for name, (_, cls) in sorted(builtin_plugins(spec.container).items()):
         out += [f"### `{name}`", "", (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " "), ""]
         rows = model_rows(cls.Config)

@@ -15,7 +15,10 @@ class MetricsConfig(PluginConfig):
 
 
 class MetricsPlugin(Plugin):
-    """Prometheus metrics at ``/metrics``. Owns the app's :class:`CollectorRegistry`; plugins create metrics with ``registry=``."""
+    """Prometheus metrics at ``/metrics``.
+
+    Owns the app's :class:`CollectorRegistry`; plugins create metrics with ``registry=``.
+    """
 
     name = "metrics"
     Config = MetricsConfig

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -23,8 +23,8 @@ def etcd_server() -> Iterator[EtcdServer]:
 @pytest.fixture
 def etcd(etcd_server: EtcdServer) -> Iterator[EtcdServer]:
     """The module's etcd, running and emptied of keys before the test."""
-    import subprocess
     import shutil
+    import subprocess
 
     etcd_server.start()
     ctl = shutil.which("etcdctl")

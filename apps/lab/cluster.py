@@ -279,8 +279,10 @@ class Lab:
         node = self.node(name)
         out = netns.run(python_module("apps.lab.http_get", "http://127.0.0.1:9999/controller/internal-state"),
                         netns=node.netns, check=False, timeout=10)
+        if out.returncode != 0:
+            return None
         try:
-            body: dict[str, Any] = json.loads(out.stdout) if out.returncode == 0 else None
+            body: dict[str, Any] = json.loads(out.stdout)
         except json.JSONDecodeError:
             return None
         return body

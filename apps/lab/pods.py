@@ -140,7 +140,7 @@ class Kubelet:
 
     def _pod_status(self, obj: dict[str, Any], pod: PodState) -> dict[str, Any]:
         node = self.lab.node(pod.node)
-        out = json.loads(json.dumps(obj))
+        out: dict[str, Any] = json.loads(json.dumps(obj))
         out.setdefault("metadata", {}).setdefault("namespace", pod.namespace)
         out.setdefault("spec", {})["nodeName"] = pod.node
         out["status"] = {

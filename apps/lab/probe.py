@@ -27,7 +27,7 @@ async def tcp(ip: str, port: int, timeout_s: float) -> str | None:
         writer.close()
         if data.endswith(b":probe"):
             return data[: -len(b":probe")].decode()
-    except (OSError, TimeoutError, asyncio.TimeoutError):
+    except (OSError, TimeoutError):
         return None
     return None
 

@@ -59,6 +59,7 @@ class VSwitchContainer(containers.DeclarativeContainer):
     )
     podmanager = plugin_provider(
         PodManagerPlugin, configs, controller=controller, kvdb=kvdb, service_label=service_label,
+        http=optional("http", configs, http), metrics=optional("metrics", configs, metrics),
     )
     ipam = plugin_provider(
         IPAMPlugin, configs, kvdb=kvdb, nodesync=nodesync, http=optional("http", configs, http),

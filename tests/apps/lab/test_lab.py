@@ -113,7 +113,8 @@ def test_etcd_outage_keeps_pods_connected_and_converges_when_back(lab: Lab) -> N
     # KSR writes the new pod once etcd is back; nodesync and IPAM catch up too.
     key = "/vnf-agent/contiv-ksr/k8s/pod/during-outage/namespace/default"
     assert wait_for(lambda: etcdctl(lab, "get", key, "--print-value-only").strip(), 60)
-    assert wait_for(lambda: "during-outage" in etcdctl(lab, "get", "--prefix", "/vnf-agent/node3/ipam/", "--keys-only"), 60)
+    ipam_keys = ("get", "--prefix", "/vnf-agent/node3/ipam/", "--keys-only")
+    assert wait_for(lambda: "during-outage" in etcdctl(lab, *ipam_keys), 60)
     lab.wait_converged()
     for name in lab.state.nodes:
         assert (lab.agent_ready(name) or {}).get("ready")

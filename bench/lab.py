@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from apps.lab import netns  # noqa: E402
-from apps.lab.cluster import Lab  # noqa: E402
-from apps.lab.pods import Kubelet, probe  # noqa: E402
+from apps.lab import netns
+from apps.lab.cluster import Lab
+from apps.lab.pods import Kubelet, probe
 
 
 def rss_mb(pid: int | None) -> float:

@@ -15,10 +15,10 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from core.health import HealthPlugin
+from core.hookspecs import hookimpl
 from core.http import HTTPPlugin
 from core.kvdb.plugin import KVDBPlugin
 from core.metrics import MetricsPlugin
-from core.hookspecs import hookimpl
 from core.plugin import Plugin
 from core.servicelabel import ServiceLabelPlugin
 from plugins.controller.api import Event, KubeStateReader

@@ -98,7 +98,8 @@ class Graph:
         #: prefix length -> number of prefixes of that length in use
         self._prefix_lengths: dict[int, int] = {}
         #: how many nodes are in each state (kept up to date by :meth:`set_state`)
-        self.state_counts: dict[ValueState, int] = dict.fromkeys(ValueState, 0)
+        #: (keyed by the state's string value: hashing an Enum member runs Python code)
+        self.state_counts: dict[str, int] = {state.value: 0 for state in ValueState}
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -111,7 +112,7 @@ class Graph:
 
     def add(self, node: Node) -> Node:
         self.nodes[node.key] = node
-        self.state_counts[node.state] += 1
+        self.state_counts[node.state.value] += 1
         return node
 
     def drop(self, node: Node) -> None:
@@ -120,12 +121,12 @@ class Graph:
         if node.available:
             self.set_available(node, False)
         if self.nodes.pop(node.key, None) is not None:
-            self.state_counts[node.state] -= 1
+            self.state_counts[node.state.value] -= 1
 
     def set_state(self, node: Node, state: ValueState) -> None:
         counts = self.state_counts
-        counts[node.state] -= 1
-        counts[state] += 1
+        counts[node.state.value] -= 1
+        counts[state.value] += 1
         node.state = state
 
     # ---- dependency edges -----------------------------------------------------------------

@@ -12,10 +12,12 @@ Usable standalone (no plugin machinery)::
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,24 @@ from plugins.kvscheduler.refresh import refresh, retrieve_all, verify
 from plugins.kvscheduler.registry import DescriptorRegistry
 
 log = logging.getLogger("contiv.kvscheduler")
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause automatic garbage collection while a transaction runs.
+
+    A large transaction allocates many small objects; the generational collector would
+    otherwise rescan the whole (growing) graph again and again. Reference counting still frees
+    almost everything; cycles are collected after the transaction.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
 
 TxnListener = Callable[[TxnResult], None]
 
@@ -130,7 +150,8 @@ class KVScheduler:
         async with self._lock:
             if self._closed:
                 raise SchedulerError("the scheduler is closed")
-            return await self._run(kind, dict(changes), resync, revert_on_failure, description)
+            with _gc_paused():
+                return await self._run(kind, dict(changes), resync, revert_on_failure, description)
 
     def value_status(self, key: str) -> ValueStatus:
         node = self.graph.get(key)
@@ -161,7 +182,7 @@ class KVScheduler:
 
     def count_by_state(self) -> dict[ValueState, int]:
         """How many known keys are in each state (states with none left out)."""
-        return {state: n for state, n in self.graph.state_counts.items() if n}
+        return {ValueState(state): n for state, n in self.graph.state_counts.items() if n}
 
     def applied(self, key_prefix: str = "") -> dict[str, Node]:
         """The scheduler's view of the dataplane: nodes believed to exist, by key."""
@@ -331,13 +352,14 @@ class KVScheduler:
                     keys.append(key)
             if keys:
                 try:
-                    await self._run(
-                        TxnKind.RETRY,
-                        {},
-                        None,
-                        False,
-                        f"retry of {len(keys)} value(s) after {delay:g} s",
-                        keys,
-                    )
+                    with _gc_paused():
+                        await self._run(
+                            TxnKind.RETRY,
+                            {},
+                            None,
+                            False,
+                            f"retry of {len(keys)} value(s) after {delay:g} s",
+                            keys,
+                        )
                 except Exception:
                     log.exception("retry transaction failed")

@@ -118,10 +118,14 @@ class KVScheduler:
     def register_descriptor(self, descriptor: Descriptor[Any]) -> None:
         """Add a value type. Names and key prefixes must be unique."""
         self.registry.register(descriptor)
-        # Values that arrived before their descriptor now have one (retried on next touch).
-        for node in self.graph:
+        # Values committed before their descriptor (UNIMPLEMENTED) are checked now and applied
+        # by the next resync or commit of their key.
+        ex = Executor(self.graph, self.registry, TxnContext(self._seq, TxnKind.NB, 0))
+        for node in list(self.graph):
             if node.descriptor is None and node.key.startswith(descriptor.key_prefix):
                 node.descriptor = self.registry.for_key(node.key)
+                if node.desired is not None:
+                    ex.set_desired(node, node.desired, derived=node.base is not None)
 
     def descriptors(self) -> list[Descriptor[Any]]:
         return list(self.registry)

@@ -241,3 +241,15 @@ async def test_long_dependency_chain_does_not_recurse(device: MemoryDevice) -> N
     assert len(device.objects) == 0
     assert device.log[-1] == ("delete", item_key(f"n{n - 1:05d}"))
     await sched.close()
+
+
+async def test_value_committed_before_its_descriptor_is_applied_by_the_next_resync() -> None:
+    device = MemoryDevice()
+    sched = KVScheduler(verify=True)
+    values = {A: Item(name="a"), B: Item(name="b", depends_on=(A,))}
+    result = await sched.commit(values)
+    assert result.values[B].state is ValueState.UNIMPLEMENTED
+    sched.register_descriptor(ItemDescriptor(device))
+    result = await sched.commit(values, resync=ResyncMode.FULL)
+    assert result.ok and device.log == [("create", A), ("create", B)]
+    await sched.close()

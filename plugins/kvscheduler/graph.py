@@ -125,8 +125,8 @@ class Graph:
 
     def set_state(self, node: Node, state: ValueState) -> None:
         counts = self.state_counts
-        counts[node.state.value] -= 1
-        counts[state.value] += 1
+        counts[node.state._value_] -= 1  # _value_: a plain attribute, .value is a descriptor
+        counts[state._value_] += 1
         node.state = state
 
     # ---- dependency edges -----------------------------------------------------------------

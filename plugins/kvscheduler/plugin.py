@@ -78,6 +78,10 @@ class KVSchedulerPlugin(Plugin):
             changes, resync=resync, revert_on_failure=revert_on_failure, description=description
         )
 
+    def descriptors(self) -> list[Descriptor[Any]]:
+        """The registered descriptors (not part of KVSchedulerAPI)."""
+        return self.scheduler.descriptors()
+
     def value_status(self, key: str) -> ValueStatus:
         return self.scheduler.value_status(key)
 

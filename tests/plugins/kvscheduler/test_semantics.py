@@ -253,3 +253,14 @@ async def test_value_committed_before_its_descriptor_is_applied_by_the_next_resy
     result = await sched.commit(values, resync=ResyncMode.FULL)
     assert result.ok and device.log == [("create", A), ("create", B)]
     await sched.close()
+
+
+async def test_derived_key_cannot_be_set_or_deleted_from_nb(scheduler: KVScheduler, device: MemoryDevice) -> None:
+    derived_key = item_key("a-addr")
+    await scheduler.commit({A: Item(name="a", derived=((derived_key, "x"),))})
+    result = await scheduler.commit({derived_key: Item(name="a-addr", data="other")})
+    assert "derived from " + A in result.errors[derived_key]
+    result = await scheduler.commit({derived_key: None})
+    assert "derived values cannot be set directly" in result.errors[derived_key]
+    assert device.objects[derived_key].value == Item(name="a-addr", data="x")
+    assert derived_key not in scheduler.desired()

@@ -243,3 +243,48 @@ def test_retriable_failures_converge_after_retries(
         await sched.close()
 
     asyncio.run(run())
+
+
+@SETTINGS
+@given(
+    txns=st.lists(
+        st.tuples(
+            st.lists(change(), min_size=1, max_size=5).map(dict),
+            st.one_of(
+                st.none(),
+                st.tuples(st.sampled_from(["create", "update", "delete"]), st.sampled_from(KEYS)),
+            ),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_revert_on_failure_restores_the_previous_state(
+    txns: list[tuple[dict[str, Item | None], tuple[str, str] | None]],
+) -> None:
+    async def run() -> None:
+        device = MemoryDevice()
+        desc = CheckedDescriptor(device)
+        sched = KVScheduler(verify=True, retry=RetryPolicy(max_attempts=0))
+        sched.register_descriptor(desc)
+        desired: dict[str, Item] = {}
+        for txn, failure in txns:
+            if failure is not None:
+                device.fail(failure[0], failure[1], retriable=False, times=1)
+            result = await sched.commit(txn, revert_on_failure=True)
+            device.clear_failures()
+            # Reverted exactly when the injected failure was hit.
+            assert result.reverted == bool(device.failures)
+            if not result.reverted:
+                assert result.ok, result.errors
+                for key, value in txn.items():
+                    if value is None:
+                        desired.pop(key, None)
+                    else:
+                        desired[key] = value
+            device.failures.clear()
+            assert desc.violations == []
+            check_converged(sched, device, desired, {})
+        await sched.close()
+
+    asyncio.run(run())

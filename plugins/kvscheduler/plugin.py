@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from core.http import HTTPPlugin
 from core.metrics import MetricsPlugin
 from core.plugin import Plugin
-from plugins.kvscheduler.api import Descriptor, ResyncMode, TxnResult, ValueStatus
+from plugins.kvscheduler.api import Descriptor, KVSchedulerAPI, ResyncMode, TxnResult, ValueStatus
 from plugins.kvscheduler.config import KVSchedulerConfig
 from plugins.kvscheduler.metrics import SchedulerMetrics
 from plugins.kvscheduler.rest import build_router
@@ -94,3 +94,8 @@ class KVSchedulerPlugin(Plugin):
     async def settled(self, timeout: float | None = None) -> None:
         """Wait until no retry is scheduled."""
         await self.scheduler.settled(timeout)
+
+
+def _implements_api(plugin: KVSchedulerPlugin, engine: KVScheduler) -> tuple[KVSchedulerAPI, KVSchedulerAPI]:
+    """Static check (mypy): both the plugin and the bare engine implement KVSchedulerAPI."""
+    return plugin, engine

@@ -189,11 +189,7 @@ class DesiredState:
         if node.descriptor is None:
             return node.state is ValueState.UNIMPLEMENTED
         applied = node.applied
-        return (
-            node.state is ValueState.CONFIGURED
-            and applied is not None
-            and node.descriptor.equivalent(node.key, applied, desired)
-        )
+        return node.state is ValueState.CONFIGURED and applied is not None and self.equivalent(node, applied, desired)
 
     def mark(self, node: Node, state: ValueState, error: str | None = None) -> None:
         if node.state is not state:
@@ -203,3 +199,13 @@ class DesiredState:
         self.ctx.touched[node.key] = None
         if error is not None:
             self.ctx.errors[node.key] = error
+
+    def equivalent(self, node: Node, old: BaseModel, new: BaseModel) -> bool:
+        """The descriptor's ``equivalent`` (a raising comparator means "different")."""
+        desc = node.descriptor
+        if desc is None:
+            return bool(old == new)
+        try:
+            return desc.equivalent(node.key, old, new)
+        except Exception:  # noqa: BLE001 - descriptor code may raise anything
+            return False

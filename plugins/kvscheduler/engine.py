@@ -70,7 +70,7 @@ class Executor(DesiredState):
         if desc is None or old is None or new is None or node.invalid is not None:
             return False
         try:
-            return not desc.equivalent(node.key, old, new) and desc.update_needs_recreate(node.key, old, new)
+            return not self.equivalent(node, old, new) and desc.update_needs_recreate(node.key, old, new)
         except Exception:  # noqa: BLE001 - descriptor code may raise anything
             return False
 
@@ -169,7 +169,7 @@ class Executor(DesiredState):
         desc = node.descriptor
         old = node.applied
         assert desc is not None and old is not None
-        if desc.equivalent(node.key, old, want):
+        if self.equivalent(node, old, want):
             node.applied = want
             if node.state is not ValueState.CONFIGURED or node.error is not None:
                 node.attempts = 0

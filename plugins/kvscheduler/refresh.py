@@ -136,7 +136,6 @@ async def verify(ex: Executor) -> None:
         items = found.get(name)
         if items is None:
             continue
-        desc = ex.registry.by_name(name)
         for node in nodes:
             if node.origin is Origin.FROM_SB or node.state in (
                 ValueState.FAILED,
@@ -148,5 +147,5 @@ async def verify(ex: Executor) -> None:
             actual = item.value if item is not None and item.origin is Origin.FROM_NB else None
             if expected is None and actual is None:
                 continue
-            if expected is None or actual is None or not desc.equivalent(node.key, expected, actual):
+            if expected is None or actual is None or not ex.equivalent(node, expected, actual):
                 ex.ctx.errors[node.key] = f"verification failed: expected {expected!r}, read back {actual!r}"

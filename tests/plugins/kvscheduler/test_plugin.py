@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from core.agent import Agent
 from core.http import HTTPConfig, HTTPPlugin
 from core.metrics import MetricsPlugin
-from plugins.kvscheduler.api import KVSchedulerAPI, ValueState
+from plugins.kvscheduler.api import KVSchedulerAPI, SchedulerError, ValueState
 from plugins.kvscheduler.config import KVSchedulerConfig
 from plugins.kvscheduler.plugin import KVSchedulerPlugin
 from plugins.kvscheduler.testing import Item, ItemDescriptor, MemoryDevice, item_key
@@ -56,7 +56,7 @@ async def test_plugin_serves_rest_and_metrics_in_an_agent() -> None:
         assert metric(text, "kvscheduler_txn_duration_seconds_count") == 3
     finally:
         await agent.stop()
-    with pytest.raises(Exception, match="closed"):
+    with pytest.raises(SchedulerError, match="closed"):
         await plugin.commit({A: None})
 
 

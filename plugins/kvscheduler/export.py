@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -30,14 +31,25 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def status_json(status: ValueStatus) -> dict[str, Any]:
+def status_json(status: ValueStatus, lookup: Callable[[str], ValueStatus] | None = None) -> dict[str, Any]:
+    """``lookup`` (key -> status) adds, for each exact-key dependency a pending value waits
+    for, that key's own state and error: "nonexistent" usually means a wrong key, "failed" or
+    "invalid" says why it is not there."""
+    waiting: list[dict[str, Any]] = []
+    for missing in status.waiting_for:
+        item: dict[str, Any] = {"label": missing.label, "key": missing.key, "any_of": list(missing.any_of)}
+        if lookup is not None and missing.key is not None:
+            target = lookup(missing.key)
+            item["target_state"] = target.state.value
+            item["target_error"] = target.error
+        waiting.append(item)
     return {
         "key": status.key,
         "state": status.state.value,
         "descriptor": status.descriptor,
         "error": status.error,
         "last_operation": status.last_operation.value if status.last_operation else None,
-        "waiting_for": [{"label": m.label, "key": m.key, "any_of": list(m.any_of)} for m in status.waiting_for],
+        "waiting_for": waiting,
         "derived_from": status.derived_from,
         "txn_seq": status.txn_seq,
     }

@@ -117,8 +117,9 @@ def build_router(scheduler: KVScheduler) -> APIRouter:
     ) -> Any:
         """One key's status (with what a pending value waits for), or all under a prefix."""
         if key is not None:
-            return status_json(scheduler.value_status(key))
-        return [status_json(s) for s in scheduler.statuses(key_prefix, descriptor)]
+            return status_json(scheduler.value_status(key), scheduler.value_status)
+        lookup = scheduler.value_status
+        return [status_json(s, lookup) for s in scheduler.statuses(key_prefix, descriptor)]
 
     @router.get("/txn-history")
     def txn_history(

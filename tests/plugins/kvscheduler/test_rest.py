@@ -25,12 +25,20 @@ async def client(scheduler: KVScheduler) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_status_of_a_pending_key_names_what_it_waits_for(
-    scheduler: KVScheduler, client: httpx.AsyncClient
+    scheduler: KVScheduler, device: MemoryDevice, client: httpx.AsyncClient
 ) -> None:
     await scheduler.commit({B: Item(name="b", depends_on=(A,))})
     body = (await client.get("/scheduler/status", params={"key": B})).json()
     assert body["state"] == "pending"
-    assert body["waiting_for"] == [{"label": "depends-on", "key": A, "any_of": []}]
+    assert body["waiting_for"] == [
+        {"label": "depends-on", "key": A, "any_of": [], "target_state": "nonexistent", "target_error": None}
+    ]
+    # The dependency exists but failed: the status says why the value still waits.
+    device.fail("create", A, retriable=False)
+    await scheduler.commit({A: Item(name="a")})
+    body = (await client.get("/scheduler/status", params={"key": B})).json()
+    assert body["waiting_for"][0]["target_state"] == "failed"
+    assert "injected fatal create failure" in body["waiting_for"][0]["target_error"]
     unknown = (await client.get("/scheduler/status", params={"key": "config/x/v1/y/z"})).json()
     assert unknown["state"] == "nonexistent"
     listing = (await client.get("/scheduler/status", params={"key-prefix": B})).json()

@@ -34,6 +34,15 @@ def etcd_binary() -> str:
     raise FileNotFoundError("etcd is not installed (Debian package etcd-server)")
 
 
+class EtcdTLS:
+    """Server certificate and key, and the CA whose client certificates etcd requires."""
+
+    def __init__(self, cert_file: Path, key_file: Path, client_ca_file: Path) -> None:
+        self.cert_file = cert_file
+        self.key_file = key_file
+        self.client_ca_file = client_ca_file
+
+
 class EtcdServer:
     """One etcd member listening on ``host`` (loopback by default).
 
@@ -48,6 +57,7 @@ class EtcdServer:
         peer_port: int | None = None,
         netns: str | None = None,
         log_file: Path | None = None,
+        tls: EtcdTLS | None = None,
     ) -> None:
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="contiv-etcd-"))
@@ -56,6 +66,7 @@ class EtcdServer:
         self.peer_port = peer_port or free_port()
         self.netns = netns
         self.log_file = log_file
+        self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -65,7 +76,7 @@ class EtcdServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.endpoint}"
+        return f"{'https' if self.tls else 'http'}://{self.endpoint}"
 
     def start(self, timeout_s: float = 15.0) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -82,6 +93,9 @@ class EtcdServer:
             "--log-level", "error",
             "--logger", "zap",
         ]
+        if self.tls is not None:
+            cmd += ["--cert-file", str(self.tls.cert_file), "--key-file", str(self.tls.key_file),
+                    "--client-cert-auth", "--trusted-ca-file", str(self.tls.client_ca_file)]
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns, *cmd]
         env = dict(os.environ, ETCD_UNSUPPORTED_ARCH=os.environ.get("ETCD_UNSUPPORTED_ARCH", ""))
@@ -99,7 +113,14 @@ class EtcdServer:
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"etcd exited with {self.proc.returncode} during start")
-            if self.netns is None:
+            if self.tls is not None:
+                # Client-certificate auth: readiness is "the TLS port accepts connections".
+                try:
+                    with socket.create_connection((self.host, self.client_port), timeout=1):
+                        return
+                except OSError as exc:
+                    last = exc
+            elif self.netns is None:
                 try:
                     with urllib.request.urlopen(f"{self.url}/health", timeout=1) as rsp:
                         if b"true" in rsp.read():

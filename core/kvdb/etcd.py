@@ -129,10 +129,13 @@ class EtcdBroker(KVBroker):
             ) from None
         if self.username is not None:
             auth = rpc.AuthStub(self._channel)
-            rsp = await auth.Authenticate(
-                rpc.AuthenticateRequest(name=self.username, password=self.password or ""),
-                timeout=self.op_timeout_s,
-            )
+            try:
+                rsp = await auth.Authenticate(
+                    rpc.AuthenticateRequest(name=self.username, password=self.password or ""),
+                    timeout=self.op_timeout_s,
+                )
+            except grpc.aio.AioRpcError as err:
+                raise KVError(f"etcd authentication as {self.username!r} failed: {err.details()}") from err
             self._metadata = (("token", rsp.token),)
 
     async def close(self) -> None:

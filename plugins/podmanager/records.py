@@ -113,18 +113,22 @@ def write_records_file(
     The rename makes the file survive an agent crash at any point; ``fsync`` (of the file and
     its directory) also makes it survive a power loss.
     """
-    write_records_json(path, [records[key].model_dump(mode="json") for key in sorted(records)],
-                       fsync)
+    write_records_text(path, [record_json(records[key]) for key in sorted(records)], fsync)
 
 
-def write_records_json(path: Path, pods: list[dict[str, object]], fsync: bool) -> None:
-    """:func:`write_records_file` for records already dumped to JSON-able dicts."""
+def record_json(record: PodRecord) -> str:
+    """One record as it appears in the records file (compact JSON)."""
+    return json.dumps(record.model_dump(mode="json"), separators=(",", ":"))
+
+
+def write_records_text(path: Path, pods: list[str], fsync: bool) -> None:
+    """:func:`write_records_file` for records already encoded by :func:`record_json`."""
     if not path.parent.is_dir():
         path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as out:
         # One write of the whole text: json.dump's many small writes are several times slower.
-        out.write(json.dumps({"format": RECORDS_FORMAT, "pods": pods}, separators=(",", ":")))
+        out.write(f'{{"format":{RECORDS_FORMAT},"pods":[{",".join(pods)}]}}')
         if fsync:
             out.flush()
             os.fsync(out.fileno())
@@ -158,7 +162,9 @@ class PodRecordStore:
         self.retry_interval_s = retry_interval_s
         self.log = log or logging.getLogger("contiv.podmanager.records")
         self._records: dict[PodID, PodRecord] = {}
-        self._dump_cache: dict[PodID, tuple[PodRecord, dict[str, object]]] = {}
+        self._dump_cache: dict[PodID, tuple[PodRecord, str]] = {}
+        #: Pods saved locally whose etcd copy is not written yet (see ``save(mirror=False)``).
+        self._unmirrored: set[PodID] = set()
         self._file_lock = asyncio.Lock()
         self._etcd_lock = asyncio.Lock()
         self._etcd_stale = asyncio.Event()
@@ -224,11 +230,24 @@ class PodRecordStore:
         return records
 
     # Changes.
-    async def save(self, record: PodRecord) -> None:
-        """Store ``record`` (replacing the pod's previous one) locally, then in etcd."""
+    async def save(self, record: PodRecord, *, mirror: bool = True) -> None:
+        """Store ``record`` (replacing the pod's previous one) locally, then in etcd.
+
+        With ``mirror=False`` only the local file is written (it alone is what a restarted
+        agent relies on); the caller is expected to save the pod again, or to call
+        :meth:`mirror`, before it answers. Saves an etcd round trip on the ADD path.
+        """
         self._records[record.id] = record
         await self._write_file()
-        await self._etcd_write(record.id, record)
+        if mirror:
+            await self._etcd_write(record.id, record)
+        else:
+            self._unmirrored.add(record.id)
+
+    async def mirror(self, pod: PodID) -> None:
+        """Write the pod's current record (or its absence) to etcd if not done yet."""
+        if pod in self._unmirrored:
+            await self._etcd_write(pod, self._records.get(pod))
 
     async def remove(self, pod: PodID) -> None:
         """Forget the pod's record locally, then in etcd."""
@@ -237,11 +256,11 @@ class PodRecordStore:
         await self._write_file()
         await self._etcd_write(pod, None)
 
-    def _dumped(self, record: PodRecord) -> dict[str, object]:
-        # Records are immutable once stored (a change stores a new object): dump each once.
+    def _dumped(self, record: PodRecord) -> str:
+        # Records are immutable once stored (a change stores a new object): encode each once.
         cached = self._dump_cache.get(record.id)
         if cached is None or cached[0] is not record:
-            cached = (record, record.model_dump(mode="json"))
+            cached = (record, record_json(record))
             self._dump_cache[record.id] = cached
         return cached[1]
 
@@ -251,13 +270,14 @@ class PodRecordStore:
                 del self._dump_cache[gone]
             pods = [self._dumped(self._records[key]) for key in sorted(self._records)]
             if self.fsync:
-                await asyncio.to_thread(write_records_json, self.path, pods, True)
+                await asyncio.to_thread(write_records_text, self.path, pods, True)
             else:
                 # Without fsync the write is a page-cache copy: a thread hop costs more.
-                write_records_json(self.path, pods, False)
+                write_records_text(self.path, pods, False)
 
     async def _etcd_write(self, pod: PodID, record: PodRecord | None) -> None:
         key = record_key(self.node_label, pod)
+        self._unmirrored.discard(pod)
         async with self._etcd_lock:
             try:
                 if record is None:
@@ -286,6 +306,7 @@ class PodRecordStore:
                 }
                 if self._adopt_from_etcd:
                     await self._adopt(stored)
+                self._unmirrored.clear()
                 wanted = {
                     record_key(self.node_label, pod): encode_model(record)
                     for pod, record in self._records.items()

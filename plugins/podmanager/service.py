@@ -131,14 +131,18 @@ class PodRequestService:
                 netns_path=request.network_namespace,
                 interface_name=request.interface_name,
             )
-            # Persist before wiring: a crash mid-way must never forget a wired pod.
+            # Persist before wiring: a crash mid-way must never forget a wired pod. The local
+            # file is what a restarted agent reads; etcd's copy is written once, with the
+            # result, before the reply (a crash before that is repaired by the restart's sync).
             if known is None:
-                await self.store.save(record)
+                await self.store.save(record, mirror=False)
             event = AddPod(record.as_local_pod())
             try:
                 await self._push_and_wait(event, CNICode.ADD_FAILED)
             except EventTimeoutError:
-                raise  # the event may still be applied: keep the record for the runtime's DEL
+                # The event may still be applied: keep the record for the runtime's DEL.
+                await self.store.mirror(pod_id)
+                raise
             except CNIError:
                 if known is None:
                     await self.store.remove(pod_id)

@@ -144,3 +144,26 @@ async def test_lost_file_and_etcd_down_adopts_etcd_records_later(
     assert set(store.all()) == {PodID("a", "ns"), PodID("b", "ns")}
     assert len(await broker.list(records_prefix(NODE))) == 2
     assert set(read_records_file(store.path) or {}) == set(store.all())
+
+
+async def test_unmirrored_save_is_local_until_mirrored(tmp_path: Path, broker: EtcdBroker) -> None:
+    store = PodRecordStore(tmp_path / "pods.json", broker, NODE)
+    await store.load()
+    await store.save(record("a", "1"), mirror=False)
+    # On disk at once (what a restart reads), not yet in etcd.
+    assert set(read_records_file(store.path) or {}) == {PodID("a", "ns")}
+    assert await broker.list(records_prefix(NODE)) == []
+    await store.mirror(PodID("a", "ns"))
+    kvs = await broker.list(records_prefix(NODE))
+    assert [kv.key for kv in kvs] == [record_key(NODE, PodID("a", "ns"))]
+    # A second save with the result mirrors as usual; mirror() of a mirrored pod writes nothing.
+    await store.save(record("a", "2"))
+    await broker.delete(record_key(NODE, PodID("a", "ns")))
+    await store.mirror(PodID("a", "ns"))
+    assert await broker.list(records_prefix(NODE)) == []
+    # A full sync writes whatever was left unmirrored.
+    await store.save(record("b", "3"), mirror=False)
+    assert await store.sync_etcd()
+    assert {kv.key for kv in await broker.list(records_prefix(NODE))} == {
+        record_key(NODE, PodID("a", "ns")), record_key(NODE, PodID("b", "ns"))
+    }

@@ -146,6 +146,8 @@ async def test_agent_busy_or_stalled_is_try_again_later(
     assert reply.result == CNICode.TRY_AGAIN_LATER and "not processed" in reply.error
     # The event may still be applied later: the record stays for the runtime's DEL.
     assert PodID("web", "default") in podmanager.plugin.local_pods()
+    kv = await podmanager.kvdb.broker.get(f"{agent_prefix(NODE)}podmanager/pod/default/web")
+    assert kv is not None and LocalPod.model_validate_json(kv.value).container_id == "c2"
 
 
 async def test_parallel_adds_of_different_pods(podmanager: PodManagerEnv, netns_path: str) -> None:

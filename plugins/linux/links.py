@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import errno
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from plugins.linux.models import ALIAS_PREFIX
+from plugins.linux.netns import NetlinkPool
+
+T = TypeVar("T")
+
+#: How long a looked-up link (name -> index, mark) is reused by :func:`on_link`.
+LINK_MEMO_S = 1.0
+_MEMO_KEY = "links"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +92,6 @@ async def find_link(ipr: AsyncIPRoute, ifname: str) -> LinkInfo | None:
     return None
 
 
-async def owned_link(ipr: AsyncIPRoute, ifname: str) -> LinkInfo | None:
-    """The link ``ifname`` if it exists and carries our mark."""
-    info = await find_link(ipr, ifname)
-    return info if info is not None and info.mark is not None else None
-
-
 async def set_link(
     ipr: AsyncIPRoute,
     index: int | None,
@@ -112,3 +115,66 @@ async def set_link(
     if mtu:
         attrs["mtu"] = mtu
     await ipr.link("set", **attrs)
+
+
+class LinkMissingError(LookupError):
+    """:func:`on_link` found no such link (or, with ``owned``, one without our mark)."""
+
+    def __init__(self, ifname: str, owned: bool) -> None:
+        what = "missing or not ours" if owned else "missing"
+        super().__init__(f"interface {ifname} is {what}")
+        self.ifname = ifname
+
+
+def _link_memo(pool: NetlinkPool, ipr: AsyncIPRoute) -> dict[str, tuple[float, LinkInfo]] | None:
+    memo = pool.memo(ipr)
+    if memo is None:
+        return None
+    links: dict[str, tuple[float, LinkInfo]] = memo.setdefault(_MEMO_KEY, {})
+    return links
+
+
+def forget_links(pool: NetlinkPool, ref: str, *ifnames: str) -> None:
+    """Drop memoised lookups of ``ifnames`` in namespace ``ref`` (after we changed them)."""
+    for memo in pool.memos(ref):
+        links = memo.get(_MEMO_KEY)
+        if links is not None:
+            for ifname in ifnames:
+                links.pop(ifname, None)
+
+
+async def on_link(
+    pool: NetlinkPool,
+    ipr: AsyncIPRoute,
+    ifname: str,
+    op: Callable[[LinkInfo], Awaitable[T]],
+    *,
+    owned: bool = True,
+) -> T:
+    """Run ``op`` on the link ``ifname`` (with ``owned``: only if it carries our mark).
+
+    The lookup is memoised on ``ipr``'s pool handle for :data:`LINK_MEMO_S`, so the several
+    values of one transaction on the same link (addresses, routes, neighbours) share a single
+    netlink get. A memoised entry is only a hint: when ``op`` fails with ENODEV (the index
+    is gone: the kernel does not reuse indexes soon) the link is looked up again and ``op``
+    retried once. Raises :class:`LinkMissingError` when there is no such link.
+    """
+    links = _link_memo(pool, ipr)
+    now = time.monotonic()
+    hit = links.get(ifname) if links is not None else None
+    if hit is not None and now - hit[0] <= LINK_MEMO_S and not (owned and hit[1].mark is None):
+        try:
+            return await op(hit[1])
+        except NetlinkError as exc:
+            if exc.code != errno.ENODEV:
+                raise
+    if links is not None:
+        links.pop(ifname, None)
+    info = await find_link(ipr, ifname)
+    if info is None or (owned and info.mark is None):
+        raise LinkMissingError(ifname, owned)
+    if links is not None:
+        for name in [n for n, (t, _) in links.items() if now - t > LINK_MEMO_S]:
+            del links[name]
+        links[ifname] = (now, info)
+    return await op(info)

@@ -18,7 +18,7 @@ from plugins.kvscheduler.api import (
     ValueWithMetadata,
 )
 from plugins.linux.descriptors.base import LinuxDescriptor
-from plugins.linux.links import dump_links, owned_link
+from plugins.linux.links import LinkInfo, LinkMissingError, dump_links, on_link
 from plugins.linux.models import ADDRESS_SPEC, InterfaceAddress, link_property_key
 from plugins.linux.netns import NamespaceNotFoundError, namespace_label
 
@@ -39,29 +39,34 @@ class AddressDescriptor(LinuxDescriptor):
 
     async def create(self, key: str, value: InterfaceAddress) -> None:
         async with self.pool.connect(value.namespace) as ipr:
-            link = await owned_link(ipr, value.ifname)
-            if link is None:
-                raise OSError(f"interface {value.ifname} is missing or not ours")
+
+            async def add(link: LinkInfo) -> None:
+                try:
+                    await ipr.addr("add", index=link.index, address=str(value.address.ip),
+                                   prefixlen=value.address.network.prefixlen)
+                except NetlinkError as exc:
+                    if exc.code != errno.EEXIST:
+                        raise
+
             try:
-                await ipr.addr("add", index=link.index, address=str(value.address.ip),
-                               prefixlen=value.address.network.prefixlen)
-            except NetlinkError as exc:
-                if exc.code != errno.EEXIST:
-                    raise
+                await on_link(self.pool, ipr, value.ifname, add)
+            except LinkMissingError as exc:
+                raise OSError(str(exc)) from None
 
     async def delete(self, key: str, value: InterfaceAddress, metadata: Any) -> None:
         try:
             async with self.pool.connect(value.namespace) as ipr:
-                link = await owned_link(ipr, value.ifname)
-                if link is None:
-                    return
-                try:
-                    await ipr.addr("del", index=link.index, address=str(value.address.ip),
-                                   prefixlen=value.address.network.prefixlen)
-                except NetlinkError as exc:
-                    if exc.code != errno.EADDRNOTAVAIL:
-                        raise
-        except NamespaceNotFoundError:
+
+                async def remove(link: LinkInfo) -> None:
+                    try:
+                        await ipr.addr("del", index=link.index, address=str(value.address.ip),
+                                       prefixlen=value.address.network.prefixlen)
+                    except NetlinkError as exc:
+                        if exc.code != errno.EADDRNOTAVAIL:
+                            raise
+
+                await on_link(self.pool, ipr, value.ifname, remove)
+        except (NamespaceNotFoundError, LinkMissingError):
             return
 
     async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:

@@ -18,7 +18,7 @@ from plugins.kvscheduler.api import (
     ValueWithMetadata,
 )
 from plugins.linux.descriptors.base import LinuxDescriptor
-from plugins.linux.links import dump_links, owned_link
+from plugins.linux.links import LinkInfo, LinkMissingError, dump_links, on_link
 from plugins.linux.models import (
     FDB_SPEC,
     NEIGHBOUR_SPEC,
@@ -49,12 +49,16 @@ class NeighbourDescriptor(LinuxDescriptor):
 
     async def create(self, key: str, value: Neighbour) -> None:
         async with self.pool.connect(value.namespace) as ipr:
-            link = await owned_link(ipr, value.ifname)
-            if link is None:
-                raise OSError(f"interface {value.ifname} is missing or not ours")
-            # replace: a dynamic entry the kernel learnt meanwhile becomes our static one.
-            await ipr.neigh("replace", ifindex=link.index, dst=str(value.ip),
-                            lladdr=value.mac, state=_NUD_PERMANENT)
+
+            async def replace(link: LinkInfo) -> None:
+                # replace: a dynamic entry the kernel learnt meanwhile becomes our static one.
+                await ipr.neigh("replace", ifindex=link.index, dst=str(value.ip),
+                                lladdr=value.mac, state=_NUD_PERMANENT)
+
+            try:
+                await on_link(self.pool, ipr, value.ifname, replace)
+            except LinkMissingError as exc:
+                raise OSError(str(exc)) from None
 
     async def update(self, key: str, old: Neighbour, new: Neighbour, metadata: Any) -> None:
         await self.create(key, new)
@@ -62,15 +66,16 @@ class NeighbourDescriptor(LinuxDescriptor):
     async def delete(self, key: str, value: Neighbour, metadata: Any) -> None:
         try:
             async with self.pool.connect(value.namespace) as ipr:
-                link = await owned_link(ipr, value.ifname)
-                if link is None:
-                    return
-                try:
-                    await ipr.neigh("del", ifindex=link.index, dst=str(value.ip))
-                except NetlinkError as exc:
-                    if exc.code != errno.ENOENT:
-                        raise
-        except NamespaceNotFoundError:
+
+                async def remove(link: LinkInfo) -> None:
+                    try:
+                        await ipr.neigh("del", ifindex=link.index, dst=str(value.ip))
+                    except NetlinkError as exc:
+                        if exc.code != errno.ENOENT:
+                            raise
+
+                await on_link(self.pool, ipr, value.ifname, remove)
+        except (NamespaceNotFoundError, LinkMissingError):
             return
 
     async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
@@ -107,12 +112,18 @@ class FdbDescriptor(LinuxDescriptor):
 
     async def create(self, key: str, value: FdbEntry) -> None:
         async with self.pool.connect(value.namespace) as ipr:
-            link = await owned_link(ipr, value.ifname)
-            if link is None:
-                raise OSError(f"VXLAN device {value.ifname} is missing or not ours")
-            # pyroute2 only fills in NOARP/SELF for add/append/del; replace needs them spelt out.
-            await ipr.fdb("replace", ifindex=link.index, lladdr=value.mac, dst=str(value.dst),
-                          state=_NUD_PERMANENT | _NUD_NOARP, flags=_NTF_SELF)
+
+            async def replace(link: LinkInfo) -> None:
+                # pyroute2 only fills in NOARP/SELF for add/append/del; replace needs them
+                # spelt out.
+                await ipr.fdb("replace", ifindex=link.index, lladdr=value.mac,
+                              dst=str(value.dst), state=_NUD_PERMANENT | _NUD_NOARP,
+                              flags=_NTF_SELF)
+
+            try:
+                await on_link(self.pool, ipr, value.ifname, replace)
+            except LinkMissingError:
+                raise OSError(f"VXLAN device {value.ifname} is missing or not ours") from None
 
     async def update(self, key: str, old: FdbEntry, new: FdbEntry, metadata: Any) -> None:
         await self.create(key, new)
@@ -120,16 +131,17 @@ class FdbDescriptor(LinuxDescriptor):
     async def delete(self, key: str, value: FdbEntry, metadata: Any) -> None:
         try:
             async with self.pool.connect(value.namespace) as ipr:
-                link = await owned_link(ipr, value.ifname)
-                if link is None:
-                    return
-                try:
-                    await ipr.fdb("del", ifindex=link.index, lladdr=value.mac,
-                                  dst=str(value.dst))
-                except NetlinkError as exc:
-                    if exc.code != errno.ENOENT:
-                        raise
-        except NamespaceNotFoundError:
+
+                async def remove(link: LinkInfo) -> None:
+                    try:
+                        await ipr.fdb("del", ifindex=link.index, lladdr=value.mac,
+                                      dst=str(value.dst))
+                    except NetlinkError as exc:
+                        if exc.code != errno.ENOENT:
+                            raise
+
+                await on_link(self.pool, ipr, value.ifname, remove)
+        except (NamespaceNotFoundError, LinkMissingError):
             return
 
     async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:

@@ -20,7 +20,7 @@ from plugins.kvscheduler.api import (
     ValueWithMetadata,
 )
 from plugins.linux.descriptors.base import LinuxDescriptor
-from plugins.linux.links import LinkInfo, dump_links, find_link
+from plugins.linux.links import LinkInfo, LinkMissingError, dump_links, on_link
 from plugins.linux.models import (
     ADDRESS_SPEC,
     ROUTE_PROTOCOL,
@@ -87,12 +87,17 @@ class RouteDescriptor(LinuxDescriptor):
     async def create(self, key: str, value: Route) -> None:
         async with self.pool.connect(value.namespace) as ipr:
             req = self._request(value)
-            if value.dev:
-                link = await find_link(ipr, value.dev)
-                if link is None:
-                    raise OSError(f"route {value.dst}: device {value.dev} does not exist")
-                req["oif"] = link.index
-            await ipr.route("add", **req)
+            if not value.dev:
+                await ipr.route("add", **req)
+                return
+
+            async def add(link: LinkInfo) -> None:
+                await ipr.route("add", **req, oif=link.index)
+
+            try:
+                await on_link(self.pool, ipr, value.dev, add, owned=False)
+            except LinkMissingError:
+                raise OSError(f"route {value.dst}: device {value.dev} does not exist") from None
 
     async def delete(self, key: str, value: Route, metadata: Any) -> None:
         req = {k: v for k, v in self._request(value).items() if k != "flags"}

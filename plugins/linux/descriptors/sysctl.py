@@ -6,7 +6,6 @@ namespace: anything else would change the whole host.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,8 +14,8 @@ from plugins.linux.descriptors.base import LinuxDescriptor
 from plugins.linux.models import SYSCTL_SPEC, Sysctl
 from plugins.linux.netns import (
     NamespaceNotFoundError,
+    call_in_namespace,
     namespace_label,
-    run_in_namespace,
 )
 
 
@@ -24,20 +23,20 @@ def _path(name: str) -> str:
     return "/proc/sys/" + name.replace(".", "/")
 
 
-def _read(ns: str, name: str) -> str:
+async def _read(ns: str, name: str) -> str:
     def body() -> str:
         with open(_path(name)) as handle:
             return handle.read().strip()
 
-    return run_in_namespace(ns, body)
+    return await call_in_namespace(ns, body)
 
 
-def _write(ns: str, name: str, value: str) -> None:
+async def _write(ns: str, name: str, value: str) -> None:
     def body() -> None:
         with open(_path(name), "w") as handle:
             handle.write(value)
 
-    run_in_namespace(ns, body)
+    await call_in_namespace(ns, body)
 
 
 class SysctlDescriptor(LinuxDescriptor):
@@ -55,19 +54,19 @@ class SysctlDescriptor(LinuxDescriptor):
         return (old.namespace, old.name) != (new.namespace, new.name)
 
     async def create(self, key: str, value: Sysctl) -> str:
-        previous = await asyncio.to_thread(_read, value.namespace, value.name)
-        await asyncio.to_thread(_write, value.namespace, value.name, value.value)
+        previous = await _read(value.namespace, value.name)
+        await _write(value.namespace, value.name, value.value)
         return previous
 
     async def update(self, key: str, old: Sysctl, new: Sysctl, metadata: Any) -> Any:
-        await asyncio.to_thread(_write, new.namespace, new.name, new.value)
+        await _write(new.namespace, new.name, new.value)
         return metadata
 
     async def delete(self, key: str, value: Sysctl, metadata: Any) -> None:
         if not isinstance(metadata, str):
             return  # nothing known to restore (e.g. applied by an earlier agent run)
         try:
-            await asyncio.to_thread(_write, value.namespace, value.name, metadata)
+            await _write(value.namespace, value.name, metadata)
         except (NamespaceNotFoundError, FileNotFoundError):
             return
 
@@ -78,7 +77,7 @@ class SysctlDescriptor(LinuxDescriptor):
             if not isinstance(item.value, Sysctl):
                 continue
             try:
-                current = await asyncio.to_thread(_read, item.value.namespace, item.value.name)
+                current = await _read(item.value.namespace, item.value.name)
             except (NamespaceNotFoundError, FileNotFoundError):
                 continue
             value = item.value.model_copy(update={"value": current})

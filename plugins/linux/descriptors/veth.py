@@ -15,7 +15,7 @@ from plugins.kvscheduler.api import (
     ValueWithMetadata,
 )
 from plugins.linux.descriptors.base import LinuxDescriptor
-from plugins.linux.links import LinkInfo, Mark, dump_links, find_link, set_link
+from plugins.linux.links import LinkInfo, Mark, dump_links, find_link, forget_links, set_link
 from plugins.linux.models import (
     VETH_SPEC,
     LinkProperty,
@@ -70,6 +70,8 @@ class VethDescriptor(LinuxDescriptor):
         for end in (end1, end2):
             if not namespace_exists(end.namespace):
                 raise NamespaceNotFoundError(end.namespace, namespace_path(end.namespace) or "")
+        for end in (end1, end2):
+            forget_links(self.pool, end.namespace, end.ifname)
         peer: dict[str, Any] = {"ifname": end2.ifname}
         fd = _ns_fd(end2.namespace) if end2.namespace != end1.namespace else None
         try:
@@ -124,6 +126,9 @@ class VethDescriptor(LinuxDescriptor):
             if key is not None and info.mark.key != key:
                 return False
             await ipr.link("del", index=info.index)
+            forget_links(self.pool, end.namespace, end.ifname)
+            if info.mark.peer_ifname:
+                forget_links(self.pool, info.mark.peer_namespace, info.mark.peer_ifname)
             return True
 
     async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:

@@ -15,7 +15,7 @@ from plugins.kvscheduler.api import (
     ValueWithMetadata,
 )
 from plugins.linux.descriptors.base import LinuxDescriptor
-from plugins.linux.links import LinkInfo, Mark, dump_links, find_link, set_link
+from plugins.linux.links import LinkInfo, Mark, dump_links, find_link, forget_links, set_link
 from plugins.linux.models import VXLAN_SPEC, LinkProperty, Vxlan, link_property_key
 from plugins.linux.netns import NamespaceNotFoundError
 
@@ -51,6 +51,7 @@ class VxlanDescriptor(LinuxDescriptor):
                 if under is None:
                     raise OSError(f"VXLAN underlay device {value.underlay} does not exist")
                 attrs["vxlan_link"] = under.index
+            forget_links(self.pool, value.namespace, value.ifname)
             await ipr.link("add", ifname=value.ifname, kind="vxlan", **attrs)
             try:
                 await set_link(ipr, None, mac=value.mac, mtu=value.mtu, up=value.up,
@@ -72,6 +73,7 @@ class VxlanDescriptor(LinuxDescriptor):
                 info = await find_link(ipr, value.ifname)
                 if info is not None and info.mark is not None and info.mark.key == key:
                     await ipr.link("del", index=info.index)
+                    forget_links(self.pool, value.namespace, value.ifname)
         except NamespaceNotFoundError:
             return
 

@@ -59,11 +59,17 @@ class IPAMAPI(Protocol):
         """The address allocated to ``pod``, if any."""
         ...
 
-    def allocate_pod_ip(self, pod: PodID) -> IPv4Address:
+    def allocate_pod_ip(self, pod: PodID, *, defer_save: bool = False) -> IPv4Address:
         """Allocate (next-fit) and persist an address for ``pod``; idempotent per pod.
 
-        Raises :class:`PoolExhaustedError` when the node subnet is full.
+        Raises :class:`PoolExhaustedError` when the node subnet is full. With ``defer_save``
+        the local file is written in the background: the caller must ``await persisted()``
+        before the address is handed out (the CNI reply), and treat its error as a failure.
         """
+        ...
+
+    async def persisted(self) -> None:
+        """Wait until every allocation change so far is in the local file (or raise why not)."""
         ...
 
     def release_pod_ip(self, pod: PodID) -> None:

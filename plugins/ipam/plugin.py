@@ -30,6 +30,7 @@ from plugins.ipam.pusher import (
     Reconcile,
 )
 from plugins.ipam.rest import build_router
+from plugins.ipam.saver import AllocationSaver
 from plugins.ipam.store import AllocationState, LocalAllocationFile, StateFileError
 from plugins.ksr.model import RESOURCES
 from plugins.nodesync.api import NodeAddressPublisher, NodeSyncAPI
@@ -83,6 +84,7 @@ class IPAMPlugin(Plugin):
         self._plan: NodeAddressPlan | None = None
         self._allocator: PodSubnetAllocator | None = None
         self._file = LocalAllocationFile(self.config.state_file, fsync_directory=self.config.fsync_directory)
+        self._saver = AllocationSaver(self._file)
         self._pusher: EtcdAllocationPusher | None = None
         self._had_local_state = False
         #: Pods Kubernetes places on this node (None until the first resync).
@@ -144,6 +146,7 @@ class IPAMPlugin(Plugin):
                 await self._stale_task
             except asyncio.CancelledError:
                 pass
+        await asyncio.to_thread(self._saver.close)
         if self._pusher is not None:
             await self._pusher.stop(CLOSE_FLUSH_TIMEOUT_S)
 
@@ -157,21 +160,30 @@ class IPAMPlugin(Plugin):
     def pod_ip(self, pod: PodID) -> IPv4Address | None:
         return self._alloc().ip_of(pod)
 
-    def allocate_pod_ip(self, pod: PodID) -> IPv4Address:
+    def allocate_pod_ip(self, pod: PodID, *, defer_save: bool = False) -> IPv4Address:
         alloc = self._alloc()
         previous_last = alloc.last_index
         ip, new = alloc.allocate(pod)
         if new:
-            try:
-                self._save()
-            except StateFileError:
-                alloc.release(pod)
-                alloc.last_index = previous_last
-                raise
+            if defer_save:
+                # The caller awaits persisted() before anyone outside the agent learns the
+                # address (the CNI reply); a failed write surfaces there.
+                self._saver.save_deferred(self._state())
+            else:
+                try:
+                    self._save()
+                except StateFileError:
+                    alloc.release(pod)
+                    alloc.last_index = previous_last
+                    raise
             self._push().enqueue(PutAllocation(pod, ip))
             self.log.info("allocated %s to pod %s", ip, pod)
         self._missing_since.pop(pod, None)
         return ip
+
+    async def persisted(self) -> None:
+        """Wait until every allocation change so far is in the local file (or raise why not)."""
+        await self._saver.wait()
 
     def release_pod_ip(self, pod: PodID) -> None:
         alloc = self._alloc()
@@ -324,9 +336,13 @@ class IPAMPlugin(Plugin):
             raise RuntimeError("ipam is not initialised yet (its init() has not run)")
         return self._pusher
 
-    def _save(self) -> None:
+    def _state(self) -> AllocationState:
         alloc = self._alloc()
-        self._file.save(AllocationState(alloc.subnet, alloc.last_index, alloc.allocations()))
+        return AllocationState(alloc.subnet, alloc.last_index, alloc.allocations())
+
+    def _save(self) -> None:
+        # Through the writer thread, after any deferred save still queued (same file).
+        self._saver.save(self._state())
 
     def _load_local_file(self) -> None:
         alloc = self._alloc()

@@ -231,7 +231,10 @@ class IPNetPlugin(Plugin):
         node = self._node()
         previous = self.pods.get(pod.id)
         fresh_ip = self.ipam.pod_ip(pod.id) is None
-        ip = self.ipam.allocate_pod_ip(pod.id)
+        # The allocation is written to disk while the pod is wired; the pod manager waits for
+        # it before the CNI reply hands the address out.
+        ip = self.ipam.allocate_pod_ip(pod.id, defer_save=True)
+        event.before_reply.append(self.ipam.persisted)
         self._last_add = (pod.id, previous, fresh_ip)
         try:
             intent = self._pod(pod, ip)

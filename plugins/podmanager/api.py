@@ -8,7 +8,7 @@ CNI binary once the event's transaction succeeded.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -80,6 +80,10 @@ class AddPod(Event):
         self.ip_addresses: list[PodIPAddress] = []
         self.routes: list[PodRoute] = []
         self.dns: dict[str, list[str]] = {}
+        #: Writes a handler started but did not wait for (e.g. IPAM's local file): the pod
+        #: manager awaits each before it answers the runtime, and an error fails the ADD
+        #: (the pod is then deleted again). Lets slow fsyncs overlap the netlink work.
+        self.before_reply: list[Callable[[], Awaitable[None]]] = []
 
     def describe(self) -> str:
         return f"Add Pod {self.pod.id} container={self.pod.container_id[:12]}"

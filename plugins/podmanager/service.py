@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from plugins.controller.api import Event
-from plugins.podmanager.api import AddPod, DeletePod, PodID
+from plugins.podmanager.api import AddPod, DeletePod, LocalPod, PodID
 from plugins.podmanager.check import verify_pod_network
 from plugins.podmanager.cni_pb2 import CNIReply, CNIRequest
 from plugins.podmanager.cnicodes import CNICode, CNIError
@@ -148,8 +148,30 @@ class PodRequestService:
                     await self.store.remove(pod_id)
                 raise
             result = result_from_event(event)
-            await self.store.save(record.model_copy(update={"result": result}))
+            # The handlers' own pending writes (IPAM's file) overlap with the record's.
+            pending = asyncio.gather(*(write() for write in event.before_reply))
+            try:
+                await self.store.save(record.model_copy(update={"result": result}))
+            finally:
+                try:
+                    await pending
+                except Exception as exc:
+                    await self._undo_add(record.as_local_pod(), known is None)
+                    raise CNIError(
+                        CNICode.ADD_FAILED, f"{event.describe()}: not persisted: {exc}"
+                    ) from exc
             return reply_from_result(result)
+
+    async def _undo_add(self, pod: LocalPod, forget: bool) -> None:
+        """Un-wire a pod whose ADD cannot be answered with success (and drop a new record)."""
+        try:
+            await self._push_and_wait(DeletePod(pod), CNICode.DELETE_FAILED)
+        except CNIError as exc:
+            # The record stays: the runtime's DEL after our error retries the clean-up.
+            self.log.error("pod %s: un-wiring after a failed ADD failed: %s", pod.id, exc)
+            return
+        if forget:
+            await self.store.remove(pod.id)
 
     # DEL.
     async def _delete(self, request: CNIRequest) -> CNIReply:

@@ -242,3 +242,48 @@ async def test_new_node_id_after_restart_drops_the_old_subnets_allocations(
         assert await etcd_allocations(etcd_kvdb) == {pod(1): IPv4Address("10.1.2.2")}
     finally:
         await again.stop()
+
+
+async def test_deferred_save_is_waited_for_and_ordered_with_plain_saves(
+    etcd_kvdb: KVDBPlugin, tmp_path: Path
+) -> None:
+    state = tmp_path / "ipam.json"
+    node = Node(etcd_kvdb, state)
+    ipam = await node.start()
+    try:
+        first = ipam.allocate_pod_ip(pod(1), defer_save=True)
+        second = ipam.allocate_pod_ip(pod(2), defer_save=True)
+        await ipam.persisted()
+        assert file_allocations(state) == {pod(1): first, pod(2): second}
+        # A plain save queued after a deferred one is written after it: the file ends at the
+        # latest state.
+        ipam.allocate_pod_ip(pod(3), defer_save=True)
+        ipam.release_pod_ip(pod(3))
+        assert file_allocations(state) == {pod(1): first, pod(2): second}
+        await ipam.persisted()
+        assert file_allocations(state) == {pod(1): first, pod(2): second}
+    finally:
+        await node.stop()
+
+
+async def test_failed_deferred_save_is_reported_by_persisted(
+    etcd_kvdb: KVDBPlugin, tmp_path: Path
+) -> None:
+    node = Node(etcd_kvdb, tmp_path / "ipam.json")
+    ipam = await node.start()
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    try:
+        ipam._file.path = blocker / "ipam.json"  # its directory cannot be created
+        ip = ipam.allocate_pod_ip(pod(1), defer_save=True)
+        with pytest.raises(StateFileError, match="not-a-directory"):
+            await ipam.persisted()
+        # The address stays reserved in memory (the pod is wired until it is deleted), and
+        # the next successful save writes it.
+        assert ipam.pod_ip(pod(1)) == ip
+        ipam._file.path = tmp_path / "ipam.json"
+        ipam.allocate_pod_ip(pod(2), defer_save=True)
+        await ipam.persisted()
+        assert set(file_allocations(tmp_path / "ipam.json")) == {pod(1), pod(2)}
+    finally:
+        await node.stop()

@@ -28,6 +28,8 @@ class MinimalController:
         self.fail_next: list[str] = []
         self.refuse = False
         self.stall = False
+        #: When set, the next AddPod leaves a pending write that fails with this message.
+        self.persist_error: str | None = None
         self.addresses: dict[str, str] = {}  # pod "ns/name" -> address
         self._free = [f"10.99.0.{i}" for i in range(2, 250)]
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -80,6 +82,14 @@ class MinimalController:
             event.ip_addresses = [PodIPAddress(f"{address}/24", "10.99.0.1", interface=1)]
             event.routes = [PodRoute("0.0.0.0/0", "10.99.0.1")]
             event.dns = {"nameservers": ["10.96.0.10"], "search": ["svc.cluster.local"]}
+            if self.persist_error is not None:
+                message, self.persist_error = self.persist_error, None
+
+                async def failing_write() -> None:
+                    await asyncio.sleep(0)
+                    raise OSError(message)
+
+                event.before_reply.append(failing_write)
         elif isinstance(event, DeletePod):
             if self._unwire is not None:
                 await self._unwire(event)

@@ -95,6 +95,22 @@ async def test_failed_add_reports_error_and_leaves_no_record(
     assert await podmanager.kvdb.broker.list(agent_prefix(NODE)) == []
 
 
+async def test_add_waits_for_pending_writes_and_undoes_the_pod_when_one_fails(
+    podmanager: PodManagerEnv, netns_path: str
+) -> None:
+    podmanager.controller.persist_error = "disk full"
+    reply = await call(podmanager.socket, "Add", **add_fields("c1", netns_path))
+    assert reply.result == CNICode.ADD_FAILED
+    assert "not persisted: disk full" in reply.error
+    # The wired pod was deleted again and its record dropped, locally and in etcd.
+    assert [type(e) for e in podmanager.controller.events] == [AddPod, DeletePod]
+    assert podmanager.plugin.local_pods() == {}
+    assert podmanager.controller.addresses == {}
+    assert await podmanager.kvdb.broker.list(agent_prefix(NODE)) == []
+    # Nothing pending: the next ADD succeeds.
+    assert (await call(podmanager.socket, "Add", **add_fields("c1", netns_path))).result == 0
+
+
 async def test_delete_pushes_delete_pod_and_is_idempotent(
     podmanager: PodManagerEnv, netns_path: str
 ) -> None:

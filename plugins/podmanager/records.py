@@ -231,18 +231,24 @@ class PodRecordStore:
 
     # Changes.
     async def save(self, record: PodRecord, *, mirror: bool = True) -> None:
-        """Store ``record`` (replacing the pod's previous one) locally, then in etcd.
+        """Store ``record`` (replacing the pod's previous one) in the local file and in etcd.
 
         With ``mirror=False`` only the local file is written (it alone is what a restarted
         agent relies on); the caller is expected to save the pod again, or to call
         :meth:`mirror`, before it answers. Saves an etcd round trip on the ADD path.
         """
         self._records[record.id] = record
-        await self._write_file()
-        if mirror:
-            await self._etcd_write(record.id, record)
-        else:
+        if not mirror:
+            await self._write_file()
             self._unmirrored.add(record.id)
+            return
+        # Both copies are written before this returns; the file write (in a thread) overlaps
+        # etcd's round trip. A failed file write still raises, after etcd's write finished.
+        etcd = asyncio.ensure_future(self._etcd_write(record.id, record))
+        try:
+            await self._write_file(in_thread=True)
+        finally:
+            await etcd
 
     async def mirror(self, pod: PodID) -> None:
         """Write the pod's current record (or its absence) to etcd if not done yet."""
@@ -264,15 +270,16 @@ class PodRecordStore:
             self._dump_cache[record.id] = cached
         return cached[1]
 
-    async def _write_file(self) -> None:
+    async def _write_file(self, in_thread: bool = False) -> None:
         async with self._file_lock:
             for gone in self._dump_cache.keys() - self._records.keys():
                 del self._dump_cache[gone]
             pods = [self._dumped(self._records[key]) for key in sorted(self._records)]
-            if self.fsync:
-                await asyncio.to_thread(write_records_text, self.path, pods, True)
+            if self.fsync or in_thread:
+                await asyncio.to_thread(write_records_text, self.path, pods, self.fsync)
             else:
-                # Without fsync the write is a page-cache copy: a thread hop costs more.
+                # Without fsync the write is a page-cache copy: a thread hop costs more,
+                # unless something else (etcd's write) runs meanwhile.
                 write_records_text(self.path, pods, False)
 
     async def _etcd_write(self, pod: PodID, record: PodRecord | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -55,6 +56,12 @@ async def test_add_delete_revert(tmp_path: Path) -> None:
         assert [(r.dst, r.gw) for r in add.routes] == [("0.0.0.0/0", "10.1.1.1")]
         added_keys = set(txn.values())
         assert sum(isinstance(v, Veth) for v in txn.values().values()) == 1
+        # The allocation is fsynced in the background; the pod manager awaits it before replying.
+        assert add.before_reply == [ipam.persisted]
+        for write in add.before_reply:
+            await write()
+        state = json.loads(Path(ipam.config.state_file).read_text())
+        assert state["allocations"] == [{"name": "web", "namespace": "default", "ip": "10.1.1.2"}]
 
         # A failed transaction reverts: bookkeeping undone, the fresh address released.
         second = AddPod(local_pod("db"))

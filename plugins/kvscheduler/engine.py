@@ -241,17 +241,35 @@ class Executor(DesiredState):
 
     async def _sync_derived(self, node: Node) -> None:
         """Bring the derived values of an available ``node`` in line with its applied value."""
+        gone = self.derive(node)
+        current = node.derived_keys
+        graph = self.graph
+        for key in gone:
+            child = graph.nodes[key]
+            self.set_desired(child, None, derived=True)
+            await self.reconcile(child)
+        for key in current:
+            child = graph.nodes[key]
+            if not self.is_settled(child):
+                await self.reconcile(child)
+
+    def derive(self, node: Node) -> list[str]:
+        """Record what ``node``'s applied value derives (desired values of its derived keys).
+
+        Bookkeeping only, no dataplane call: returns the keys it derived before and no longer
+        derives (sorted), which the caller removes.
+        """
         desc = node.descriptor
         value = node.applied
         if desc is None or value is None:
-            return
+            return []
         try:
             derived = desc.derived_values(node.key, value)
         except Exception as err:  # noqa: BLE001 - descriptor code may raise anything
             self.ctx.errors[node.key] = f"derived_values() raised {describe_error(err)}"
             derived = ()
         if not derived and not node.derived_keys:
-            return
+            return []
         graph = self.graph
         new_keys: list[str] = []
         for item in derived:
@@ -266,16 +284,9 @@ class Executor(DesiredState):
                 self.set_desired(child, item.value, derived=True)
             new_keys.append(item.key)
         keep = set(new_keys)
-        gone = [k for k in node.derived_keys if k not in keep]
+        gone = sorted(k for k in node.derived_keys if k not in keep)
         node.derived_keys = tuple(new_keys)
-        for key in sorted(gone):
-            child = graph.nodes[key]
-            self.set_desired(child, None, derived=True)
-            await self.reconcile(child)
-        for key in new_keys:
-            child = graph.nodes[key]
-            if not self.is_settled(child):
-                await self.reconcile(child)
+        return gone
 
     async def take_down(self, root: Node, *, recreate: bool = False) -> None:
         """Delete ``root`` after everything derived from it or depending on it.

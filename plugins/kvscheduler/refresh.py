@@ -68,30 +68,53 @@ async def refresh(ex: Executor) -> None:
     Values found and ours become available (DISCOVERED when not desired: obsolete, to be
     deleted); foreign ones become OBTAINED (never touched); values we believed applied but
     not found become MISSING (re-created by the reconcile that follows).
+
+    Derived values follow their bases before anything is planned, whatever the key order:
+    what a base lost from the dataplane derived disappears with it (a property stops
+    satisfying dependencies), and what a read-back base derives is recorded as desired, its
+    properties available. So a dataplane that equals the desired state costs no operation,
+    also on the first resync of a fresh scheduler (an agent restart).
     """
     graph = ex.graph
     grouped = _by_descriptor(graph)
     found = await retrieve_all(ex, ex.registry.retrieve_order())
+    rederive: list[Node] = []
+    lost: list[Node] = []
     for name, items in found.items():
         desc = ex.registry.by_name(name)
         for key, item in items.items():
             node = graph.get(key)
             if node is None:
                 node = graph.add(Node(key, desc))
-            _absorb(ex, node, item)
+            if _absorb(ex, node, item):
+                rederive.append(node)
         for node in grouped.get(name, []):
             if node.key not in items and (node.applied is not None or node.available):
                 _lose(ex, node)
+                lost.append(node)
+    for node in lost:
+        for key in node.derived_keys:
+            child = graph.get(key)
+            if child is not None:
+                _orphan(ex, child)
+        node.derived_keys = ()
+    for node in rederive:
+        if node.available and node.origin is Origin.FROM_NB:
+            _derive_read_back(ex, node)
 
 
-def _absorb(ex: Executor, node: Node, item: RetrievedValue) -> None:
+def _absorb(ex: Executor, node: Node, item: RetrievedValue) -> bool:
+    """Record a read-back value; True if what it derives must be (re)computed."""
     desc = node.descriptor
     assert desc is not None
     previous = node.applied
+    was_available = node.available
     node.applied = item.value
     node.metadata = item.metadata
     ex.registry.set_metadata(desc, node.key, item.metadata)
+    changed = previous is None or previous != item.value or not was_available
     if item.origin is Origin.FROM_SB:
+        changed = False  # foreign values derive nothing we track
         if node.origin is not Origin.FROM_SB or node.state is not ValueState.OBTAINED:
             node.origin = Origin.FROM_SB
             if node.desired is None:
@@ -106,6 +129,39 @@ def _absorb(ex: Executor, node: Node, item: RetrievedValue) -> None:
             # Index what the value found in the dataplane needs, too.
             ex.set_desired(node, node.desired, derived=node.base is not None)
     ex.graph.set_available(node, True)
+    return changed
+
+
+def _derive_read_back(ex: Executor, node: Node) -> None:
+    """Derive from a read-back value of ours: its derived keys become desired (reconciled by
+    the walk that follows, in any key order); its properties exist since it does."""
+    graph = ex.graph
+    for key in ex.derive(node):
+        child = graph.get(key)
+        if child is not None:
+            _orphan(ex, child)
+    for key in node.derived_keys:
+        child = graph.nodes[key]
+        if child.descriptor is None and child.desired is not None and not child.available:
+            child.applied = child.desired
+            graph.set_available(child, True)
+
+
+def _orphan(ex: Executor, child: Node) -> None:
+    """``child``'s base no longer derives it (the base is gone or changed): it is not desired.
+
+    A property stops existing at once; a derived value of ours that is still in the dataplane
+    is obsolete (DISCOVERED) and deleted by the walk that follows.
+    """
+    ex.set_desired(child, None, derived=True)
+    if child.descriptor is None:
+        child.applied = None
+        ex.graph.set_available(child, False)
+        ex.mark(child, ValueState.REMOVED)
+    elif not (child.available or child.applied is not None):
+        ex.mark(child, ValueState.REMOVED)
+    elif child.origin is Origin.FROM_NB:
+        ex.mark(child, ValueState.DISCOVERED)
 
 
 def _lose(ex: Executor, node: Node) -> None:

@@ -134,9 +134,8 @@ async def test_tap_mode_node_and_pod(stand_in: tuple[VPPStub, VPPConnection], na
         try:
             result = await again.commit({**base, **pod_values}, resync=ResyncMode.FULL)
             assert result.ok, result.errors
-            # VPP is left alone. (The pod's Linux values are re-made once: the scheduler's full
-            # resync reconciles them before it re-derives the TAP's link property they wait for.)
-            assert [o.key for o in result.operations if o.key.startswith("config/vpp")] == []
+            # Neither VPP nor the pod's Linux side is touched.
+            assert [(o.operation.value, o.key) for o in result.operations] == []
         finally:
             await again.close()
         assert stub.mutating_calls() == calls
@@ -232,10 +231,12 @@ async def test_vpp_restart_rewires_pod_completely(
         stub.restart()  # VPP's TAPs (and their Linux sides) are gone
         assert [link["ifname"] for link in ip_json(pod_ns, "link", "show")] == ["lo"]
         await asyncio.wait_for(reconnected.wait(), 10)
-        await sched.commit({}, resync=ResyncMode.DOWNSTREAM)
-        # The pod's Linux values may run before the TAP is back (the scheduler keeps the TAP's
-        # link property available while the TAP is missing); their retries converge.
-        await sched.settled(timeout=20)
+        result = await sched.commit({}, resync=ResyncMode.DOWNSTREAM)
+        # One resync rewires it all: a missing TAP takes its link property with it, so the
+        # pod's Linux values wait for the TAP instead of failing before it is back.
+        assert result.ok, result.errors
+        assert [(o.operation.value, o.key) for o in result.operations if o.error is not None] == []
+        assert not [s for s in result.values.values() if s.state.value in ("retrying", "failed")]
         assert snapshot(stub) == before
         check_pod_side(pod_ns, pod)
         states = {sched.value_status(k).state.value for k in values}

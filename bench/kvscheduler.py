@@ -6,10 +6,12 @@ The values are :class:`plugins.kvscheduler.testing.Item` on the in-memory test d
 ``i`` (i >= 3) depends on three distinct earlier values; the names are shuffled so that the
 transaction's key order is unrelated to the dependency order (many values go PENDING first
 and are created when their dependencies appear, the scheduler's worst case for ordering).
-``bytes_per_value`` is what the scheduler retains per value after the transaction (graph
-node, dependency indexes, status, history record, metadata map, plus the test device's own
-dict), measured with tracemalloc; the value models themselves belong to the caller and are
-reported apart as ``model_bytes_per_value``.
+``restart_resync_noop_10k_s`` is the first full resync of a fresh scheduler (an agent
+restart) on the same dataplane, with values that derive properties others depend on: it
+reads everything back, derives, and performs no operation. ``bytes_per_value`` is what the
+scheduler retains per value after the transaction (graph node, dependency indexes, status,
+history record, metadata map, plus the test device's own dict), measured with tracemalloc;
+the value models themselves belong to the caller and are reported apart as ``model_bytes_per_value``.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ GOALS = {
 }
 
 
-def build_values(count: int, seed: int = 7) -> dict[str, BaseModel | None]:
+def build_values(count: int, seed: int = 7, *, derived: bool = False) -> dict[str, BaseModel | None]:
+    """``derived``: every value also derives a property ``prop/<name>/up`` and depends on the
+    properties of three earlier values instead of on the values themselves."""
     rng = random.Random(seed)
     names = [f"v{i:06d}" for i in range(count)]
     rng.shuffle(names)
@@ -54,9 +58,31 @@ def build_values(count: int, seed: int = 7) -> dict[str, BaseModel | None]:
     for i, name in enumerate(names):
         deps: tuple[str, ...] = ()
         if i >= 3:
-            deps = tuple(ITEM_PREFIX + names[j] for j in rng.sample(range(i), 3))
-        values[ITEM_PREFIX + name] = Item(name=name, data="x", depends_on=deps)
+            picked = [names[j] for j in rng.sample(range(i), 3)]
+            deps = tuple(f"prop/{n}/up" if derived else ITEM_PREFIX + n for n in picked)
+        props = ((f"prop/{name}/up", ""),) if derived else ()
+        values[ITEM_PREFIX + name] = Item(name=name, data="x", depends_on=deps, derived=props)
     return values
+
+
+async def restart_resync(count: int) -> float:
+    """A fresh scheduler's first full resync (an agent restart) on a dataplane that equals the
+    desired state: values with derived properties that others depend on; no operation."""
+    values = build_values(count, derived=True)
+    device = MemoryDevice()
+    first = KVScheduler(verify=False)
+    first.register_descriptor(ItemDescriptor(device))
+    result = await first.commit(values)
+    assert result.ok and len(device.objects) == count, result.errors
+    await first.close()
+    second = KVScheduler(verify=False)
+    second.register_descriptor(ItemDescriptor(device))
+    started = time.perf_counter()
+    result = await second.commit(values, resync=ResyncMode.FULL)
+    elapsed = time.perf_counter() - started
+    assert result.ok and not result.operations, result.operations[:3]
+    await second.close()
+    return elapsed
 
 
 async def run(count: int, changes: int, repeat: int) -> dict[str, float]:
@@ -99,6 +125,7 @@ async def run(count: int, changes: int, repeat: int) -> dict[str, float]:
         assert result.ok and not result.operations, result.operations[:3]
     txn_s = statistics.median(txn_runs)
     resync_s = statistics.median(resync_runs)
+    restart_s = statistics.median([await restart_resync(count) for _ in range(repeat)])
 
     keys = list(values)
     rng = random.Random(11)
@@ -119,6 +146,7 @@ async def run(count: int, changes: int, repeat: int) -> dict[str, float]:
         "values": float(count),
         "txn_10k_s": round(txn_s, 4),
         "full_resync_noop_10k_s": round(resync_s, 4),
+        "restart_resync_noop_10k_s": round(restart_s, 4),
         "change_p50_ms": round(statistics.median(samples), 4),
         "change_p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 4),
         "bytes_per_value": round(retained / count, 1),

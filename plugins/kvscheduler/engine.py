@@ -38,6 +38,9 @@ class Executor(DesiredState):
         super().__init__(graph, registry, ctx)
         self._woken: deque[Node] = deque()
         self._protected: Node | None = None
+        #: key -> the applied value object its derived values were recorded from (by a
+        #: resync's read-back, see :meth:`derive`); saves deriving the same value again.
+        self.derived_from: dict[str, BaseModel] = {}
 
     # ---- planning -------------------------------------------------------------------------
 
@@ -177,7 +180,9 @@ class Executor(DesiredState):
             if not node.available:
                 self.graph.set_available(node, True)
                 self._wake_dependents(node)
-            await self._sync_derived(node)
+            # Already derived from an equal value read back by this resync: only reconcile.
+            fresh = self.derived_from.pop(node.key, None) is not old or old != want
+            await self._sync_derived(node, derive=fresh)
             return
         if self._needs_recreate(node):
             await self.take_down(node, recreate=True)
@@ -239,9 +244,10 @@ class Executor(DesiredState):
         finally:
             self._protected = None
 
-    async def _sync_derived(self, node: Node) -> None:
-        """Bring the derived values of an available ``node`` in line with its applied value."""
-        gone = self.derive(node)
+    async def _sync_derived(self, node: Node, *, derive: bool = True) -> None:
+        """Bring the derived values of an available ``node`` in line with its applied value
+        (``derive=False``: they are recorded already, only reconcile them)."""
+        gone = self.derive(node) if derive else []
         current = node.derived_keys
         graph = self.graph
         for key in gone:
@@ -263,6 +269,7 @@ class Executor(DesiredState):
         value = node.applied
         if desc is None or value is None:
             return []
+        self.derived_from[node.key] = value
         try:
             derived = desc.derived_values(node.key, value)
         except Exception as err:  # noqa: BLE001 - descriptor code may raise anything

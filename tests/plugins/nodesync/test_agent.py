@@ -123,7 +123,7 @@ async def test_other_nodes_become_node_update_events(running: Running) -> None:
     assert set(running.nodesync.nodes()) == {NODE}
     # This node's own published address is an event (ipnet moves its VXLAN endpoint); its
     # record appearing is not.
-    assert f"Node Update {NODE} changed" in event_names(running.controller)
+    await wait_until(lambda: f"Node Update {NODE} changed" in event_names(running.controller))
     assert f"Node Update {NODE} joined" not in event_names(running.controller)
 
 

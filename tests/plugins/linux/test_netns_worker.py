@@ -1,7 +1,8 @@
-"""The long-lived namespace worker thread: it always goes home, or is replaced."""
+"""Entering namespaces: the worker thread always goes home (or is replaced); sockets inline."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 from collections.abc import Callable
@@ -13,6 +14,9 @@ from plugins.linux.netns import call_in_namespace, run_in_namespace
 from tests.plugins.linux.conftest import ip
 
 pytestmark = pytest.mark.netns
+
+#: ioctl returning a descriptor of a socket's network namespace (linux/sockios.h).
+SIOCGSKNS = 0x894C
 
 
 def own_namespace() -> str:
@@ -70,3 +74,25 @@ def test_worker_that_cannot_go_home_is_retired(
     fresh = netns._WORKER._executor
     assert fresh is not None and fresh is not old
     assert fresh.submit(own_namespace).result() == home
+
+
+def test_netlink_socket_is_made_in_the_namespace_by_the_caller_who_stays_home(
+    make_netns: Callable[[], str],
+) -> None:
+    ns = make_netns()
+    home = own_namespace()
+    fd = netns._netlink_socket_here(ns)
+    assert fd is not None
+    try:
+        assert own_namespace() == home
+        ns_of_socket = fcntl.ioctl(fd, SIOCGSKNS)  # a descriptor of the socket's namespace
+        try:
+            assert os.fstat(ns_of_socket).st_ino == os.stat(f"/var/run/netns/{ns}").st_ino
+        finally:
+            os.close(ns_of_socket)
+    finally:
+        os.close(fd)
+    assert netns._netlink_socket_here("") is None  # the agent's own: the caller opens it
+    with pytest.raises(netns.NamespaceNotFoundError):
+        netns._netlink_socket_here("h9-missing-ns")
+    assert own_namespace() == home

@@ -12,62 +12,46 @@ from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from plugins.kvscheduler.api import (
-    Dependency,
     Origin,
     RetrievedValue,
     ValueWithMetadata,
 )
-from plugins.linux.descriptors.base import LinuxDescriptor
-from plugins.linux.links import LinkInfo, LinkMissingError, dump_links, on_link
-from plugins.linux.models import ADDRESS_SPEC, InterfaceAddress, link_property_key
-from plugins.linux.netns import NamespaceNotFoundError, namespace_label
+from plugins.linux.descriptors.base import OnLinkDescriptor
+from plugins.linux.links import LinkInfo, dump_links
+from plugins.linux.models import ADDRESS_SPEC, InterfaceAddress
 
 
-class AddressDescriptor(LinuxDescriptor):
+class AddressDescriptor(OnLinkDescriptor):
     """``config/linux/v1/address/<ns>/<ifname>/<ip>/<prefixlen>``."""
 
     name = "linux-address"
     spec = ADDRESS_SPEC
     model = InterfaceAddress
-    retrieve_after = ("linux-veth", "linux-vxlan")
 
-    def value_name(self, value: InterfaceAddress) -> str:
-        return f"{namespace_label(value.namespace)}/{value.ifname}/{value.address}"
-
-    def dependencies(self, key: str, value: InterfaceAddress) -> Sequence[Dependency]:
-        return [Dependency("interface", key=link_property_key(value.namespace, value.ifname))]
+    def item_name(self, value: InterfaceAddress) -> str:
+        return str(value.address)
 
     async def create(self, key: str, value: InterfaceAddress) -> None:
-        async with self.pool.connect(value.namespace) as ipr:
-
-            async def add(link: LinkInfo) -> None:
-                try:
-                    await ipr.addr("add", index=link.index, address=str(value.address.ip),
-                                   prefixlen=value.address.network.prefixlen)
-                except NetlinkError as exc:
-                    if exc.code != errno.EEXIST:
-                        raise
-
+        async def add(ipr: AsyncIPRoute, link: LinkInfo) -> None:
             try:
-                await on_link(self.pool, ipr, value.ifname, add)
-            except LinkMissingError as exc:
-                raise OSError(str(exc)) from None
+                await ipr.addr("add", index=link.index, address=str(value.address.ip),
+                               prefixlen=value.address.network.prefixlen)
+            except NetlinkError as exc:
+                if exc.code != errno.EEXIST:
+                    raise
+
+        await self.apply_on_link(value, add)
 
     async def delete(self, key: str, value: InterfaceAddress, metadata: Any) -> None:
-        try:
-            async with self.pool.connect(value.namespace) as ipr:
+        async def remove(ipr: AsyncIPRoute, link: LinkInfo) -> None:
+            try:
+                await ipr.addr("del", index=link.index, address=str(value.address.ip),
+                               prefixlen=value.address.network.prefixlen)
+            except NetlinkError as exc:
+                if exc.code != errno.EADDRNOTAVAIL:
+                    raise
 
-                async def remove(link: LinkInfo) -> None:
-                    try:
-                        await ipr.addr("del", index=link.index, address=str(value.address.ip),
-                                       prefixlen=value.address.network.prefixlen)
-                    except NetlinkError as exc:
-                        if exc.code != errno.EADDRNOTAVAIL:
-                            raise
-
-                await on_link(self.pool, ipr, value.ifname, remove)
-        except (NamespaceNotFoundError, LinkMissingError):
-            return
+        await self.remove_on_link(value, remove)
 
     async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
         async def read(ns: str, ipr: AsyncIPRoute) -> list[RetrievedValue]:

@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import errno
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from plugins.kvscheduler.api import Descriptor, RetrievedValue, ValueWithMetadata
-from plugins.linux.netns import NamespaceNotFoundError, NetlinkPool, namespace_exists
+from plugins.kvscheduler.api import Dependency, Descriptor, RetrievedValue, ValueWithMetadata
+from plugins.linux.links import LinkInfo, LinkMissingError, on_link
+from plugins.linux.models import link_property_key
+from plugins.linux.netns import NamespaceNotFoundError, NetlinkPool, namespace_exists, namespace_label
+
+#: An operation on one link: gets the namespace's netlink handle and the link.
+LinkOp = Callable[[AsyncIPRoute, LinkInfo], Awaitable[None]]
 
 #: errno values that mean "the input is wrong", never worth a retry.
 _PERMANENT_ERRNOS = frozenset({errno.EINVAL, errno.ERANGE, errno.EOPNOTSUPP, errno.EPERM})
@@ -67,6 +72,44 @@ class LinuxDescriptor(Descriptor[Any]):
         if isinstance(error, NetlinkError):
             return error.code not in _PERMANENT_ERRNOS
         return super().is_retriable(error)
+
+
+class OnLinkDescriptor(LinuxDescriptor):
+    """Values that live on one of our links (addresses, neighbours, FDB entries).
+
+    Keyed ``<ns>/<ifname>/<item>``; each waits for its link (the link's derived property).
+    Subclasses give :meth:`item_name` and do their netlink work through :meth:`apply_on_link`
+    (a missing link is a retriable error: it may be created next) and :meth:`remove_on_link`
+    (a vanished namespace or link means there is nothing left to remove).
+    """
+
+    retrieve_after: ClassVar[tuple[str, ...]] = ("linux-veth", "linux-vxlan")
+
+    def item_name(self, value: Any) -> str:
+        raise NotImplementedError
+
+    def value_name(self, value: Any) -> str:
+        return f"{namespace_label(value.namespace)}/{value.ifname}/{self.item_name(value)}"
+
+    def dependencies(self, key: str, value: Any) -> Sequence[Dependency]:
+        return [Dependency("interface", key=link_property_key(value.namespace, value.ifname))]
+
+    def missing_link_message(self, value: Any, error: LinkMissingError) -> str:
+        return str(error)
+
+    async def apply_on_link(self, value: Any, op: LinkOp) -> None:
+        async with self.pool.connect(value.namespace) as ipr:
+            try:
+                await on_link(self.pool, ipr, value.ifname, lambda link: op(ipr, link))
+            except LinkMissingError as exc:
+                raise OSError(self.missing_link_message(value, exc)) from None
+
+    async def remove_on_link(self, value: Any, op: LinkOp) -> None:
+        try:
+            async with self.pool.connect(value.namespace) as ipr:
+                await on_link(self.pool, ipr, value.ifname, lambda link: op(ipr, link))
+        except (NamespaceNotFoundError, LinkMissingError):
+            return
 
 
 def namespaces_of(value: BaseModel) -> list[str]:

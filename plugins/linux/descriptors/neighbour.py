@@ -12,71 +12,54 @@ from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from plugins.kvscheduler.api import (
-    Dependency,
     Origin,
     RetrievedValue,
     ValueWithMetadata,
 )
-from plugins.linux.descriptors.base import LinuxDescriptor
-from plugins.linux.links import LinkInfo, LinkMissingError, dump_links, on_link
+from plugins.linux.descriptors.base import OnLinkDescriptor
+from plugins.linux.links import LinkInfo, LinkMissingError, dump_links
 from plugins.linux.models import (
     FDB_SPEC,
     NEIGHBOUR_SPEC,
     FdbEntry,
     Neighbour,
-    link_property_key,
 )
-from plugins.linux.netns import NamespaceNotFoundError, namespace_label
 
 _NUD_PERMANENT = 0x80
 _NUD_NOARP = 0x40
 _NTF_SELF = 0x02
 
 
-class NeighbourDescriptor(LinuxDescriptor):
+class NeighbourDescriptor(OnLinkDescriptor):
     """``config/linux/v1/neighbour/<ns>/<ifname>/<ip>``: permanent entries on our links."""
 
     name = "linux-neighbour"
     spec = NEIGHBOUR_SPEC
     model = Neighbour
-    retrieve_after = ("linux-veth", "linux-vxlan")
 
-    def value_name(self, value: Neighbour) -> str:
-        return f"{namespace_label(value.namespace)}/{value.ifname}/{value.ip}"
-
-    def dependencies(self, key: str, value: Neighbour) -> Sequence[Dependency]:
-        return [Dependency("interface", key=link_property_key(value.namespace, value.ifname))]
+    def item_name(self, value: Neighbour) -> str:
+        return str(value.ip)
 
     async def create(self, key: str, value: Neighbour) -> None:
-        async with self.pool.connect(value.namespace) as ipr:
+        async def replace(ipr: AsyncIPRoute, link: LinkInfo) -> None:
+            # replace: a dynamic entry the kernel learnt meanwhile becomes our static one.
+            await ipr.neigh("replace", ifindex=link.index, dst=str(value.ip),
+                            lladdr=value.mac, state=_NUD_PERMANENT)
 
-            async def replace(link: LinkInfo) -> None:
-                # replace: a dynamic entry the kernel learnt meanwhile becomes our static one.
-                await ipr.neigh("replace", ifindex=link.index, dst=str(value.ip),
-                                lladdr=value.mac, state=_NUD_PERMANENT)
-
-            try:
-                await on_link(self.pool, ipr, value.ifname, replace)
-            except LinkMissingError as exc:
-                raise OSError(str(exc)) from None
+        await self.apply_on_link(value, replace)
 
     async def update(self, key: str, old: Neighbour, new: Neighbour, metadata: Any) -> None:
         await self.create(key, new)
 
     async def delete(self, key: str, value: Neighbour, metadata: Any) -> None:
-        try:
-            async with self.pool.connect(value.namespace) as ipr:
+        async def remove(ipr: AsyncIPRoute, link: LinkInfo) -> None:
+            try:
+                await ipr.neigh("del", ifindex=link.index, dst=str(value.ip))
+            except NetlinkError as exc:
+                if exc.code != errno.ENOENT:
+                    raise
 
-                async def remove(link: LinkInfo) -> None:
-                    try:
-                        await ipr.neigh("del", ifindex=link.index, dst=str(value.ip))
-                    except NetlinkError as exc:
-                        if exc.code != errno.ENOENT:
-                            raise
-
-                await on_link(self.pool, ipr, value.ifname, remove)
-        except (NamespaceNotFoundError, LinkMissingError):
-            return
+        await self.remove_on_link(value, remove)
 
     async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
         async def read(ns: str, ipr: AsyncIPRoute) -> list[RetrievedValue]:
@@ -96,7 +79,7 @@ class NeighbourDescriptor(LinuxDescriptor):
         return await self.for_each_namespace(correlate, read)
 
 
-class FdbDescriptor(LinuxDescriptor):
+class FdbDescriptor(OnLinkDescriptor):
     """``config/linux/v1/fdb/<ns>/<ifname>/<mac>``: static entries on our VXLAN devices."""
 
     name = "linux-fdb"
@@ -104,45 +87,32 @@ class FdbDescriptor(LinuxDescriptor):
     model = FdbEntry
     retrieve_after = ("linux-vxlan",)
 
-    def value_name(self, value: FdbEntry) -> str:
-        return f"{namespace_label(value.namespace)}/{value.ifname}/{value.mac}"
+    def item_name(self, value: FdbEntry) -> str:
+        return value.mac
 
-    def dependencies(self, key: str, value: FdbEntry) -> Sequence[Dependency]:
-        return [Dependency("interface", key=link_property_key(value.namespace, value.ifname))]
+    def missing_link_message(self, value: FdbEntry, error: LinkMissingError) -> str:
+        return f"VXLAN device {value.ifname} is missing or not ours"
 
     async def create(self, key: str, value: FdbEntry) -> None:
-        async with self.pool.connect(value.namespace) as ipr:
+        async def replace(ipr: AsyncIPRoute, link: LinkInfo) -> None:
+            # pyroute2 only fills in NOARP/SELF for add/append/del; replace needs them spelt out.
+            await ipr.fdb("replace", ifindex=link.index, lladdr=value.mac,
+                          dst=str(value.dst), state=_NUD_PERMANENT | _NUD_NOARP, flags=_NTF_SELF)
 
-            async def replace(link: LinkInfo) -> None:
-                # pyroute2 only fills in NOARP/SELF for add/append/del; replace needs them
-                # spelt out.
-                await ipr.fdb("replace", ifindex=link.index, lladdr=value.mac,
-                              dst=str(value.dst), state=_NUD_PERMANENT | _NUD_NOARP,
-                              flags=_NTF_SELF)
-
-            try:
-                await on_link(self.pool, ipr, value.ifname, replace)
-            except LinkMissingError:
-                raise OSError(f"VXLAN device {value.ifname} is missing or not ours") from None
+        await self.apply_on_link(value, replace)
 
     async def update(self, key: str, old: FdbEntry, new: FdbEntry, metadata: Any) -> None:
         await self.create(key, new)
 
     async def delete(self, key: str, value: FdbEntry, metadata: Any) -> None:
-        try:
-            async with self.pool.connect(value.namespace) as ipr:
+        async def remove(ipr: AsyncIPRoute, link: LinkInfo) -> None:
+            try:
+                await ipr.fdb("del", ifindex=link.index, lladdr=value.mac, dst=str(value.dst))
+            except NetlinkError as exc:
+                if exc.code != errno.ENOENT:
+                    raise
 
-                async def remove(link: LinkInfo) -> None:
-                    try:
-                        await ipr.fdb("del", ifindex=link.index, lladdr=value.mac,
-                                      dst=str(value.dst))
-                    except NetlinkError as exc:
-                        if exc.code != errno.ENOENT:
-                            raise
-
-                await on_link(self.pool, ipr, value.ifname, remove)
-        except (NamespaceNotFoundError, LinkMissingError):
-            return
+        await self.remove_on_link(value, remove)
 
     async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
         async def read(ns: str, ipr: AsyncIPRoute) -> list[RetrievedValue]:

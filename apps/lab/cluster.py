@@ -135,13 +135,8 @@ class Lab:
                             peer_port=2380, netns=self.state.underlay_ns, log_file=self._log("etcd"))
         server.start(timeout_s=30)
         assert server.proc is not None
-        self.state.etcd_pid = self._child_pid(server.proc.pid)
+        self.state.etcd_pid = server.proc.pid  # ``ip netns exec`` execs etcd: the same PID
         self.state.save()
-
-    @staticmethod
-    def _child_pid(pid: int) -> int:
-        """``ip netns exec`` execs the command, so the PID is the command's own."""
-        return pid
 
     def etcd_stop(self) -> None:
         if self.state.etcd_pid:

@@ -132,9 +132,14 @@ class DesiredState:
             wanted = self._dependencies_of(node, value)
         current: tuple[Dependency, ...] = ()
         applied = node.applied
-        if desc is not None and applied is not None and applied is not value and node.origin is Origin.FROM_NB:
+        changing = (
+            desc is not None and applied is not None and applied is not value and node.origin is Origin.FROM_NB
+        )
+        if changing:
             current = self._dependencies_of(node, applied)
-        if current and current != wanted:
+        # Also when the applied form needs nothing: the take-down cascade must know that what the
+        # next form needs is not needed yet (see Executor._applied_needs).
+        if changing and current != wanted:
             node.next_deps = wanted
             self.graph.set_deps(node, tuple(dict.fromkeys(current + wanted)))
         else:

@@ -335,8 +335,28 @@ class Executor(DesiredState):
                     and dep.origin is Origin.FROM_NB
                     and key not in seen
                     and not graph.is_satisfied(dep)
+                    and self._applied_needs(dep, node.key)
                 ):
                     stack.append((dep, False))
+
+    @staticmethod
+    def _applied_needs(dep: Node, key: str) -> bool:
+        """Whether what ``dep`` has in the dataplane needs ``key``.
+
+        While ``dep``'s dependencies change, the index holds both what its applied form needs and
+        what its next form will need. A take-down must only cascade through the former: a value
+        whose *next* form needs ``key`` is dealt with when it is reconciled itself, and taking its
+        applied form down now could pull a property from under a value still needing it.
+        """
+        if dep.next_deps is None or dep.applied is None or dep.descriptor is None:
+            return True
+        try:
+            needs = dep.descriptor.dependencies(dep.key, dep.applied)
+        except Exception:  # noqa: BLE001 - descriptor code may raise anything: stay conservative
+            return True
+        return any(
+            d.key == key if d.key is not None else any(key.startswith(p) for p in d.any_of) for d in needs
+        )
 
     def _blocker(self, node: Node, leaving: set[str]) -> str | None:
         """A value still in the dataplane that needs ``node`` (its delete failed), if any."""
@@ -358,6 +378,7 @@ class Executor(DesiredState):
                 and dep.descriptor is not None
                 and dep.origin is Origin.FROM_NB
                 and not graph.is_satisfied(dep)
+                and self._applied_needs(dep, node.key)
             ):
                 return key
         return None

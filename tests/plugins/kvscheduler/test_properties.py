@@ -90,6 +90,11 @@ def check_model(desired: dict[str, Item], applied: dict[str, Item], foreign: dic
     assert set(applied) <= set(desired), "obsolete values left behind"
 
 
+def needs(value: Item, key: str) -> bool:
+    """Whether ``value`` depends on ``key`` directly (by key or by an any-of prefix)."""
+    return key in value.depends_on or any(key.startswith(p) for group in value.depends_on_any for p in group)
+
+
 class CheckedDescriptor(ItemDescriptor):
     """Records every moment the device holds an object whose dependencies are missing."""
 
@@ -101,11 +106,13 @@ class CheckedDescriptor(ItemDescriptor):
     def _objects(self) -> dict[str, Item]:
         return {k: o.value for k, o in self.device.objects.items() if isinstance(o.value, Item)}
 
-    def _check(self, op: str, key: str) -> None:
+    def _check(self, op: str, key: str, cycle_with: Item | None = None) -> None:
         objects = self._objects()
         present = available_keys(objects)
         targets = objects if self.check_all else {key: objects[key]} if key in objects else {}
         for k, value in targets.items():
+            if cycle_with is not None and needs(cycle_with, k):
+                continue  # a dependency cycle: whichever goes first leaves the other lacking
             if not satisfied(k, value, present):
                 self.violations.append(f"after {op} {key}: {k} lacks a dependency")
 
@@ -121,7 +128,7 @@ class CheckedDescriptor(ItemDescriptor):
 
     async def delete(self, key: str, value: Item, metadata: Any) -> None:
         await super().delete(key, value, metadata)
-        self._check("delete", key)
+        self._check("delete", key, cycle_with=value)
 
 
 def check_converged(

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from core.etcdserver import EtcdServer
+
+# CI runs the same examples every time (a red CI is then a real regression, not a lucky draw);
+# local runs keep searching new ones. KVS_PROPERTY_EXAMPLES raises the scheduler's search depth.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="module")

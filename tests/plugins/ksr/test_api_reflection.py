@@ -289,8 +289,10 @@ async def test_revision_going_backwards_resyncs_everything(
     fake_k8s: FakeKubernetes, etcd: EtcdServer, broker: EtcdBroker, run_ksr: RunKSR
 ) -> None:
     _populate(fake_k8s)
-    # The periodic monitor is off: this test drives the check itself.
-    async with run_ksr(fake_k8s, monitor_interval_s=1000, stats_interval_s=0.2) as ksr:
+    # The periodic monitor is off: this test drives the check itself. Leader election is off too:
+    # the wipe also removes the election key, and losing and regaining leadership would replace
+    # the reflectors (and their counters) under the check.
+    async with run_ksr(fake_k8s, monitor_interval_s=1000, stats_interval_s=0.2, leader_election=False) as ksr:
         await _all_synced(ksr)
         assert ksr.reflectors is not None
         await ksr.reflectors.write_gauges()

@@ -135,7 +135,7 @@ class DesiredState:
         changing = (
             desc is not None and applied is not None and applied is not value and node.origin is Origin.FROM_NB
         )
-        if changing:
+        if changing and applied is not None:
             current = self._dependencies_of(node, applied)
         # Also when the applied form needs nothing: the take-down cascade must know that what the
         # next form needs is not needed yet (see Executor._applied_needs).

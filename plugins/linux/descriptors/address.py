@@ -9,14 +9,13 @@ from ipaddress import IPv4Interface
 from typing import Any
 
 from pyroute2 import AsyncIPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
 from plugins.kvscheduler.api import (
     Origin,
     RetrievedValue,
     ValueWithMetadata,
 )
-from plugins.linux.descriptors.base import OnLinkDescriptor
+from plugins.linux.descriptors.base import OnLinkDescriptor, tolerating
 from plugins.linux.links import LinkInfo, dump_links
 from plugins.linux.models import ADDRESS_SPEC, InterfaceAddress
 
@@ -33,23 +32,15 @@ class AddressDescriptor(OnLinkDescriptor):
 
     async def create(self, key: str, value: InterfaceAddress) -> None:
         async def add(ipr: AsyncIPRoute, link: LinkInfo) -> None:
-            try:
-                await ipr.addr("add", index=link.index, address=str(value.address.ip),
-                               prefixlen=value.address.network.prefixlen)
-            except NetlinkError as exc:
-                if exc.code != errno.EEXIST:
-                    raise
+            await tolerating(ipr.addr("add", index=link.index, address=str(value.address.ip),
+                                      prefixlen=value.address.network.prefixlen), errno.EEXIST)
 
         await self.apply_on_link(value, add)
 
     async def delete(self, key: str, value: InterfaceAddress, metadata: Any) -> None:
         async def remove(ipr: AsyncIPRoute, link: LinkInfo) -> None:
-            try:
-                await ipr.addr("del", index=link.index, address=str(value.address.ip),
-                               prefixlen=value.address.network.prefixlen)
-            except NetlinkError as exc:
-                if exc.code != errno.EADDRNOTAVAIL:
-                    raise
+            await tolerating(ipr.addr("del", index=link.index, address=str(value.address.ip),
+                                      prefixlen=value.address.network.prefixlen), errno.EADDRNOTAVAIL)
 
         await self.remove_on_link(value, remove)
 

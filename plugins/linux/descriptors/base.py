@@ -23,6 +23,16 @@ LinkOp = Callable[[AsyncIPRoute, LinkInfo], Awaitable[None]]
 _PERMANENT_ERRNOS = frozenset({errno.EINVAL, errno.ERANGE, errno.EOPNOTSUPP, errno.EPERM})
 
 
+async def tolerating(request: Awaitable[object], code: int) -> None:
+    """Await a netlink request for which the errno ``code`` means the wanted state already holds
+    (EEXIST on an add, ENOENT/ESRCH/EADDRNOTAVAIL on a delete)."""
+    try:
+        await request
+    except NetlinkError as exc:
+        if exc.code != code:
+            raise
+
+
 class LinuxDescriptor(Descriptor[Any]):
     """Base of the Linux descriptors.
 

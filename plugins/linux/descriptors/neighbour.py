@@ -9,14 +9,13 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from pyroute2 import AsyncIPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
 from plugins.kvscheduler.api import (
     Origin,
     RetrievedValue,
     ValueWithMetadata,
 )
-from plugins.linux.descriptors.base import OnLinkDescriptor
+from plugins.linux.descriptors.base import OnLinkDescriptor, tolerating
 from plugins.linux.links import LinkInfo, LinkMissingError, dump_links
 from plugins.linux.models import (
     FDB_SPEC,
@@ -53,11 +52,7 @@ class NeighbourDescriptor(OnLinkDescriptor):
 
     async def delete(self, key: str, value: Neighbour, metadata: Any) -> None:
         async def remove(ipr: AsyncIPRoute, link: LinkInfo) -> None:
-            try:
-                await ipr.neigh("del", ifindex=link.index, dst=str(value.ip))
-            except NetlinkError as exc:
-                if exc.code != errno.ENOENT:
-                    raise
+            await tolerating(ipr.neigh("del", ifindex=link.index, dst=str(value.ip)), errno.ENOENT)
 
         await self.remove_on_link(value, remove)
 
@@ -106,11 +101,8 @@ class FdbDescriptor(OnLinkDescriptor):
 
     async def delete(self, key: str, value: FdbEntry, metadata: Any) -> None:
         async def remove(ipr: AsyncIPRoute, link: LinkInfo) -> None:
-            try:
-                await ipr.fdb("del", ifindex=link.index, lladdr=value.mac, dst=str(value.dst))
-            except NetlinkError as exc:
-                if exc.code != errno.ENOENT:
-                    raise
+            await tolerating(ipr.fdb("del", ifindex=link.index, lladdr=value.mac, dst=str(value.dst)),
+                             errno.ENOENT)
 
         await self.remove_on_link(value, remove)
 

@@ -10,7 +10,6 @@ from typing import Any
 
 from pydantic import BaseModel
 from pyroute2 import AsyncIPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
 from plugins.kvscheduler.api import (
     Dependency,
@@ -19,7 +18,7 @@ from plugins.kvscheduler.api import (
     RetrievedValue,
     ValueWithMetadata,
 )
-from plugins.linux.descriptors.base import LinuxDescriptor
+from plugins.linux.descriptors.base import LinuxDescriptor, tolerating
 from plugins.linux.links import LinkInfo, LinkMissingError, dump_links, on_link
 from plugins.linux.models import (
     ADDRESS_SPEC,
@@ -105,12 +104,9 @@ class RouteDescriptor(LinuxDescriptor):
             async with self.pool.connect(value.namespace) as ipr:
                 # The kernel matches the protocol, so a foreign route with the same
                 # destination is never removed.
-                await ipr.route("del", **req)
+                await tolerating(ipr.route("del", **req), errno.ESRCH)
         except NamespaceNotFoundError:
             return
-        except NetlinkError as exc:
-            if exc.code != errno.ESRCH:
-                raise
 
     async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
         wanted = {item.key: item.value for item in correlate if isinstance(item.value, Route)}

@@ -55,6 +55,21 @@ def load_manifests(path: Path) -> list[dict[str, Any]]:
     return objects
 
 
+def container_ports(obj: dict[str, Any]) -> list[str]:
+    """The echo workload's port specs for a Pod manifest: each ``containerPort`` once (``PORT`` or
+    ``PORT/sctp``), 8080 when the manifest declares none."""
+    specs: dict[int, str] = {}
+    for container in (obj.get("spec") or {}).get("containers") or []:
+        for port in (container or {}).get("ports") or []:
+            number = (port or {}).get("containerPort")
+            if not isinstance(number, int) or not 0 < number < 65536:
+                raise LabError(f"pod {_key(obj)[1]}: containerPort {number!r} is not a port number")
+            sctp = str(port.get("protocol") or "TCP").upper() == "SCTP"
+            if sctp or number not in specs:
+                specs[number] = f"{number}/sctp" if sctp else str(number)
+    return list(specs.values()) or [str(ECHO_PORT)]
+
+
 def _key(obj: dict[str, Any]) -> tuple[str, str]:
     meta = obj.get("metadata") or {}
     name = meta.get("name")
@@ -109,16 +124,18 @@ class Kubelet:
         key = f"{ns}/{name}"
         if key in self.state.pods:
             return self.state.pods[key]
+        ports = container_ports(obj)
         node = self._schedule(obj)
         index = self.state.next_pod_index
         self.state.next_pod_index += 1
         container_id = hashlib.sha256(f"{self.state.name}/{key}/{index}".encode()).hexdigest()
         pod = PodState(name=name, namespace=ns, node=node, netns=f"{self.state.name}-p{index}",
-                       container_id=container_id)
+                       container_id=container_id, ports=ports)
         netns.ns_add(pod.netns)
         self.state.pods[key] = pod
         self.state.save()
-        pod.echo_pid = netns.spawn(python_module("apps.lab.echo", "--port", str(ECHO_PORT), "--name", key),
+        port_args = [arg for spec in ports for arg in ("--port", spec)]
+        pod.echo_pid = netns.spawn(python_module("apps.lab.echo", *port_args, "--name", key),
                                    pod.netns, self.lab._log(f"echo-{pod.netns}"))
         try:
             result = self.cni("ADD", pod)
@@ -211,7 +228,8 @@ def probe(lab: Lab, timeout_s: float = 2.0) -> list[dict[str, Any]]:
         if not targets:
             continue
         out = netns.run([sys.executable, "-m", "apps.lab.probe", "--port", str(ECHO_PORT),
-                         "--timeout", str(timeout_s), *(t.ip for t in targets)],
+                         "--timeout", str(timeout_s),
+                         *(f"{t.ip}:{t.ports[0].split('/')[0] if t.ports else ECHO_PORT}" for t in targets)],
                         netns=src.netns, check=False, timeout=60)
         try:
             results = {r["to"]: r for r in json.loads(out.stdout)}

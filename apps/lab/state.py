@@ -30,6 +30,7 @@ class PodState(BaseModel):
     container_id: str
     ip: str = ""
     echo_pid: int | None = None
+    ports: list[str] = []  # the echo workload's port specs (apps.lab.pods.container_ports)
 
 
 class LabState(BaseModel):

@@ -166,3 +166,11 @@ class Renderer(Protocol):
     ) -> Mapping[str, BaseModel]:
         """Values connecting this node to one other node (the node mesh)."""
         ...
+
+    def result_host_interfaces(self, pod: PodIntent) -> list[tuple[str, str]]:
+        """Node-side interfaces of ``pod`` for the CNI result: (name, MAC or "") each.
+
+        Listed before the pod interface (no sandbox), as the reference plugins do, so chained
+        plugins (``bandwidth``, ``firewall``...) find the host end of the pod's link.
+        """
+        ...

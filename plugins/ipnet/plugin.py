@@ -246,12 +246,14 @@ class IPNetPlugin(Plugin):
         old_values = {} if previous is None else self.renderer.render_pod(node, previous)
         _diff(txn, old_values, self.renderer.render_pod(node, intent))
         self.pods[pod.id] = intent
+        hosts = [PodInterface(name=name, mac=mac)
+                 for name, mac in self.renderer.result_host_interfaces(intent)]
         event.interfaces = [
-            PodInterface(name=intent.interface_name, mac=intent.pod_mac, sandbox=pod.netns_path)
+            *hosts,
+            PodInterface(name=intent.interface_name, mac=intent.pod_mac, sandbox=pod.netns_path),
         ]
-        event.ip_addresses = [
-            PodIPAddress(address=str(intent.ip_address), gateway=str(intent.gateway), interface=0)
-        ]
+        event.ip_addresses = [PodIPAddress(address=str(intent.ip_address),
+                                           gateway=str(intent.gateway), interface=len(hosts))]
         event.routes = [PodRoute(dst="0.0.0.0/0", gw=str(intent.gateway))]
         return f"pod {pod.id} wired with {intent.ip_address}"
 

@@ -120,8 +120,10 @@ def test_pod_to_pod_and_pod_to_node(bed: NodeTestbed, pods: list[PodSandbox]) ->
     result = bed.add(a)
     bed.add(b)
     assert result["cniVersion"] == "1.0.0"
-    (eth0,) = result["interfaces"]
+    host, eth0 = result["interfaces"]
     assert eth0["name"] == "eth0" and eth0["sandbox"] == a.netns_path
+    assert "sandbox" not in host and host["name"] in sh("ip", "-n", bed.node_ns, "link").stdout
+    assert result["ips"][0]["interface"] == 1
     gateway = result["ips"][0]["gateway"]
     assert result["routes"] == [{"dst": "0.0.0.0/0", "gw": gateway}]
     assert a.ip != b.ip

@@ -71,6 +71,10 @@ class LinuxRenderer:
             ]
         return _keyed(values)
 
+    def result_host_interfaces(self, pod: PodIntent) -> list[tuple[str, str]]:
+        """The node-side veth end (its MAC is the gateway MAC)."""
+        return [(host_ifname(pod), pod.gateway_mac)]
+
     def render_pod(self, node: NodeIntent, pod: PodIntent) -> Mapping[str, BaseModel]:
         ns, pod_ns = self.node_namespace, pod.netns_path
         host_if, pod_if = host_ifname(pod), pod.interface_name

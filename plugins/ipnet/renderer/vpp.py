@@ -186,6 +186,13 @@ class VppRenderer:
     def pod_interface_name(self, pod: PodIntent) -> str:
         return "pod-" + _hash(pod)[:16]
 
+    def result_host_interfaces(self, pod: PodIntent) -> list[tuple[str, str]]:
+        """A TAP's node end lives in VPP (nothing Linux could inspect); an AF_PACKET pod's
+        veth has its node end in the host namespace (kernel-chosen MAC, not reported)."""
+        if self.settings.pod_interface == "tap":
+            return []
+        return [(self.settings.veth_prefix + _hash(pod)[: 15 - len(self.settings.veth_prefix)], "")]
+
     def render_pod(self, node: NodeIntent, pod: PodIntent) -> Mapping[str, BaseModel]:
         s, out = self.settings, Values()
         name, pod_ns, ifname = self.pod_interface_name(pod), pod.netns_path, pod.interface_name

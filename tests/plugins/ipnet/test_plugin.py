@@ -51,8 +51,14 @@ async def test_add_delete_revert(tmp_path: Path) -> None:
         txn = EventTransaction()
         assert plugin.update(add, txn) == "pod default/web wired with 10.1.1.2/32"
         assert ipam.pod_ip(add.pod.id) == IPv4Address("10.1.1.2")
-        assert [(i.name, i.sandbox) for i in add.interfaces] == [("eth0", "/var/run/netns/web")]
-        assert [(a.address, a.gateway) for a in add.ip_addresses] == [("10.1.1.2/32", "10.1.1.1")]
+        # The node-side veth end first (no sandbox, the gateway MAC), then the pod interface,
+        # which the address points at: the reference plugins' layout.
+        host, eth0 = add.interfaces
+        assert host.name.startswith("cv") and not host.sandbox and host.mac
+        assert (eth0.name, eth0.sandbox) == ("eth0", "/var/run/netns/web")
+        assert [(a.address, a.gateway, a.interface) for a in add.ip_addresses] == [
+            ("10.1.1.2/32", "10.1.1.1", 1)
+        ]
         assert [(r.dst, r.gw) for r in add.routes] == [("0.0.0.0/0", "10.1.1.1")]
         added_keys = set(txn.values())
         assert sum(isinstance(v, Veth) for v in txn.values().values()) == 1

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from core.plugin import PluginConfig
-
-#: Where VPP installs its API definitions on a node.
-SYSTEM_API_DIR = Path("/usr/share/vpp/api")
-
-
-def default_api_dir() -> str:
-    """``/usr/share/vpp/api`` when VPP is installed, else ``../shared/vpp-api`` next to the repo."""
-    if SYSTEM_API_DIR.is_dir():
-        return str(SYSTEM_API_DIR)
-    return str(Path(__file__).resolve().parents[2].parent / "shared" / "vpp-api")
+from plugins.vpp.apidefs import check_api_dir, default_api_dir
 
 
 class VPPConfig(PluginConfig):
@@ -25,8 +14,10 @@ class VPPConfig(PluginConfig):
     api_socket: str = "/run/vpp/api.sock"
     """VPP's binary-API unix socket (``socksvr { socket-name ... }`` in startup.conf)."""
 
-    api_dir: str = Field(default_factory=default_api_dir)
-    """Directory tree of VPP's ``*.api.json`` message definitions (the running VPP's version)."""
+    api_dir: str = ""
+    """Directory tree of VPP's ``*.api.json`` message definitions (the running VPP's version).
+    Empty: ``/usr/share/vpp/api`` when VPP is installed there, else the definitions shipped in
+    the package (``plugins/vpp/api``, VPP v26.10-rc0)."""
 
     client_name: str = "contiv-agent"
     """Name this client registers with VPP (``show api clients``)."""
@@ -43,3 +34,12 @@ class VPPConfig(PluginConfig):
 
     reconnect_interval_s: float = Field(default=0.5, gt=0)
     """Pause between reconnection attempts while VPP is away."""
+
+    @field_validator("api_dir")
+    @classmethod
+    def _api_dir_has_definitions(cls, value: str) -> str:
+        return check_api_dir(value) if value else value
+
+    def resolved_api_dir(self) -> str:
+        """``api_dir``, or the default tree when it is empty."""
+        return self.api_dir or default_api_dir()

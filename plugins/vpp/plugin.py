@@ -49,7 +49,7 @@ class VPPDataplanePlugin(Plugin):
         cfg = self.config
         self.connection = VPPConnection(
             cfg.api_socket,
-            cfg.api_dir,
+            cfg.resolved_api_dir(),
             client_name=cfg.client_name,
             reply_timeout_s=cfg.reply_timeout_s,
             reconnect_interval_s=cfg.reconnect_interval_s,

@@ -9,6 +9,8 @@ from typing import Any
 
 from vpp_papi.vpp_papi import VPPApiJSONFiles
 
+from plugins.vpp.apidefs import bundled_api_dir
+
 # vpp_papi's socket transport hard-codes these two ids for the handshake.
 SOCKCLNT_CREATE_ID = 15
 SOCKCLNT_CREATE_REPLY_ID = 16
@@ -64,5 +66,5 @@ def load_catalog(api_dir: str) -> MessageCatalog:
 
 
 def repo_api_dir() -> Path:
-    """``../shared/vpp-api`` next to the repository (CI's read-only copy)."""
-    return Path(__file__).resolve().parents[2].parent / "shared" / "vpp-api"
+    """The definitions shipped in the package (``plugins/vpp/api``): what the stand-in speaks."""
+    return Path(bundled_api_dir())

@@ -34,7 +34,7 @@ _pids = itertools.count(4000)
 
 
 def default_api_dir() -> str:
-    """The API definitions next to the repository (``../shared/vpp-api``)."""
+    """The API definitions shipped in the package (``plugins/vpp/api``)."""
     return str(repo_api_dir())
 
 

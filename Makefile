@@ -2,7 +2,7 @@
 #   make lab    the local lab cluster demo (see docs/lab.md)
 #   make test   installs what the tests need, then lint + type checks + the whole suite
 PY ?= python3
-DEB_PKGS := etcd-server etcd-client nftables iproute2 containernetworking-plugins conntrack iptables iputils-ping procps openssl
+DEB_PKGS := etcd-server etcd-client nftables libnftables1 iproute2 containernetworking-plugins conntrack iptables iputils-ping procps openssl
 PYTEST_ARGS ?=
 
 .PHONY: deps deb-deps py-deps lint test lab bench clean

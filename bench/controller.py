@@ -23,12 +23,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.hookspecs import hookimpl
 from core.plugin import Plugin
-from plugins.controller.api import Event, EventMethod, KubeStateReader, Transaction
+from plugins.controller.api import Event, EventHandler, EventMethod, KubeStateReader, Transaction
 from plugins.controller.errors import EventQueueFullError
 from plugins.controller.eventloop import EventLoop
-from plugins.controller.handlers import build_handlers
 from plugins.kvscheduler.scheduler import KVScheduler
 from plugins.kvscheduler.testing import ITEM_PREFIX, Item, ItemDescriptor, MemoryDevice
 
@@ -48,28 +46,29 @@ class StartResync(Event):
 
 
 def noop_handler(index: int) -> Plugin:
-    class NoOp(Plugin):
+    class NoOp(Plugin, EventHandler):
         name = f"noop-{index}"
 
-        @hookimpl
         def handles_event(self, event: Event) -> bool:
             return True
 
-        @hookimpl
-        def resync(self, event: Event, kube_state: KubeStateReader, txn: Transaction) -> None:
+        def resync(
+            self, event: Event, kube_state: KubeStateReader, resync_count: int, txn: Transaction
+        ) -> None:
             return None
 
-        @hookimpl
         def update(self, event: Event, txn: Transaction) -> str | None:
             return None
 
     return NoOp()
 
 
-class Putter(Plugin):
+class Putter(Plugin, EventHandler):
     name = "putter"
 
-    @hookimpl
+    def handles_event(self, event: Event) -> bool:
+        return True
+
     def update(self, event: Event, txn: Transaction) -> str | None:
         n = getattr(event, "n", 0) % 500
         txn.put(f"{ITEM_PREFIX}v{n}", Item(name=f"v{n}", data=str(getattr(event, "n", 0))))
@@ -77,7 +76,7 @@ class Putter(Plugin):
 
 
 async def started_loop(handlers: list[Plugin], scheduler: Any) -> EventLoop:
-    loop = EventLoop(scheduler, build_handlers(handlers)[1])
+    loop = EventLoop(scheduler, handlers)
     loop.start()
     first = StartResync()
     loop.push(first)

@@ -2,13 +2,13 @@
 
 Hook implementations are methods of plugin objects marked with :data:`hookimpl`; the agent
 registers every enabled plugin with the app's :class:`pluggy.PluginManager`, so a plugin only
-has to implement the hooks it cares about. Areas add their own spec modules
-(``plugins/controller/hookspecs.py`` for event handling) with the same markers.
+has to implement the hooks it cares about. Every spec here is called by :mod:`core.agent`.
+(Event handling is not a hook: it is the typed ``plugins.controller.api.EventHandler``.)
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -25,8 +25,8 @@ def contiv_agent_starting(plugins: list[Plugin]) -> None:
     """Called once before the first ``init``, with every plugin of the app in start order.
 
     Lets a plugin find collaborators among the enabled plugins without a constructor
-    dependency (which could form a cycle): the controller adopts every plugin implementing its
-    event-handler hooks here, so a third-party plugin becomes a handler just by implementing them.
+    dependency (which could form a cycle): the controller adopts every enabled plugin that is an
+    ``EventHandler`` here, so a third-party plugin becomes a handler just by subclassing it.
     """
 
 
@@ -46,11 +46,3 @@ def contiv_agent_started(plugins: list[Plugin]) -> None:
 @hookspec
 def contiv_agent_stopping(plugins: list[Plugin]) -> None:
     """Called once before the first ``close``; plugins stop accepting new work here."""
-
-
-@hookspec
-def contiv_describe_state() -> dict[str, Any] | None:
-    """Return a JSON-serialisable summary of the plugin's internal state, or None.
-
-    Collected by ``GET /contiv/v1/state`` and used by tests to verify what a plugin thinks.
-    """

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import socket
+from typing import Protocol
 
 from pydantic import Field
 
 from core.kvdb.api import agent_prefix
 from core.plugin import Plugin, PluginConfig
+
+
+class ServiceLabelAPI(Protocol):
+    """Who this process is, as other plugins use it (the one service-label type)."""
+
+    @property
+    def label(self) -> str:
+        """This agent's label: the Kubernetes node name for an agent."""
+        ...
 
 
 class ServiceLabelConfig(PluginConfig):
@@ -16,7 +26,10 @@ class ServiceLabelConfig(PluginConfig):
 
 
 class ServiceLabelPlugin(Plugin):
-    """Who this process is: the node name for an agent, and its ``/vnf-agent/<label>/`` prefix."""
+    """Who this process is: the node name for an agent, and its ``/vnf-agent/<label>/`` prefix.
+
+    Implements :class:`ServiceLabelAPI`.
+    """
 
     name = "service-label"
     Config = ServiceLabelConfig

@@ -1,4 +1,4 @@
-"""The controller's public contract: events, transactions handed to handlers, the handler hooks.
+"""The controller's public contract: events, transactions, :class:`EventHandler`, :class:`ControllerAPI`.
 
 Contiv's event loop (reference/contiv.md section 4): every change reaching the agent is an
 :class:`Event`. The controller processes one event at a time; for each it asks every handler
@@ -9,6 +9,7 @@ to the KV scheduler.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import enum
 from collections.abc import Mapping
@@ -122,4 +123,81 @@ class KubeStateReader(Protocol):
 
     def get(self, resource: str, name: str) -> Any | None:
         """One object, by the key suffix used in :meth:`list`."""
+        ...
+
+
+class EventHandler(abc.ABC):
+    """The one way to be an event handler: subclass this (next to :class:`core.plugin.Plugin`).
+
+    The controller adopts every enabled plugin of the app that is an ``EventHandler`` when the
+    agent starts (``contiv_agent_starting``); ``controller.handler_order`` in the YAML fixes the
+    calling order (reversed for reverse-direction events). It calls the methods one handler at a
+    time, never concurrently, from its single event-loop task: handlers need no locks and must
+    not block (they only compute desired state). ``handles_event`` is required, as is at least
+    one of ``resync`` and ``update``; the others default to doing nothing.
+    """
+
+    @abc.abstractmethod
+    def handles_event(self, event: Event) -> bool:
+        """Return True when this handler wants ``event`` (for ``resync`` or ``update``)."""
+
+    def resync(
+        self, event: Event, kube_state: KubeStateReader, resync_count: int, txn: Transaction
+    ) -> None:
+        """Put this handler's complete desired state into ``txn``.
+
+        Called for full and upstream resync events (downstream resyncs call no handler).
+        ``resync_count`` is 1 for the first resync after start. Values the handler does not put
+        are removed. Raise ``FatalError`` or ``AbortEventError`` to steer the controller; other
+        exceptions are reported and heal with a later resync.
+        """
+        return None
+
+    def update(self, event: Event, txn: Transaction) -> str | None:
+        """Apply ``event`` by putting and deleting values in ``txn``.
+
+        Return a short description of the change (shown in the event history) or None when
+        nothing changed. May read what earlier handlers put with ``txn.get``.
+        """
+        return None
+
+    def revert(self, event: Event) -> None:
+        """Undo the internal-state change ``update`` made for a failed revert-on-failure event.
+
+        Called in reverse order on handlers whose ``update`` already ran. Dataplane values are
+        reverted by the scheduler; only the handler's own bookkeeping needs undoing here.
+        """
+        return None
+
+    def describe_internal_state(self) -> dict[str, object] | None:
+        """A JSON-serialisable summary of the handler's internal state, or None (left out).
+
+        Served by ``GET /controller/internal-state``; a verification resync checks that it is
+        the same before and after. Called from the event loop.
+        """
+        return None
+
+
+class ControllerAPI(Protocol):
+    """The controller as other plugins use it (implemented by ``ControllerPlugin``)."""
+
+    def register_resource(self, keyword: str, key_prefix: str, model: type[BaseModel]) -> None:
+        """Reflect ``/vnf-agent/contiv-ksr/<key_prefix>...`` as resource ``keyword`` of ``model``.
+
+        Call from ``init``; registering the same keyword, prefix and model twice is a no-op.
+        """
+        ...
+
+    async def push_event(self, event: Event) -> None:
+        """Queue ``event`` (await ``event.wait()`` for a blocking one's outcome); raises
+        ``EventQueueFullError`` when the queue is full."""
+        ...
+
+    def push_follow_up(self, event: Event) -> None:
+        """From a handler (inside the loop): queue a follow-up served before queued events."""
+        ...
+
+    @property
+    def kube_state(self) -> KubeStateReader:
+        """The cached Kubernetes state (read it from handlers, inside the loop)."""
         ...

@@ -67,5 +67,5 @@ class ControllerConfig(PluginConfig):
     """The etcd watcher and its local mirror."""
 
     handler_order: list[str] = Field(default_factory=list)
-    """Event handlers by plugin name, in calling order; empty: the order they were declared
-    (constructor) and then registered (``register_handler`` from their ``init``)."""
+    """Every event handler (plugin that is an ``EventHandler``) by name, in calling order;
+    empty: the agent's start order."""

@@ -12,10 +12,10 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from plugins.controller.api import Event, EventMethod, UpdateTxnType
+from plugins.controller.api import Event, EventHandler, EventMethod, UpdateTxnType
 from plugins.controller.config import ControllerConfig
 from plugins.controller.errors import (
     DeadlockError,
@@ -24,7 +24,6 @@ from plugins.controller.errors import (
     EventQueueFullError,
 )
 from plugins.controller.events import HealingKind, HealingResync, VerificationResync
-from plugins.controller.handlers import Handler
 from plugins.controller.history import EventHistory, EventRecord
 from plugins.controller.kubestate import KubeStateCache
 from plugins.controller.metrics import ControllerMetrics
@@ -41,7 +40,7 @@ class EventLoop:
     def __init__(
         self,
         scheduler: KVSchedulerAPI,
-        handlers: list[Handler],
+        handlers: Sequence[EventHandler],
         config: ControllerConfig | None = None,
         *,
         metrics: ControllerMetrics | None = None,
@@ -341,5 +340,5 @@ class EventLoop:
         return self.history.records(since_seq, limit)
 
     def describe_handlers(self) -> dict[str, Any]:
-        """Every handler's ``describe_internal_state`` (handlers without it are left out)."""
+        """Every handler's ``describe_internal_state`` (handlers describing nothing are left out)."""
         return self.processor.describe()

@@ -1,98 +1,63 @@
-"""Handler plugins called through pluggy, one by one, in the order the app declares them.
+"""The controller's event handlers: which plugins are handlers, their names, their order.
 
-Every handler is registered with a :class:`pluggy.PluginManager` that knows the controller's hook
-specs, so pluggy validates each hook implementation's name and arguments at registration. The
-controller then calls each handler's implementations itself (not ``pm.hook.X()``, which would
-call all of them at once) so that it can order them, record each result and stop on errors.
+A handler is any object that is a :class:`plugins.controller.api.EventHandler`; the controller
+calls its typed methods itself, one handler at a time, in order (no hook machinery: the order,
+each handler's result and stopping on errors are the controller's business).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-import pluggy
-
-from core.hookspecs import PROJECT
-from plugins.controller import hookspecs
-
-HOOKS = ("handles_event", "resync", "update", "revert", "describe_internal_state")
-
-
-def is_handler(plugin: object) -> bool:
-    """True when ``plugin`` implements at least one of the controller's hooks (pluggy-marked)."""
-    marker = f"{PROJECT}_impl"
-    return any(getattr(getattr(plugin, hook, None), marker, None) is not None for hook in HOOKS)
+from plugins.controller.api import EventHandler
 
 
 class HandlerRegistrationError(ValueError):
-    """A handler's hook implementations do not match the controller's hook specs."""
+    """The handlers (or ``controller.handler_order``) do not form a valid set."""
 
 
-class _BoundHook:
-    """One handler's implementation of one hook, called with the arguments it declares."""
-
-    __slots__ = ("argnames", "function")
-
-    def __init__(self, function: Callable[..., Any], argnames: Sequence[str]) -> None:
-        self.function = function
-        self.argnames = tuple(argnames)
-
-    def __call__(self, **kwargs: Any) -> Any:
-        return self.function(*[kwargs[name] for name in self.argnames])
+def handler_name(handler: EventHandler) -> str:
+    """The handler's plugin name (its class name when it has none)."""
+    return str(getattr(handler, "name", "") or type(handler).__name__)
 
 
-class Handler:
-    """A handler plugin with its hook implementations resolved."""
-
-    __slots__ = ("_hooks", "name", "plugin")
-
-    def __init__(self, name: str, plugin: object, hooks: dict[str, _BoundHook]) -> None:
-        self.name = name
-        self.plugin = plugin
-        self._hooks = hooks
-
-    def implements(self, hook: str) -> bool:
-        return hook in self._hooks
-
-    def handles(self, event: Any) -> bool:
-        """Whether the handler wants the event; a handler without ``handles_event`` wants all."""
-        hook = self._hooks.get("handles_event")
-        return True if hook is None else bool(hook(event=event))
-
-    def call(self, hook: str, **kwargs: Any) -> Any:
-        """Call the hook if implemented (returns None otherwise)."""
-        bound = self._hooks.get(hook)
-        return None if bound is None else bound(**kwargs)
-
-
-def build_handlers(plugins: Sequence[object]) -> tuple[pluggy.PluginManager, list[Handler]]:
-    """Register ``plugins`` (in declared order) and resolve each one's hook implementations."""
-    manager = pluggy.PluginManager(PROJECT)
-    manager.add_hookspecs(hookspecs)
-    names: list[str] = []
-    for plugin in plugins:
-        name = str(getattr(plugin, "name", "") or type(plugin).__name__)
+def check_handlers(handlers: Sequence[object]) -> list[EventHandler]:
+    """``handlers`` as a list, after checking each is a complete handler with a unique name."""
+    checked: list[EventHandler] = []
+    names: set[str] = set()
+    for handler in handlers:
+        if not isinstance(handler, EventHandler):
+            raise HandlerRegistrationError(
+                f"{handler!r} is not an EventHandler (subclass plugins.controller.api.EventHandler)"
+            )
+        name = handler_name(handler)
         if name in names:
             raise HandlerRegistrationError(f"handler {name!r} is declared twice")
-        try:
-            manager.register(plugin, name=name)
-        except pluggy.PluginValidationError as exc:
-            raise HandlerRegistrationError(f"handler {name!r}: {exc}") from exc
-        names.append(name)
-    bound: dict[str, dict[str, _BoundHook]] = {name: {} for name in names}
-    for hook in HOOKS:
-        caller = getattr(manager.hook, hook)
-        for impl in caller.get_hookimpls():
-            if impl.hookwrapper or impl.wrapper:
-                raise HandlerRegistrationError(
-                    f"handler {impl.plugin_name!r}: {hook} must be a plain hook, not a wrapper"
-                )
-            bound[impl.plugin_name][hook] = _BoundHook(impl.function, impl.argnames)
-    handlers = [Handler(name, manager.get_plugin(name), bound[name]) for name in names]
-    for handler in handlers:
-        if not any(handler.implements(h) for h in ("resync", "update")):
-            raise HandlerRegistrationError(
-                f"handler {handler.name!r} implements neither resync nor update"
-            )
-    return manager, handlers
+        kind = type(handler)
+        if kind.resync is EventHandler.resync and kind.update is EventHandler.update:
+            raise HandlerRegistrationError(f"handler {name!r} implements neither resync nor update")
+        names.add(name)
+        checked.append(handler)
+    return checked
+
+
+def order_handlers(handlers: Sequence[EventHandler], order: Sequence[str]) -> list[EventHandler]:
+    """``handlers`` in ``order`` (plugin names; empty: as given); every handler listed once."""
+    checked = check_handlers(handlers)
+    if not order:
+        return checked
+    by_name = {handler_name(h): h for h in checked}
+    unknown = [name for name in order if name not in by_name]
+    if unknown:
+        raise HandlerRegistrationError(
+            f"controller.handler_order names {unknown}, which are not registered handlers "
+            f"(registered: {sorted(by_name)})"
+        )
+    if len(set(order)) != len(order):
+        raise HandlerRegistrationError(f"controller.handler_order lists a handler twice: {list(order)}")
+    missing = sorted(set(by_name) - set(order))
+    if missing:
+        raise HandlerRegistrationError(
+            f"controller.handler_order does not list the registered handlers {missing}"
+        )
+    return [by_name[name] for name in order]

@@ -1,15 +1,14 @@
-"""The ``controller`` plugin: Contiv's event loop with its dbwatcher, wired into the agent.
+r"""The ``controller`` plugin: Contiv's event loop with its dbwatcher, wired into the agent.
 
-Handlers are plugins implementing the hooks of :mod:`plugins.controller.hookspecs`. They are
-given to the constructor (``handlers=[...]``, in the declared order) or, when a handler itself
-needs the controller (to push events or register resources), registered from its ``init`` with
-:meth:`ControllerPlugin.register_handler`. ``handler_order`` in the YAML fixes the final order.
+Handlers are the enabled plugins that are :class:`plugins.controller.api.EventHandler`\ s: the
+controller adopts them when the agent starts (``contiv_agent_starting``, before any ``init``), so
+a handler may depend on the controller (to push events, register resources) without a cycle.
+``controller.handler_order`` in the YAML fixes the calling order.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -20,13 +19,13 @@ from core.http import HTTPPlugin
 from core.kvdb.plugin import KVDBPlugin
 from core.metrics import MetricsPlugin
 from core.plugin import Plugin
-from core.servicelabel import ServiceLabelPlugin
-from plugins.controller.api import Event, KubeStateReader
+from core.servicelabel import ServiceLabelAPI
+from plugins.controller.api import ControllerAPI, Event, EventHandler, KubeStateReader
 from plugins.controller.config import ControllerConfig
 from plugins.controller.dbwatcher import DBWatcher
 from plugins.controller.eventloop import EventLoop
 from plugins.controller.events import RequestedResync, Shutdown
-from plugins.controller.handlers import HandlerRegistrationError, build_handlers, is_handler
+from plugins.controller.handlers import order_handlers
 from plugins.controller.kubestate import KubeStateCache, ResourceRegistry
 from plugins.controller.metrics import ControllerMetrics
 from plugins.controller.mirror import LocalMirror
@@ -34,7 +33,10 @@ from plugins.kvscheduler.api import KVSchedulerAPI
 
 
 class ControllerPlugin(Plugin):
-    """The agent's single event loop: events in, one scheduler transaction per event out."""
+    """The agent's single event loop: events in, one scheduler transaction per event out.
+
+    Implements :class:`plugins.controller.api.ControllerAPI`.
+    """
 
     name = "controller"
     Config = ControllerConfig
@@ -45,12 +47,11 @@ class ControllerPlugin(Plugin):
         config: ControllerConfig | None = None,
         *,
         scheduler: KVSchedulerAPI,
-        service_label: ServiceLabelPlugin,
+        service_label: ServiceLabelAPI,
         kvdb: KVDBPlugin | None = None,
         http: HTTPPlugin | None = None,
         metrics: MetricsPlugin | None = None,
         health: HealthPlugin | None = None,
-        handlers: Sequence[Plugin] = (),
     ) -> None:
         super().__init__(config)
         self.scheduler = scheduler
@@ -59,11 +60,10 @@ class ControllerPlugin(Plugin):
         self.http = http
         self.metrics = metrics
         self.health = health
-        self.handlers: list[Plugin] = list(handlers)
+        #: The adopted handlers, in start order (``handler_order`` reorders them at start).
+        self.handlers: list[EventHandler] = []
         self.resources = ResourceRegistry()
         self._kube_state = KubeStateCache()
-        self._config_models: dict[str, type[BaseModel]] = {}
-        self._registration_open = True
         self.loop: EventLoop | None = None
         self.dbwatcher: DBWatcher | None = None
         self._mirror: LocalMirror | None = None
@@ -74,42 +74,13 @@ class ControllerPlugin(Plugin):
         """Reflect ``/vnf-agent/contiv-ksr/<key_prefix>...`` as resource ``keyword`` of ``model``."""
         self.resources.register(keyword, key_prefix, model)
 
-    def register_config_model(self, key_prefix: str, model: type[BaseModel]) -> None:
-        """Parse external config under ``/vnf-agent/<node>/<key_prefix>`` as ``model``.
-
-        ``key_prefix`` is a scheduler key prefix such as ``config/linux/v1/route/``.
-        """
-        if not key_prefix.startswith("config/"):
-            raise ValueError(f"external config prefix {key_prefix!r} must start with 'config/'")
-        existing = self._config_models.get(key_prefix)
-        if existing is not None and existing is not model:
-            raise ValueError(f"external config prefix {key_prefix!r} already has a model")
-        self._config_models[key_prefix] = model
-
     @hookimpl
     def contiv_agent_starting(self, plugins: list[Plugin]) -> None:
-        """Adopt every enabled plugin that implements the handler hooks (in start order)."""
-        for plugin in plugins:
-            if plugin is not self and is_handler(plugin):
-                self.register_handler(plugin)
-
-    def register_handler(self, handler: Plugin) -> None:
-        """Add an event handler; call from the handler's ``init`` (before the agent starts)."""
-        if not self._registration_open:
-            raise RuntimeError(f"handler {handler.name!r} registered after the controller started")
-        if any(h is handler for h in self.handlers):
-            return
-        self.handlers.append(handler)
+        """Adopt every enabled plugin that is an :class:`EventHandler` (in start order)."""
+        self.handlers = [p for p in plugins if p is not self and isinstance(p, EventHandler)]
 
     def config_model_for(self, key: str) -> type[BaseModel] | None:
-        """The model of an external config key: the longest registered prefix wins, else the
-        model of the scheduler descriptor owning the key (when the scheduler lists them)."""
-        best = ""
-        for prefix in self._config_models:
-            if key.startswith(prefix) and len(prefix) > len(best):
-                best = prefix
-        if best:
-            return self._config_models[best]
+        """The model of an external config key: that of the scheduler descriptor owning it."""
         # ``descriptors()`` is not part of KVSchedulerAPI: the KVScheduler engine offers it
         # (directly, or as ``.scheduler`` of the kvscheduler plugin).
         for candidate in (self.scheduler, getattr(self.scheduler, "scheduler", None)):
@@ -157,27 +128,8 @@ class ControllerPlugin(Plugin):
 
             self.http.add_router(make_router(lambda: self.loop, self.request_resync))
 
-    def _ordered_handlers(self) -> list[Plugin]:
-        order = self.config.handler_order
-        if not order:
-            return self.handlers
-        by_name = {h.name: h for h in self.handlers}
-        unknown = [name for name in order if name not in by_name]
-        if unknown:
-            raise HandlerRegistrationError(
-                f"controller.handler_order names {unknown}, which are not registered handlers "
-                f"(registered: {sorted(by_name)})"
-            )
-        missing = sorted(set(by_name) - set(order))
-        if missing:
-            raise HandlerRegistrationError(
-                f"controller.handler_order does not list the registered handlers {missing}"
-            )
-        return [by_name[name] for name in order]
-
     async def after_init(self) -> None:
-        self._registration_open = False
-        _, handlers = build_handlers(self._ordered_handlers())
+        handlers = order_handlers(self.handlers, self.config.handler_order)
         registry = self.metrics.registry if self.metrics is not None else None
         health = self.health
 
@@ -235,3 +187,8 @@ class ControllerPlugin(Plugin):
         if self._mirror is not None:
             self._mirror.close()
             self._mirror = None
+
+
+def _implements_api(plugin: ControllerPlugin) -> ControllerAPI:
+    """Never called: makes mypy check that the plugin implements :class:`ControllerAPI`."""
+    return plugin

@@ -7,6 +7,7 @@ loop's business (``eventloop.py``).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from plugins.controller.api import (
     AbortEventError,
     Direction,
     Event,
+    EventHandler,
     EventMethod,
     FatalError,
     UpdateTxnType,
@@ -29,7 +31,7 @@ from plugins.controller.events import (
     KubeStateChange,
     VerificationResync,
 )
-from plugins.controller.handlers import Handler
+from plugins.controller.handlers import check_handlers, handler_name
 from plugins.controller.history import EventRecord, HandlerRecord
 from plugins.controller.kubestate import KubeStateCache
 from plugins.controller.txn import EventTransaction, ExternalConfig
@@ -87,12 +89,12 @@ class EventProcessor:
     def __init__(
         self,
         scheduler: KVSchedulerAPI,
-        handlers: list[Handler],
+        handlers: Sequence[EventHandler],
         kube_state: KubeStateCache | None = None,
     ) -> None:
         self.scheduler = scheduler
-        self.handlers = handlers
-        self._reversed = list(reversed(handlers))
+        self.handlers = check_handlers(handlers)
+        self._reversed = list(reversed(self.handlers))
         self.kube_state = kube_state if kube_state is not None else KubeStateCache()
         self.external = ExternalConfig()
         #: The last committed desired state of the handlers (before external merge).
@@ -119,7 +121,7 @@ class EventProcessor:
             self.external.apply(event.source, event.updated)
         return True
 
-    def _ordered_handlers(self, event: Event) -> list[Handler]:
+    def _ordered_handlers(self, event: Event) -> list[EventHandler]:
         if event.method is EventMethod.DOWNSTREAM_RESYNC:
             return []
         if event.method is EventMethod.UPDATE and event.direction is Direction.REVERSE:
@@ -149,35 +151,30 @@ class EventProcessor:
         revert_mode = not is_resync and event.txn_type is UpdateTxnType.REVERT_ON_FAILURE
         txn = EventTransaction()
         before_state = self.describe() if isinstance(event, VerificationResync) else {}
-        ran: list[tuple[Handler, HandlerRecord]] = []
+        ran: list[tuple[EventHandler, HandlerRecord]] = []
         stop_commit = False
         changes: list[str] = []
 
         for handler in self._ordered_handlers(event):
             handler_record: HandlerRecord | None = None
+            name = handler_name(handler)
             try:
-                if not handler.handles(event):
+                if not handler.handles_event(event):
                     continue
-                handler_record = HandlerRecord(handler.name)
+                handler_record = HandlerRecord(name)
                 record.handlers.append(handler_record)
                 ran.append((handler, handler_record))
                 if is_resync:
-                    handler.call(
-                        "resync",
-                        event=event,
-                        kube_state=self.kube_state,
-                        resync_count=self.resync_count,
-                        txn=txn,
-                    )
+                    handler.resync(event, self.kube_state, self.resync_count, txn)
                 else:
-                    change = handler.call("update", event=event, txn=txn)
+                    change = handler.update(event, txn)
                     if change:
                         handler_record.change = str(change)
-                        changes.append(f"{handler.name}: {change}")
+                        changes.append(f"{name}: {change}")
             except Exception as exc:  # noqa: BLE001 - every handler error is recorded and steered
                 text = _error_text(exc)
                 if handler_record is None:
-                    record.handlers.append(HandlerRecord(handler.name, error=text))
+                    record.handlers.append(HandlerRecord(name, error=text))
                 else:
                     handler_record.error = text
                 if outcome.error is None:
@@ -205,7 +202,7 @@ class EventProcessor:
         if revert_mode and outcome.error is not None:
             for handler, handler_record in reversed(ran):
                 try:
-                    handler.call("revert", event=event)
+                    handler.revert(event)
                     handler_record.reverted = True
                 except Exception as exc:  # noqa: BLE001 - a failed revert heals later
                     handler_record.revert_error = _error_text(exc)
@@ -266,12 +263,13 @@ class EventProcessor:
                     self.internal_config[key] = value
 
     def describe(self) -> dict[str, Any]:
-        """Every handler's ``describe_internal_state`` (handlers without it are left out)."""
-        return {
-            handler.name: handler.call("describe_internal_state")
-            for handler in self.handlers
-            if handler.implements("describe_internal_state")
-        }
+        """Every handler's ``describe_internal_state`` (handlers describing nothing are left out)."""
+        described: dict[str, Any] = {}
+        for handler in self.handlers:
+            state = handler.describe_internal_state()
+            if state is not None:
+                described[handler_name(handler)] = state
+        return described
 
     def _verify(self, txn: EventTransaction, before: dict[str, Any], outcome: Outcome) -> None:
         """Compare a verification resync with the committed state; differences are errors."""

@@ -6,16 +6,20 @@ import asyncio
 import time
 from collections.abc import Mapping
 from ipaddress import IPv4Address, IPv4Interface
-from typing import Any, Protocol
+from typing import Any
 
-from pydantic import BaseModel
-
-from core.hookspecs import hookimpl
 from core.http import HTTPPlugin
 from core.kvdb.api import agent_prefix
 from core.kvdb.plugin import KVDBPlugin
 from core.plugin import Plugin
-from plugins.controller.api import Event, EventMethod, KubeStateReader, Transaction
+from plugins.controller.api import (
+    ControllerAPI,
+    Event,
+    EventHandler,
+    EventMethod,
+    KubeStateReader,
+    Transaction,
+)
 from plugins.controller.events import KubeStateChange
 from plugins.ipam.allocator import PodSubnetAllocator
 from plugins.ipam.api import IPAMError, NodeAddressPlan
@@ -36,20 +40,11 @@ from plugins.ksr.model import RESOURCES
 from plugins.nodesync.api import NodeAddressPublisher, NodeSyncAPI
 from plugins.podmanager.api import PodID, PodManagerAPI
 
-
-class HandlerRegistry(Protocol):
-    """The controller plugin, as far as ipam needs it: resources it reads, and its handler."""
-
-    def register_resource(self, keyword: str, key_prefix: str, model: type[BaseModel]) -> None: ...
-
-    def register_handler(self, handler: Plugin) -> None: ...
-
-
 #: How long ``close`` waits for queued allocation changes to reach etcd.
 CLOSE_FLUSH_TIMEOUT_S = 3.0
 
 
-class IPAMPlugin(Plugin):
+class IPAMPlugin(Plugin, EventHandler):
     """Implements :class:`plugins.ipam.api.IPAMAPI` for this node.
 
     Allocations are written synchronously to a local file before an address is returned, and
@@ -72,7 +67,7 @@ class IPAMPlugin(Plugin):
         nodesync: NodeSyncAPI,
         http: HTTPPlugin | None = None,
         podmanager: PodManagerAPI | None = None,
-        controller: HandlerRegistry | None = None,
+        controller: ControllerAPI | None = None,
     ) -> None:
         super().__init__(config)
         self.kvdb = kvdb
@@ -121,7 +116,6 @@ class IPAMPlugin(Plugin):
             # The reflected pods tell which allocations are still in use (idempotent if
             # another plugin registered the same resource).
             self.controller.register_resource("pod", *RESOURCES["pod"])
-            self.controller.register_handler(self)
         self.log.info(
             "node %s (ID %d): pod subnet %s, %d allocation(s) restored",
             self.nodesync.node_name(), plan.node_id, plan.pod_subnet, len(self._allocator),
@@ -254,13 +248,11 @@ class IPAMPlugin(Plugin):
 
     # ------------------------------------------------------------------ controller handler
 
-    @hookimpl
     def handles_event(self, event: Event) -> bool:
         if event.method is not EventMethod.UPDATE:
             return True
         return isinstance(event, KubeStateChange) and event.resource == "pod"
 
-    @hookimpl
     def resync(self, event: Event, kube_state: KubeStateReader, resync_count: int, txn: Transaction) -> None:
         node = self.nodesync.node_name()
         pods: set[PodID] = set()
@@ -271,7 +263,6 @@ class IPAMPlugin(Plugin):
             self._adopt_reflected_ip(pod, getattr(obj, "ip_address", ""))
         self._kube_pods = pods
 
-    @hookimpl
     def update(self, event: Event, txn: Transaction) -> str | None:
         if not isinstance(event, KubeStateChange) or event.resource != "pod":
             return None
@@ -289,11 +280,6 @@ class IPAMPlugin(Plugin):
             self._adopt_reflected_ip(pod, getattr(new, "ip_address", ""))
         return None
 
-    @hookimpl
-    def contiv_describe_state(self) -> dict[str, Any] | None:
-        return {"ipam": self.describe()}
-
-    @hookimpl
     def describe_internal_state(self) -> dict[str, object] | None:
         """The allocations (what a no-op resync must leave unchanged)."""
         return {

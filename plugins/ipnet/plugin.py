@@ -15,13 +15,12 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel
 
-from core.hookspecs import hookimpl
 from core.plugin import Plugin
-from plugins.controller.api import Event, EventMethod, KubeStateReader, Transaction
+from plugins.controller.api import Event, EventHandler, EventMethod, KubeStateReader, Transaction
 from plugins.ipam.api import IPAMAPI
 from plugins.ipnet.compute import IntentError, node_intent, pod_intent, remote_node_intent
 from plugins.ipnet.config import IPNetConfig
@@ -38,12 +37,6 @@ from plugins.podmanager.api import (
     PodManagerAPI,
     PodRoute,
 )
-
-
-class HandlerRegistrar(Protocol):
-    """The controller, as far as ipnet needs it."""
-
-    def register_handler(self, handler: Plugin) -> None: ...
 
 
 def make_renderer(config: IPNetConfig) -> Renderer:
@@ -67,12 +60,11 @@ def _diff(txn: Transaction, old: Mapping[str, BaseModel], new: Mapping[str, Base
         txn.put(key, value)
 
 
-class IPNetPlugin(Plugin):
+class IPNetPlugin(Plugin, EventHandler):
     """Name ``ipnet``; deps ``ipam``, ``nodesync``, ``podmanager``.
 
-    Optional: ``controller`` (ipnet then registers itself as an event handler in ``init``;
-    otherwise the app lists it in the controller's ``handlers``) and ``renderer`` (instead of
-    the one ``dataplane`` selects).
+    An :class:`~plugins.controller.api.EventHandler` (the controller adopts it at start).
+    Optional: ``renderer`` (instead of the one ``dataplane`` selects).
     """
 
     name = "ipnet"
@@ -87,14 +79,12 @@ class IPNetPlugin(Plugin):
         nodesync: NodeSyncAPI,
         podmanager: PodManagerAPI,
         renderer: Renderer | None = None,
-        controller: HandlerRegistrar | None = None,
     ) -> None:
         super().__init__(config)
         self.ipam = ipam
         self.nodesync = nodesync
         self.podmanager = podmanager
         self.renderer = renderer if renderer is not None else make_renderer(self.config)
-        self.controller = controller
         self.node: NodeIntent | None = None
         self.pods: dict[PodID, PodIntent] = {}
         self.remotes: dict[str, RemoteNodeIntent] = {}
@@ -102,8 +92,6 @@ class IPNetPlugin(Plugin):
         self._last_add: tuple[PodID, PodIntent | None, bool] | None = None
 
     async def init(self) -> None:
-        if self.controller is not None:
-            self.controller.register_handler(self)
         self.log.info("dataplane %s, transport %s", self.config.dataplane,
                       "nooverlay" if self.config.nooverlay else f"vxlan (VNI {self.config.vni})")
 
@@ -148,13 +136,11 @@ class IPNetPlugin(Plugin):
 
     # ---------------------------------------------------------------------------- hooks
 
-    @hookimpl
     def handles_event(self, event: Event) -> bool:
         if event.method is not EventMethod.UPDATE:
             return True
         return isinstance(event, (AddPod, DeletePod, NodeUpdate))
 
-    @hookimpl
     def resync(
         self, event: Event, kube_state: KubeStateReader, resync_count: int, txn: Transaction
     ) -> None:
@@ -191,7 +177,6 @@ class IPNetPlugin(Plugin):
                 for key, value in self._render_remote(remote).items():
                     txn.put(key, value)
 
-    @hookimpl
     def update(self, event: Event, txn: Transaction) -> str | None:
         if isinstance(event, AddPod):
             return self._add_pod(event, txn)
@@ -201,7 +186,6 @@ class IPNetPlugin(Plugin):
             return self._node_update(event, txn)
         return None
 
-    @hookimpl
     def revert(self, event: Event) -> None:
         if not isinstance(event, AddPod) or self._last_add is None:
             return
@@ -216,7 +200,6 @@ class IPNetPlugin(Plugin):
         if fresh_ip:
             self.ipam.release_pod_ip(pod_id)
 
-    @hookimpl
     def describe_internal_state(self) -> dict[str, object]:
         return {
             "node": None if self.node is None else self.node.model_dump(mode="json"),

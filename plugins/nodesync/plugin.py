@@ -6,15 +6,20 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Interface
-from typing import Any, Protocol
+from typing import Any
 
-from pydantic import BaseModel
-
-from core.hookspecs import hookimpl
 from core.kvdb.api import KVBroker, KVError
 from core.kvdb.plugin import KVDBPlugin
 from core.plugin import Plugin
-from plugins.controller.api import Event, EventMethod, KubeStateReader, Transaction
+from core.servicelabel import ServiceLabelAPI
+from plugins.controller.api import (
+    ControllerAPI,
+    Event,
+    EventHandler,
+    EventMethod,
+    KubeStateReader,
+    Transaction,
+)
 from plugins.controller.events import KubeStateChange
 from plugins.ksr.model import RESOURCES
 from plugins.nodesync.allocation import (
@@ -38,24 +43,7 @@ KSR_PREFIX = "/vnf-agent/contiv-ksr/"
 VPPNODE_RESOURCE = "vppnode"
 
 
-class NodeLabel(Protocol):
-    """Who this agent is (the service-label plugin)."""
-
-    @property
-    def label(self) -> str: ...
-
-
-class ControllerHandle(Protocol):
-    """What nodesync needs from the controller plugin: registrations and follow-up events."""
-
-    def register_resource(self, keyword: str, key_prefix: str, model: type[BaseModel]) -> None: ...
-
-    def register_handler(self, handler: Plugin) -> None: ...
-
-    def push_follow_up(self, event: Event) -> None: ...
-
-
-class NodeSyncPlugin(Plugin):
+class NodeSyncPlugin(Plugin, EventHandler):
     """Implements :class:`plugins.nodesync.api.NodeSyncAPI`.
 
     ``init`` claims this node's ID in etcd (Contiv's first-free-ID scheme with put-if-absent,
@@ -75,8 +63,8 @@ class NodeSyncPlugin(Plugin):
         config: NodeSyncConfig | None = None,
         *,
         kvdb: KVDBPlugin,
-        service_label: NodeLabel,
-        controller: ControllerHandle | None = None,
+        service_label: ServiceLabelAPI,
+        controller: ControllerAPI | None = None,
     ) -> None:
         super().__init__(config)
         self.kvdb = kvdb
@@ -95,7 +83,6 @@ class NodeSyncPlugin(Plugin):
             self.controller.register_resource(VPPNODE_RESOURCE, ALLOCATED_IDS_PREFIX, VppNode)
             # Kubernetes nodes carry the management addresses (idempotent if registered elsewhere).
             self.controller.register_resource("node", *RESOURCES["node"])
-            self.controller.register_handler(self)
         broker = self._broker()
         name = self.service_label.label
         mgmt = [str(a) for a in self.config.management_addresses]
@@ -154,13 +141,11 @@ class NodeSyncPlugin(Plugin):
 
     # ------------------------------------------------------------------ controller handler
 
-    @hookimpl
     def handles_event(self, event: Event) -> bool:
         if event.method is not EventMethod.UPDATE:
             return True
         return isinstance(event, KubeStateChange) and event.resource in (VPPNODE_RESOURCE, "node")
 
-    @hookimpl
     def resync(self, event: Event, kube_state: KubeStateReader, resync_count: int, txn: Transaction) -> None:
         records = {
             suffix: value for suffix, value in kube_state.list(VPPNODE_RESOURCE).items()
@@ -174,7 +159,6 @@ class NodeSyncPlugin(Plugin):
         self._k8s_nodes = dict(kube_state.list("node"))
         self._rebuild()
 
-    @hookimpl
     def update(self, event: Event, txn: Transaction) -> str | None:
         if not isinstance(event, KubeStateChange):
             return None
@@ -199,11 +183,6 @@ class NodeSyncPlugin(Plugin):
         changes = self._emit_updates(before, self._table, mgmt_only=event.resource == "node")
         return ", ".join(changes) if changes else None
 
-    @hookimpl
-    def contiv_describe_state(self) -> dict[str, Any] | None:
-        return {"nodesync": self.describe_internal_state()}
-
-    @hookimpl
     def describe_internal_state(self) -> dict[str, object] | None:
         """This node's ID and the node table."""
         return {

@@ -8,18 +8,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar, Protocol
 
-from core.hookspecs import hookimpl
 from core.http import HTTPPlugin
 from core.kvdb.api import KVBroker
 from core.metrics import MetricsPlugin
 from core.plugin import Plugin, PluginConfig
-from plugins.controller.api import Event
+from core.servicelabel import ServiceLabelAPI
+from plugins.controller.api import ControllerAPI, Event, EventHandler, Transaction
 from plugins.podmanager.api import AddPod, DeletePod, LocalPod, PodID
 from plugins.podmanager.config import PodManagerConfig
 from plugins.podmanager.records import PodRecordStore
 from plugins.podmanager.rest import pod_routes
 from plugins.podmanager.server import RemoteCNIServer
-from plugins.podmanager.service import EventSink, PodRequestService
+from plugins.podmanager.service import PodRequestService
 from plugins.podmanager.stats import RequestStats
 
 
@@ -30,14 +30,7 @@ class KVDBProvider(Protocol):
     def broker(self) -> KVBroker: ...
 
 
-class NodeLabelProvider(Protocol):
-    """The service-label plugin as used here: this node's name."""
-
-    @property
-    def label(self) -> str: ...
-
-
-class PodManagerPlugin(Plugin):
+class PodManagerPlugin(Plugin, EventHandler):
     """Serves ``RemoteCNI`` (ADD/DEL/CHECK from ``contiv-cni``) and records the pods it wired.
 
     ADD pushes a blocking :class:`~plugins.podmanager.api.AddPod` event into the controller and
@@ -58,9 +51,9 @@ class PodManagerPlugin(Plugin):
         self,
         config: PodManagerConfig | None = None,
         *,
-        controller: EventSink,
+        controller: ControllerAPI,
         kvdb: KVDBProvider,
-        service_label: NodeLabelProvider,
+        service_label: ServiceLabelAPI,
         http: HTTPPlugin | None = None,
         metrics: MetricsPlugin | None = None,
     ) -> None:
@@ -95,11 +88,6 @@ class PodManagerPlugin(Plugin):
         self.stats = RequestStats(self.metrics.registry if self.metrics is not None else None)
         if self.http is not None:
             self.http.add_router(pod_routes(self._store.all, self.stats))
-        # Like Contiv's pod manager, take part in the pod events as a handler (it shows in the
-        # event history); a bare event sink (tests) has no registration.
-        register = getattr(self.controller, "register_handler", None)
-        if callable(register):
-            register(self)
 
     async def after_init(self) -> None:
         store = self._require_store()
@@ -122,14 +110,14 @@ class PodManagerPlugin(Plugin):
                 await self._sync_task
             self._sync_task = None
 
-    # Event handler hooks: the records are kept by the request service itself (persisted before
-    # the event, removed after a failed one), so here the pod events are only acknowledged.
-    @hookimpl
+    # Event handler (adopted by the controller at start): like Contiv's pod manager it takes part
+    # in the pod events, which shows in the event history. The records are kept by the request
+    # service itself (persisted before the event, removed after a failed one), so here the pod
+    # events are only acknowledged.
     def handles_event(self, event: Event) -> bool:
         return isinstance(event, (AddPod, DeletePod))
 
-    @hookimpl
-    def update(self, event: Event) -> str | None:
+    def update(self, event: Event, txn: Transaction) -> str | None:
         if isinstance(event, AddPod):
             return f"pod {event.pod.id} recorded in {event.pod.netns_path}"
         if isinstance(event, DeletePod):

@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from plugins.controller.api import Event
+from plugins.controller.api import ControllerAPI
 from plugins.podmanager.api import AddPod, DeletePod, LocalPod, PodID
 from plugins.podmanager.check import verify_pod_network
 from plugins.podmanager.cni_pb2 import CNIReply, CNIRequest
@@ -26,21 +26,13 @@ from plugins.podmanager.records import PodRecord, PodRecordStore
 from plugins.podmanager.stats import RequestStats
 
 
-class EventSink(Protocol):
-    """The controller as the pod manager uses it."""
-
-    async def push_event(self, event: Event) -> None:
-        """Queue ``event`` for the event loop (raises when it cannot be queued)."""
-        ...
-
-
 class PodRequestService:
     """Serves ADD, DEL and CHECK; one request per pod at a time, different pods in parallel."""
 
     def __init__(
         self,
         store: PodRecordStore,
-        events: EventSink,
+        events: ControllerAPI,
         event_timeout_s: float,
         log: logging.Logger,
         stats: RequestStats | None = None,

@@ -9,11 +9,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from core.hookspecs import hookimpl
 from core.plugin import Plugin
 from plugins.controller.api import (
     Direction,
     Event,
+    EventHandler,
     EventMethod,
     KubeStateReader,
     Transaction,
@@ -127,7 +127,7 @@ class FullResync(Event):
 CallLog = list[tuple[str, str, str]]
 
 
-class RecordingHandler(Plugin):
+class RecordingHandler(Plugin, EventHandler):
     """Logs (handler, hook, event tag) and puts ``Item(name=<handler>, value=<n>)`` per update.
 
     ``fail`` maps an event tag to the exception ``update`` raises for it; ``on_update`` runs
@@ -145,16 +145,13 @@ class RecordingHandler(Plugin):
         self.updates = 0
         self.reverted: list[str] = []
 
-    @hookimpl
     def handles_event(self, event: Event) -> bool:
         return True
 
-    @hookimpl
     def resync(self, event: Event, kube_state: KubeStateReader, resync_count: int, txn: Transaction) -> None:
         self.calls.append((self.name, "resync", event.name))
         txn.put(key_of(self.name), Item(name=self.name, value=resync_count))
 
-    @hookimpl
     def update(self, event: Event, txn: Transaction) -> str | None:
         tag = getattr(event, "tag", event.name)
         self.calls.append((self.name, "update", tag))
@@ -166,12 +163,10 @@ class RecordingHandler(Plugin):
         txn.put(key_of(self.name), Item(name=self.name, value=self.updates))
         return f"{self.name} #{self.updates}"
 
-    @hookimpl
     def revert(self, event: Event) -> None:
         self.calls.append((self.name, "revert", getattr(event, "tag", event.name)))
         self.updates -= 1
 
-    @hookimpl
     def describe_internal_state(self) -> dict[str, object]:
         return {"updates": self.updates}
 

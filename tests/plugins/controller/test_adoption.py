@@ -1,5 +1,5 @@
-"""Handlers are adopted by the controller when the agent starts: no registration call, no
-constructor dependency, order from ``handler_order``."""
+"""Handlers are adopted by the controller when the agent starts: every enabled plugin that is an
+``EventHandler``; no registration call, no constructor dependency, order from ``handler_order``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import pytest
 from pydantic import BaseModel
 
 from core.agent import Agent, AgentError
-from core.hookspecs import hookimpl
 from core.plugin import Plugin
 from core.servicelabel import ServiceLabelConfig, ServiceLabelPlugin
-from plugins.controller.api import Event, Transaction
+from plugins.controller.api import Event, EventHandler, Transaction
 from plugins.controller.config import ControllerConfig
 from plugins.controller.handlers import HandlerRegistrationError
 from plugins.controller.plugin import ControllerPlugin
@@ -26,8 +25,8 @@ class Seen(BaseModel):
     by: str
 
 
-class Recording(Plugin):
-    """A plugin that only implements hooks, as a third-party handler would."""
+class Recording(Plugin, EventHandler):
+    """A plugin that only subclasses EventHandler, as a third-party handler would."""
 
     name = "recording"
 
@@ -36,18 +35,24 @@ class Recording(Plugin):
         super().__init__()
         self.calls = calls
 
-    @hookimpl
     def handles_event(self, event: Event) -> bool:
         return isinstance(event, Poke)
 
-    @hookimpl
     def update(self, event: Event, txn: Transaction) -> str:
         self.calls.append(self.name)
         return f"{self.name} saw it"
 
 
 class NotAHandler(Plugin):
+    """Has methods named like the handler's (the old pluggy style) but is no EventHandler."""
+
     name = "bystander"
+
+    def handles_event(self, event: Event) -> bool:
+        raise AssertionError("a plugin that is not an EventHandler was called")
+
+    def update(self, event: Event, txn: Transaction) -> str:
+        raise AssertionError("a plugin that is not an EventHandler was called")
 
 
 def make(order: list[str], calls: list[str]) -> tuple[Agent, ControllerPlugin]:

@@ -11,17 +11,15 @@ import pytest
 from pydantic import BaseModel
 
 from core.etcdserver import EtcdServer
-from core.hookspecs import hookimpl
 from core.kvdb.api import KVBroker, KVError
 from core.kvdb.etcd import EtcdBroker
 from core.kvdb.memory import MemoryBroker
 from core.plugin import Plugin
-from plugins.controller.api import Event, KubeStateReader, Transaction
+from plugins.controller.api import Event, EventHandler, KubeStateReader, Transaction
 from plugins.controller.config import ControllerConfig, DBWatcherConfig
 from plugins.controller.dbwatcher import DBWatcher
 from plugins.controller.eventloop import EventLoop
 from plugins.controller.events import DBResync, ExternalConfigChange, KubeStateChange
-from plugins.controller.handlers import build_handlers
 from plugins.controller.kubestate import KSR_PREFIX, ResourceRegistry
 from plugins.controller.mirror import LocalMirror
 from tests.plugins.controller.helpers import Item, RecordingScheduler, wait_until
@@ -44,7 +42,7 @@ def pod_json(name: str, ip: str = "", ns: str = "default") -> bytes:
     return PodObj(name=name, namespace=ns, ip=ip).model_dump_json().encode()
 
 
-class Watcher(Plugin):
+class Watcher(Plugin, EventHandler):
     """Records what the dbwatcher delivered and mirrors pods into desired dataplane values."""
 
     name = "watcher"
@@ -56,19 +54,16 @@ class Watcher(Plugin):
         self.external: list[ExternalConfigChange] = []
         self.pods: dict[str, Any] = {}
 
-    @hookimpl
-    def resync(self, event: Event, kube_state: KubeStateReader, txn: Transaction) -> None:
+    def resync(self, event: Event, kube_state: KubeStateReader, resync_count: int, txn: Transaction) -> None:
         if isinstance(event, DBResync):
             self.resyncs.append(event)
         self.pods = dict(kube_state.list("pod"))
         for name, pod in self.pods.items():
             txn.put(f"config/test/v1/item/{name.replace('/', '-')}", Item(name=pod.name))
 
-    @hookimpl
     def update(self, event: Event, txn: Transaction) -> str | None:
         return None
 
-    @hookimpl
     def handles_event(self, event: Event) -> bool:
         if isinstance(event, KubeStateChange):
             self.changes.append(event)
@@ -87,7 +82,7 @@ class Stack:
     def __init__(self, broker: KVBroker, mirror_path: Path | None, **watcher_cfg: Any) -> None:
         self.scheduler = RecordingScheduler()
         self.handler = Watcher()
-        self.loop = EventLoop(self.scheduler, build_handlers([self.handler])[1], ControllerConfig())
+        self.loop = EventLoop(self.scheduler, [self.handler], ControllerConfig())
         registry = ResourceRegistry()
         registry.register("pod", "k8s/pod/", PodObj)
         self.mirror = LocalMirror(mirror_path) if mirror_path is not None else None

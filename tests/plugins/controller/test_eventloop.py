@@ -6,16 +6,16 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import pluggy
 import pytest
 
-from core.hookspecs import hookimpl
 from core.plugin import Plugin
 from plugins.controller.api import (
     AbortEventError,
     Direction,
     Event,
+    EventHandler,
     FatalError,
+    KubeStateReader,
     Transaction,
     UpdateTxnType,
 )
@@ -28,7 +28,7 @@ from plugins.controller.errors import (
 )
 from plugins.controller.eventloop import EventLoop
 from plugins.controller.events import HealingResync
-from plugins.controller.handlers import HandlerRegistrationError, build_handlers
+from plugins.controller.handlers import HandlerRegistrationError, check_handlers
 from plugins.kvscheduler.api import ResyncMode
 from tests.plugins.controller.helpers import (
     CallLog,
@@ -55,11 +55,11 @@ Factory = Callable[..., HealthRecordingLoop]
 async def make_loop() -> AsyncIterator[Factory]:
     loops: list[EventLoop] = []
 
-    def factory(handlers: list[Plugin], scheduler: RecordingScheduler, **cfg: Any) -> HealthRecordingLoop:
+    def factory(handlers: list[EventHandler], scheduler: RecordingScheduler, **cfg: Any) -> HealthRecordingLoop:
         health: list[tuple[bool, str]] = []
         loop = HealthRecordingLoop(
             scheduler,
-            build_handlers(handlers)[1],
+            handlers,
             ControllerConfig(**cfg),
             report_health=lambda ok, detail: health.append((ok, detail)),
         )
@@ -337,33 +337,53 @@ async def test_periodic_healing_is_a_downstream_resync(make_loop: Factory) -> No
     assert calls == [("a", "resync", "Test Resync")]  # downstream resyncs call no handler
 
 
-def test_hookimpl_signatures_are_validated_by_pluggy() -> None:
-    class Bad(Plugin):
-        name = "bad"
+def test_only_complete_event_handlers_are_accepted() -> None:
+    class Hooks(Plugin):
+        """Methods with the right names but not an EventHandler (the old hook style)."""
 
-        @hookimpl
-        def update(self, event: Event, txn: Transaction, unknown_arg: int) -> None:
+        name = "hooks"
+
+        def handles_event(self, event: Event) -> bool:
+            return True
+
+        def update(self, event: Event, txn: Transaction) -> str | None:
             return None
 
-    with pytest.raises(HandlerRegistrationError, match="bad") as info:
-        build_handlers([Bad()])
-    assert isinstance(info.value.__cause__, pluggy.PluginValidationError)
+    with pytest.raises(HandlerRegistrationError, match="is not an EventHandler"):
+        check_handlers([Hooks()])
 
-    class NoHooks(Plugin):
-        name = "nohooks"
+    class NoWork(Plugin, EventHandler):
+        name = "nowork"
 
-    with pytest.raises(HandlerRegistrationError, match="neither resync nor update"):
-        build_handlers([NoHooks()])
+        def handles_event(self, event: Event) -> bool:
+            return True
+
+    with pytest.raises(HandlerRegistrationError, match="'nowork' implements neither resync nor update"):
+        check_handlers([NoWork()])
+
+    class Incomplete(Plugin, EventHandler):
+        name = "incomplete"
+
+        def update(self, event: Event, txn: Transaction) -> str | None:
+            return None
+
+    with pytest.raises(TypeError, match="handles_event"):
+        Incomplete()  # type: ignore[abstract]
+    calls: CallLog = []
+    with pytest.raises(HandlerRegistrationError, match="'a' is declared twice"):
+        check_handlers([make_handler("a", calls), make_handler("a", calls)])
 
 
-async def test_handler_declaring_fewer_arguments_gets_only_those(make_loop: Factory) -> None:
+async def test_a_handler_gets_the_resync_count(make_loop: Factory) -> None:
     seen: list[int] = []
 
-    class Minimal(Plugin):
+    class Minimal(Plugin, EventHandler):
         name = "minimal"
 
-        @hookimpl
-        def resync(self, resync_count: int) -> None:
+        def handles_event(self, event: Event) -> bool:
+            return True
+
+        def resync(self, event: Event, kube_state: KubeStateReader, resync_count: int, txn: Transaction) -> None:
             seen.append(resync_count)
 
     loop = make_loop([Minimal()], RecordingScheduler())
@@ -373,7 +393,7 @@ async def test_handler_declaring_fewer_arguments_gets_only_those(make_loop: Fact
     assert seen == [1, 2]
 
 
-class Consistent(Plugin):
+class Consistent(Plugin, EventHandler):
     """Resync and update agree: one value per name seen; ``drift`` breaks that on purpose."""
 
     name = "consistent"
@@ -383,19 +403,19 @@ class Consistent(Plugin):
         self.names: set[str] = set()
         self.drift = False
 
-    @hookimpl
-    def resync(self, txn: Transaction) -> None:
+    def handles_event(self, event: Event) -> bool:
+        return True
+
+    def resync(self, event: Event, kube_state: KubeStateReader, resync_count: int, txn: Transaction) -> None:
         for name in self.names:
             txn.put(key_of(name), Item(name=name))
 
-    @hookimpl
     def update(self, event: Event, txn: Transaction) -> str:
         tag = getattr(event, "tag", "")
         self.names.add(tag)
         txn.put(key_of(tag), Item(name=tag, extra="drift" if self.drift else ""))
         return f"added {tag}"
 
-    @hookimpl
     def describe_internal_state(self) -> dict[str, object]:
         return {"names": sorted(self.names)}
 

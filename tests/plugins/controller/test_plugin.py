@@ -12,7 +12,6 @@ import pytest
 
 from core.agent import Agent
 from core.health import HealthPlugin
-from core.hookspecs import hookimpl
 from core.http import HTTPConfig, HTTPPlugin
 from core.kvdb.memory import MemoryBroker
 from core.kvdb.plugin import KVDBPlugin
@@ -21,6 +20,7 @@ from core.plugin import Plugin
 from core.servicelabel import ServiceLabelConfig, ServiceLabelPlugin
 from plugins.controller.api import (
     Event,
+    EventHandler,
     KubeStateReader,
     Transaction,
     UpdateTxnType,
@@ -49,7 +49,7 @@ class AddThing(Event):
         self.thing = thing
 
 
-class PodWiring(Plugin):
+class PodWiring(Plugin, EventHandler):
     """A handler that wants one dataplane item per pod, and one per AddThing."""
 
     name = "pod-wiring"
@@ -61,18 +61,18 @@ class PodWiring(Plugin):
         self.seen: list[str] = []
 
     async def init(self) -> None:
-        # Handlers that need the controller register themselves (no constructor cycle).
+        # A handler may depend on the controller: it is adopted, not injected (no cycle).
         self.controller.register_resource("pod", "k8s/pod/", PodObj)
-        self.controller.register_handler(self)
 
-    @hookimpl
-    def resync(self, event: Event, kube_state: KubeStateReader, txn: Transaction) -> None:
+    def handles_event(self, event: Event) -> bool:
+        return True
+
+    def resync(self, event: Event, kube_state: KubeStateReader, resync_count: int, txn: Transaction) -> None:
         for pod in kube_state.list("pod").values():
             txn.put(ITEM_PREFIX + pod.name, Item(name=pod.name))
         for thing in self.things:
             txn.put(ITEM_PREFIX + thing, Item(name=thing))
 
-    @hookimpl
     def update(self, event: Event, txn: Transaction) -> str | None:
         self.seen.append(event.name)
         if isinstance(event, KubeStateChange) and event.resource == "pod":
@@ -89,12 +89,10 @@ class PodWiring(Plugin):
             return f"add {event.thing}"
         return None
 
-    @hookimpl
     def revert(self, event: Event) -> None:
         if isinstance(event, AddThing):
             self.things.discard(event.thing)
 
-    @hookimpl
     def describe_internal_state(self) -> dict[str, Any]:
         return {"things": sorted(self.things)}
 
@@ -193,8 +191,6 @@ async def test_bad_resource_registration_is_refused(agent: tuple[Agent, Controll
         controller.register_resource("pod", "k8s/other/", PodObj)
     with pytest.raises(ValueError, match="relative"):
         controller.register_resource("svc", KSR_PREFIX + "k8s/service/", PodObj)
-    with pytest.raises(RuntimeError, match="after the controller started"):
-        controller.register_handler(PodWiring(controller))
 
 
 async def test_stopping_the_agent_delivers_a_blocking_shutdown_event(tmp_path: Path) -> None:
@@ -217,9 +213,8 @@ async def test_handler_order_from_the_yaml_is_exact() -> None:
     def controller(order: list[str]) -> ControllerPlugin:
         plugin = ControllerPlugin(
             ControllerConfig(handler_order=order), scheduler=RecordingScheduler(), service_label=label,
-            handlers=[a, b],
         )
-        plugin.register_handler(c)
+        plugin.contiv_agent_starting([a, plugin, b, c])
         return plugin
 
     ordered = controller(["c", "a", "b"])

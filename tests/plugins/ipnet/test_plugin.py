@@ -10,7 +10,7 @@ import pytest
 
 from plugins.controller.api import Event
 from plugins.controller.events import DBResync
-from plugins.controller.handlers import build_handlers
+from plugins.controller.handlers import check_handlers
 from plugins.controller.txn import EventTransaction
 from plugins.ipam.api import PoolExhaustedError
 from plugins.ipnet.config import IPNetConfig
@@ -34,11 +34,10 @@ async def test_hooks_are_valid_for_the_controller(tmp_path: Path) -> None:
     nodes = NodeTable("node1", {"node1": node(1, "node1")})
     async with real_ipam(tmp_path, nodes) as ipam:
         plugin = IPNetPlugin(ipam=ipam, nodesync=nodes, podmanager=PodRecords())
-        _, (handler,) = build_handlers([plugin])
-        assert handler.implements("resync") and handler.implements("update")
-        assert handler.handles(DBResync({}, {}))
-        assert handler.handles(AddPod(local_pod("a")))
-        assert not handler.handles(_Other())
+        (handler,) = check_handlers([plugin])
+        assert handler.handles_event(DBResync({}, {}))
+        assert handler.handles_event(AddPod(local_pod("a")))
+        assert not handler.handles_event(_Other())
 
 
 async def test_add_delete_revert(tmp_path: Path) -> None:

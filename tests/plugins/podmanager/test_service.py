@@ -217,22 +217,18 @@ async def test_stale_socket_of_crashed_agent_is_replaced(podmanager: PodManagerE
 
 
 def test_registers_with_pluggy_before_init(tmp_path: Path) -> None:
-    """The agent registers every plugin with pluggy, which reads all attributes, before init."""
-    import pluggy
-
-    from core.hookspecs import PROJECT
+    """The agent registers every plugin with pluggy, which reads all attributes, before init;
+    the controller then adopts the pod manager as an event handler."""
+    from core.agent import new_plugin_manager
     from core.kvdb.plugin import KVDBPlugin
     from core.servicelabel import ServiceLabelPlugin
-    from plugins.controller import hookspecs
+    from plugins.controller.handlers import check_handlers
     from plugins.podmanager.plugin import PodManagerPlugin
     from tests.plugins.podmanager.consumer import MinimalController
 
     plugin = PodManagerPlugin(
         controller=MinimalController(), kvdb=KVDBPlugin(), service_label=ServiceLabelPlugin()
     )
-    manager = pluggy.PluginManager(PROJECT)
-    manager.add_hookspecs(hookspecs)
-    manager.register(plugin, name=plugin.name)
-    impls = {impl.plugin_name for impl in manager.hook.handles_event.get_hookimpls()}
-    assert impls == {"podmanager"}
+    new_plugin_manager([plugin])
+    assert check_handlers([plugin]) == [plugin]
     assert plugin.local_pods() == {}

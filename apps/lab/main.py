@@ -105,8 +105,7 @@ def run(lab: Lab, args: argparse.Namespace) -> int:
     elif args.cmd == "apply":
         kubelet = Kubelet(lab)
         for path in args.filename:
-            for line in kubelet.apply(load_manifests(path)):
-                print(line)
+            kubelet.apply(load_manifests(path), report=lambda line: print(line, flush=True))
     elif args.cmd == "delete":
         Kubelet(lab).delete_pod(args.namespace, args.pod)
     elif args.cmd == "probe":

@@ -11,7 +11,7 @@ import hashlib
 import json
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -87,25 +87,46 @@ class Kubelet:
 
     # ------------------------------------------------------------------ apply
 
-    def apply(self, objects: Iterable[dict[str, Any]]) -> list[str]:
-        """Create what the manifests describe; returns one line per object."""
+    def apply(self, objects: Iterable[dict[str, Any]],
+              report: Callable[[str], None] | None = None) -> list[str]:
+        """Create what the manifests describe; returns one line per object created.
+
+        Each line also goes to ``report`` as soon as its object exists. An object that fails
+        does not stop the others: after the last one, a :class:`LabError` lists what failed
+        (and how many were created).
+        """
         done: list[str] = []
+        failed: list[str] = []
         for obj in objects:
-            kind = obj.get("kind")
-            ns, name = _key(obj)
-            if kind == "Pod":
-                pod = self.add_pod(obj)
-                done.append(f"pod/{ns}/{name} on {pod.node}: {pod.ip}")
-            elif kind == "Namespace":
-                write_manifest(self.state, f"namespace-{name}.yaml", obj)
-                done.append(f"namespace/{name}")
-            elif kind in ("Node",):
-                raise LabError("nodes are made with 'contiv-lab node add', not with apply")
+            try:
+                line = self._apply_one(obj)
+            except LabError as err:
+                ns, name = _key(obj)
+                line = f"FAILED {str(obj.get('kind')).lower()}/{ns}/{name}: {err}"
+                failed.append(line)
             else:
-                # Services, EndpointSlices, NetworkPolicies...: handed to KSR as they are.
-                write_manifest(self.state, f"{str(kind).lower()}-{ns}-{name}.yaml", obj)
-                done.append(f"{str(kind).lower()}/{ns}/{name}")
+                done.append(line)
+            if report is not None:
+                report(line)
+        if failed:
+            raise LabError(f"{len(failed)} of {len(done) + len(failed)} objects failed "
+                           f"({len(done)} created): " + "; ".join(failed))
         return done
+
+    def _apply_one(self, obj: dict[str, Any]) -> str:
+        kind = obj.get("kind")
+        ns, name = _key(obj)
+        if kind == "Pod":
+            pod = self.add_pod(obj)
+            return f"pod/{ns}/{name} on {pod.node}: {pod.ip}"
+        if kind == "Namespace":
+            write_manifest(self.state, f"namespace-{name}.yaml", obj)
+            return f"namespace/{name}"
+        if kind == "Node":
+            raise LabError("nodes are made with 'contiv-lab node add', not with apply")
+        # Services, EndpointSlices, NetworkPolicies...: handed to KSR as they are.
+        write_manifest(self.state, f"{str(kind).lower()}-{ns}-{name}.yaml", obj)
+        return f"{str(kind).lower()}/{ns}/{name}"
 
     def _schedule(self, obj: dict[str, Any]) -> str:
         wanted = (obj.get("spec") or {}).get("nodeName")
@@ -139,8 +160,13 @@ class Kubelet:
                                    pod.netns, self.lab._log(f"echo-{pod.netns}"))
         try:
             result = self.cni("ADD", pod)
-        except LabError:
-            self.delete_pod(ns, name, cni=False)
+        except LabError as err:
+            # As a runtime does: DEL after a failed ADD (the agent may have kept a record or
+            # an address of the cut ADD, e.g. when it crashed meanwhile).
+            try:
+                self.delete_pod(ns, name)
+            except LabError as cleanup:
+                raise LabError(f"{err}; the DEL after it failed too: {cleanup}") from err
             raise
         ips = [ip["address"].split("/")[0] for ip in result.get("ips", [])]
         if not ips:

@@ -3,11 +3,16 @@ knows the nodes, pods and processes."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, PrivateAttr
 
 DEFAULT_STATE_ROOT = Path("/run/contiv-lab")
 UNDERLAY_PREFIX = "192.168.16."
@@ -60,15 +65,95 @@ class LabState(BaseModel):
     def node_dir(self, node: str) -> Path:
         return self.root / "nodes" / node
 
+    #: What this process last read or wrote (the base of the three-way merge in :meth:`save`).
+    _base: dict[str, Any] = PrivateAttr(default_factory=dict)
+
     def save(self) -> None:
+        """Write the state, merged with what other ``contiv-lab`` commands saved meanwhile.
+
+        Under an exclusive lock on ``lab.lock``: the file is read again and only what this
+        process changed since it last read or wrote it (per node, per pod, per field) is applied
+        onto it; counters take the larger value. The result goes to a temporary file of its own
+        and is renamed over ``lab.json``, so concurrent commands never lose each other's updates
+        (an ``apply`` racing ``node restart-agent`` keeps the new agent PID) nor share a
+        temporary file.
+        """
         path = self.root / "lab.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.model_dump_json(indent=2))
-        os.replace(tmp, path)
+        with _locked(self.root):
+            mine = self.model_dump(mode="json")
+            disk = json.loads(path.read_text()) if path.exists() else None
+            merged = mine if disk is None else _merge(self._base or disk, mine, disk)
+            fd, tmp = tempfile.mkstemp(prefix=".lab-", suffix=".tmp", dir=self.root)
+            try:
+                with os.fdopen(fd, "w") as out:
+                    json.dump(merged, out, indent=2)
+                os.replace(tmp, path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+            if merged is not mine:
+                self._adopt(merged)
+            self._base = merged
+
+    def _adopt(self, doc: dict[str, Any]) -> None:
+        """Take over what others saved, keeping this process's objects for what it changed."""
+        fresh = LabState.model_validate(doc)
+        for key in ("nodes", "pods"):
+            ours: dict[str, Any] = getattr(self, key)
+            theirs: dict[str, Any] = getattr(fresh, key)
+            for name in list(ours):
+                if name not in theirs:
+                    del ours[name]
+            for name, value in theirs.items():
+                if name not in ours or ours[name].model_dump(mode="json") != doc[key][name]:
+                    ours[name] = value
+        for field in type(self).model_fields:
+            if field not in ("nodes", "pods"):
+                setattr(self, field, getattr(fresh, field))
 
     @classmethod
     def load(cls, root: Path) -> LabState | None:
         path = root / "lab.json"
         if not path.exists():
             return None
-        return cls.model_validate(json.loads(path.read_text()))
+        doc = json.loads(path.read_text())
+        state = cls.model_validate(doc)
+        state._base = doc
+        return state
+
+
+_COUNTERS = ("next_node_index", "next_pod_index", "round_robin")
+
+
+def _merge(base: dict[str, Any], mine: dict[str, Any], disk: dict[str, Any]) -> dict[str, Any]:
+    """Three-way merge of state documents: ``disk`` plus this process's changes since ``base``."""
+    out = dict(disk)
+    for key, value in mine.items():
+        before = base.get(key)
+        if value == before:
+            continue
+        if key in ("nodes", "pods") and isinstance(value, dict):
+            merged = dict(disk.get(key) or {})
+            old = before or {}
+            for name in set(old) | set(value):
+                if name not in value:
+                    merged.pop(name, None)
+                elif value[name] != old.get(name):
+                    merged[name] = value[name]
+            out[key] = merged
+        elif key in _COUNTERS:
+            out[key] = max(int(value), int(disk.get(key) or 0))
+        else:
+            out[key] = value
+    return out
+
+
+@contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "lab.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

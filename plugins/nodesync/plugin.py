@@ -20,7 +20,7 @@ from plugins.controller.api import (
     KubeStateReader,
     Transaction,
 )
-from plugins.controller.events import KubeStateChange
+from plugins.controller.events import DBResync, KubeStateChange
 from plugins.ksr.model import RESOURCES
 from plugins.nodesync.allocation import (
     ALLOCATED_IDS_PREFIX,
@@ -31,11 +31,13 @@ from plugins.nodesync.allocation import (
 )
 from plugins.nodesync.api import Node, NodeUpdate, VppNode
 from plugins.nodesync.config import NodeSyncConfig
+from plugins.nodesync.guard import NodeIDConflict, RecordGuard
 from plugins.nodesync.table import (
     build_node_table,
     k8s_mgmt_addresses,
     node_from_record,
 )
+from plugins.podmanager.api import AddPod
 
 #: Where KSR and nodesync publish cluster state.
 KSR_PREFIX = "/vnf-agent/contiv-ksr/"
@@ -75,6 +77,8 @@ class NodeSyncPlugin(Plugin, EventHandler):
         self._k8s_nodes: dict[str, Any] = {}
         self._table: dict[str, Node] = {}
         self.updates_emitted = 0
+        #: Keeps this node's ID record in etcd; its ``conflict`` stops pod wiring.
+        self.guard = RecordGuard(self._broker, self.log)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -111,6 +115,9 @@ class NodeSyncPlugin(Plugin, EventHandler):
         self._rebuild()
         self.log.info("this node is %s with ID %d; %d node(s) known", name, record.id, len(self._table))
 
+    async def close(self) -> None:
+        await self.guard.close()
+
     # ------------------------------------------------------------------ NodeSyncAPI
 
     def node_id(self) -> int:
@@ -144,6 +151,8 @@ class NodeSyncPlugin(Plugin, EventHandler):
     def handles_event(self, event: Event) -> bool:
         if event.method is not EventMethod.UPDATE:
             return True
+        if isinstance(event, AddPod):
+            return self.guard.conflict is not None
         return isinstance(event, KubeStateChange) and event.resource in (VPPNODE_RESOURCE, "node")
 
     def resync(self, event: Event, kube_state: KubeStateReader, resync_count: int, txn: Transaction) -> None:
@@ -152,27 +161,38 @@ class NodeSyncPlugin(Plugin, EventHandler):
             if isinstance(value, VppNode)
         }
         own = self._own()
-        if str(own.id) not in records:
-            # Our record is in etcd (we wrote it); the snapshot may predate it or come from a mirror.
+        stored = records.get(str(own.id))
+        if not (isinstance(event, DBResync) and event.local):
+            # A remote snapshot without our record: etcd lost it (wipe, restore of an older
+            # snapshot); put it back before another node takes the ID. Another node's name
+            # there: a conflict. (A local mirror may simply predate our record.)
+            self.guard.observe(own, stored)
+        if stored is None or stored.name != own.name:
             records[str(own.id)] = own
         self._records = records
         self._k8s_nodes = dict(kube_state.list("node"))
         self._rebuild()
 
     def update(self, event: Event, txn: Transaction) -> str | None:
+        if isinstance(event, AddPod) and self.guard.conflict is not None:
+            raise NodeIDConflict(self.guard.conflict)
         if not isinstance(event, KubeStateChange):
             return None
         before = dict(self._table)
         if event.resource == VPPNODE_RESOURCE:
             new = event.new_value
+            own = self._own()
+            if event.key == str(own.id):
+                self.guard.observe(own, new if isinstance(new, VppNode) else None)
             if isinstance(new, VppNode):
-                self._records[event.key] = new
-                if new.name == self.node_name():
-                    self._record = new
-            else:
-                gone = self._records.pop(event.key, None)
-                if gone is not None and gone.name == self.node_name():
-                    self.log.error("the ID record of this node (%s) was removed from etcd", event.key)
+                if event.key == str(own.id) and new.name != own.name:
+                    pass  # another node's claim on our ID: keep our own entry in the table
+                else:
+                    self._records[event.key] = new
+                    if new.name == self.node_name():
+                        self._record = new
+            elif event.key != str(own.id):
+                self._records.pop(event.key, None)
         elif event.resource == "node":
             name = event.key
             if event.new_value is None:
@@ -188,6 +208,7 @@ class NodeSyncPlugin(Plugin, EventHandler):
         return {
             "nodeId": self._record.id if self._record else None,
             "nodeName": self.node_name(),
+            "idConflict": self.guard.conflict,
             "nodes": {name: node.model_dump(mode="json") for name, node in sorted(self._table.items())},
         }
 

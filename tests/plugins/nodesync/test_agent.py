@@ -146,9 +146,12 @@ async def test_reflected_pods_feed_ipam(running: Running) -> None:
     await wait_until(lambda: ipam.pod_ip(PodID("adopted", "default")) == IPv4Address("10.1.1.40"))
     # A pod allocated here that Kubernetes knows on this node stays; one nobody knows is released
     # (grace 0 in this test, checked every 0.1 s).
-    ipam.allocate_pod_ip(PodID("known", "default"))
+    # Kubernetes knows the pod before its address is allocated (as with a real CNI ADD): with
+    # grace 0 an allocation whose pod the agent has not seen yet may be swept at once.
     known = Pod(name="known", namespace="default", node_name=NODE)
     await broker.put(KSR_PREFIX + pod_key("known", "default"), known.model_dump_json().encode())
+    await wait_until(lambda: PodID("known", "default") in (ipam._kube_pods or ()))
+    ipam.allocate_pod_ip(PodID("known", "default"))
     ipam.allocate_pod_ip(PodID("ghost", "default"))
     await wait_until(lambda: PodID("ghost", "default") not in ipam.allocations())
     assert set(ipam.allocations()) == {PodID("adopted", "default"), PodID("known", "default")}

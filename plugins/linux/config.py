@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from core.plugin import PluginConfig
@@ -15,6 +17,10 @@ class LinuxConfig(PluginConfig):
     """Namespaces (names or absolute paths) that read-back scans for our objects besides the
     agent's own namespace and those of values already applied; e.g. the node namespace when
     the agent configures a namespace other than its own."""
+
+    nft_backend: Literal["lib", "cli"] = "lib"
+    """How agent-owned nftables tables are written and read: ``lib`` = libnftables in-process
+    (JSON read-back), ``cli`` = the ``nft`` binary (``nft -f`` batches). See docs/services.md."""
 
     @field_validator("scan_namespaces")
     @classmethod

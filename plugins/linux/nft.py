@@ -127,6 +127,7 @@ class NftSet:
     flags: tuple[str, ...] = ()
     timeout: int | None = None
     elements: dict[str, str] = field(default_factory=dict)
+    comment: str | None = None
 
 
 @dataclass
@@ -186,7 +187,7 @@ def parse_table(listing: dict[str, Any], family: str, name: str) -> NftTable:
             table.sets[body["name"]] = NftSet(
                 body["name"], kind, tuple(types),
                 canonical(mapped) if mapped is not None and not isinstance(mapped, str) else mapped,
-                tuple(body.get("flags", ())), body.get("timeout"), elements)
+                tuple(body.get("flags", ())), body.get("timeout"), elements, body.get("comment"))
     return table
 
 

@@ -9,6 +9,7 @@ from plugins.kvscheduler.api import Descriptor, KVSchedulerAPI
 from plugins.linux.config import LinuxConfig
 from plugins.linux.descriptors.address import AddressDescriptor
 from plugins.linux.descriptors.neighbour import FdbDescriptor, NeighbourDescriptor
+from plugins.linux.descriptors.nfttable import NftTableDescriptor
 from plugins.linux.descriptors.route import RouteDescriptor
 from plugins.linux.descriptors.sysctl import SysctlDescriptor
 from plugins.linux.descriptors.veth import VethDescriptor
@@ -17,9 +18,10 @@ from plugins.linux.netns import NetlinkPool
 
 
 def linux_descriptors(
-    scan_namespaces: list[str] | None = None, pool: NetlinkPool | None = None
+    scan_namespaces: list[str] | None = None, pool: NetlinkPool | None = None, nft_backend: str = "lib"
 ) -> list[Descriptor[Any]]:
-    """One instance of every Linux descriptor, links first, sharing ``pool``."""
+    """One instance of every Linux descriptor, links first, sharing ``pool``; agent-owned
+    nftables tables through ``nft_backend`` (see :class:`plugins.linux.nft.Nft`)."""
     extra = list(scan_namespaces or [])
     return [
         VethDescriptor(extra, pool),
@@ -29,11 +31,13 @@ def linux_descriptors(
         NeighbourDescriptor(extra, pool),
         FdbDescriptor(extra, pool),
         SysctlDescriptor(extra, pool),
+        NftTableDescriptor(nft_backend),
     ]
 
 
 class LinuxDataplanePlugin(Plugin):
-    """Name ``linux``: veth pairs, VXLAN, addresses, routes, neighbours, FDB and sysctls.
+    """Name ``linux``: veth pairs, VXLAN, addresses, routes, neighbours, FDB, sysctls and
+    agent-owned nftables tables.
 
     Depends on the KV scheduler (``scheduler``) only; it imports no other contiv plugin.
     """
@@ -52,7 +56,7 @@ class LinuxDataplanePlugin(Plugin):
 
     async def init(self) -> None:
         config = cast(LinuxConfig, self.config)
-        self.descriptors = linux_descriptors(config.scan_namespaces, self.pool)
+        self.descriptors = linux_descriptors(config.scan_namespaces, self.pool, config.nft_backend)
         for descriptor in self.descriptors:
             self.scheduler.register_descriptor(descriptor)
         self.log.info("registered %d Linux descriptors", len(self.descriptors))

@@ -1,0 +1,211 @@
+"""An agent-owned nftables table as ONE scheduler value, and the batches that apply it.
+
+:class:`NftTableValue` is the whole table: set/map declarations, chains with their rules, and
+the elements of the sets and maps, grouped (a group is what one producer owns, e.g. one
+service; a ``(set, key)`` must appear in one group only). Its descriptor
+(:class:`plugins.linux.descriptors.nfttable.NftTableDescriptor`) turns every change of the value
+into ONE nft batch, so a scheduler transaction is one atomic kernel transaction:
+
+* :func:`create_batch`: the table from scratch (``add table`` + ``delete table`` first, so
+  whatever a crash left under that name goes in the same transaction);
+* :func:`update_batch`: only the difference - element deletes and adds of the groups that
+  changed (groups are compared by identity first, so a change of one group among 10k costs
+  microseconds), chains whose rules changed are flushed and refilled, sets and chains that
+  appeared or went are added or deleted. A base chain whose hook or priority changed, or a set
+  whose declaration changed, makes the batch rebuild the table instead.
+
+Ownership and read-back: every set and rule carries a comment with a hash of its desired text
+(``h:<12 hex>``); the table has a set ``contiv_owner`` whose comment is :data:`OWNER`. Read-back
+maps what it finds to the desired text through those hashes (see the descriptor).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+from pydantic import BaseModel, ConfigDict
+
+from plugins.kvscheduler.api import ModelSpec
+from plugins.linux.netns import namespace_label
+
+NFT_TABLE_SPEC = ModelSpec("linux", "v1", "nft-table")
+OWNER = "contiv-agent"
+OWNER_SET = "contiv_owner"
+
+#: One element: (set or map name, key in nft syntax, value in nft syntax or "" for a set).
+Element = tuple[str, str, str]
+
+
+class NftChain(BaseModel):
+    """A chain: a base chain when ``hook`` is set (``type``, ``hook``, ``prio``, ``policy``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str | None = None
+    hook: str | None = None
+    prio: int = 0
+    policy: str = "accept"
+    rules: tuple[str, ...] = ()
+
+    def base(self) -> tuple[str | None, str | None, int, str]:
+        return (self.type, self.hook, self.prio if self.hook else 0, self.policy if self.hook else "accept")
+
+
+class NftSet(BaseModel):
+    """A set or map declaration body (``type ...; flags ...;``), without its comment.
+
+    ``managed`` False: the dataplane fills it (``update @set`` from a rule, e.g. affinity with
+    timeouts); its elements are neither written nor compared.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    decl: str
+    managed: bool = True
+
+
+class NftTableValue(BaseModel):
+    """``config/linux/v1/nft-table/<ns>/<family>/<name>``: a whole agent-owned table."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    namespace: str = ""
+    family: str = "ip"
+    name: str
+    sets: dict[str, NftSet] = {}
+    chains: dict[str, NftChain] = {}
+    elements: dict[str, tuple[Element, ...]] = {}
+
+
+def table_key(namespace: str, family: str, name: str) -> str:
+    return f"{NFT_TABLE_SPEC.key_prefix}{namespace_label(namespace)}/{family}/{name}"
+
+
+def digest(*parts: str) -> str:
+    """The ``h:<12 hex>`` comment of a set declaration or a rule."""
+    return "h:" + hashlib.blake2b("\0".join(parts).encode(), digest_size=6).hexdigest()
+
+
+def _elements_cmds(verb: str, where: str, items: Mapping[str, list[str]]) -> list[str]:
+    cmds = []
+    for set_name, texts in sorted(items.items()):
+        for start in range(0, len(texts), 5000):  # keep each command's text moderate
+            cmds.append(f"{verb} element {where} {set_name} {{ {', '.join(texts[start:start + 5000])} }}")
+    return cmds
+
+
+def _chain_decl(where: str, name: str, chain: NftChain) -> str:
+    if chain.hook is None:
+        return f"add chain {where} {name}"
+    return (f"add chain {where} {name} {{ type {chain.type} hook {chain.hook} priority {chain.prio}; "
+            f"policy {chain.policy}; }}")
+
+
+def _rules(where: str, name: str, chain: NftChain) -> list[str]:
+    return [f'add rule {where} {name} {rule} comment "{digest(name, rule)}"' for rule in chain.rules]
+
+
+def _set_decl(where: str, name: str, spec: NftSet) -> str:
+    kind = "map" if " : " in spec.decl else "set"
+    return f'add {kind} {where} {name} {{ {spec.decl} comment "{digest(name, spec.decl)}"; }}'
+
+
+def _element_text(element: Element) -> str:
+    return f"{element[1]} : {element[2]}" if element[2] else element[1]
+
+
+def create_batch(value: NftTableValue) -> str:
+    """The nft text creating the whole table (replacing any table of that name)."""
+    where = f"{value.family} {value.name}"
+    lines = [f"add table {where}", f"delete table {where}", f"add table {where}",
+             f'add set {where} {OWNER_SET} {{ type mark; comment "{OWNER}"; }}']
+    lines += [_set_decl(where, n, s) for n, s in value.sets.items()]
+    lines += [_chain_decl(where, n, c) for n, c in value.chains.items()]
+    for name, chain in value.chains.items():
+        lines += _rules(where, name, chain)
+    adds: dict[str, list[str]] = defaultdict(list)
+    managed = {n for n, s in value.sets.items() if s.managed}
+    for group in value.elements.values():
+        for element in group:
+            if element[0] in managed:
+                adds[element[0]].append(_element_text(element))
+    lines += _elements_cmds("add", where, adds)
+    return "\n".join(lines) + "\n"
+
+
+def element_diff(
+    old: Mapping[str, tuple[Element, ...]], new: Mapping[str, tuple[Element, ...]]
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(deletes, adds) per set, in nft text, between two grouped element maps."""
+    deletes: dict[str, list[str]] = defaultdict(list)
+    adds: dict[str, list[str]] = defaultdict(list)
+    added_keys: set[tuple[str, str]] = set()
+    for group in old.keys() | new.keys():
+        before, after = old.get(group, ()), new.get(group, ())
+        if before is after or before == after:
+            continue
+        was, now = set(before), set(after)
+        for element in was - now:
+            deletes[element[0]].append(element[1])
+        for element in now - was:
+            if (element[0], element[1]) not in added_keys:
+                added_keys.add((element[0], element[1]))
+                adds[element[0]].append(_element_text(element))
+    return deletes, adds
+
+
+def update_batch(old: NftTableValue, new: NftTableValue) -> str | None:
+    """The nft text turning ``old`` into ``new`` in place; None when the table must be rebuilt."""
+    where = f"{new.family} {new.name}"
+    for name in old.sets.keys() & new.sets.keys():
+        if old.sets[name] != new.sets[name]:
+            return None
+    for name in old.chains.keys() & new.chains.keys():
+        if old.chains[name].base() != new.chains[name].base():
+            return None
+    managed = {n for n, s in new.sets.items() if s.managed}
+    deletes, adds = element_diff(old.elements, new.elements)
+    gone_sets = old.sets.keys() - new.sets.keys()
+    deletes = {s: keys for s, keys in deletes.items()
+               if s not in gone_sets and s in old.sets and old.sets[s].managed}
+    adds = {s: texts for s, texts in adds.items() if s in managed}
+    changed = [n for n in old.chains.keys() & new.chains.keys() if old.chains[n].rules != new.chains[n].rules]
+    gone_chains = sorted(old.chains.keys() - new.chains.keys())
+    new_chains = sorted(new.chains.keys() - old.chains.keys())
+    lines = _elements_cmds("delete", where, deletes)
+    lines += [f"flush chain {where} {n}" for n in sorted(changed) + gone_chains]
+    lines += [f"delete chain {where} {n}" for n in gone_chains]
+    lines += [f"delete set {where} {n}" for n in sorted(gone_sets)]
+    lines += [_set_decl(where, n, new.sets[n]) for n in sorted(new.sets.keys() - old.sets.keys())]
+    lines += [_chain_decl(where, n, new.chains[n]) for n in new_chains]
+    for name in sorted(changed) + new_chains:
+        lines += _rules(where, name, new.chains[name])
+    lines += _elements_cmds("add", where, adds)
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def group_elements(
+    found: Iterable[Element], desired: Mapping[str, tuple[Element, ...]]
+) -> dict[str, tuple[Element, ...]]:
+    """Group elements read back like ``desired`` groups them (unknown ones under group ``""``).
+
+    A group found exactly as desired is returned as the desired tuple itself, so comparing the
+    read-back value with the desired one is cheap and exact.
+    """
+    owner: dict[tuple[str, str], str] = {}
+    for group, elements in desired.items():
+        for element in elements:
+            owner[(element[0], element[1])] = group
+    grouped: dict[str, list[Element]] = defaultdict(list)
+    for element in found:
+        grouped[owner.get((element[0], element[1]), "")].append(element)
+    result: dict[str, tuple[Element, ...]] = {}
+    for group, items in grouped.items():
+        want = desired.get(group)
+        if want is not None and len(want) == len(items) and set(want) == set(items):
+            result[group] = want
+        else:
+            result[group] = tuple(sorted(items))
+    return result

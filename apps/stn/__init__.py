@@ -1,0 +1,1 @@
+"""contiv-stn: the steal-the-NIC daemon app."""

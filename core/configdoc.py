@@ -16,7 +16,7 @@ from pydantic_core import PydanticUndefined
 from core.app import AppSpec
 from core.di import builtin_plugins
 
-APPS = ("apps.vswitch.main", "apps.ksr.main")
+APPS = ("apps.vswitch.main", "apps.ksr.main", "apps.stn.main")
 
 
 def _type_name(annotation: Any) -> str:

@@ -21,7 +21,9 @@ class VppRenderSettings(BaseModel):
     interface (Contiv's ``useTAPInterfaces: false``)."""
 
     main_interface: str = ""
-    """VPP name of the node's NIC (e.g. ``GigabitEthernet0/8/0``); "" = a loopback, as Contiv."""
+    """VPP name of the node's NIC (e.g. ``GigabitEthernet0/8/0``), adopted as it is; or
+    ``host-<nic>``: the Linux NIC ``<nic>`` in VPP's namespace, attached through af_packet by the
+    agent (an af_packet made on it by hand before is taken over); "" = a loopback, as Contiv."""
 
     pod_vrf: int = Field(1, ge=1)
     """The VRF (FIB table) of pods."""

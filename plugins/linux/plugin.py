@@ -10,6 +10,7 @@ from plugins.linux.config import LinuxConfig
 from plugins.linux.descriptors.address import AddressDescriptor
 from plugins.linux.descriptors.neighbour import FdbDescriptor, NeighbourDescriptor
 from plugins.linux.descriptors.nfttable import NftTableDescriptor
+from plugins.linux.descriptors.offload import OffloadDescriptor
 from plugins.linux.descriptors.route import RouteDescriptor
 from plugins.linux.descriptors.sysctl import SysctlDescriptor
 from plugins.linux.descriptors.veth import VethDescriptor
@@ -32,6 +33,7 @@ def linux_descriptors(
         FdbDescriptor(extra, pool),
         SysctlDescriptor(extra, pool),
         NftTableDescriptor(nft_backend),
+        OffloadDescriptor(extra, pool),
     ]
 
 

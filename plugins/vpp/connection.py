@@ -73,6 +73,7 @@ class VPPConnection:
         self._lost_callbacks: list[Callable[[], None]] = []
         self._monitor: asyncio.Task[None] | None = None
         self._reconnecting: asyncio.Task[None] | None = None
+        self._connecting = asyncio.Lock()
         self._closed = False
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -87,10 +88,11 @@ class VPPConnection:
 
     async def connect(self) -> None:
         """Connect once; raises :class:`VPPConnectionError` when VPP is not there."""
-        await self._run(self._connect_sync)
-        self.connected = True
-        pid, version = await self._probe()
-        self.vpe_pid, self.version = pid, version
+        async with self._connecting:
+            if self.connected:
+                return  # the reconnect loop got there first
+            pid, version = await self._open()
+            self.vpe_pid, self.version = pid, version
         log.info("connected to VPP %s (pid %d) on %s", version, pid, self.api_socket)
 
     async def connect_with_retry(self, timeout_s: float) -> None:
@@ -105,6 +107,24 @@ class VPPConnection:
                 if loop.time() >= deadline:
                     raise
                 await asyncio.sleep(self.reconnect_interval_s)
+
+    async def _open(self) -> tuple[int, str]:
+        """(Re)open the client and probe it; ``connected`` only once the probe answered.
+
+        Callers hold ``_connecting``: one opening at a time, so a start-up connect and the
+        reconnect loop never tear down each other's fresh connection (issue 17: that race made
+        agents drop a healthy connection and report a restart of a VPP that had not restarted).
+        """
+        await self._run(self._connect_sync)
+        try:
+            self.stats.calls.update(("control_ping", "show_version"))
+            ping = await self._run(self._call_sync, "control_ping", {})
+            version = await self._run(self._call_sync, "show_version", {})
+        except VPPConnectionError:
+            await self._run(self._disconnect_sync)
+            raise
+        self.connected = True
+        return int(ping.vpe_pid), str(version.version)
 
     def start_monitor(self) -> None:
         """Start the periodic health probe (detects a lost or restarted VPP)."""
@@ -150,13 +170,14 @@ class VPPConnection:
         self.stats.calls[message] += 1
         if not self.connected:
             self.stats.failures[message] += 1
-            self._schedule_reconnect()
+            if self.vpe_pid is not None:  # before the first connect, connect() is in charge
+                self._schedule_reconnect()
             raise VPPConnectionError(f"VPP {message}: not connected to {self.api_socket}")
         try:
             return await self._run(self._call_sync, message, kwargs)
-        except VPPConnectionError:
+        except VPPConnectionError as err:
             self.stats.failures[message] += 1
-            self._lost()
+            self._lost(err)
             raise
         except VPPCallError:
             self.stats.failures[message] += 1
@@ -169,6 +190,8 @@ class VPPConnection:
         return await loop.run_in_executor(self._executor, fn, *args)
 
     def _connect_sync(self) -> None:
+        """Open a fresh client session (any previous one is closed first)."""
+        self._safe_disconnect()
         if self._client is None:
             self._client = VPPApiClient(
                 apidir=[self.api_dir],
@@ -200,18 +223,14 @@ class VPPConnection:
         self._safe_disconnect()
 
     def _safe_disconnect(self) -> None:
-        if self._client is not None:
+        client = self._client
+        if client is not None and getattr(client.transport, "connected", False):
             try:
-                self._client.disconnect()
+                client.disconnect()
             except Exception:  # noqa: BLE001 - the socket is gone anyway
                 pass
 
     # ------------------------------------------------------------------------------ health
-
-    async def _probe(self) -> tuple[int, str]:
-        ping = await self.call("control_ping")
-        version = await self.call("show_version")
-        return int(ping.vpe_pid), str(version.version)
 
     async def _monitor_loop(self) -> None:
         while not self._closed:
@@ -225,9 +244,9 @@ class VPPConnection:
             except VPPCallError as err:
                 log.warning("VPP health probe: %s", err)
 
-    def _lost(self) -> None:
+    def _lost(self, why: object = "") -> None:
         if self.connected:
-            log.warning("connection to VPP lost")
+            log.warning("connection to VPP lost: %s", why)
             self.connected = False
             for callback in list(self._lost_callbacks):
                 callback()
@@ -239,18 +258,18 @@ class VPPConnection:
         self._reconnecting = asyncio.create_task(self._reconnect_loop(), name="vpp-reconnect")
 
     async def _reconnect_loop(self) -> None:
-        await self._run(self._disconnect_sync)
         while not self._closed:
             try:
-                await self._run(self._connect_sync)
-                self.connected = True
-                pid, version = await self._probe()
+                async with self._connecting:
+                    if self.connected:
+                        return  # connect() got there first: nothing was lost meanwhile
+                    pid, version = await self._open()
+                    # Only a different PID is a restart; the first connection is none.
+                    restarted = self.vpe_pid is not None and pid != self.vpe_pid
+                    self.vpe_pid, self.version = pid, version
             except VPPConnectionError:
-                self.connected = False
                 await asyncio.sleep(self.reconnect_interval_s)
                 continue
-            restarted = pid != self.vpe_pid
-            self.vpe_pid, self.version = pid, version
             self.reconnects += 1
             log.info("reconnected to VPP (pid %d, restarted: %s)", pid, restarted)
             for callback in list(self._callbacks):

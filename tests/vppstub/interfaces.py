@@ -7,6 +7,7 @@ import os
 import socket
 from typing import Any
 
+from plugins.linux.netns import run_in_namespace
 from tests.vppstub import errors as E
 from tests.vppstub import hosttap
 from tests.vppstub.errors import ApiError
@@ -19,13 +20,21 @@ ZERO_MAC = "00:00:00:00:00:00"
 class Options:
     """What the host the stand-in pretends to run on offers."""
 
-    def __init__(self, vhost_net: bool = True, check_host_links: bool = True, create_host_taps: bool = False) -> None:
+    def __init__(
+        self,
+        vhost_net: bool = True,
+        check_host_links: bool = True,
+        create_host_taps: bool = False,
+        host_namespace: str = "",
+    ) -> None:
         #: Without /dev/vhost-net, tap_create_v3 fails with -11 (as on these machines).
         self.vhost_net = vhost_net
         #: af_packet_create_v3 needs the host link to exist (checked in the stand-in's netns).
         self.check_host_links = check_host_links
         #: Create a real Linux tap for every TAP (its host side, in its namespace), as VPP does.
         self.create_host_taps = create_host_taps
+        #: The network namespace the stand-in "runs in" (af_packet looks for host links there).
+        self.host_namespace = host_namespace
 
 
 def create_loopback_instance(st: VPPState, opt: Options, req: Any) -> Reply:
@@ -115,10 +124,10 @@ def af_packet_create_v3(st: VPPState, opt: Options, req: Any) -> Reply:
     if int(req.mode) not in (1, 2):
         raise ApiError(E.INVALID_VALUE, f"mode {int(req.mode)}")
     if any(i.link.get("host_if_name") == name for i in st.interfaces.values() if i.dev_type == "af_packet"):
-        raise ApiError(E.SUBIF_ALREADY_EXISTS, f"host-{name} exists")
+        raise ApiError(E.IF_ALREADY_EXISTS, f"host-{name} exists")  # as the real VPP answers
     if opt.check_host_links:
         try:
-            socket.if_nametoindex(name)
+            run_in_namespace(opt.host_namespace, lambda: socket.if_nametoindex(name))
         except OSError:
             raise ApiError(E.INVALID_INTERFACE, f"no host interface {name}") from None
     iface = st.add_interface("host", "af_packet", ZERO_MAC, name=f"host-{name}", host_if_name=name)

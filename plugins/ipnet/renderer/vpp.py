@@ -10,7 +10,9 @@ domain ``vxlanBD`` (no learning, no flooding) with the BVI loopback ``vxlanBVI``
 (``192.168.30.N/24``, ``12:2b:<N>``, pod VRF, split horizon group 1).
 
 Pod: a VPP TAP into the pod namespace (``eth0``), or with ``pod_interface: veth`` a veth pair
-with an af_packet interface on the node end; in the pod VRF, unnumbered to ``podGwLoop``, MAC =
+with an af_packet interface on the node end (in the node namespace, where VPP runs) and
+transmit checksum offload off on the pod end (so TCP/UDP reach VPP with full checksums; the
+host interconnect's ``vpp1`` likewise); in the pod VRF, unnumbered to ``podGwLoop``, MAC =
 the pod's gateway MAC; a static neighbour for the pod and a /32 route to it. Inside the pod, the
 Linux values: the /32 address, the link route to the gateway, the default route, a static
 neighbour for the gateway.
@@ -36,6 +38,7 @@ from pydantic import BaseModel
 from plugins.ipnet.config import VppRenderSettings
 from plugins.ipnet.intent import NodeIntent, PodIntent, RemoteNodeIntent, Transport
 from plugins.linux import models as lx
+from plugins.linux.descriptors.offload import LinkOffload
 from plugins.linux.plugin import linux_descriptors
 from plugins.vpp import model as vpp
 
@@ -47,6 +50,8 @@ BD_ID = 1
 BVI = "vxlanBVI"
 POD_GW_LOOP = "podGwLoop"
 VXLAN_SHG = 1
+#: VPP names af_packet interfaces ``host-<Linux name>``; such a ``main_interface`` is attached.
+AF_PACKET_PREFIX = "host-"
 
 
 def _settings(config: Any) -> VppRenderSettings:
@@ -116,7 +121,11 @@ class VppRenderer:
         s, out = self.settings, Values()
         pod_vrf = s.pod_vrf
         out.put(vpp.vrf_key(pod_vrf), vpp.VrfTable(id=pod_vrf, label="pod"))
-        if s.main_interface:
+        if s.main_interface.startswith(AF_PACKET_PREFIX):
+            # A Linux NIC in VPP's namespace, attached through af_packet by the agent.
+            link = vpp.AfPacketLink(host_if_name=s.main_interface.removeprefix(AF_PACKET_PREFIX))
+            main = vpp.Interface(name="main-nic", type=vpp.InterfaceType.AF_PACKET, afpacket=link)
+        elif s.main_interface:
             main = vpp.Interface(name="main-nic", type=vpp.InterfaceType.EXISTING, vpp_name=s.main_interface)
         else:
             main = vpp.Interface(name="loopbackNIC", type=vpp.InterfaceType.LOOPBACK)
@@ -170,11 +179,13 @@ class VppRenderer:
                 lx.Veth(
                     name="vpp-host-interconnect",
                     end1=lx.VethEnd(namespace=ns, ifname=s.host_ifname, mtu=node.mtu),
-                    end2=lx.VethEnd(namespace="", ifname=s.vpp_side_ifname, mtu=node.mtu),
+                    end2=lx.VethEnd(namespace=ns, ifname=s.vpp_side_ifname, mtu=node.mtu),
                 )
             )
+            # The host stack's TCP/UDP must reach af_packet with full checksums.
+            out.linux(LinkOffload(namespace=ns, ifname=s.host_ifname, tx_checksum=False))
             link = vpp.AfPacketLink(
-                host_if_name=s.vpp_side_ifname, host_link_key=lx.link_property_key("", s.vpp_side_ifname)
+                host_if_name=s.vpp_side_ifname, host_link_key=lx.link_property_key(ns, s.vpp_side_ifname)
             )
             afp = vpp.Interface(name="afpacket-vpp2", type=vpp.InterfaceType.AF_PACKET, mac=mac, afpacket=link)
             out.interface(afp, addresses=(vpp_ip,))
@@ -194,7 +205,7 @@ class VppRenderer:
         return [(self.settings.veth_prefix + _hash(pod)[: 15 - len(self.settings.veth_prefix)], "")]
 
     def render_pod(self, node: NodeIntent, pod: PodIntent) -> Mapping[str, BaseModel]:
-        s, out = self.settings, Values()
+        s, out, node_ns = self.settings, Values(), self.node_namespace
         name, pod_ns, ifname = self.pod_interface_name(pod), pod.netns_path, pod.interface_name
         if s.pod_interface == "tap":
             tap = vpp.TapLink(
@@ -212,10 +223,12 @@ class VppRenderer:
                 lx.Veth(
                     name=f"vpp-{_hash(pod)[:16]}",
                     end1=lx.VethEnd(namespace=pod_ns, ifname=ifname, mac=pod.pod_mac, mtu=pod.mtu),
-                    end2=lx.VethEnd(namespace="", ifname=host_end, mtu=pod.mtu),
+                    end2=lx.VethEnd(namespace=node_ns, ifname=host_end, mtu=pod.mtu),
                 )
             )
-            link = vpp.AfPacketLink(host_if_name=host_end, host_link_key=lx.link_property_key("", host_end))
+            # The kernel hands af_packet partial checksums unless transmit offload is off.
+            out.linux(LinkOffload(namespace=pod_ns, ifname=ifname, tx_checksum=False))
+            link = vpp.AfPacketLink(host_if_name=host_end, host_link_key=lx.link_property_key(node_ns, host_end))
             value = vpp.Interface(name=name, type=vpp.InterfaceType.AF_PACKET, mac=pod.gateway_mac, afpacket=link)
         out.interface(value, vrf=s.pod_vrf, unnumbered=POD_GW_LOOP)
         out.route(vpp.Route(vrf=s.pod_vrf, dst=pod.node_route.dst, outgoing_interface=name))

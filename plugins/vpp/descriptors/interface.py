@@ -1,7 +1,9 @@
 """The ``vpp-interface`` descriptor: loopback, TAP, af_packet, VXLAN and adopted interfaces.
 
 Ownership: the VPP tag ``cv:<name>`` (``sw_interface_tag_add_del`` right after creation; a
-half-made interface is removed again before the error is reported). VRF binding, addresses and
+half-made interface is removed again before the error is reported; where that removal could
+not happen, e.g. the connection was lost, an untagged af_packet on the host interface asked
+for is taken over on retry). VRF binding, addresses and
 unnumbered are values of their own (``interface_derived.py``); a TAP may publish its Linux side
 as a scheduler property and mark it for the Linux descriptors.
 """
@@ -41,6 +43,8 @@ log = logging.getLogger("contiv.vpp.interface")
 ADMIN_UP = 1
 #: tap_create_v3's answer where the kernel has no vhost-net (SYSCALL_ERROR_1).
 NO_VHOST_NET = -11
+#: af_packet_create_v3's answer when the host interface already has an af_packet (IF_ALREADY_EXISTS).
+IF_ALREADY_EXISTS = -79
 ZERO_MAC = "00:00:00:00:00:00"
 
 
@@ -117,21 +121,49 @@ class InterfaceDescriptor(VPPDescriptor[Interface]):
             reply = await self._create_tap(value, value.tap)
         elif value.type == InterfaceType.AF_PACKET:
             assert value.afpacket is not None
-            reply = await self.api.call(
-                "af_packet_create_v3",
-                mode=1,
-                hw_addr=mac,
-                use_random_hw_addr=not value.mac,
-                host_if_name=value.afpacket.host_if_name,
-                num_rx_queues=1,
-                num_tx_queues=1,
-            )
+            try:
+                reply = await self.api.call(
+                    "af_packet_create_v3",
+                    mode=1,
+                    hw_addr=mac,
+                    use_random_hw_addr=not value.mac,
+                    host_if_name=value.afpacket.host_if_name,
+                    num_rx_queues=1,
+                    num_tx_queues=1,
+                )
+            except VPPCallError as err:
+                if err.retval != IF_ALREADY_EXISTS:
+                    raise
+                return await self._adopt_af_packet(value, value.afpacket.host_if_name, err)
         elif value.type == InterfaceType.VXLAN:
             assert value.vxlan is not None
             reply = await self.api.call("vxlan_add_del_tunnel_v3", is_add=True, **_vxlan_args(value.vxlan))
         else:
             return await self._find_existing(value.vpp_name)
         return int(reply.sw_if_index)
+
+    async def _adopt_af_packet(self, value: Interface, host_if_name: str, err: VPPCallError) -> int:
+        """``af_packet_create_v3`` said -79: an af_packet on this host interface exists already.
+
+        Untagged, it is one we asked for whose tag never landed (a create cut short by a lost
+        connection, issue 17) or the NIC attached by hand before the agent started: the host
+        interface name is the one we asked for, so it is taken over (tagged by the caller).
+        Tagged by anyone else, it is not ours and stays untouched.
+        """
+        index = next(
+            (int(a.sw_if_index) for a in await self.api.dump("af_packet_dump") if a.host_if_name == host_if_name),
+            None,
+        )
+        if index is None:
+            raise err
+        (details,) = await self.api.dump(
+            "sw_interface_dump", sw_if_index=index, name_filter_valid=False, name_filter=""
+        )
+        if details.tag and details.tag != value.tag:
+            hint = f"host-{host_if_name} exists with tag {details.tag!r}: not ours, not taken over"
+            raise VPPCallError(err.message, err.retval, hint=hint, fatal=True) from err
+        log.info("taking over the untagged af_packet interface host-%s as %s", host_if_name, value.name)
+        return index
 
     async def _create_tap(self, value: Interface, tap: TapLink | None) -> Any:
         assert tap is not None

@@ -66,3 +66,42 @@ async def test_calls_while_disconnected_raise_and_recover(connection: VPPConnect
             break
         await asyncio.sleep(0.05)
     assert (await connection.call("control_ping")).vpe_pid == stub.pid
+
+
+async def test_calls_before_the_first_connect_do_not_race_it(stub: VPPStub) -> None:
+    """Issue 17: a resync calling VPP before the plugin connected started a reconnect loop that
+    raced the start-up connect; each tore down the other's fresh connection, and the first
+    successful one was reported as a restart (no PID known yet) although VPP had not restarted."""
+    conn = VPPConnection(stub.socket_path, default_api_dir(), reconnect_interval_s=0.01, health_interval_s=0.05)
+    reconnects: list[bool] = []
+
+    async def on_reconnect(restarted: bool) -> None:
+        reconnects.append(restarted)
+
+    lost: list[bool] = []
+    conn.on_reconnect(on_reconnect)
+    conn.on_lost(lambda: lost.append(True))
+    try:
+        for _ in range(5):  # a scheduler resync that got ahead of the plugin's after_init
+            with pytest.raises(VPPConnectionError, match="not connected"):
+                await conn.call("sw_interface_dump")
+        await conn.connect_with_retry(5)
+        conn.start_monitor()
+        clients_after_connect = stub.calls["sockclnt_create"]
+        pings = stub.calls["control_ping"]
+        while stub.calls["control_ping"] < pings + 5:  # five health probes answered
+            await asyncio.sleep(0.02)
+        assert conn.connected and conn.reconnects == 0 and reconnects == [] and lost == []
+        assert stub.calls["sockclnt_create"] == clients_after_connect == 1  # one session, never re-opened
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_connects_share_one_session(stub: VPPStub) -> None:
+    conn = VPPConnection(stub.socket_path, default_api_dir())
+    try:
+        await asyncio.gather(conn.connect(), conn.connect(), conn.connect_with_retry(5))
+        assert conn.connected and stub.calls["sockclnt_create"] == 1
+        assert (await conn.call("control_ping")).vpe_pid == stub.pid == conn.vpe_pid
+    finally:
+        await conn.close()

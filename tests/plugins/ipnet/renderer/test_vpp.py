@@ -21,6 +21,7 @@ from plugins.ipnet.intent import NodeIntent, PodIntent
 from plugins.ipnet.renderer.vpp import VppRenderer, VppRenderSettings
 from plugins.kvscheduler.api import ResyncMode
 from plugins.kvscheduler.scheduler import KVScheduler, RetryPolicy
+from plugins.linux.descriptors.offload import get_tx_checksum
 from plugins.linux.plugin import linux_descriptors
 from plugins.vpp.connection import VPPConnection
 from plugins.vpp.descriptors import all_descriptors
@@ -152,6 +153,7 @@ async def test_veth_mode_node_and_pod(stand_in: tuple[VPPStub, VPPConnection], n
     stub, conn = stand_in
     stub.options.vhost_net = False  # as on these machines: TAPs cannot be made
     node_ns, pod_ns = namespaces
+    stub.options.host_namespace = node_ns  # VPP runs in the node's namespace
     tag = uuid.uuid4().hex[:4]
     settings = VppRenderSettings(
         pod_interface="veth", host_ifname=f"vr{tag}h", vpp_side_ifname=f"vr{tag}v", veth_prefix=f"v{tag}"
@@ -168,6 +170,8 @@ async def test_veth_mode_node_and_pod(stand_in: tuple[VPPStub, VPPConnection], n
         names = {i.name for i in stub.state.interfaces.values()}
         assert f"host-vr{tag}v" in names and any(n.startswith(f"host-v{tag}") for n in names)
         check_pod_side(pod_ns, pod)
+        assert await get_tx_checksum(pod_ns, "eth0") is False  # before the pod's ADD returns
+        assert await get_tx_checksum(node_ns, f"vr{tag}h") is False
         result = await sched.commit(dict.fromkeys(renderer.render_pod(node, pod)))
         assert result.ok, result.errors
         assert not any(n.startswith(f"host-v{tag}") for n in (i.name for i in stub.state.interfaces.values()))
@@ -176,8 +180,6 @@ async def test_veth_mode_node_and_pod(stand_in: tuple[VPPStub, VPPConnection], n
         assert snapshot(stub) == expected({})
     finally:
         await sched.close()
-        for ifname in (f"vr{tag}v",):
-            subprocess.run(["ip", "link", "del", ifname], check=False, capture_output=True)
 
 
 async def test_remote_node_joins_and_leaves(

@@ -23,6 +23,7 @@ JSON, so read-back compares equal to what was written.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
@@ -37,8 +38,8 @@ from plugins.kvscheduler.api import (
     ValueWithMetadata,
 )
 from plugins.linux.descriptors.base import LinuxDescriptor
-from plugins.linux.libnft import NftError, run_nft
 from plugins.linux.netns import NamespaceNotFoundError, namespace_exists, namespace_label
+from plugins.linux.nft import Nft, NftTable
 
 POLICY_TABLE_SPEC = ModelSpec("linux", "v1", "nft-policy-table")
 DEFAULT_TABLE = "contiv-policy"
@@ -57,11 +58,14 @@ BASE_RULES = (
 )
 
 
+SetKind = Literal["addr", "interval", "named"]
+
+
 class NftSet(BaseModel):
     """A named set: ``kind`` addr, interval (prefixes) or named (address . proto . port)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    kind: Literal["addr", "interval", "named"]
+    kind: SetKind
     elements: frozenset[str] = frozenset()
 
 
@@ -167,43 +171,28 @@ def parse_rule(exprs: list[dict[str, Any]]) -> str:
     return " ".join(parts)
 
 
-def parse_table(namespace: str, name: str, doc: dict[str, Any]) -> NftPolicyTable:
-    """The table as nft lists it (``nft -j list table``)."""
+def parse_table(namespace: str, read: NftTable) -> NftPolicyTable:
+    """Our model of a table the driver read back."""
     sets: dict[str, NftSet] = {}
     maps: dict[str, dict[str, str]] = {"ingress": {}, "egress": {}}
-    chains: dict[str, list[str]] = {}
-    base: list[str] | None = None
-    for item in doc.get("nftables", []):
-        if "set" in item:
-            s = item["set"]
-            kind = "named" if isinstance(s.get("type"), list) else (
-                "interval" if "interval" in s.get("flags", []) else "addr")
-            sets[s["name"]] = NftSet(kind=kind, elements=frozenset(_value(e) for e in s.get("elem", [])))
-        elif "map" in item:
-            m = item["map"]
-            entries = {}
-            for key, verdict in m.get("elem", []):
-                target = verdict.get("jump", {}).get("target") if isinstance(verdict, dict) else None
-                entries[_value(key)] = target or json.dumps(verdict)
-            maps[m["name"]] = entries
-        elif "chain" in item:
-            c = item["chain"]
-            if c["name"] == "forward":
-                if c.get("hook") == "forward" and c.get("policy") == "accept" and c.get("prio") == 0:
-                    base = []
-            else:
-                chains[c["name"]] = []
-        elif "rule" in item:
-            r = item["rule"]
-            text = parse_rule(r.get("expr", []))
-            if r["chain"] == "forward":
-                if base is not None:
-                    base.append(text)
-            else:
-                chains.setdefault(r["chain"], []).append(text)
+    for name, s in read.sets.items():
+        if s.kind == "map":
+            maps[name] = {k: v.removeprefix("jump ") for k, v in s.elements.items()}
+        else:
+            kind: SetKind = "named" if len(s.type) > 1 else (
+                "interval" if "interval" in s.flags else "addr")
+            sets[name] = NftSet(kind=kind, elements=frozenset(s.elements))
+    chains: dict[str, tuple[str, ...]] = {}
+    base: tuple[str, ...] = ("<missing>",)
+    for name, chain in read.chains.items():
+        rules = tuple(parse_rule(r.expr) for r in chain.rules)
+        if name == "forward":
+            if (chain.hook, chain.type, chain.prio, chain.policy) == ("forward", "filter", 0, "accept"):
+                base = rules
+        else:
+            chains[name] = rules
     return NftPolicyTable(
-        namespace=namespace, name=name, base=tuple(base) if base is not None else ("<missing>",),
-        chains={k: tuple(v) for k, v in chains.items()}, sets=sets,
+        namespace=namespace, name=read.name, base=base, chains=chains, sets=sets,
         ingress=maps.get("ingress", {}), egress=maps.get("egress", {}),
     )
 
@@ -299,7 +288,7 @@ class PolicyTableDescriptor(LinuxDescriptor):
         return (old.namespace, old.name) != (new.namespace, new.name)
 
     async def create(self, key: str, value: NftPolicyTable) -> None:
-        await run_nft(value.namespace, "\n".join(create_script(value)))
+        await Nft(value.namespace).aapply("\n".join(create_script(value)))
 
     async def update(self, key: str, old: NftPolicyTable, new: NftPolicyTable, metadata: Any) -> None:
         if needs_rewrite(old, new):
@@ -307,16 +296,13 @@ class PolicyTableDescriptor(LinuxDescriptor):
             return
         script = diff_script(old, new)
         if script:
-            await run_nft(new.namespace, "\n".join(script))
+            await Nft(new.namespace).aapply("\n".join(script))
 
     async def delete(self, key: str, value: NftPolicyTable, metadata: Any) -> None:
         try:
-            await run_nft(value.namespace, f"delete table {FAMILY} {value.name}")
+            await asyncio.to_thread(Nft(value.namespace).delete_table, FAMILY, value.name)
         except NamespaceNotFoundError:
             return
-        except NftError as exc:
-            if "No such file" not in str(exc):
-                raise
 
     async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
         wanted: dict[tuple[str, str], str] = {}
@@ -330,9 +316,11 @@ class PolicyTableDescriptor(LinuxDescriptor):
             if not namespace_exists(ns):
                 continue
             try:
-                out = await run_nft(ns, f"list table {FAMILY} {name}", json_output=True)
-            except (NftError, NamespaceNotFoundError):
+                read = await Nft(ns).alist_table(FAMILY, name)
+            except NamespaceNotFoundError:
                 continue
-            table = parse_table(ns, name, json.loads(out))
+            if read is None:
+                continue
+            table = parse_table(ns, read)
             found.append(RetrievedValue(key or self.key_of(table), table, None, Origin.FROM_NB))
         return found

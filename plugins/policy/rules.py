@@ -105,7 +105,7 @@ ContainerPorts = tuple[tuple[str, str, int], ...]
 
 def peer_set_def(namespace: str, peers: Sequence[PeerSpec]) -> PeerSetDef:
     relative = any(p.namespace_relative for p in peers)
-    return PeerSetDef(namespace if relative else "", tuple(sorted(set(peers))))
+    return PeerSetDef(namespace if relative else "", tuple(sorted(set(peers), key=repr)))
 
 
 class _Side:

@@ -24,9 +24,9 @@ from core.etcdserver import EtcdServer
 
 AGENT_PLUGINS = [
     "service-label", "http", "health", "metrics", "logs", "kvdb", "kvscheduler", "controller",
-    "linux", "nodesync", "ipam", "podmanager", "ipnet",
+    "linux", "nodesync", "ipam", "podmanager", "ipnet", "policy",
 ]
-HANDLER_ORDER = ["nodesync", "ipam", "podmanager", "ipnet"]
+HANDLER_ORDER = ["nodesync", "ipam", "podmanager", "ipnet", "policy"]
 
 
 class LabError(RuntimeError):

@@ -23,6 +23,7 @@ from plugins.kvscheduler.plugin import KVSchedulerPlugin
 from plugins.linux.plugin import LinuxDataplanePlugin
 from plugins.nodesync.plugin import NodeSyncPlugin
 from plugins.podmanager.plugin import PodManagerPlugin
+from plugins.policy.plugin import PolicyPlugin
 from plugins.vpp.plugin import VPPDataplanePlugin
 
 
@@ -66,3 +67,7 @@ class VSwitchContainer(containers.DeclarativeContainer):
         controller=controller, podmanager=optional("podmanager", configs, podmanager),
     )
     ipnet = plugin_provider(IPNetPlugin, configs, ipam=ipam, nodesync=nodesync, podmanager=podmanager)
+    policy = plugin_provider(
+        PolicyPlugin, configs, ipam=ipam, podmanager=podmanager, controller=controller,
+        http=optional("http", configs, http), metrics=optional("metrics", configs, metrics),
+    )

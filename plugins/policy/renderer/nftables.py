@@ -1,38 +1,91 @@
-"""The nftables renderer: local pods' rule sets -> one :class:`NftPolicyTable` value.
+"""The nftables renderer: local pods' rule sets -> the node's policy table (one scheduler value).
+
+The table (family ``inet``, default name ``contiv-policy``) is an agent-owned
+:class:`~plugins.linux.nfttable.NftTableValue`, applied by the Linux dataplane's table
+descriptor: each change is ONE nft batch holding only what differs, and read-back repairs only
+what was touched. Layout::
+
+    map ingress { type ipv4_addr : verdict }     local pod address -> jump i-<ruleset>
+    map egress  { type ipv4_addr : verdict }     local pod address -> jump e-<ruleset>
+    set p-<def> { type ipv4_addr [; flags interval] }            peer addresses
+    set n-<def> { type ipv4_addr . inet_proto . inet_service }  egress to named ports
+    chain i-<ruleset> { ... accept; drop }       one chain per distinct rule set, shared
+    chain e-<ruleset> { ... return; drop }
+    chain forward { type filter hook forward priority 0; policy accept;
+                    ct state established,related accept
+                    ip saddr vmap @egress
+                    ip daddr vmap @ingress }
 
 Renderer cache after Contiv's (contiv.md 3.9): each distinct rule set is rendered once, as one
-chain named after the hash of its rules (``i-<hash>`` ingress, ``e-<hash>`` egress), shared by
-every pod that has it; a pod is one element of the ``ingress``/``egress`` verdict maps. A chain
-lives while some pod uses it, a peer set while some chain references it. Pods that are not
-isolated on a side (or allowed everything) have no element there: their traffic never leaves
-the base chain.
+chain named after the hash of its rules, shared by every pod that has it; a chain lives while
+some pod uses it, a peer set while some chain references it. Pods not isolated on a side (or
+allowed everything there) have no element in that side's map. Egress chains ``return`` on a
+match so the destination's ingress lookup still runs. The forward hook sees addresses after
+the services' DNAT (prerouting), and traffic from the node itself (output path) never crosses
+it: probes from the pod's own node always pass.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
-from plugins.linux.netns import namespace_label
-from plugins.linux.policytable import (
-    BASE_RULES,
-    POLICY_TABLE_SPEC,
-    NftPolicyTable,
-    NftSet,
-    named_rule_text,
-    rule_text,
-)
+from plugins.linux.nfttable import Element, NftChain, NftSet, NftTableValue, table_key
 from plugins.policy.processor import Delta, LocalPodRules, SetContent
 from plugins.policy.rules import ALL_PORTS, ALLOW_ALL, RuleSet, short_hash
 
+FAMILY = "inet"
+BASE_CHAIN = "forward"
+BASE_RULES = (
+    "ct state established,related accept",
+    "ip saddr vmap @egress",
+    "ip daddr vmap @ingress",
+)
+MAP_DECL = "type ipv4_addr : verdict;"
+SET_DECLS = {
+    "addr": "type ipv4_addr;",
+    "interval": "type ipv4_addr; flags interval;",
+    "named": "type ipv4_addr . inet_proto . inet_service;",
+}
+
+
+_MAP = NftSet(decl=MAP_DECL)
+_SETS = {kind: NftSet(decl=decl) for kind, decl in SET_DECLS.items()}
+
+
+def port_text(ranges: Iterable[tuple[int, int]]) -> str:
+    """Ports in nft syntax: adjacent ranges merged, a set only for several."""
+    merged: list[list[int]] = []
+    for first, last in sorted(ranges):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    parts = [str(a) if a == b else f"{a}-{b}" for a, b in merged]
+    return parts[0] if len(parts) == 1 else "{ " + ", ".join(parts) + " }"
+
+
+def rule_text(peer: str | None, direction: str, protocol: str | None,
+              ports: Sequence[tuple[int, int]] | None, verdict: str) -> str:
+    """One rule: ``peer`` set (None: any), ``direction`` saddr/daddr, ``protocol`` with
+    ``ports`` (None: every port of it), ``verdict`` accept/return."""
+    parts = []
+    if peer is not None:
+        parts.append(f"ip {direction} @{peer}")
+    if protocol is not None:
+        parts.append(f"{protocol} dport {port_text(ports)}" if ports else f"meta l4proto {protocol}")
+    parts.append(verdict)
+    return " ".join(parts)
+
 
 def ruleset_rules(ruleset: RuleSet, ingress: bool) -> tuple[str, ...]:
-    """The chain's rules (nft text) for ``ruleset`` on one side."""
+    """The chain's rules (nft text) for ``ruleset`` on one side; the last one drops."""
     direction, verdict = ("saddr", "accept") if ingress else ("daddr", "return")
     rules: list[str] = []
     for rule in ruleset:
         if rule.named is not None:
-            rules.append(named_rule_text(rule.named, verdict))
+            rules.append(f"ip daddr . meta l4proto . th dport @{rule.named} {verdict}")
         elif rule.ports is None:
             rules.append(rule_text(rule.peers, direction, None, None, verdict))
         else:
@@ -62,7 +115,7 @@ class NftablesPolicyRenderer:
     def __init__(self, namespace: str = "", table: str = "contiv-policy") -> None:
         self.namespace = namespace
         self.table = table
-        self.key = POLICY_TABLE_SPEC.key_prefix + f"{namespace_label(namespace)}/{table}"
+        self.key = table_key(namespace, FAMILY, table)
         self.reset()
 
     def reset(self) -> None:
@@ -71,33 +124,34 @@ class NftablesPolicyRenderer:
         self.chain_sets: dict[str, set[str]] = {}
         self.chain_refs: dict[str, int] = {}
         self.set_refs: dict[str, int] = {}
-        self.contents: dict[str, NftSet] = {}
+        self.contents: dict[str, SetContent] = {}
         self.ingress: dict[str, str] = {}
         self.egress: dict[str, str] = {}
+        # Element groups handed to the table value (kept as the same tuples while unchanged,
+        # so the table descriptor compares them by identity).
+        self._set_groups: dict[str, tuple[Element, ...]] = {}
+        self._pod_groups: dict[str, tuple[Element, ...]] = {}
+        self._chain_values: dict[str, NftChain] = {}
         self._names: dict[tuple[bool, RuleSet], str] = {}
 
     # ------------------------------------------------------------------ chains
 
-    def _chain(self, ruleset: RuleSet, ingress: bool) -> str:
+    def _use(self, ruleset: RuleSet | None, ingress: bool) -> str | None:
+        if ruleset is None or ruleset == ALLOW_ALL:
+            return None
         memo = (ingress, ruleset)
         name = self._names.get(memo)
         if name is None:
             rules = ruleset_rules(ruleset, ingress)
-            name = ("i-" if ingress else "e-") + short_hash("\n".join(rules))
-            self._names[memo] = name
-            self.chains.setdefault(name, rules)
-            self.chain_sets.setdefault(name, _sets_of(ruleset))
-        return name
-
-    def _use(self, ruleset: RuleSet | None, ingress: bool) -> str | None:
-        if ruleset is None or ruleset == ALLOW_ALL:
-            return None
-        name = self._chain(ruleset, ingress)
-        self.chains.setdefault(name, ruleset_rules(ruleset, ingress))
-        self.chain_sets.setdefault(name, _sets_of(ruleset))
+            name = self._names[memo] = ("i-" if ingress else "e-") + short_hash("\n".join(rules))
+            if name not in self.chains:
+                self.chains[name] = rules
+                self.chain_sets[name] = _sets_of(ruleset)
         refs = self.chain_refs.get(name, 0)
         self.chain_refs[name] = refs + 1
         if refs == 0:
+            self.chains.setdefault(name, ruleset_rules(ruleset, ingress))
+            self.chain_sets.setdefault(name, _sets_of(ruleset))
             for s in self.chain_sets[name]:
                 self.set_refs[s] = self.set_refs.get(s, 0) + 1
         return name
@@ -111,6 +165,7 @@ class NftablesPolicyRenderer:
             return
         del self.chain_refs[name]
         del self.chains[name]
+        self._chain_values.pop(name, None)
         for s in self.chain_sets.pop(name):
             left = self.set_refs[s] - 1
             if left:
@@ -122,35 +177,56 @@ class NftablesPolicyRenderer:
     # ------------------------------------------------------------------ updates
 
     def apply(self, delta: Delta) -> None:
+        """Take the processor's changes (pods' rules and addresses, set contents)."""
         for set_id, content in delta.sets.items():
             if content is None:
                 self.contents.pop(set_id, None)
+                self._set_groups.pop(set_id, None)
             else:
-                self.contents[set_id] = _nft_set(content)
+                self.contents[set_id] = content
+                self._set_groups[set_id] = tuple((set_id, e, "") for e in sorted(content.elements))
         for key, new in delta.pods.items():
             old = self.pods.pop(key, None)
+            self._pod_groups.pop(key, None)
             if old is not None:
                 for side in (self.ingress, self.egress):
-                    if side.get(old.ip) is not None:
+                    if old.ip in side:
                         self._unuse(side.pop(old.ip))
             if new is None:
                 continue
             self.pods[key] = new
+            group: list[Element] = []
             for side, ruleset, ingress in ((self.ingress, new.rules.ingress, True),
                                            (self.egress, new.rules.egress, False)):
                 name = self._use(ruleset, ingress)
                 if name is not None:
                     self._unuse(side.pop(new.ip, None))  # two pods claiming one address
                     side[new.ip] = name
+                    group.append(("ingress" if ingress else "egress", new.ip, f"jump {name}"))
+            if group:
+                self._pod_groups[key] = tuple(group)
 
-    def value(self) -> NftPolicyTable:
+    def value(self) -> NftTableValue:
         """The table as it should be now (a fresh model; earlier ones stay unchanged)."""
-        sets = {s: self.contents.get(s) or NftSet(kind="addr") for s in self.set_refs}
-        return NftPolicyTable.model_construct(
-            namespace=self.namespace, name=self.table, base=BASE_RULES,
-            chains=dict(self.chains), sets=sets, ingress=dict(self.ingress), egress=dict(self.egress),
-        )
-
-
-def _nft_set(content: SetContent) -> NftSet:
-    return NftSet.model_construct(kind=content.kind, elements=content.elements)
+        sets = {"ingress": _MAP, "egress": _MAP}
+        for s in self.set_refs:
+            content = self.contents.get(s)
+            sets[s] = _SETS[content.kind if content is not None else "addr"]
+        chains = {BASE_CHAIN: NftChain(type="filter", hook="forward", prio=0, policy="accept",
+                                       rules=BASE_RULES)}
+        for name, rules in self.chains.items():
+            chain = self._chain_values.get(name)
+            if chain is None:
+                chain = self._chain_values[name] = NftChain(rules=rules)
+            chains[name] = chain
+        elements: dict[str, tuple[Element, ...]] = {
+            f"set/{s}": self._set_groups[s] for s in self.set_refs if s in self._set_groups}
+        # Only the pod's current address: another pod may have claimed it.
+        for key, group in self._pod_groups.items():
+            kept = tuple(e for e in group if (self.ingress if e[0] == "ingress" else self.egress).get(e[1])
+                         == e[2][len("jump "):])
+            if kept:
+                elements[f"pod/{key}"] = group if len(kept) == len(group) else kept
+        return NftTableValue.model_construct(
+            namespace=self.namespace, family=FAMILY, name=self.table, sets=sets, chains=chains,
+            elements=elements)

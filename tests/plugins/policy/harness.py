@@ -8,7 +8,7 @@ from typing import Any
 
 from plugins.ksr.convert import convert
 from plugins.ksr.model import Namespace, Pod, Policy
-from plugins.linux.policytable import NftPolicyTable
+from plugins.linux.nfttable import NftTableValue
 from plugins.policy.cache import pod_info
 from plugins.policy.processor import PolicyProcessor
 from plugins.policy.renderer.nftables import NftablesPolicyRenderer
@@ -24,7 +24,7 @@ class Node:
         self.processor = PolicyProcessor()
         self.renderer = NftablesPolicyRenderer()
 
-    def flush(self) -> NftPolicyTable:
+    def flush(self) -> NftTableValue:
         self.renderer.apply(self.processor.flush())
         return self.renderer.value()
 
@@ -75,7 +75,7 @@ class Cluster:
         key = f"{model.namespace}/{model.name}"
         error = None
         for node in self.nodes:
-            old, error = node.processor.cache.set_policy(key, None if delete else model)
+            _, error = node.processor.cache.set_policy(key, None if delete else model)
             node.processor.policy_changed(model.namespace)
         if delete or error is not None:
             self.policies.pop(key, None)
@@ -83,7 +83,7 @@ class Cluster:
             self.policies[key] = obj
         return error
 
-    def tables(self) -> dict[str, NftPolicyTable]:
+    def tables(self) -> dict[str, NftTableValue]:
         return {n.name: n.flush() for n in self.nodes}
 
     def model_pods(self) -> list[ModelPod]:
@@ -97,7 +97,7 @@ class Cluster:
     def ns_labels(self) -> Mapping[str, Mapping[str, str]]:
         return {n: o["metadata"].get("labels") or {} for n, o in self.namespaces.items()}
 
-    def matrix(self, tables: Mapping[str, NftPolicyTable]) -> dict[tuple[str, str, int, str], bool]:
+    def matrix(self, tables: Mapping[str, NftTableValue]) -> dict[tuple[str, str, int, str], bool]:
         from tests.plugins.policy.nft_eval import allowed
 
         out = {}

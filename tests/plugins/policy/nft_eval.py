@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import ipaddress
 
-from plugins.linux.policytable import NftPolicyTable
+from plugins.linux.nfttable import NftTableValue
 
 
-def _in_set(table: NftPolicyTable, name: str, key: str) -> bool:
-    s = table.sets[name]
-    if s.kind == "interval":
+def _elements(table: NftTableValue, name: str) -> dict[str, str]:
+    return {e[1]: e[2] for group in table.elements.values() for e in group if e[0] == name}
+
+
+def _in_set(table: NftTableValue, name: str, key: str) -> bool:
+    elements = _elements(table, name)
+    if "interval" in table.sets[name].decl:
         addr = ipaddress.ip_address(key)
-        return any(addr in ipaddress.ip_network(e) for e in s.elements)
-    return key in s.elements
+        return any(addr in ipaddress.ip_network(e) for e in elements)
+    return key in elements
 
 
 def _ports(text: str) -> list[tuple[int, int]]:
@@ -28,7 +32,7 @@ def _ports(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def _rule_matches(table: NftPolicyTable, rule: str, src: str, dst: str, proto: str, port: int) -> bool:
+def _rule_matches(table: NftTableValue, rule: str, src: str, dst: str, proto: str, port: int) -> bool:
     rest = rule.rsplit(" ", 1)[0] if " " in rule else ""
     while rest:
         if rest.startswith("ip daddr . meta l4proto . th dport @"):
@@ -60,21 +64,21 @@ def _rule_matches(table: NftPolicyTable, rule: str, src: str, dst: str, proto: s
     return True
 
 
-def run_chain(table: NftPolicyTable, chain: str, src: str, dst: str, proto: str, port: int) -> str:
-    for rule in table.chains[chain]:
+def run_chain(table: NftTableValue, chain: str, src: str, dst: str, proto: str, port: int) -> str:
+    for rule in table.chains[chain].rules:
         verdict = rule.rsplit(" ", 1)[-1]
         if _rule_matches(table, rule, src, dst, proto, port):
             return verdict
     return "return"
 
 
-def allowed(src_table: NftPolicyTable, dst_table: NftPolicyTable, src: str, dst: str,
+def allowed(src_table: NftTableValue, dst_table: NftTableValue, src: str, dst: str,
             proto: str, port: int) -> bool:
     """Would a new connection pass the source node's egress and the destination's ingress?"""
-    chain = src_table.egress.get(src)
-    if chain is not None and run_chain(src_table, chain, src, dst, proto, port) == "drop":
+    chain = _elements(src_table, "egress").get(src)
+    if chain is not None and run_chain(src_table, chain.removeprefix("jump "), src, dst, proto, port) == "drop":
         return False
-    chain = dst_table.ingress.get(dst)
+    chain = _elements(dst_table, "ingress").get(dst)
     if chain is not None:
-        return run_chain(dst_table, chain, src, dst, proto, port) == "accept"
+        return run_chain(dst_table, chain.removeprefix("jump "), src, dst, proto, port) == "accept"
     return True

@@ -23,6 +23,7 @@ lint: py-deps
 	ruff check core plugins apps tests bench examples
 	mypy
 	lint-imports
+	PYTHONPATH=examples/hello-plugin:examples/pod-tuning-plugin lint-imports --config examples/importlinter.ini
 
 # The local lab: 2 nodes, the pods of examples/lab/, the connectivity matrix, then down.
 # LAB_ARGS=--keep leaves it up (then: contiv-lab status / probe / down).

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from apps.lab import netns
+from apps.lab.agentconfig import merge
 from apps.lab.state import ETCD_HOST, UNDERLAY_PREFIX, LabState, NodeState
 from core.etcdserver import EtcdServer
 
@@ -97,7 +98,7 @@ class Lab:
 
     # ------------------------------------------------------------------ up / down
 
-    def up(self, nodes: int) -> None:
+    def up(self, nodes: int, agent_overlay: dict[str, Any] | None = None) -> None:
         if self.exists:
             raise LabError(f"lab {self.name!r} is already up ({self.root}); run 'contiv-lab down' first")
         if nodes < 1 or nodes > 200:
@@ -106,6 +107,7 @@ class Lab:
             netns.ns_delete(stale)
         self.root.mkdir(parents=True, exist_ok=True)
         self.state.manifests.mkdir(exist_ok=True)
+        self.state.agent_overlay = agent_overlay or {}
         self.state.save()
         try:
             self._underlay()
@@ -161,7 +163,7 @@ class Lab:
             "http": {"address": "127.0.0.1", "port": 9191},
             "kvdb": {"backend": "etcd", "dial_timeout_s": 2.0},
             "ksr": {"source": "dir", "source_dir": str(self.state.manifests), "dir_poll_interval_s": 0.2,
-                    "leader_election": False},
+                    "leader_election": False, "pod_annotation_prefixes": [""]},
         }))
         self.state.ksr_pid = netns.spawn(
             python_module("apps.ksr.main", "--config", str(cfg)), self.state.underlay_ns,
@@ -211,7 +213,7 @@ class Lab:
         if netns.pid_alive(node.agent_pid):
             return
         cfg = self.state.node_dir(name) / "agent.yaml"
-        cfg.write_text(yaml.safe_dump(agent_config(self.state, node)))
+        cfg.write_text(yaml.safe_dump(merge(agent_config(self.state, node), self.state.agent_overlay)))
         node.agent_pid = netns.spawn(
             python_module("apps.vswitch.main", "--config", str(cfg)), node.netns,
             self._log(f"agent-{name}"), self._env(NODE_NAME=name))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from apps.lab import netns
+from apps.lab.agentconfig import AgentConfigError, load_overlay
 from apps.lab.cluster import Lab, LabError
 from apps.lab.pods import Kubelet, load_manifests, probe
 from core.app import package_version
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd")
     up = sub.add_parser("up", help="bring up a cluster")
     up.add_argument("--nodes", type=int, default=2)
+    up.add_argument("--agent-config", type=Path, metavar="FILE",
+                    help="YAML merged over every node's agent config (e.g. to enable a plugin)")
     ap = sub.add_parser("apply", help="create what Kubernetes manifests describe")
     ap.add_argument("-f", "--filename", type=Path, required=True, action="append")
     dl = sub.add_parser("delete", help="delete a pod")
@@ -93,14 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     lab = Lab(args.name)
     try:
         return run(lab, args)
-    except LabError as err:
+    except (LabError, AgentConfigError) as err:
         print(f"contiv-lab: {err}", file=sys.stderr)
         return 1
 
 
 def run(lab: Lab, args: argparse.Namespace) -> int:
     if args.cmd == "up":
-        lab.up(args.nodes)
+        lab.up(args.nodes, load_overlay(args.agent_config) if args.agent_config else None)
         print_status(lab)
     elif args.cmd == "apply":
         kubelet = Kubelet(lab)

@@ -49,6 +49,8 @@ class LabState(BaseModel):
     next_node_index: int = 1
     next_pod_index: int = 1
     round_robin: int = 0
+    #: ``up --agent-config``: merged over every node's agent config (see apps.lab.agentconfig).
+    agent_overlay: dict[str, Any] = {}
 
     @property
     def underlay_ns(self) -> str:

@@ -58,6 +58,11 @@ class KSRConfig(PluginConfig):
     stats_interval_s: float = Field(default=10.0, gt=0)
     """How often statistics are written to ``status/gauges``."""
 
+    pod_annotation_prefixes: list[str] = Field(default_factory=lambda: ["contivpp.io"])
+    """Pod annotations whose key starts with one of these are reflected (Contiv reflects only
+    ``contivpp.io``); add a plugin's own prefix (e.g. ``tuning.example.com``) for it to see its
+    annotations, or ``""`` for all of them."""
+
     @model_validator(mode="after")
     def _dir_needs_path(self) -> KSRConfig:
         if self.source == "dir" and self.source_dir is None:

@@ -6,7 +6,7 @@ the model, or raises :class:`BadObjectError` naming the object and the field tha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -106,7 +106,7 @@ def _condition(status: Obj, kind: str) -> bool:
     return False
 
 
-def pod(obj: Obj) -> m.Pod:
+def pod(obj: Obj, annotation_prefixes: Sequence[str] = (m.POD_ANNOTATION_PREFIX,)) -> m.Pod:
     name, ns, meta = _meta(obj, namespaced=True)
     spec = _map(obj.get("spec"), "spec")
     status = _map(obj.get("status"), "status")
@@ -132,7 +132,7 @@ def pod(obj: Obj) -> m.Pod:
         namespace=ns,
         uid=meta.get("uid", ""),
         labels=_str_map(meta.get("labels"), "metadata.labels"),
-        annotations={k: v for k, v in annotations.items() if k.startswith(m.POD_ANNOTATION_PREFIX)},
+        annotations={k: v for k, v in annotations.items() if k.startswith(tuple(annotation_prefixes))},
         node_name=spec.get("nodeName", ""),
         host_network=spec.get("hostNetwork", False),
         ip_address=status.get("podIP", ""),
@@ -407,12 +407,17 @@ KINDS: dict[str, str] = {
 }
 
 
-def convert(keyword: str, obj: Obj) -> tuple[str, BaseModel]:
-    """The relative etcd key and model of a raw object; :class:`BadObjectError` if it is bad."""
+def convert(
+    keyword: str, obj: Obj, pod_annotation_prefixes: Sequence[str] = (m.POD_ANNOTATION_PREFIX,)
+) -> tuple[str, BaseModel]:
+    """The relative etcd key and model of a raw object; :class:`BadObjectError` if it is bad.
+
+    Pods keep only the annotations whose key starts with one of ``pod_annotation_prefixes``.
+    """
     try:
         if not isinstance(obj, Mapping):
             raise BadObjectError(f"object must be a mapping, not {type(obj).__name__}")
-        value = CONVERTERS[keyword](obj)
+        value = pod(obj, pod_annotation_prefixes) if keyword == "pod" else CONVERTERS[keyword](obj)
     except BadObjectError:
         raise
     except ValidationError as exc:

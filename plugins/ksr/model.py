@@ -116,8 +116,9 @@ class Container(_Model):
 class Pod(_Model):
     """A Kubernetes Pod.
 
-    ``annotations`` holds only the ``contivpp.io`` ones. ``ready`` is the Ready condition;
-    ``terminating`` is true once the pod has a deletion timestamp.
+    ``annotations`` holds only those with a configured prefix (``contivpp.io`` by default).
+    ``ready`` is the Ready condition; ``terminating`` is true once the pod has a deletion
+    timestamp.
     """
 
     name: str

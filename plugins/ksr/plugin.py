@@ -154,6 +154,7 @@ class KSRPlugin(Plugin):
                 backoff_max_s=cfg.backoff_max_s,
                 on_state=self._on_reflector_state,
                 on_write=self._observe_latency,
+                pod_annotation_prefixes=cfg.pod_annotation_prefixes,
             )
             self.log.info("starting reflectors (%s) from source %s", ", ".join(self.keywords), cfg.source)
             self.reflectors = reflectors

@@ -68,6 +68,7 @@ class Reflector:
         backoff_initial_s: float = 0.1,
         backoff_max_s: float = 1.0,
         latency_samples: int = 100_000,
+        pod_annotation_prefixes: Sequence[str] = (m.POD_ANNOTATION_PREFIX,),
     ) -> None:
         if keyword not in m.RESOURCES:
             raise ValueError(f"unknown KSR resource {keyword!r}")
@@ -75,6 +76,7 @@ class Reflector:
         self.prefix = m.KSR_PREFIX + m.RESOURCES[keyword][0]
         self.writer = writer
         self.stats = stats
+        self.pod_annotation_prefixes = tuple(pod_annotation_prefixes)
         self._on_deleted = on_deleted
         self._on_state = on_state
         self._backoff_initial_s = backoff_initial_s
@@ -163,7 +165,7 @@ class Reflector:
 
     def _convert(self, obj: RawObject) -> tuple[str, bytes] | None:
         try:
-            key, value = convert(self.keyword, obj)
+            key, value = convert(self.keyword, obj, self.pod_annotation_prefixes)
         except BadObjectError as err:
             namespace, name = object_name(obj)
             self.stats.arg_errors += 1

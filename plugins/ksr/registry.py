@@ -42,6 +42,7 @@ class ReflectorSet:
         backoff_max_s: float = 1.0,
         on_state: Callable[[Reflector], None] | None = None,
         on_write: Callable[[float], None] | None = None,
+        pod_annotation_prefixes: Sequence[str] = (m.POD_ANNOTATION_PREFIX,),
     ) -> None:
         self.source = source
         self.writer = writer
@@ -60,6 +61,7 @@ class ReflectorSet:
                 on_state=on_state,
                 backoff_initial_s=backoff_initial_s,
                 backoff_max_s=backoff_max_s,
+                pod_annotation_prefixes=pod_annotation_prefixes,
             )
             reflector.on_write = on_write
             self.reflectors[keyword] = reflector

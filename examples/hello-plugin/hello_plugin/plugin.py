@@ -12,11 +12,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from prometheus_client import Counter
 
-from core.hookspecs import hookimpl
-from core.http import HTTPPlugin
-from core.kvdb.plugin import KVDBPlugin
-from core.metrics import MetricsPlugin
-from core.plugin import Plugin, PluginConfig
+from contiv_sdk import HTTPPlugin, KVDBPlugin, MetricsPlugin, Plugin, PluginConfig, hookimpl
 
 
 class HelloConfig(PluginConfig):

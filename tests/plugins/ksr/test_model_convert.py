@@ -75,6 +75,18 @@ def test_pod_fields() -> None:
     assert pod.labels == {"app": "web"}
 
 
+def test_pod_annotation_prefixes_are_configurable() -> None:
+    obj = h.pod("web-1")
+    obj["metadata"]["annotations"]["tuning.example.com/mtu"] = "1400"
+    _, only_contiv = convert("pod", obj)
+    _, with_tuning = convert("pod", obj, ("contivpp.io", "tuning.example.com"))
+    _, everything = convert("pod", obj, ("",))
+    assert isinstance(only_contiv, m.Pod) and isinstance(with_tuning, m.Pod) and isinstance(everything, m.Pod)
+    assert only_contiv.annotations == {"contivpp.io/custom-if": "memif1/memif"}
+    assert with_tuning.annotations == {"contivpp.io/custom-if": "memif1/memif", "tuning.example.com/mtu": "1400"}
+    assert everything.annotations == obj["metadata"]["annotations"]
+
+
 def test_service_fields_and_target_port_kinds() -> None:
     obj = h.service("web")
     obj["spec"].update({

@@ -1,0 +1,1 @@
+"""An example network plugin: per-pod sysctls and interface MTU, from the pod's annotations."""

@@ -24,6 +24,7 @@ lint: py-deps
 	mypy
 	lint-imports
 	PYTHONPATH=examples/hello-plugin:examples/pod-tuning-plugin lint-imports --config examples/importlinter.ini
+	MYPYPATH=examples/hello-plugin:examples/pod-tuning-plugin mypy --strict -p hello_plugin -p pod_tuning
 
 # The local lab: 2 nodes, the pods of examples/lab/, the connectivity matrix, then down.
 # LAB_ARGS=--keep leaves it up (then: contiv-lab status / probe / down).

@@ -32,7 +32,7 @@ def test_bad_files_are_named(tmp_path: Path) -> None:
         load_overlay(listed)
     broken = tmp_path / "broken.yaml"
     broken.write_text("plugins: [a\n")
-    with pytest.raises(AgentConfigError, match="broken.yaml: not valid YAML"):
+    with pytest.raises(AgentConfigError, match=r"broken\.yaml: not valid YAML"):
         load_overlay(broken)
-    with pytest.raises(AgentConfigError, match="missing.yaml: cannot read it"):
+    with pytest.raises(AgentConfigError, match=r"missing\.yaml: cannot read it"):
         load_overlay(tmp_path / "missing.yaml")

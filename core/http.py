@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import ipaddress
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
-from fastapi import APIRouter, FastAPI
-from pydantic import Field
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import Field, model_validator
 
 from core.plugin import Plugin, PluginConfig
 
@@ -30,6 +34,37 @@ class HTTPConfig(PluginConfig):
     """TCP port; 0 picks a free one (see ``base_url`` after start)."""
     disabled: bool = False
     """Do not start a server (routes are still accepted and ignored)."""
+    token: str = ""
+    """Bearer token every request must carry (``Authorization: Bearer <token>``) except
+    ``open_paths``; required when ``address`` is not a loopback address."""
+    token_file: str = ""
+    """Read ``token`` from this file instead (a Kubernetes Secret mounted as a file)."""
+    open_paths: list[str] = ["/liveness", "/readiness"]
+    """Paths served without the token (the kubelet's probes)."""
+
+    @model_validator(mode="after")
+    def _token_when_exposed(self) -> HTTPConfig:
+        if self.disabled or self.token or self.token_file:
+            return self
+        try:
+            loopback = ipaddress.ip_address(self.address).is_loopback
+        except ValueError:
+            loopback = self.address == "localhost"
+        if not loopback:
+            raise ValueError(
+                f"address {self.address!r} is not a loopback address: set token or token_file "
+                "so that only holders of the token reach the REST API"
+            )
+        return self
+
+    def bearer_token(self) -> str:
+        """The configured token ('' when none); reads ``token_file`` when set."""
+        if self.token_file:
+            try:
+                return Path(self.token_file).read_text().strip()
+            except OSError as err:
+                raise OSError(f"http: cannot read token_file {self.token_file}: {err}") from err
+        return self.token
 
 
 class HTTPPlugin(Plugin):
@@ -58,9 +93,27 @@ class HTTPPlugin(Plugin):
     def base_url(self) -> str:
         return f"http://{self.config.address}:{self.port}"
 
+    def _require_token(self, token: str) -> None:
+        expected = f"Bearer {token}".encode()
+        open_paths = frozenset(self.config.open_paths)
+
+        @self.app.middleware("http")
+        async def check_token(request: Request,
+                              call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+            if request.url.path not in open_paths:
+                given = request.headers.get("authorization", "").encode()
+                if not hmac.compare_digest(given, expected):
+                    return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401)
+            return await call_next(request)
+
     async def after_init(self) -> None:
         if self.config.disabled:
             return
+        token = self.config.bearer_token()
+        if self.config.token_file and not token:
+            raise OSError(f"http: token_file {self.config.token_file} is empty")
+        if token:
+            self._require_token(token)
         family = socket.AF_INET6 if ":" in self.config.address else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

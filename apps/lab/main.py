@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from apps.lab import env as lab_env
 from apps.lab import netns
 from apps.lab.agentconfig import AgentConfigError, load_overlay
 from apps.lab.cluster import Lab, LabError
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--json", action="store_true")
     sub.add_parser("status", help="nodes, agents, pods and IPs")
     sub.add_parser("down", help="remove everything the lab made")
+    sub.add_parser("env", help="shell exports for contiv-netctl: eval \"$(contiv-lab env)\"")
     nd = sub.add_parser("node", help="add or remove a node, restart or kill its agent")
     nd.add_argument("action", choices=["add", "remove", "restart-agent", "kill-agent"])
     nd.add_argument("node", nargs="?")
@@ -123,6 +125,10 @@ def run(lab: Lab, args: argparse.Namespace) -> int:
             print(f"lab {lab.name} is not up")
             return 1
         print_status(lab)
+    elif args.cmd == "env":
+        if not lab.exists:
+            raise LabError(f"lab {lab.name} is not up")
+        print(lab_env.shell(lab.state))
     elif args.cmd == "down":
         for line in lab.down():
             print(f"removed {line}")

@@ -1,0 +1,171 @@
+"""``contiv-cni-install``: put ``contiv-cni`` and its network configuration on a node.
+
+The vswitch DaemonSet's init container runs it with the host's CNI directories mounted (as
+Contiv's ``install.sh`` did). It writes
+
+* ``<bin-dir>/contiv-cni``: a self-contained zip application of the CNI binary (its modules
+  use only Python's standard library), runnable by the node's ``python3`` (3.11 or later);
+* ``<conf-dir>/<name>.conflist``: ``contiv-cni`` with ``portmap`` chained for HostPort
+  (``portMappings`` capability), as Contiv's conflist did.
+
+Each file is written to a temporary name in the same directory and renamed over the old one,
+so a runtime never executes or reads a half-written file. ``--uninstall`` removes both (only
+a conflist this tool wrote, recognised by its network name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from core.app import package_version
+
+#: The modules the CNI binary imports (standard library only); the zipapp holds just these.
+CNI_MODULES = (
+    "apps/__init__.py",
+    "apps/cni/__init__.py",
+    "apps/cni/main.py",
+    "apps/cni/spec.py",
+    "apps/cni/client.py",
+    "apps/cni/wire.py",
+    "plugins/__init__.py",
+    "plugins/podmanager/__init__.py",
+    "plugins/podmanager/cnicodes.py",
+)
+ZIP_MAIN = "import sys\nfrom apps.cni.main import main\nsys.exit(main())\n"
+NETWORK_NAME = "contiv"
+DEFAULT_BIN_DIR = "/opt/cni/bin"
+DEFAULT_CONF_DIR = "/etc/cni/net.d"
+DEFAULT_CONF_NAME = "10-contiv.conflist"
+
+
+class InstallError(RuntimeError):
+    """The installation cannot be done (the message names the path and the reason)."""
+
+
+def source_root() -> Path:
+    """The directory holding the ``apps`` and ``plugins`` packages of this installation."""
+    return Path(__file__).resolve().parents[2]
+
+
+def build_zipapp(interpreter: str = "/usr/bin/env python3") -> bytes:
+    """The ``contiv-cni`` executable: a shebang line followed by a zip of the CNI modules."""
+    root = source_root()
+    buf = io.BytesIO()
+    buf.write(f"#!{interpreter}\n".encode())
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for rel in CNI_MODULES:
+            path = root / rel
+            # Empty __init__ files may be absent from a wheel-less tree: write them empty.
+            zf.writestr(rel, path.read_text() if path.exists() else "")
+        zf.writestr("__main__.py", ZIP_MAIN)
+    return buf.getvalue()
+
+
+def conflist(grpc_server: str, log_file: str, portmap: bool = True) -> dict[str, Any]:
+    """The network configuration list: contiv-cni, then portmap for HostPort."""
+    plugins: list[dict[str, Any]] = [{
+        "type": "contiv-cni",
+        "grpcServer": grpc_server,
+        "logFile": log_file,
+    }]
+    if portmap:
+        plugins.append({
+            "type": "portmap",
+            "capabilities": {"portMappings": True},
+            "externalSetMarkChain": "KUBE-MARK-MASQ",
+        })
+    return {"cniVersion": "1.0.0", "name": NETWORK_NAME, "plugins": plugins}
+
+
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
+    if not path.parent.is_dir():
+        raise InstallError(f"{path.parent} is not a directory (is the host directory mounted?)")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise InstallError(f"cannot write {path}: {err}") from err
+
+
+def install(bin_dir: Path, conf_dir: Path, conf_name: str, grpc_server: str, log_file: str,
+            portmap: bool = True, interpreter: str = "/usr/bin/env python3") -> list[Path]:
+    """Install the binary and the conflist; returns the paths written."""
+    binary = bin_dir / "contiv-cni"
+    write_atomic(binary, build_zipapp(interpreter), 0o755)
+    conf = conf_dir / conf_name
+    body = json.dumps(conflist(grpc_server, log_file, portmap), indent=2) + "\n"
+    write_atomic(conf, body.encode(), 0o644)
+    return [binary, conf]
+
+
+def uninstall(bin_dir: Path, conf_dir: Path, conf_name: str) -> list[Path]:
+    """Remove the binary and the conflist (a conflist of another network is left alone)."""
+    removed: list[Path] = []
+    conf = conf_dir / conf_name
+    if conf.exists():
+        try:
+            name = json.loads(conf.read_text()).get("name")
+        except (OSError, ValueError) as err:
+            raise InstallError(f"cannot read {conf}: {err}") from err
+        if name != NETWORK_NAME:
+            raise InstallError(f"{conf} configures network {name!r}, not {NETWORK_NAME!r}: not removed")
+        conf.unlink()
+        removed.append(conf)
+    binary = bin_dir / "contiv-cni"
+    if binary.exists():
+        binary.unlink()
+        removed.append(binary)
+    return removed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="contiv-cni-install", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bin-dir", type=Path, default=Path(os.environ.get("CNI_BIN_DIR", DEFAULT_BIN_DIR)),
+                        help=f"the host's CNI binary directory (default {DEFAULT_BIN_DIR}, env CNI_BIN_DIR)")
+    parser.add_argument("--conf-dir", type=Path, default=Path(os.environ.get("CNI_CONF_DIR", DEFAULT_CONF_DIR)),
+                        help=f"the host's CNI configuration directory (default {DEFAULT_CONF_DIR}, env CNI_CONF_DIR)")
+    parser.add_argument("--conf-name", default=DEFAULT_CONF_NAME)
+    parser.add_argument("--grpc-server", default="/var/run/contiv/cni.sock",
+                        help="the agent's CNI socket (the podmanager.socket_path setting)")
+    parser.add_argument("--log-file", default="/var/run/contiv/cni.log")
+    parser.add_argument("--no-portmap", action="store_true", help="do not chain the portmap plugin")
+    parser.add_argument("--interpreter", default="/usr/bin/env python3",
+                        help="the shebang of the installed binary (a python3 >= 3.11 on the host)")
+    parser.add_argument("--uninstall", action="store_true", help="remove what an install wrote")
+    parser.add_argument("--version", action="store_true")
+    args = parser.parse_args(argv)
+    if args.version:
+        print(f"contiv-cni-install {package_version()}")
+        return 0
+    try:
+        if args.uninstall:
+            for path in uninstall(args.bin_dir, args.conf_dir, args.conf_name):
+                print(f"removed {path}")
+        else:
+            for path in install(args.bin_dir, args.conf_dir, args.conf_name, args.grpc_server,
+                                args.log_file, not args.no_portmap, args.interpreter):
+                print(f"installed {path}")
+    except InstallError as err:
+        print(f"contiv-cni-install: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

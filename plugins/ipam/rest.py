@@ -18,10 +18,19 @@ def build_router(ipam: IPAMPlugin) -> APIRouter:
     def node_plan() -> dict[str, Any]:
         """This node's address plan (Contiv's ``/contiv/v1/ipam``) and the IPAM settings."""
         plan = ipam.plan()
+        name = ipam.nodesync.node_name()
+        own = ipam.nodesync.nodes().get(name)
+        published = [str(ip) for ip in own.ip_addresses] if own is not None else []
+        # The address this node publishes (``ipam.node_interface``'s, or the plan's): the
+        # plan's 192.168.16.<ID> may be another machine's when the node uses its interface.
+        if published:
+            node_ip: str | None = published[0]
+        else:
+            node_ip = None if ipam.config.node_interface else str(plan.node_ip)
         return {
             "nodeId": plan.node_id,
-            "nodeName": ipam.nodesync.node_name(),
-            "nodeIP": str(plan.node_ip),
+            "nodeName": name,
+            "nodeIP": node_ip,
             "podSubnetThisNode": str(plan.pod_subnet),
             "podGateway": str(plan.pod_gateway),
             "vppHostNetwork": str(plan.host_interconnect_subnet),

@@ -172,3 +172,18 @@ async def test_rest_serves_plan_and_allocations(running: Running) -> None:
     assert allocations["podSubnet"] == "10.1.1.0/24" and allocations["capacity"] == 252
     assert {"namespace": "shop", "name": "web", "ip": str(ip)} in allocations["allocations"]
     json.dumps(allocations)
+
+
+async def test_rest_node_ip_is_the_published_address(running: Running) -> None:
+    """``nodeIP`` is what the node publishes (its interface's address with ``node_interface``),
+    not the plan's 192.168.16.<ID>, which may be another node's."""
+    # IPAM's own publish first (so it cannot overwrite the address written below).
+    await wait_until(lambda: [str(i) for i in running.nodesync.nodes()[NODE].ip_addresses]
+                     == ["192.168.16.1/24"])
+    own = VppNode(id=1, name=NODE, ip_addresses=["192.168.16.7/24"])
+    await running.kvdb.broker.put(f"{KSR_PREFIX}allocatedIDs/1", own.model_dump_json().encode())
+    await wait_until(lambda: [str(i) for i in running.nodesync.nodes()[NODE].ip_addresses]
+                     == ["192.168.16.7/24"])
+    async with httpx.AsyncClient(base_url=running.http.base_url, timeout=5) as client:
+        plan = (await client.get("/contiv/v1/ipam")).json()
+    assert plan["nodeIP"] == "192.168.16.7/24"

@@ -33,6 +33,7 @@ from plugins.ipam.pusher import (
     PutAllocation,
     Reconcile,
 )
+from plugins.ipam.released import ReleasedPods
 from plugins.ipam.rest import build_router
 from plugins.ipam.saver import AllocationSaver
 from plugins.ipam.store import AllocationState, LocalAllocationFile, StateFileError
@@ -88,6 +89,8 @@ class IPAMPlugin(Plugin, EventHandler):
         self._missing_since: dict[PodID, float] = {}
         self._stale_task: asyncio.Task[None] | None = None
         self._publish_task: asyncio.Task[None] | None = None
+        #: Addresses released by CNI DEL that a stale Kubernetes pod record must not bring back.
+        self._released = ReleasedPods()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -173,6 +176,7 @@ class IPAMPlugin(Plugin, EventHandler):
             self._push().enqueue(PutAllocation(pod, ip))
             self.log.info("allocated %s to pod %s", ip, pod)
         self._missing_since.pop(pod, None)
+        self._released.forget(pod)
         return ip
 
     async def persisted(self) -> None:
@@ -191,6 +195,7 @@ class IPAMPlugin(Plugin, EventHandler):
             alloc.restore(pod, ip)
             raise
         self._push().enqueue(DeleteAllocation(pod))
+        self._released.add(pod, ip)
         self.log.info("released %s of pod %s", ip, pod)
 
     def allocations(self) -> Mapping[PodID, IPv4Address]:
@@ -273,12 +278,26 @@ class IPAMPlugin(Plugin, EventHandler):
             if obj is not None:
                 self._kube_pods.discard(PodID(getattr(obj, "name", ""), getattr(obj, "namespace", "")))
         new = event.new_value
+        if new is None and event.prev_value is not None:
+            prev = event.prev_value
+            self._kube_pod_deleted(PodID(getattr(prev, "name", ""), getattr(prev, "namespace", "")))
         if new is not None and getattr(new, "node_name", "") == node:
             pod = PodID(getattr(new, "name", ""), getattr(new, "namespace", ""))
             self._kube_pods.add(pod)
             self._missing_since.pop(pod, None)
             self._adopt_reflected_ip(pod, getattr(new, "ip_address", ""))
         return None
+
+    def _kube_pod_deleted(self, pod: PodID) -> None:
+        """Kubernetes deleted ``pod``: no stale record can bring it back; an address adopted
+        for it (no pod wired here) goes now instead of after the stale grace period."""
+        self._released.forget(pod)
+        if self.podmanager is None or self.pod_ip(pod) is None:
+            return
+        if pod not in self.podmanager.local_pods():
+            self.log.info("pod %s was deleted and is not wired here: releasing its address", pod)
+            self.release_pod_ip(pod)
+            self._released.forget(pod)
 
     def describe_internal_state(self) -> dict[str, object] | None:
         """The allocations (what a no-op resync must leave unchanged)."""
@@ -375,6 +394,10 @@ class IPAMPlugin(Plugin, EventHandler):
             return
         alloc = self._alloc()
         if pod_index_of(alloc.subnet, ip) is None or alloc.ip_of(pod) == ip:
+            return
+        if self._released.blocks(pod, ip):
+            self.log.info("not adopting %s of pod %s: released here by its CNI DEL (the "
+                          "Kubernetes state is older than that)", ip, pod)
             return
         reason = alloc.restore(pod, ip)
         if reason is not None:

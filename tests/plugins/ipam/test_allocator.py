@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from plugins.ipam.allocator import PodSubnetAllocator
 from plugins.ipam.api import PoolExhaustedError
+from plugins.ipam.released import ReleasedPods
 from plugins.podmanager.api import PodID
 
 SUBNET = IPv4Network("10.1.3.0/28")
@@ -84,3 +85,15 @@ def test_random_sequences_never_double_book(ops: list[tuple[bool, int]]) -> None
         assert alloc.allocations() == model
         assert len(set(model.values())) == len(model)
         assert all(IPv4Address("10.1.3.2") <= ip <= IPv4Address("10.1.3.13") for ip in model.values())
+
+
+def test_released_pods_are_bounded_by_count_and_age() -> None:
+    released = ReleasedPods(max_entries=3, max_age_s=10)
+    for i in range(5):
+        released.add(pod(i), IPv4Address(f"10.1.1.{i + 2}"), now=float(i))
+    assert len(released) == 3  # the two oldest went
+    assert not released.blocks(pod(0), IPv4Address("10.1.1.2"), now=5.0)
+    assert released.blocks(pod(4), IPv4Address("10.1.1.6"), now=5.0)
+    assert not released.blocks(pod(4), IPv4Address("10.1.1.7"), now=5.0)  # another address
+    assert not released.blocks(pod(4), IPv4Address("10.1.1.6"), now=14.0)  # too old
+    assert len(released) == 0

@@ -12,8 +12,11 @@ import pytest
 from core.etcdserver import EtcdServer
 from core.kvdb.api import agent_prefix
 from core.kvdb.plugin import KVDBPlugin
+from plugins.controller.events import DBResync, KubeStateChange
+from plugins.controller.txn import EventTransaction
 from plugins.ipam.api import PoolExhaustedError
 from plugins.ipam.store import PodIPAllocation, StateFileError
+from plugins.ksr.model import Pod as K8sPod
 from plugins.podmanager.api import PodID
 from tests.plugins.ipam.helpers import Node
 
@@ -285,5 +288,44 @@ async def test_failed_deferred_save_is_reported_by_persisted(
         ipam.allocate_pod_ip(pod(2), defer_save=True)
         await ipam.persisted()
         assert set(file_allocations(tmp_path / "ipam.json")) == {pod(1), pod(2)}
+    finally:
+        await node.stop()
+
+
+class _KubePods:
+    """The ``pod`` resource of a Kubernetes state snapshot (what a resync reads)."""
+
+    def __init__(self, *pods: K8sPod) -> None:
+        self.pods = {f"{p.name}/namespace/{p.namespace}": p for p in pods}
+
+    def list(self, keyword: str) -> dict[str, K8sPod]:
+        return dict(self.pods) if keyword == "pod" else {}
+
+
+async def test_address_released_by_del_is_not_adopted_back_from_an_older_kube_state(
+    etcd_kvdb: KVDBPlugin, tmp_path: Path
+) -> None:
+    """etcd down, CNI DEL releases 10.1.1.x; etcd back, a resync from a snapshot older than
+    KSR's delete lists the pod with its address: not adopted; KSR's delete then ends it."""
+    node = Node(etcd_kvdb, tmp_path / "ipam.json")
+    ipam = await node.start()
+    try:
+        gone = pod(0)
+        ip = ipam.allocate_pod_ip(gone)
+        stale = K8sPod(name=gone.name, namespace=gone.namespace, node_name="node-a",
+                       ip_address=str(ip))
+        ipam.release_pod_ip(gone)  # the DEL (the pod manager's record goes with it)
+        ipam.resync(DBResync({}, {}), _KubePods(stale), 2, EventTransaction())  # type: ignore[arg-type]
+        assert gone not in ipam.allocations()
+        ipam.update(KubeStateChange("pod", "x", stale, None), EventTransaction())
+        # An address Kubernetes reports for a pod this node did not release is adopted as before.
+        other = K8sPod(name="other", namespace="default", node_name="node-a",
+                       ip_address=str(ip + 1))
+        ipam.resync(DBResync({}, {}), _KubePods(other), 3, EventTransaction())  # type: ignore[arg-type]
+        assert ipam.allocations()[PodID("other", "default")] == ip + 1
+        # ...and released at once when Kubernetes deletes it and no pod is wired here for it
+        # (instead of after the stale sweep's grace period).
+        ipam.update(KubeStateChange("pod", "y", other, None), EventTransaction())
+        assert PodID("other", "default") not in ipam.allocations()
     finally:
         await node.stop()

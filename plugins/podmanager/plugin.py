@@ -67,6 +67,7 @@ class PodManagerPlugin(Plugin, EventHandler):
         self._store: PodRecordStore | None = None
         self._server: RemoteCNIServer | None = None
         self._sync_task: asyncio.Task[None] | None = None
+        self._cleanup_task: asyncio.Task[list[PodID]] | None = None
 
     def _require_store(self) -> PodRecordStore:
         # A method, not a property: pluggy reads every attribute when registering the plugin.
@@ -99,11 +100,19 @@ class PodManagerPlugin(Plugin, EventHandler):
         )
         self._server = RemoteCNIServer(self.config.socket_path, service, self.log)
         await self._server.start()
+        self._cleanup_task = asyncio.create_task(
+            service.clean_cut_adds(), name="podmanager-cut-adds"
+        )
 
     async def close(self) -> None:
         if self._server is not None:
             await self._server.stop()
             self._server = None
+        if self._cleanup_task is not None:
+            self._cleanup_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._cleanup_task
+            self._cleanup_task = None
         if self._sync_task is not None:
             self._sync_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

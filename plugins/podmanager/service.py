@@ -165,6 +165,40 @@ class PodRequestService:
         if forget:
             await self.store.remove(pod.id)
 
+    async def clean_cut_adds(self, retry_s: float = 0.5, give_up_s: float = 300.0) -> list[PodID]:
+        """Un-wire the pods whose ADD a crash cut and whose namespace is gone; returns them.
+
+        Such a record has no result (the runtime got no success, its sandbox is gone); the
+        runtime's DEL would clean it up, but the agent does not depend on it: the address and
+        the record would otherwise stay, and count as a live pod for IPAM's stale sweep. A
+        record without result whose namespace still exists is left to the resync (which wires
+        it) and to the runtime's retry. Retries while the controller does not take events yet.
+        """
+        cleaned: list[PodID] = []
+        deadline = time.monotonic() + give_up_s
+        for record in list(self.store.all().values()):
+            if record.result is not None or os.path.exists(record.netns_path):
+                continue
+            async with self._pod_lock(record.id):
+                current = self.store.get(record.id)
+                if current is None or current.container_id != record.container_id:
+                    continue
+                self.log.warning("pod %s: its ADD was cut by a crash and its namespace %s is "
+                                 "gone: un-wiring it", record.id, record.netns_path)
+                while True:
+                    try:
+                        await self._push_delete(current)
+                        break
+                    except CNIError as exc:
+                        if exc.code != CNICode.TRY_AGAIN_LATER or time.monotonic() > deadline:
+                            self.log.error("pod %s: clean-up of the cut ADD failed: %s",
+                                           record.id, exc)
+                            return cleaned
+                        await asyncio.sleep(retry_s)
+                await self.store.remove(current.id)
+                cleaned.append(current.id)
+        return cleaned
+
     # DEL.
     async def _delete(self, request: CNIRequest) -> CNIReply:
         _require(request.container_id, "container ID (CNI_CONTAINERID) is empty")

@@ -11,7 +11,7 @@ from pathlib import Path
 from core.kvdb.api import agent_prefix
 from plugins.podmanager.api import AddPod, DeletePod, LocalPod, PodID
 from plugins.podmanager.cnicodes import CNICode
-from plugins.podmanager.records import read_records_file
+from plugins.podmanager.records import PodRecord, read_records_file
 from tests.plugins.podmanager.conftest import NODE, PodManagerEnv, call, pod_args
 
 
@@ -232,3 +232,26 @@ def test_registers_with_pluggy_before_init(tmp_path: Path) -> None:
     new_plugin_manager([plugin])
     assert check_handlers([plugin]) == [plugin]
     assert plugin.local_pods() == {}
+
+
+async def test_restart_unwires_adds_cut_by_a_crash_whose_namespace_is_gone(
+    podmanager: PodManagerEnv, netns_path: str
+) -> None:
+    """A crash right after the first record write leaves a record without result; when its
+    namespace is gone the restarted agent deletes the pod itself (the runtime's DEL may never
+    come); with its namespace still there, the resync and the runtime's retry take it."""
+    await call(podmanager.socket, "Add", **add_fields("c1", netns_path, "a"))
+    store = podmanager.plugin._require_store()
+    for name, netns in (("cut", "/var/run/netns/pmtest-gone-namespace"), ("cut-alive", netns_path)):
+        await store.save(PodRecord(name=name, namespace="default", container_id=f"c-{name}",
+                                   netns_path=netns, interface_name="eth0"), mirror=False)
+    await podmanager.restart()
+    task = podmanager.plugin._cleanup_task
+    assert task is not None
+    assert await asyncio.wait_for(task, 60) == [PodID("cut", "default")]
+    assert set(podmanager.plugin.local_pods()) == {PodID("a", "default"),
+                                                   PodID("cut-alive", "default")}
+    deleted = [e.pod.id for e in podmanager.controller.events if isinstance(e, DeletePod)]
+    assert deleted == [PodID("cut", "default")]
+    assert read_records_file(Path(podmanager.config.records_file)).keys() == {  # type: ignore[union-attr]
+        PodID("a", "default"), PodID("cut-alive", "default")}

@@ -226,11 +226,18 @@ class Lab:
         node.agent_pid = None
         self.state.save()
 
-    def remove_node(self, name: str) -> None:
+    def remove_node(self, name: str, force: bool = False) -> None:
+        """Remove a node; ``force``: one that still runs pods dies with them (no CNI DEL)."""
         node = self.node(name)
         on_node = [key for key, pod in self.state.pods.items() if pod.node == name]
+        if on_node and not force:
+            raise LabError(f"node {name} still runs pods: {', '.join(on_node)} "
+                           "(delete them first, or --force)")
         if on_node:
-            raise LabError(f"node {name} still runs pods: {', '.join(on_node)} (delete them first)")
+            from apps.lab.nodefail import drop_pods_of_dead_node
+
+            self.kill_agent(name, sig=9)
+            drop_pods_of_dead_node(self, on_node)
         self.kill_agent(name, sig=15)
         netns.ns_delete(node.netns)
         remove_manifest(self.state, f"node-{name}.yaml")

@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     nd = sub.add_parser("node", help="add or remove a node, restart or kill its agent")
     nd.add_argument("action", choices=["add", "remove", "restart-agent", "kill-agent"])
     nd.add_argument("node", nargs="?")
+    nd.add_argument("--force", action="store_true", help="remove: also a node that runs pods")
     et = sub.add_parser("etcd", help="stop or start the lab's etcd")
     et.add_argument("action", choices=["stop", "start"])
     demo = sub.add_parser("demo", help="up, apply examples/lab, probe, down")
@@ -133,7 +134,7 @@ def run(lab: Lab, args: argparse.Namespace) -> int:
         for line in lab.down():
             print(f"removed {line}")
     elif args.cmd == "node":
-        return node_command(lab, args.action, args.node)
+        return node_command(lab, args.action, args.node, args.force)
     elif args.cmd == "etcd":
         lab.etcd_stop() if args.action == "stop" else lab.etcd_start()
     elif args.cmd == "demo":
@@ -141,14 +142,14 @@ def run(lab: Lab, args: argparse.Namespace) -> int:
     return 0
 
 
-def node_command(lab: Lab, action: str, name: str | None) -> int:
+def node_command(lab: Lab, action: str, name: str | None, force: bool = False) -> int:
     if action == "add":
         print(f"added {lab.add_node().name}")
         return 0
     if name is None:
         raise LabError(f"'node {action}' needs a node name")
     if action == "remove":
-        lab.remove_node(name)
+        lab.remove_node(name, force=force)
     elif action == "kill-agent":
         lab.kill_agent(name)
     else:

@@ -54,7 +54,15 @@ class ControllerConfig(PluginConfig):
     """Events older than this are trimmed from the history (except the init period's)."""
 
     permanently_recorded_init_period_s: float = Field(default=3600.0, ge=0)
-    """Events processed within this long after start are never trimmed."""
+    """Events processed within this long after start are never trimmed (at most
+    ``event_history_permanent_max`` of them: later ones are trimmed like any other)."""
+
+    event_history_max_records: int = Field(default=1000, ge=1)
+    """The history keeps at most this many events besides the permanent ones (the oldest go
+    first): pod churn must not grow the agent's memory."""
+
+    event_history_permanent_max: int = Field(default=200, ge=0)
+    """At most this many events of the init period are kept forever (the first ones)."""
 
     enable_verification: bool = False
     """Debug mode: after each event, a follow-up ``Verification Resync`` re-runs the handlers'

@@ -52,7 +52,9 @@ class EventLoop:
         self.processor = EventProcessor(scheduler, handlers, kube_state)
         self.metrics = metrics or ControllerMetrics()
         self.history = EventHistory(
-            self.config.event_history_age_limit_s, self.config.permanently_recorded_init_period_s
+            self.config.event_history_age_limit_s, self.config.permanently_recorded_init_period_s,
+            max_records=self.config.event_history_max_records,
+            permanent_max=self.config.event_history_permanent_max,
         )
         self.log = log or logging.getLogger("contiv.controller")
         self._report_health = report_health

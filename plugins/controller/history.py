@@ -51,17 +51,20 @@ class EventRecord:
 
 
 class EventHistory:
-    """Processed events, oldest first; events of the init period are kept forever."""
+    """Processed events, oldest first, bounded by count and age; the first ``permanent_max``
+    events of the init period are kept forever."""
 
-    def __init__(self, age_limit_s: float, permanent_init_period_s: float) -> None:
+    def __init__(self, age_limit_s: float, permanent_init_period_s: float,
+                 max_records: int = 1000, permanent_max: int = 200) -> None:
         self.age_limit_s = age_limit_s
         self.started = time.time()
         self.permanent_until = self.started + permanent_init_period_s
+        self.permanent_max = permanent_max
         self._permanent: list[EventRecord] = []
-        self._records: deque[EventRecord] = deque()
+        self._records: deque[EventRecord] = deque(maxlen=max_records)
 
     def append(self, record: EventRecord) -> None:
-        if record.started <= self.permanent_until:
+        if record.started <= self.permanent_until and len(self._permanent) < self.permanent_max:
             self._permanent.append(record)
         else:
             self._records.append(record)

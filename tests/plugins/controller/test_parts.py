@@ -158,3 +158,17 @@ def test_history_trims_by_age_but_keeps_the_init_period() -> None:
     assert [r.seq for r in history.records()] == [0, 2]
     assert [r.seq for r in history.records(limit=1)] == [2]
     assert [r.seq for r in history.records(since_seq=1)] == [2]
+
+
+def test_history_is_bounded_by_count_too() -> None:
+    """Pod churn in the first hour (the init period) must not grow the history without end."""
+    history = EventHistory(age_limit_s=86400, permanent_init_period_s=3600,
+                           max_records=50, permanent_max=10)
+    t0 = history.started
+    for seq in range(1000):
+        at = t0 + seq
+        history.append(EventRecord(seq, "e", "e", "update", "best-effort", "forward", None,
+                                   started=at, finished=at))
+    seqs = [r.seq for r in history.records()]
+    assert len(history) == 60
+    assert seqs == [*range(10), *range(950, 1000)]  # the first ones and the latest

@@ -46,6 +46,8 @@ def bridge_domain_add_del_v2(st: VPPState, opt: Options, req: Any) -> Reply:
 def sw_interface_set_l2_bridge(st: VPPState, opt: Options, req: Any) -> Reply:
     iface = st.iface(req.rx_sw_if_index)
     if not req.enable:
+        if iface.is_bvi and iface.bd_id is not None:
+            st.l2fib.pop((iface.bd_id, iface.mac), None)
         iface.bd_id, iface.shg, iface.is_bvi = None, 0, False
         return {"retval": 0}
     if req.bd_id not in st.bridge_domains:
@@ -55,6 +57,8 @@ def sw_interface_set_l2_bridge(st: VPPState, opt: Options, req: Any) -> Reply:
     if bvi and any(i.is_bvi and i.bd_id == req.bd_id and i is not iface for i in st.interfaces.values()):
         raise ApiError(E.BD_ALREADY_HAS_BVI, f"bridge domain {req.bd_id} has a BVI")
     iface.bd_id, iface.shg, iface.is_bvi = req.bd_id, req.shg, bvi
+    if bvi:  # as the real VPP: a BVI's own MAC gets a static BVI entry in the L2 FIB
+        st.l2fib[(req.bd_id, iface.mac)] = (iface.sw_if_index, True, True)
     return {"retval": 0}
 
 

@@ -72,7 +72,10 @@ def _path(sw_if_index: int, kind: int, table_id: int = 0, nh: str = "0.0.0.0") -
     }
 
 
-def _encode_path(p: Any) -> Reply:
+def _encode_path(p: Any, prefix: ipaddress.IPv4Network | None = None) -> Reply:
+    nh = str(p.nh.address.ip4)
+    if prefix is not None and prefix.prefixlen == 32 and nh == "0.0.0.0" and p.sw_if_index != NO_INDEX:
+        nh = str(prefix.network_address)  # as the real VPP: an attached host route names its host
     return {
         "sw_if_index": p.sw_if_index,
         "table_id": p.table_id,
@@ -82,7 +85,7 @@ def _encode_path(p: Any) -> Reply:
         "type": int(p.type),
         "flags": int(p.flags),
         "proto": int(p.proto),
-        "nh": {"address": {"ip4": str(p.nh.address.ip4)}},
+        "nh": {"address": {"ip4": nh}},
         "n_labels": 0,
         "label_stack": NO_LABELS,
     }
@@ -113,7 +116,7 @@ def ip_route_dump(st: VPPState, opt: Options, req: Any) -> list[Reply]:
             entries[ipaddress.IPv4Network(f"{ip}/32")] = [_path(idx, TYPE_NORMAL, nh=ip)]
     for (tid, prefix), route in st.routes.items():
         if tid == table_id:
-            entries[prefix] = [_encode_path(p) for p in route.paths]
+            entries[prefix] = [_encode_path(p, prefix) for p in route.paths]
     return [
         {
             "route": {

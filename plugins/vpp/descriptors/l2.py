@@ -184,11 +184,14 @@ class L2FibDescriptor(VPPDescriptor[L2FibEntry]):
 
     async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
         out = []
+        expected = {c.key for c in correlate}
         for d in await self.api.dump("l2_fib_table_dump", bd_id=NO_INDEX):
             bd = self.indexes.bridge_domains.name(int(d.bd_id))
             iface = self.indexes.interfaces.name(int(d.sw_if_index))
             if bd is None or iface is None or not d.static_mac:
                 continue
+            if d.bvi_mac and fib_key(bd, str(d.mac)) not in expected:
+                continue  # VPP adds a BVI's own MAC by itself when the BVI joins the domain
             value = L2FibEntry(
                 bridge_domain=bd, bd_id=int(d.bd_id), mac=str(d.mac), outgoing_interface=iface, bvi=bool(d.bvi_mac)
             )

@@ -142,7 +142,7 @@ class RouteDescriptor(VPPDescriptor[Route]):
         out = []
         for table_id in sorted({0} | our_tables):
             for details in await self.api.dump("ip_route_dump", table={"table_id": table_id, "is_ip6": False}):
-                value = self._from_details(details.route, connected)
+                value = self._from_details(details.route, connected, expected)
                 if value is None:
                     continue
                 key = route_key(value.vrf, value.dst)
@@ -178,7 +178,9 @@ class RouteDescriptor(VPPDescriptor[Route]):
                 found.add((int(nbr.sw_if_index), IPv4Network(f"{ip}/32"), ip))
         return found
 
-    def _from_details(self, route: Any, connected: set[tuple[int, IPv4Network, IPv4Address]]) -> Route | None:
+    def _from_details(
+        self, route: Any, connected: set[tuple[int, IPv4Network, IPv4Address]], expected: set[str]
+    ) -> Route | None:
         if int(route.n_paths) != 1:
             return None
         path = route.paths[0]
@@ -190,7 +192,15 @@ class RouteDescriptor(VPPDescriptor[Route]):
             if dst in SPECIAL_PREFIXES or (NO_INDEX, dst, ANY) in connected:
                 return None
             return Route(vrf=vrf, dst=dst, type=RouteType.DROP)
-        if kind != PATH_NORMAL or (index, dst, next_hop) in connected:
+        if kind != PATH_NORMAL:
+            return None
+        if index != NO_INDEX and dst.prefixlen == 32 and next_hop == dst.network_address:
+            # An attached host route: VPP reports our "/32 via <if>" with the host as next hop,
+            # exactly as the /32 a neighbour adds by itself; ours when wanted or without neighbour.
+            if (index, dst, next_hop) in connected and route_key(vrf, dst) not in expected:
+                return None
+            next_hop = ANY
+        elif (index, dst, next_hop) in connected:
             return None
         if index == NO_INDEX:
             if next_hop == ANY and int(path.table_id) != vrf:

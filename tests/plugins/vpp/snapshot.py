@@ -76,4 +76,9 @@ def expected(values: Mapping[str, BaseModel]) -> dict[str, set[Any]]:
             out["bds"].add((*row, frozenset(members.get(value.name, ()))))
         elif isinstance(value, m.L2FibEntry):
             out["fib"].add((value.bd_id, value.mac, value.outgoing_interface))
+        elif isinstance(value, m.BridgeDomainInterface) and value.bvi:
+            # VPP adds a BVI's own MAC to the domain's L2 FIB by itself
+            iface = values.get(m.interface_key(value.interface))
+            if isinstance(iface, m.Interface) and iface.mac:
+                out["fib"].add((value.bd_id, iface.mac, value.interface))
     return out

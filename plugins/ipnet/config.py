@@ -5,7 +5,7 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.plugin import PluginConfig
 from plugins.ipnet.intent import DEFAULT_MTU, DEFAULT_VNI
@@ -73,3 +73,28 @@ class IPNetConfig(PluginConfig):
         if value and "/" in value and not value.startswith("/"):
             raise ValueError(f"node_namespace {value!r} must be a name or an absolute path")
         return value
+
+    stn: bool = False
+    """Steal The NIC (``dataplane: vpp`` only): at start the agent asks contiv-stn for the
+    node's only NIC (``stn_interface``), gives it to VPP with the node's address, and keeps the
+    host reachable through the host interconnect (see docs/stn.md)."""
+
+    stn_interface: str = Field(default="", max_length=15)
+    """Linux name of the NIC contiv-stn steals for VPP (required with ``stn: true``)."""
+
+    stn_socket: str = Field(default="/var/run/contiv/stn.sock", min_length=1)
+    """contiv-stn's gRPC socket."""
+
+    stn_timeout_s: float = Field(default=30.0, gt=0)
+    """How long the agent's start waits for contiv-stn to answer."""
+
+    @model_validator(mode="after")
+    def _stn_mode(self) -> IPNetConfig:
+        if self.stn and self.dataplane != "vpp":
+            raise ValueError(
+                f"stn: true needs dataplane: vpp (dataplane is {self.dataplane!r}: the Linux kernel "
+                "already owns the NIC, there is nothing to steal)"
+            )
+        if self.stn and not self.stn_interface:
+            raise ValueError("stn: true needs stn_interface, the Linux name of the NIC to steal")
+        return self

@@ -26,6 +26,7 @@ from plugins.ipnet.compute import IntentError, node_intent, pod_intent, remote_n
 from plugins.ipnet.config import IPNetConfig
 from plugins.ipnet.intent import NodeIntent, PodIntent, RemoteNodeIntent, Renderer, Transport
 from plugins.ipnet.renderer.linux import LinuxRenderer
+from plugins.ipnet.stn import StolenNic, fetch_stolen_nic
 from plugins.nodesync.api import Node, NodeSyncAPI, NodeUpdate
 from plugins.podmanager.api import (
     AddPod,
@@ -86,21 +87,33 @@ class IPNetPlugin(Plugin, EventHandler):
         self.podmanager = podmanager
         self.renderer = renderer if renderer is not None else make_renderer(self.config)
         self.node: NodeIntent | None = None
+        #: STN mode: the NIC contiv-stn stole for VPP (fetched in ``init``).
+        self.stolen: StolenNic | None = None
         self.pods: dict[PodID, PodIntent] = {}
         self.remotes: dict[str, RemoteNodeIntent] = {}
         # What the last AddPod changed, for revert: (pod, previous intent, IP newly allocated).
         self._last_add: tuple[PodID, PodIntent | None, bool] | None = None
 
     async def init(self) -> None:
+        if self.config.stn:
+            await self._fetch_stolen_nic()
         self.log.info("dataplane %s, transport %s", self.config.dataplane,
                       "nooverlay" if self.config.nooverlay else f"vxlan (VNI {self.config.vni})")
+
+    async def _fetch_stolen_nic(self) -> None:
+        """STN mode: the stolen NIC from contiv-stn, handed to the renderer (before any resync)."""
+        if not hasattr(self.renderer, "stolen"):
+            raise ValueError(f"ipnet.stn: the {self.renderer.name!r} renderer has no STN mode")
+        cfg = self.config
+        self.stolen = await fetch_stolen_nic(cfg.stn_socket, cfg.stn_interface, cfg.stn_timeout_s, self.log)
+        self.renderer.stolen = self.stolen
 
     # ---------------------------------------------------------------------------- intent
 
     def _compute_node(self) -> NodeIntent:
         me = self.nodesync.nodes().get(self.nodesync.node_name())
         published = me.ip_addresses[0] if me is not None and me.ip_addresses else None
-        return node_intent(
+        node = node_intent(
             self.ipam.plan(),
             self.nodesync.node_name(),
             node_ip=published,
@@ -108,6 +121,9 @@ class IPNetPlugin(Plugin, EventHandler):
             vni=self.config.vni,
             mtu=self.config.mtu,
         )
+        if self.stolen is not None:  # STN: the node's address is the stolen NIC's
+            node = node.model_copy(update={"node_ip": self.stolen.node_ip})
+        return node
 
     def _node(self) -> NodeIntent:
         if self.node is None:
@@ -203,6 +219,7 @@ class IPNetPlugin(Plugin, EventHandler):
     def describe_internal_state(self) -> dict[str, object]:
         return {
             "node": None if self.node is None else self.node.model_dump(mode="json"),
+            "stolen_nic": None if self.stolen is None else self.stolen.model_dump(mode="json"),
             "pods": {str(k): v.model_dump(mode="json") for k, v in sorted(self.pods.items())},
             "remotes": {k: v.model_dump(mode="json") for k, v in sorted(self.remotes.items())},
         }

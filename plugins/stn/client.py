@@ -14,7 +14,15 @@ DEFAULT_SOCKET = "/var/run/contiv/stn.sock"
 
 
 class STNClientError(Exception):
-    """The daemon refused the request or could not be reached; the message says which."""
+    """The daemon refused the request or could not be reached; the message says which.
+
+    ``refused`` is True when the daemon answered (with ``result = false`` or an error status),
+    False when it could not be reached.
+    """
+
+    def __init__(self, message: str, refused: bool = True) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 def reply_dict(reply: STNReply) -> dict[str, Any]:
@@ -65,7 +73,8 @@ class STNClient:
             )
         except grpc.aio.AioRpcError as err:
             if err.code() is grpc.StatusCode.UNAVAILABLE:
-                raise STNClientError(f"contiv-stn is not reachable on {self.socket_path}: {err.details()}") from None
+                raise STNClientError(f"contiv-stn is not reachable on {self.socket_path}: {err.details()}",
+                                     refused=False) from None
             raise STNClientError(f"contiv-stn {method}: {err.details()} ({err.code().name})") from None
         if not reply.result:
             raise STNClientError(f"contiv-stn {method}: {reply.error or 'failed without a message'}")

@@ -68,6 +68,10 @@ class VPPState:
     l2fib: dict[tuple[int, str], tuple[int, bool, bool]] = field(default_factory=dict)
     acls: dict[int, tuple[str, list[dict[str, Any]]]] = field(default_factory=dict)
     acl_lists: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)
+    # STN mode: rules (IPv4 -> punt sw_if_index), proxy ARP ranges (table, low, high) and interfaces
+    stn_rules: dict[str, int] = field(default_factory=dict)
+    proxy_arp_ranges: set[tuple[int, str, str]] = field(default_factory=set)
+    proxy_arp_interfaces: set[int] = field(default_factory=set)
     next_sw_if_index: int = 1
     instances: dict[str, int] = field(default_factory=dict)
 
@@ -98,6 +102,9 @@ class VPPState:
         for key in [k for k, v in self.l2fib.items() if v[0] == sw_if_index]:
             del self.l2fib[key]
         self.acl_lists.pop(sw_if_index, None)
+        self.proxy_arp_interfaces.discard(sw_if_index)
+        for ip in [ip for ip, index in self.stn_rules.items() if index == sw_if_index]:
+            del self.stn_rules[ip]
         for other in self.interfaces.values():
             if other.unnumbered_to == sw_if_index:
                 other.unnumbered_to = None

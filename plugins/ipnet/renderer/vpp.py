@@ -37,6 +37,7 @@ from pydantic import BaseModel
 
 from plugins.ipnet.config import VppRenderSettings
 from plugins.ipnet.intent import NodeIntent, PodIntent, RemoteNodeIntent, Transport
+from plugins.ipnet.stn import StolenNic
 from plugins.linux import models as lx
 from plugins.linux.descriptors.offload import LinkOffload
 from plugins.linux.plugin import linux_descriptors
@@ -114,6 +115,8 @@ class VppRenderer:
     def __init__(self, config: Any = None, settings: VppRenderSettings | None = None) -> None:
         self.settings = settings if settings is not None else _settings(config)
         self.node_namespace: str = getattr(config, "node_namespace", "") or ""
+        #: The NIC contiv-stn stole for VPP (STN mode, ``renderer/vpp_stn.py``); set by ipnet.
+        self.stolen: StolenNic | None = None
 
     # ------------------------------------------------------------------------------ node
 
@@ -154,6 +157,11 @@ class VppRenderer:
             out.put(vpp.bd_interface_key(BD_NAME, BVI), member)
         else:
             out.route(vpp.Route(vrf=MAIN_VRF, dst=node.pod_subnet, type=inter, via_vrf=pod_vrf))
+        if self.stolen is not None:
+            from plugins.ipnet.renderer.vpp_stn import apply_stn  # it builds on this module
+
+            return apply_stn(out.items, node, self.stolen, main_interface=s.main_interface,
+                             host_ifname=s.host_ifname, namespace=self.node_namespace)
         return out.items
 
     def _host_interconnect(self, node: NodeIntent, out: Values) -> None:

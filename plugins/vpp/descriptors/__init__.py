@@ -15,6 +15,7 @@ from plugins.vpp.descriptors.interface_derived import (
 )
 from plugins.vpp.descriptors.l2 import BridgeDomainDescriptor, BridgeDomainInterfaceDescriptor, L2FibDescriptor
 from plugins.vpp.descriptors.l3 import NeighbourDescriptor, RouteDescriptor, VrfTableDescriptor
+from plugins.vpp.descriptors.stn import ProxyArpInterfaceDescriptor, ProxyArpRangeDescriptor, StnRuleDescriptor
 from plugins.vpp.index import Indexes
 
 
@@ -33,4 +34,7 @@ def all_descriptors(api: VPPApi, indexes: Indexes) -> list[Descriptor[Any]]:
         L2FibDescriptor(api, indexes),
         AclDescriptor(api, indexes),
         AclInterfaceDescriptor(api, indexes),
+        StnRuleDescriptor(api, indexes),
+        ProxyArpRangeDescriptor(api, indexes),
+        ProxyArpInterfaceDescriptor(api, indexes),
     ]

@@ -8,11 +8,12 @@ import stat
 from collections.abc import Callable
 
 import grpc
+import httpx
 import pytest
 
 from plugins.stn.client import SERVICE_NAME, STNClient, STNClientError
 from plugins.stn.stn_pb2 import STNReply, STNRequest
-from tests.plugins.stn.conftest import NIC, Daemon, Node, assert_same, ip, wait_for
+from tests.plugins.stn.conftest import NIC, Daemon, Node, assert_same, free_port, ip, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -42,7 +43,7 @@ async def test_steal_takes_everything_and_release_restores_it_exactly(
         await client.release(NIC)
     assert_same(node.link_state(), before)
     assert json.loads(daemon.state_file.read_text())["links"] == {}
-    assert "stn_operations{operation=\"release\"} 1.0" in __import__("httpx").get(daemon.url + "/metrics").text
+    assert 'stn_operations{operation="release"} 1.0' in httpx.get(daemon.url + "/metrics").text
 
 
 async def test_record_survives_kill_and_restart(node: Node, make_daemon: Callable[..., Daemon]) -> None:
@@ -89,8 +90,6 @@ async def test_watchdog_restores_when_agent_stays_unready(node: Node, make_daemo
     ip(node.ns, "link", "set", "vpp2", "up")
     before = node.link_state()
     # nothing listens on that port: the agent is unreachable, hence not ready
-    from tests.plugins.stn.conftest import free_port
-
     daemon = make_daemon(grace_s=0.2, check_interval_s=0.1, agent_timeout_s=0.5,
                          agent_readiness_url=f"http://127.0.0.1:{free_port()}/readiness")
     async with STNClient(daemon.socket) as client:

@@ -25,9 +25,9 @@ from core.etcdserver import EtcdServer
 
 AGENT_PLUGINS = [
     "service-label", "http", "health", "metrics", "logs", "kvdb", "kvscheduler", "controller",
-    "linux", "nodesync", "ipam", "podmanager", "ipnet", "policy",
+    "linux", "nodesync", "ipam", "podmanager", "ipnet", "service", "policy",
 ]
-HANDLER_ORDER = ["nodesync", "ipam", "podmanager", "ipnet", "policy"]
+HANDLER_ORDER = ["nodesync", "ipam", "podmanager", "ipnet", "service", "policy"]
 
 
 class LabError(RuntimeError):

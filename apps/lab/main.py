@@ -3,6 +3,8 @@
     contiv-lab up --nodes 2          # underlay, etcd, contiv-ksr, one contiv-agent per node
     contiv-lab apply -f pods.yaml    # Namespaces, Pods (and Services, policies for KSR)
     contiv-lab probe [--json]        # pod-to-pod ping and TCP matrix
+    contiv-lab probe --service NS/NAME [--count N]   # which backends answer, from every pod and node
+    contiv-lab exec POD -- CMD...    # (or exec --node NODE -- CMD...) run in that namespace
     contiv-lab status                # nodes, agents, pods, IPs
     contiv-lab down                  # remove everything (also after a crash)
     contiv-lab demo [--keep]         # up 2 nodes, apply examples/lab, probe, down
@@ -22,6 +24,7 @@ from apps.lab import netns
 from apps.lab.agentconfig import AgentConfigError, load_overlay
 from apps.lab.cluster import Lab, LabError
 from apps.lab.pods import Kubelet, load_manifests, probe
+from apps.lab.svclab import demo_services, exec_in, print_service_probe, probe_service
 from core.app import package_version
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "lab"
@@ -72,8 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     dl = sub.add_parser("delete", help="delete a pod")
     dl.add_argument("pod")
     dl.add_argument("-n", "--namespace", default="default")
-    pr = sub.add_parser("probe", help="pod-to-pod connectivity matrix")
+    pr = sub.add_parser("probe", help="pod-to-pod connectivity matrix, or a service's backends")
     pr.add_argument("--json", action="store_true")
+    pr.add_argument("--service", metavar="NS/NAME", help="probe every address of a service instead")
+    pr.add_argument("--count", type=int, default=10, help="connections per source and address (--service)")
+    ex = sub.add_parser("exec", help="run a command in a pod's or node's namespace: exec POD -- CMD...")
+    ex.add_argument("pod", nargs="?")
+    ex.add_argument("--node")
+    ex.add_argument("command", nargs=argparse.REMAINDER)
     sub.add_parser("status", help="nodes, agents, pods and IPs")
     sub.add_parser("down", help="remove everything the lab made")
     sub.add_parser("env", help="shell exports for contiv-netctl: eval \"$(contiv-lab env)\"")
@@ -114,6 +123,15 @@ def run(lab: Lab, args: argparse.Namespace) -> int:
             kubelet.apply(load_manifests(path), report=lambda line: print(line, flush=True))
     elif args.cmd == "delete":
         Kubelet(lab).delete_pod(args.namespace, args.pod)
+    elif args.cmd == "exec":
+        if args.node is not None and args.pod is not None:  # "exec --node N -- CMD": CMD took the POD slot
+            args.command, args.pod = [args.pod, *args.command], None
+        return exec_in(lab, args.command, pod=args.pod, node=args.node)
+    elif args.cmd == "probe" and args.service:
+        ns, _, name = args.service.rpartition("/")
+        srows = probe_service(lab, ns or "default", name, args.count)
+        print(json.dumps(srows)) if args.json else print_service_probe(srows)
+        return 0 if all(r["answers"] and not r["failed"] for r in srows) else 1
     elif args.cmd == "probe":
         rows = probe(lab)
         if args.json:
@@ -175,7 +193,7 @@ def demo(lab: Lab, nodes: int, keep: bool) -> int:
         print("== contiv-lab probe")
         rows = probe(lab)
         print_matrix(rows)
-        ok = all(r["ping"] and r["tcp"] for r in rows)
+        ok = all(r["ping"] and r["tcp"] for r in rows) and demo_services(lab, EXAMPLES)
     finally:
         if not keep:
             print("== contiv-lab down")

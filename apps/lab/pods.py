@@ -19,6 +19,7 @@ import yaml
 
 from apps.lab import netns
 from apps.lab.cluster import Lab, LabError, python_module, remove_manifest, write_manifest
+from apps.lab.services import default_service, sync_endpoints
 from apps.lab.state import PodState
 
 ECHO_PORT = 8080
@@ -124,6 +125,11 @@ class Kubelet:
             return f"namespace/{name}"
         if kind == "Node":
             raise LabError("nodes are made with 'contiv-lab node add', not with apply")
+        if kind == "Service":
+            svc = default_service(obj, self.state)
+            write_manifest(self.state, f"service-{ns}-{name}.yaml", svc)
+            sync_endpoints(self.state)
+            return f"service/{ns}/{name}: {services_summary(svc)}"
         # Services, EndpointSlices, NetworkPolicies...: handed to KSR as they are.
         write_manifest(self.state, f"{str(kind).lower()}-{ns}-{name}.yaml", obj)
         return f"{str(kind).lower()}/{ns}/{name}"
@@ -175,7 +181,11 @@ class Kubelet:
         pod.ip = ips[0]
         self.state.save()
         write_manifest(self.state, self._manifest_name(pod), self._pod_status(obj, pod))
+        self._sync_endpoints()
         return pod
+
+    def _sync_endpoints(self, terminating: frozenset[str] = frozenset()) -> None:
+        sync_endpoints(self.state, terminating)
 
     @staticmethod
     def _manifest_name(pod: PodState) -> str:
@@ -230,6 +240,7 @@ class Kubelet:
         if pod is None:
             raise LabError(f"no pod {key} in the lab")
         errors = []
+        self._sync_endpoints(frozenset({key}))  # terminating: served, not ready
         if cni and pod.node in self.state.nodes:
             try:
                 self.cni("DEL", pod)
@@ -241,8 +252,17 @@ class Kubelet:
         remove_manifest(self.state, self._manifest_name(pod))
         del self.state.pods[key]
         self.state.save()
+        self._sync_endpoints()
         if errors:
             raise LabError("; ".join(errors))
+
+
+def services_summary(svc: dict[str, Any]) -> str:
+    """``ClusterIP 10.96.0.10 80/TCP->8080 nodePort 30080`` for apply's output."""
+    spec = svc.get("spec") or {}
+    ports = ", ".join(f"{p.get('port')}/{p.get('protocol')}->{p.get('targetPort')}"
+                      + (f" nodePort {p['nodePort']}" if p.get("nodePort") else "") for p in spec.get("ports") or [])
+    return f"{spec.get('type')} {spec.get('clusterIP', '')} {ports}".strip()
 
 
 def probe(lab: Lab, timeout_s: float = 2.0) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from plugins.linux.plugin import LinuxDataplanePlugin
 from plugins.nodesync.plugin import NodeSyncPlugin
 from plugins.podmanager.plugin import PodManagerPlugin
 from plugins.policy.plugin import PolicyPlugin
+from plugins.service.plugin import ServicePlugin
 from plugins.vpp.plugin import VPPDataplanePlugin
 
 
@@ -67,6 +68,10 @@ class VSwitchContainer(containers.DeclarativeContainer):
         controller=controller, podmanager=optional("podmanager", configs, podmanager),
     )
     ipnet = plugin_provider(IPNetPlugin, configs, ipam=ipam, nodesync=nodesync, podmanager=podmanager)
+    service = plugin_provider(
+        ServicePlugin, configs, nodesync=nodesync, ipam=ipam, ipnet=ipnet, controller=controller,
+        http=optional("http", configs, http), metrics=optional("metrics", configs, metrics),
+    )
     policy = plugin_provider(
         PolicyPlugin, configs, ipam=ipam, podmanager=podmanager, controller=controller,
         http=optional("http", configs, http), metrics=optional("metrics", configs, metrics),

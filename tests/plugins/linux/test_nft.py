@@ -13,7 +13,7 @@ pytestmark = pytest.mark.netns
 
 SKELETON = """
 table ip svctest {
-  map be { typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport; }
+  map be { typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . tcp dport; }
   set fe { type ipv4_addr . inet_proto . inet_service; }
   map fe_verdict { type ipv4_addr . inet_proto . inet_service : verdict; }
   chain pick { }

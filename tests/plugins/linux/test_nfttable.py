@@ -15,7 +15,7 @@ from plugins.linux.nfttable import NftChain, NftSet, NftTableValue, table_key
 pytestmark = pytest.mark.netns
 
 FE = "type ipv4_addr . inet_proto . inet_service : verdict;"
-BE = "typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport;"
+BE = "typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . tcp dport;"
 
 
 Groups = dict[str, tuple[tuple[str, str, str], ...]]

@@ -1,0 +1,29 @@
+"""Settings of the service plugin (YAML section ``service``)."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network
+
+from pydantic import Field
+
+from core.plugin import PluginConfig
+
+
+class ServiceConfig(PluginConfig):
+    """How services are rendered on the Linux dataplane (nftables)."""
+
+    table: str = Field(default="contiv-svc", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    """Name of the agent-owned nftables table (family ``ip``) in the node namespace. The agent
+    never touches any other table."""
+
+    masquerade_egress: bool = True
+    """SNAT traffic from pods to destinations outside the cluster to the node's address."""
+
+    non_masquerade_cidrs: list[IPv4Network] = []
+    """Destinations pods reach with their own address besides the pod and service networks
+    (e.g. a corporate network that routes back to the pod network)."""
+
+    route_service_network: bool = True
+    """Route the service network to ``lo`` in the node namespace, so the node itself (and
+    hostNetwork pods) can connect to ClusterIPs without a default route; the connection is
+    NATed to a backend (or rejected) before the route matters."""

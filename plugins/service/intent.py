@@ -1,0 +1,99 @@
+"""Dataplane-neutral service intent: what the processor makes of Services and EndpointSlices.
+
+A :class:`ServiceIntent` holds, per service port, its frontends (address, protocol, port) and
+the backends each frontend balances over, with the Kubernetes semantics already applied
+(traffic policies, terminating fallback, named ports). Renderers (:class:`Renderer`) turn
+intents into dataplane values; they never look at Kubernetes objects.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+
+class FrontendKind(enum.StrEnum):
+    CLUSTER_IP = "cluster-ip"
+    NODE_PORT = "node-port"
+    EXTERNAL_IP = "external-ip"
+    LOAD_BALANCER = "load-balancer"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Backend(_Frozen):
+    """One endpoint address and port; ``local`` when it runs on this node."""
+
+    ip: str
+    port: int
+    node: str = ""
+    local: bool = False
+    ready: bool = True
+    terminating: bool = False
+    pod: str = ""  # "<namespace>/<name>" from the endpoint's targetRef, when known
+
+
+class Frontend(_Frozen):
+    """Where a service port is reached.
+
+    ``local_only``: balance over this node's backends only (``externalTrafficPolicy: Local``
+    for external kinds, ``internalTrafficPolicy: Local`` for ClusterIPs). ``masquerade``: SNAT
+    to the node so replies come back through it (external traffic policy Cluster).
+    """
+
+    ip: str
+    protocol: str  # tcp, udp, sctp
+    port: int
+    kind: FrontendKind
+    local_only: bool = False
+    masquerade: bool = False
+
+    @property
+    def triple(self) -> tuple[str, str, int]:
+        return (self.ip, self.protocol, self.port)
+
+
+class ServicePortIntent(_Frozen):
+    """One port of a service: its frontends and usable backends (cluster-wide and local)."""
+
+    name: str
+    protocol: str
+    frontends: tuple[Frontend, ...] = ()
+    backends: tuple[Backend, ...] = ()
+    local_backends: tuple[Backend, ...] = ()
+    affinity_timeout_s: int = 0  # sessionAffinity ClientIP: > 0
+
+    def backends_for(self, frontend: Frontend) -> tuple[Backend, ...]:
+        return self.local_backends if frontend.local_only else self.backends
+
+
+class ServiceIntent(_Frozen):
+    """A service as the dataplane should see it; ``skipped`` says why it configures nothing."""
+
+    namespace: str
+    name: str
+    ports: tuple[ServicePortIntent, ...] = ()
+    skipped: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class Renderer(Protocol):
+    """Turns service intents into the dataplane values of one node."""
+
+    name: str
+
+    def set_service(self, key: str, intent: ServiceIntent | None) -> None:
+        """Record the new intent of service ``key`` (None: the service is gone)."""
+        ...
+
+    def values(self) -> Mapping[str, BaseModel]:
+        """Every value the current intents need (the renderer's whole desired state)."""
+        ...

@@ -1,0 +1,257 @@
+"""The service processor: joins each Service with its EndpointSlices into a :class:`ServiceIntent`.
+
+Kubernetes semantics applied here (the renderer gets only their result):
+
+* frontends: ClusterIP(s); NodePort on every address of every node plus this node's own;
+  ExternalIPs; LoadBalancer ingress IPs. Headless (``clusterIP: None``) and ExternalName
+  services configure nothing. TCP, UDP and SCTP.
+* backends: the endpoints of every slice of the service, the port taken per slice from the
+  slice port named like the service port (that is where a named ``targetPort`` is resolved per
+  endpoint); ready endpoints, or when a port has none, serving+terminating ones (KEP-1669).
+* ``externalTrafficPolicy: Local``: NodePorts on this node's addresses, ExternalIPs and LB IPs
+  balance over local backends only, without SNAT; ``internalTrafficPolicy: Local`` does the
+  same for ClusterIPs. NodePorts on other nodes' addresses (reached from this node's pods)
+  use every backend.
+* ``sessionAffinity: ClientIP`` with its timeout (default 10800 s).
+
+Bad input (an unparsable address or port, an unknown protocol) skips that service with the
+reason in :attr:`ServiceProcessor.errors`; a frontend already used by another service (a port
+clash) is dropped from the later one only. Nothing else is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, ip_address
+
+from plugins.ksr.model import EndpointSlice, Service, ServicePort
+from plugins.service.intent import Backend, Frontend, FrontendKind, ServiceIntent, ServicePortIntent
+
+DEFAULT_AFFINITY_TIMEOUT_S = 10800
+_PROTOCOLS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
+
+
+class ServiceError(ValueError):
+    """A Service (or its slices) cannot be turned into intent; the message says why."""
+
+
+@dataclass(frozen=True)
+class NodeAddresses:
+    """This node's name and addresses, and every other node's addresses (for NodePorts)."""
+
+    node_name: str
+    own: tuple[str, ...] = ()
+    others: tuple[str, ...] = ()
+
+
+def _ipv4(value: str, what: str) -> str | None:
+    """The address as text; None for IPv6 (not rendered); ServiceError when unparsable."""
+    try:
+        parsed = ip_address(value.split("/")[0])
+    except ValueError:
+        raise ServiceError(f"{what} {value!r} is not an IP address") from None
+    return str(parsed) if isinstance(parsed, IPv4Address) else None
+
+
+def _port(value: int, what: str) -> int:
+    if not isinstance(value, int) or not 0 < value < 65536:
+        raise ServiceError(f"{what} {value!r} is not a port number (1-65535)")
+    return value
+
+
+def _usable(backends: list[Backend]) -> tuple[Backend, ...]:
+    ready = [b for b in backends if b.ready]
+    if ready:
+        return tuple(ready)
+    return tuple(b for b in backends if b.terminating)  # only serving ones are collected
+
+
+def _backends(port: ServicePort, protocol: str, slices: Iterable[EndpointSlice], node: str) -> list[Backend]:
+    found: dict[tuple[str, int], Backend] = {}
+    for eps in sorted(slices, key=lambda s: s.name):
+        if eps.address_type != "IPv4":
+            continue
+        number = next((p.port for p in eps.ports
+                       if p.name == port.name and _PROTOCOLS.get(str(p.protocol)) == protocol), 0)
+        if not number:
+            continue
+        _port(number, f"slice {eps.name} port {port.name or '(unnamed)'}")
+        for ep in eps.endpoints:
+            if not (ep.ready or (ep.serving and ep.terminating)):
+                continue
+            ref = ep.target_ref
+            pod = f"{ref.namespace}/{ref.name}" if ref is not None and ref.name else ""
+            for addr in ep.addresses:
+                ip = _ipv4(addr, f"slice {eps.name} address")
+                if ip is not None:
+                    found.setdefault((ip, number), Backend(
+                        ip=ip, port=number, node=ep.node_name, local=ep.node_name == node,
+                        ready=ep.ready, terminating=ep.terminating, pod=pod))
+    return sorted(found.values(), key=lambda b: (b.ip, b.port))
+
+
+def service_intent(svc: Service, slices: Iterable[EndpointSlice], nodes: NodeAddresses) -> ServiceIntent:
+    """The intent of one service (no clash check: see :class:`ServiceProcessor`)."""
+    base = ServiceIntent(namespace=svc.namespace, name=svc.name)
+    if svc.service_type == "ExternalName":
+        return base.model_copy(update={"skipped": "ExternalName service"})
+    cluster_ips = [ip for ip in (svc.cluster_ips or [svc.cluster_ip]) if ip]
+    if not cluster_ips or any(ip == "None" for ip in cluster_ips):
+        return base.model_copy(update={"skipped": "headless service (no ClusterIP)"})
+    vips = [v for v in (_ipv4(ip, "clusterIP") for ip in cluster_ips) if v]
+    externals = [v for v in (_ipv4(ip, "externalIP") for ip in svc.external_ips) if v]
+    lbs = [v for v in (_ipv4(ip, "load-balancer IP") for ip in svc.lb_ingress_ips) if v]
+    etp_local = svc.external_traffic_policy == "Local"
+    itp_local = svc.internal_traffic_policy == "Local"
+    node_ports = svc.service_type in ("NodePort", "LoadBalancer")
+    affinity = (svc.session_affinity_timeout or DEFAULT_AFFINITY_TIMEOUT_S) if svc.session_affinity == "ClientIP" else 0
+    slices = list(slices)
+    ports = []
+    for port in svc.ports:
+        protocol = _PROTOCOLS.get(str(port.protocol))
+        if protocol is None:
+            raise ServiceError(f"port {port.name or port.port}: protocol {port.protocol!r} is not TCP, UDP or SCTP")
+        number = _port(port.port, f"port {port.name or '(unnamed)'}")
+        fronts = [Frontend(ip=v, protocol=protocol, port=number, kind=FrontendKind.CLUSTER_IP,
+                           local_only=itp_local) for v in vips]
+        ext = dict(local_only=etp_local, masquerade=not etp_local)
+        fronts += [Frontend(ip=v, protocol=protocol, port=number, kind=FrontendKind.EXTERNAL_IP, **ext)
+                   for v in externals]
+        fronts += [Frontend(ip=v, protocol=protocol, port=number, kind=FrontendKind.LOAD_BALANCER, **ext)
+                   for v in lbs]
+        if node_ports and port.node_port:
+            np = _port(port.node_port, f"nodePort of port {port.name or port.port}")
+            fronts += [Frontend(ip=a, protocol=protocol, port=np, kind=FrontendKind.NODE_PORT, **ext)
+                       for a in nodes.own]
+            fronts += [Frontend(ip=a, protocol=protocol, port=np, kind=FrontendKind.NODE_PORT)
+                       for a in nodes.others if a not in nodes.own]
+        everything = _backends(port, protocol, slices, nodes.node_name)
+        ports.append(ServicePortIntent(
+            name=port.name, protocol=protocol, frontends=tuple(dict.fromkeys(fronts)),
+            backends=_usable(everything), local_backends=_usable([b for b in everything if b.local]),
+            affinity_timeout_s=affinity))
+    return base.model_copy(update={"ports": tuple(ports)})
+
+
+@dataclass
+class ServiceProcessor:
+    """The reflected Services and EndpointSlices, and the intent of every service.
+
+    Update methods return the keys (``namespace/name``) of the services whose intent changed.
+    """
+
+    nodes: NodeAddresses
+    services: dict[str, Service] = field(default_factory=dict)
+    slices: dict[str, dict[str, EndpointSlice]] = field(default_factory=dict)  # by service key
+    intents: dict[str, ServiceIntent] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    owners: dict[tuple[str, str, int], str] = field(default_factory=dict)
+
+    def resync(self, services: Iterable[Service], slices: Iterable[EndpointSlice], nodes: NodeAddresses) -> None:
+        self.nodes = nodes
+        self.services = {f"{s.namespace}/{s.name}": s for s in services}
+        self.slices = {}
+        for eps in slices:
+            self.slices.setdefault(f"{eps.namespace}/{eps.service_name}", {})[eps.name] = eps
+        self.intents, self.errors, self.owners = {}, {}, {}
+        for key in sorted(self.services):
+            self._compute(key)
+
+    def set_service(self, svc: Service | None, prev: Service | None = None) -> set[str]:
+        ref = svc or prev
+        if ref is None:
+            return set()
+        key = f"{ref.namespace}/{ref.name}"
+        if svc is None:
+            self.services.pop(key, None)
+        else:
+            self.services[key] = svc
+        return self._recompute(key)
+
+    def set_slice(self, eps: EndpointSlice | None, prev: EndpointSlice | None = None) -> set[str]:
+        changed: set[str] = set()
+        if prev is not None and (eps is None or prev.service_name != eps.service_name):
+            old_key = f"{prev.namespace}/{prev.service_name}"
+            self.slices.get(old_key, {}).pop(prev.name, None)
+            changed |= self._recompute(old_key)
+        if eps is not None:
+            key = f"{eps.namespace}/{eps.service_name}"
+            self.slices.setdefault(key, {})[eps.name] = eps
+            changed |= self._recompute(key)
+        return changed
+
+    def set_nodes(self, nodes: NodeAddresses) -> set[str]:
+        if nodes == self.nodes:
+            return set()
+        self.nodes = nodes
+        changed: set[str] = set()
+        for key in sorted(self.services):
+            changed |= self._recompute(key)
+        return changed
+
+    def _recompute(self, key: str) -> set[str]:
+        before = self.intents.get(key)
+        clashing = sorted(k for k, e in self.errors.items() if "clash" in e and k != key)
+        self._release(key)
+        if key in self.services:
+            self._compute(key)
+        else:
+            self.intents.pop(key, None)
+            self.errors.pop(key, None)
+        changed = {key} if self.intents.get(key) != before else set()
+        for other in clashing:  # a freed frontend may now go to a service that clashed
+            previous = self.intents.get(other)
+            self._release(other)
+            self._compute(other)
+            if self.intents.get(other) != previous:
+                changed.add(other)
+        return changed
+
+    def _release(self, key: str) -> None:
+        for triple in [t for t, owner in self.owners.items() if owner == key]:
+            del self.owners[triple]
+
+    def _compute(self, key: str) -> None:
+        svc = self.services[key]
+        self.errors.pop(key, None)
+        try:
+            intent = service_intent(svc, self.slices.get(key, {}).values(), self.nodes)
+        except ServiceError as exc:
+            self.errors[key] = str(exc)
+            self.intents[key] = ServiceIntent(namespace=svc.namespace, name=svc.name, skipped=str(exc))
+            return
+        clashes: list[str] = []
+        ports = []
+        for port in intent.ports:
+            kept = []
+            for fe in port.frontends:
+                owner = self.owners.setdefault(fe.triple, key)
+                if owner == key:
+                    kept.append(fe)
+                else:
+                    clashes.append(f"{fe.ip}:{fe.port}/{fe.protocol} (used by {owner})")
+            ports.append(port.model_copy(update={"frontends": tuple(kept)}))
+        if clashes:
+            self.errors[key] = "port clash, frontends left out: " + ", ".join(clashes)
+        self.intents[key] = intent.model_copy(update={"ports": tuple(ports)})
+
+
+def node_addresses(node_name: str, nodes: Mapping[str, tuple[list[str], list[str]]]) -> NodeAddresses:
+    """:class:`NodeAddresses` from ``name -> (dataplane addresses, management addresses)``."""
+    def clean(values: Iterable[str]) -> list[str]:
+        out = []
+        for value in values:
+            try:
+                ip = _ipv4(str(value), "node address")
+            except ServiceError:
+                continue
+            if ip:
+                out.append(ip)
+        return out
+
+    own: list[str] = []
+    others: list[str] = []
+    for name, (dataplane, mgmt) in sorted(nodes.items()):
+        (own if name == node_name else others).extend(clean([*dataplane, *mgmt]))
+    return NodeAddresses(node_name, tuple(dict.fromkeys(own)), tuple(dict.fromkeys(others)))

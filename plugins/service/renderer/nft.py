@@ -1,0 +1,200 @@
+"""The nftables renderer: service intent -> one agent-owned table (``ip contiv-svc``).
+
+Lookups are maps, never rule lists (docs/services.md shows a real dump)::
+
+    map fe      (daddr . l4proto . dport) -> goto lb-<N> | goto aff-<id>   frontends
+    map be      (daddr . l4proto . dport . index) -> backend ip . port     typeof ... numgen
+    set noep    frontends without a usable backend: rejected (TCP reset / ICMP unreachable)
+    set masq    frontends whose traffic is SNATed (external traffic policy Cluster): the
+                first packet gets mark 0x4000 in ``pre``/``out``, ``post`` masquerades it
+    set hairpin (ip . ip) of local backends: a pod reaching itself through a service
+    set podnet / nomasq   egress masquerade: from the pod network to anything not in nomasq
+
+    chain pre   nat prerouting  dstnat: daddr . l4proto . dport vmap @fe
+    chain out   nat output      dstnat: the same for the node itself
+    chain lb-N  dnat to (daddr . l4proto . dport . numgen random mod N) map @be
+    chain post  nat postrouting srcnat: hairpin, @masq, egress masquerade
+    chain rej-pre / rej-out   filter, before dstnat: reject @noep
+
+There is one ``lb-N`` chain per backend count in use (a handful), not one per service.
+Services with ``sessionAffinity: ClientIP`` get their own small chains instead (``aff-<id>``
+with a dynamic set per backend, timeout = the service's), since affinity is rare.
+
+The table's elements are grouped by service, so a change of one service rewrites only its
+elements (see :mod:`plugins.linux.nfttable`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Mapping
+from ipaddress import IPv4Network
+
+from pydantic import BaseModel
+
+from plugins.linux.descriptors.route import RouteDescriptor
+from plugins.linux.models import Route
+from plugins.linux.nfttable import Element, NftChain, NftSet, NftTableValue, table_key
+from plugins.service.intent import Backend, ServiceIntent, ServicePortIntent
+
+FRONTEND = "ip daddr . meta l4proto . th dport"
+#: Packet mark bit of connections to SNAT (kube-proxy's bit: the agent replaces it).
+MASQ_MARK = 0x4000
+_F3 = "type ipv4_addr . inet_proto . inet_service;"
+
+STATIC_SETS = {
+    "fe": NftSet(decl="type ipv4_addr . inet_proto . inet_service : verdict;"),
+    "be": NftSet(decl="typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . tcp dport;"),
+    "noep": NftSet(decl=_F3),
+    "masq": NftSet(decl=_F3),
+    "hairpin": NftSet(decl="type ipv4_addr . ipv4_addr;"),
+    "podnet": NftSet(decl="type ipv4_addr; flags interval;"),
+    "nomasq": NftSet(decl="type ipv4_addr; flags interval;"),
+}
+
+
+def _static_chains(masquerade_egress: bool) -> dict[str, NftChain]:
+    reject = (f"{FRONTEND} @noep meta l4proto tcp reject with tcp reset",
+              f"{FRONTEND} @noep reject")
+    post = ["ct status dnat ip saddr . ip daddr @hairpin masquerade",
+            f"meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade"]
+    if masquerade_egress:
+        post.append("ip saddr @podnet ip daddr != @nomasq masquerade")
+    dnat = (f"{FRONTEND} @masq meta mark set meta mark | {MASQ_MARK:#x}", f"{FRONTEND} vmap @fe")
+    return {
+        "pre": NftChain(type="nat", hook="prerouting", prio=-100, rules=dnat),
+        "out": NftChain(type="nat", hook="output", prio=-100, rules=dnat),
+        "post": NftChain(type="nat", hook="postrouting", prio=100, rules=tuple(post)),
+        "rej-pre": NftChain(type="filter", hook="prerouting", prio=-110, rules=reject),
+        "rej-out": NftChain(type="filter", hook="output", prio=-110, rules=reject),
+    }
+
+
+def _h(text: str, size: int = 4) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=size).hexdigest()
+
+
+def lb_chain(count: int) -> NftChain:
+    return NftChain(rules=(f"dnat ip to {FRONTEND} . numgen random mod {count} map @be",))
+
+
+class _Rendered:
+    """What one service contributes to the table."""
+
+    __slots__ = ("chains", "counts", "elements", "hairpin", "sets")
+
+    def __init__(self) -> None:
+        self.elements: list[Element] = []
+        self.counts: Counter[int] = Counter()
+        self.hairpin: set[str] = set()
+        self.sets: dict[str, NftSet] = {}
+        self.chains: dict[str, NftChain] = {}
+
+
+def _affinity(key: str, port: ServicePortIntent, local: bool, backends: tuple[Backend, ...], out: _Rendered) -> str:
+    ident = _h(f"{key}/{port.name}/{port.protocol}/{local}")
+    names = [(b, _h(f"{b.ip}:{b.port}", 3)) for b in backends]
+    decl = f"type ipv4_addr; flags dynamic,timeout; timeout {port.affinity_timeout_s}s;"
+    proto = f"meta l4proto {port.protocol}"
+    rules = [f"{proto} ip saddr @a-{ident}-{bid} dnat ip to {b.ip}:{b.port}" for b, bid in names]
+    picks = ", ".join(f"{i} : goto ep-{ident}-{bid}" for i, (_, bid) in enumerate(names))
+    rules.append(f"numgen random mod {len(names)} vmap {{ {picks} }}")
+    out.chains[f"aff-{ident}"] = NftChain(rules=tuple(rules))
+    for b, bid in names:
+        out.sets[f"a-{ident}-{bid}"] = NftSet(decl=decl, managed=False)
+        out.chains[f"ep-{ident}-{bid}"] = NftChain(rules=(
+            f"{proto} update @a-{ident}-{bid} {{ ip saddr }} dnat ip to {b.ip}:{b.port}",))
+    return f"aff-{ident}"
+
+
+def render_service(intent: ServiceIntent) -> _Rendered:
+    out = _Rendered()
+    for port in intent.ports:
+        for fe in port.frontends:
+            triple = f"{fe.ip} . {fe.protocol} . {fe.port}"
+            backends = port.backends_for(fe)
+            if fe.masquerade:
+                out.elements.append(("masq", triple, ""))
+            if not backends:
+                out.elements.append(("noep", triple, ""))
+                continue
+            out.hairpin.update(b.ip for b in backends if b.local)
+            if port.affinity_timeout_s:
+                chain = _affinity(intent.key, port, fe.local_only, backends, out)
+                out.elements.append(("fe", triple, f"goto {chain}"))
+                continue
+            out.counts[len(backends)] += 1
+            out.elements.append(("fe", triple, f"goto lb-{len(backends)}"))
+            out.elements.extend(("be", f"{triple} . {i}", f"{b.ip} . {b.port}") for i, b in enumerate(backends))
+    return out
+
+
+class NftRenderer:
+    """Keeps the rendered form of every service; :meth:`values` is the table (+ the route)."""
+
+    name = "nft"
+
+    def __init__(self, *, namespace: str = "", table: str = "contiv-svc", pod_network: IPv4Network | None = None,
+                 service_network: IPv4Network | None = None, non_masquerade: list[IPv4Network] | None = None,
+                 masquerade_egress: bool = True, route_service_network: bool = True) -> None:
+        self.namespace = namespace
+        self.table = table
+        self.key = table_key(namespace, "ip", table)
+        self.service_network = service_network
+        self.route_service_network = route_service_network
+        self._chains = _static_chains(masquerade_egress and pod_network is not None)
+        cfg: list[Element] = []
+        if pod_network is not None:
+            cfg.append(("podnet", str(pod_network), ""))
+        for net in dict.fromkeys([pod_network, service_network, *(non_masquerade or [])]):
+            if net is not None:
+                cfg.append(("nomasq", str(net), ""))
+        self._cfg = tuple(cfg)
+        self._services: dict[str, _Rendered] = {}
+        self._groups: dict[str, tuple[Element, ...]] = {}
+        self._counts: Counter[int] = Counter()
+        self._hairpin: Counter[str] = Counter()
+
+    def set_service(self, key: str, intent: ServiceIntent | None) -> None:
+        old = self._services.pop(key, None)
+        if old is not None:
+            self._counts.subtract(old.counts)
+            self._hairpin.subtract(old.hairpin)
+            self._groups.pop(key, None)
+        if intent is None:
+            return
+        new = render_service(intent)
+        self._services[key] = new
+        self._counts.update(new.counts)
+        self._hairpin.update(new.hairpin)
+        if new.elements:
+            self._groups[key] = tuple(new.elements)
+
+    def table_value(self) -> NftTableValue:
+        chains = dict(self._chains)
+        sets = dict(STATIC_SETS)
+        chains.update({f"lb-{n}": lb_chain(n) for n, c in sorted(self._counts.items()) if c > 0})
+        for rendered in self._services.values():
+            if rendered.chains:
+                chains.update(rendered.chains)
+                sets.update(rendered.sets)
+        elements = dict(self._groups)
+        elements["~cfg"] = self._cfg
+        for ip, refs in self._hairpin.items():
+            if refs > 0:
+                elements[f"~hp/{ip}"] = (("hairpin", f"{ip} . {ip}", ""),)
+        return NftTableValue.model_construct(namespace=self.namespace, family="ip", name=self.table,
+                                             sets=sets, chains=chains, elements=elements)
+
+    def values(self) -> Mapping[str, BaseModel]:
+        values: dict[str, BaseModel] = {self.key: self.table_value()}
+        if self.route_service_network and self.service_network is not None:
+            route = Route(namespace=self.namespace, dst=self.service_network, dev="lo", dev_is_ours=False)
+            values[route_key(route)] = route
+        return values
+
+
+def route_key(route: Route) -> str:
+    """The route's key (the linux-route descriptor's naming)."""
+    return RouteDescriptor().key_of(route)

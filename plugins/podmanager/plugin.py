@@ -113,6 +113,8 @@ class PodManagerPlugin(Plugin, EventHandler):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._cleanup_task
             self._cleanup_task = None
+        if self._store is not None:
+            await self._store.drain()
         if self._sync_task is not None:
             self._sync_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -168,6 +168,8 @@ class PodRecordStore:
         self._file_lock = asyncio.Lock()
         self._etcd_lock = asyncio.Lock()
         self._etcd_stale = asyncio.Event()
+        #: etcd deletes not awaited by their caller (see :meth:`remove`).
+        self._background: set[asyncio.Future[None]] = set()
         #: False while etcd's copy may differ from the local records.
         self.etcd_in_sync = False
         self._adopt_from_etcd = False
@@ -256,11 +258,24 @@ class PodRecordStore:
             await self._etcd_write(pod, self._records.get(pod))
 
     async def remove(self, pod: PodID) -> None:
-        """Forget the pod's record locally, then in etcd."""
+        """Forget the pod's record in the local file; etcd's copy goes in the background.
+
+        The DEL reply does not wait for etcd's round trip: a restarted agent reads the local
+        file, and etcd's writes stay in order (one lock, queued in call order), so a later ADD
+        of the same pod is written after this delete. A failed delete is retried by the sync.
+        """
         if self._records.pop(pod, None) is None:
             return
         await self._write_file()
-        await self._etcd_write(pod, None)
+        self._unmirrored.discard(pod)
+        task = asyncio.ensure_future(self._etcd_apply(pod, None))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for the background etcd writes started so far."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
 
     def _dumped(self, record: PodRecord) -> str:
         # Records are immutable once stored (a change stores a new object): encode each once.
@@ -283,8 +298,11 @@ class PodRecordStore:
                 write_records_text(self.path, pods, False)
 
     async def _etcd_write(self, pod: PodID, record: PodRecord | None) -> None:
-        key = record_key(self.node_label, pod)
         self._unmirrored.discard(pod)
+        await self._etcd_apply(pod, record)
+
+    async def _etcd_apply(self, pod: PodID, record: PodRecord | None) -> None:
+        key = record_key(self.node_label, pod)
         async with self._etcd_lock:
             try:
                 if record is None:

@@ -66,6 +66,7 @@ async def test_records_mirrored_in_etcd(tmp_path: Path, broker: EtcdBroker) -> N
     await store.save(record("a", "1"))
     await store.save(record("b", "2"))
     await store.remove(PodID("a", "ns"))
+    await store.drain()  # etcd's delete runs in the background (the DEL reply does not wait)
     kvs = await broker.list(records_prefix(NODE))
     assert [kv.key for kv in kvs] == [record_key(NODE, PodID("b", "ns"))]
     # Stored as LocalPod-compatible JSON (readers of LocalPod ignore the result).

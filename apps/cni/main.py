@@ -8,10 +8,10 @@ printed as the specification's error JSON with a non-zero exit status.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
+from apps.cni import jsonlite as json
 from apps.cni.spec import (
     COMMANDS,
     LATEST_VERSION,
@@ -83,8 +83,8 @@ def run(environ: Mapping[str, str], stdin: str, stdout: TextIO) -> int:
     config: dict[str, Any] | None = None
     try:
         if command == "VERSION":
-            json.dump(version_json(_requested_version(stdin) if stdin.strip() else
-                                   LATEST_VERSION), stdout)
+            stdout.write(json.dumps(version_json(_requested_version(stdin) if stdin.strip()
+                                                 else LATEST_VERSION)))
             return 0
         if command not in COMMANDS:
             raise CNIError(
@@ -97,15 +97,15 @@ def run(environ: Mapping[str, str], stdin: str, stdout: TextIO) -> int:
         result = _forward(inv)
     except CNIError as exc:
         _log(config, f"{command} {environ.get('CNI_CONTAINERID', '')} failed: {exc}")
-        json.dump(error_json(exc, _requested_version(stdin)), stdout)
+        stdout.write(json.dumps(error_json(exc, _requested_version(stdin))))
         return 1
     except Exception as exc:  # noqa: BLE001 -- the runtime needs JSON, never a bare traceback
         err = CNIError(CNICode.INTERNAL, f"contiv-cni internal error: {exc!r}")
-        json.dump(error_json(err, _requested_version(stdin)), stdout)
+        stdout.write(json.dumps(error_json(err, _requested_version(stdin))))
         return 1
     _log(config, f"{command} {inv.container_id} ok")
     if result is not None:
-        json.dump(result, stdout)
+        stdout.write(json.dumps(result))
     return 0
 
 

@@ -6,9 +6,9 @@ and must start fast.
 
 from __future__ import annotations
 
-import json
 import os
 
+from apps.cni import jsonlite as json
 from plugins.podmanager.cnicodes import CNICode, CNIError
 
 # Type-only imports: mypy treats any TYPE_CHECKING as true; at run time typing stays unloaded.

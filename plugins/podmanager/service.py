@@ -238,7 +238,7 @@ class PodRequestService:
         await verify_pod_network(record.netns_path, ifname, expected)
         return CNIReply(result=0)
 
-    async def _push_and_wait(self, event: AddPod | DeletePod, failure: CNICode) -> None:
+    async def _push_and_wait(self, event: AddPod | DeletePod, failure: int) -> None:
         try:
             await self.events.push_event(event)
         except Exception as exc:

@@ -180,8 +180,14 @@ def test_wrong_values_are_reported_and_the_add_succeeds(pods: Lab) -> None:
     assert "net.ipv4.ip_default_ttl: refused by the dataplane" in errors
     assert sysctl(pods, "wrong", "net.ipv4.tcp_syncookies") == "0"  # the valid one still applied
     assert sysctl(pods, "wrong", "net.ipv4.ip_default_ttl") == "64"
+    # The refusal failed a best-effort event: the healing resync that follows leaves the refused
+    # value out (it stays reported) and succeeds, so the agent stays ready.
+    refused = f"{quote_ns(report['netns'])}/{'net.ipv4.ip_default_ttl'}"
+    wait_for(lambda: not any(k.endswith(refused) for k in tuning_keys(pods)), "the refused value left out")
+    assert "net.ipv4.ip_default_ttl: refused by the dataplane" in "\n".join(tuning_report(pods, "wrong")["errors"])
     log = (pods.root / "logs" / "agent-node1.log").read_text()
     assert f"pod default/wrong: annotation {PREFIX}/mtu: 'abc' is not an integer" in log
+    assert "net.ipv4.ip_default_ttl refused by the dataplane" in log
     assert "pod_tuning_annotation_errors_total 4.0" in agent_text(pods, "/metrics")
     ready = agent_get(pods, "/readiness")
     assert ready and ready["ready"], ready

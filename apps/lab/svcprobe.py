@@ -1,7 +1,8 @@
 """Run inside a pod's or node's namespace: connect N times to each target, count who answered.
 
 ``python -m apps.lab.svcprobe --count 10 tcp:10.96.0.10:80 udp:10.96.0.10:53 ...`` prints one JSON
-object ``{target: {"answers": {"ns/pod": n}, "failed": k, "errors": {...}, "seen_as": [ip, ...]}}``.
+object ``{target: {"answers": {"ns/pod": n}, "failed": k, "errors": {"ECONNREFUSED": k, ...},
+"seen_as": [ip, ...]}}`` (errors by errno name, or ``timeout``).
 Each TCP attempt is a new connection (a new source port), each UDP attempt a new socket, so
 every attempt is a fresh load-balancing decision. SCTP targets use one-to-one SCTP sockets.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import socket
 from collections import Counter
@@ -67,8 +69,11 @@ async def probe(target: str, count: int, timeout_s: float) -> dict[str, Any]:
                 data = await _udp(ip, int(port_s), timeout_s)
             else:
                 data = await _stream(ip, int(port_s), timeout_s, proto == "sctp")
-        except (OSError, TimeoutError) as exc:
-            errors[type(exc).__name__ if not isinstance(exc, OSError) or not exc.strerror else exc.strerror] += 1
+        except TimeoutError:
+            errors["timeout"] += 1
+            continue
+        except OSError as exc:
+            errors[errno.errorcode.get(exc.errno or 0, type(exc).__name__)] += 1
             continue
         reply = parse_reply(data)
         if reply is None:

@@ -2,8 +2,8 @@
 
 Lookups are maps, never rule lists (docs/services.md shows a real dump)::
 
-    map fe      (daddr . l4proto . dport) -> goto lb-<N> | goto aff-<id>   frontends
-    map be      (daddr . l4proto . dport . index) -> backend ip . port     typeof ... numgen
+    map fe      (daddr . l4proto . dport) -> goto lb-<proto>-<N> | goto aff-<id>   frontends
+    map be-<proto>  (daddr . l4proto . dport . index) -> backend ip . port  (tcp, udp, sctp)
     set noep    frontends without a usable backend: rejected (TCP reset / ICMP unreachable)
     set masq    frontends whose traffic is SNATed (external traffic policy Cluster): the
                 first packet gets mark 0x4000 in ``pre``/``out``, ``post`` masquerades it
@@ -12,11 +12,12 @@ Lookups are maps, never rule lists (docs/services.md shows a real dump)::
 
     chain pre   nat prerouting  dstnat: daddr . l4proto . dport vmap @fe
     chain out   nat output      dstnat: the same for the node itself
-    chain lb-N  dnat to (daddr . l4proto . dport . numgen random mod N) map @be
+    chain lb-<proto>-N  dnat to (daddr . l4proto . dport . numgen random mod N) map @be-<proto>
     chain post  nat postrouting srcnat: hairpin, @masq, egress masquerade
     chain rej-pre / rej-out   filter, before dstnat: reject @noep
 
-There is one ``lb-N`` chain per backend count in use (a handful), not one per service.
+There is one ``lb-<proto>-N`` chain per protocol and backend count in use (a handful), not one
+per service.
 Services with ``sessionAffinity: ClientIP`` get their own small chains instead (``aff-<id>``
 with a dynamic set per backend, timeout = the service's), since affinity is rare.
 
@@ -45,7 +46,10 @@ _F3 = "type ipv4_addr . inet_proto . inet_service;"
 
 STATIC_SETS = {
     "fe": NftSet(decl="type ipv4_addr . inet_proto . inet_service : verdict;"),
-    "be": NftSet(decl="typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . tcp dport;"),
+    # One backend map per protocol: the data's typeof (``ip daddr . udp dport``) makes nft add the
+    # protocol match the dnat needs (``th dport`` there breaks nft 1.0.6 in later batches).
+    **{f"be-{p}": NftSet(decl=f"typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : "
+                             f"ip daddr . {p} dport;") for p in ("tcp", "udp", "sctp")},
     "noep": NftSet(decl=_F3),
     "masq": NftSet(decl=_F3),
     "hairpin": NftSet(decl="type ipv4_addr . ipv4_addr;"),
@@ -75,8 +79,8 @@ def _h(text: str, size: int = 4) -> str:
     return hashlib.blake2b(text.encode(), digest_size=size).hexdigest()
 
 
-def lb_chain(count: int) -> NftChain:
-    return NftChain(rules=(f"dnat ip to {FRONTEND} . numgen random mod {count} map @be",))
+def lb_chain(protocol: str, count: int) -> NftChain:
+    return NftChain(rules=(f"dnat ip to {FRONTEND} . numgen random mod {count} map @be-{protocol}",))
 
 
 class _Rendered:
@@ -86,7 +90,7 @@ class _Rendered:
 
     def __init__(self) -> None:
         self.elements: list[Element] = []
-        self.counts: Counter[int] = Counter()
+        self.counts: Counter[tuple[str, int]] = Counter()
         self.hairpin: set[str] = set()
         self.sets: dict[str, NftSet] = {}
         self.chains: dict[str, NftChain] = {}
@@ -124,9 +128,10 @@ def render_service(intent: ServiceIntent) -> _Rendered:
                 chain = _affinity(intent.key, port, fe.local_only, backends, out)
                 out.elements.append(("fe", triple, f"goto {chain}"))
                 continue
-            out.counts[len(backends)] += 1
-            out.elements.append(("fe", triple, f"goto lb-{len(backends)}"))
-            out.elements.extend(("be", f"{triple} . {i}", f"{b.ip} . {b.port}") for i, b in enumerate(backends))
+            out.counts[(fe.protocol, len(backends))] += 1
+            out.elements.append(("fe", triple, f"goto lb-{fe.protocol}-{len(backends)}"))
+            out.elements.extend((f"be-{fe.protocol}", f"{triple} . {i}", f"{b.ip} . {b.port}")
+                                for i, b in enumerate(backends))
     return out
 
 
@@ -153,7 +158,7 @@ class NftRenderer:
         self._cfg = tuple(cfg)
         self._services: dict[str, _Rendered] = {}
         self._groups: dict[str, tuple[Element, ...]] = {}
-        self._counts: Counter[int] = Counter()
+        self._counts: Counter[tuple[str, int]] = Counter()
         self._hairpin: Counter[str] = Counter()
 
     def set_service(self, key: str, intent: ServiceIntent | None) -> None:
@@ -174,7 +179,7 @@ class NftRenderer:
     def table_value(self) -> NftTableValue:
         chains = dict(self._chains)
         sets = dict(STATIC_SETS)
-        chains.update({f"lb-{n}": lb_chain(n) for n, c in sorted(self._counts.items()) if c > 0})
+        chains.update({f"lb-{p}-{n}": lb_chain(p, n) for (p, n), c in sorted(self._counts.items()) if c > 0})
         for rendered in self._services.values():
             if rendered.chains:
                 chains.update(rendered.chains)

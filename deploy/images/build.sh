@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# make images: the Debian base (mmdebstrap, only when absent), the project's wheels (built on the
+# host), then the contiv-vswitch and contiv-ksr images (installed offline, no network in the build).
+#   IMAGE_TAG   tag of the app images (default: the package version)
+#   SUITE       Debian suite of the base (default bookworm: its python3 is 3.11, like the wheels)
+#   PY          the host's python (builds the wheels)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+PY="${PY:-python3}"
+SUITE="${SUITE:-bookworm}"
+export CONTAINERS_CONF="${CONTAINERS_CONF:-$root/deploy/podman/containers.conf}"
+version="$(cd "$root" && "$PY" -c 'import configparser; c = configparser.ConfigParser(); c.read("setup.cfg"); print(c["metadata"]["version"])')"
+IMAGE_TAG="${IMAGE_TAG:-$version}"
+revision="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+base="localhost/contiv-base:$SUITE"
+
+for tool in podman mmdebstrap; do
+  command -v "$tool" >/dev/null || { echo "build.sh: $tool is missing (make deps installs it)" >&2; exit 2; }
+done
+
+step() { printf '== %s (%ss)\n' "$1" "$SECONDS"; }
+
+if ! podman image exists "$base"; then
+  step "base $base from Debian $SUITE (mmdebstrap)"
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  # Only what the apps run: python3, iproute2 and nftables (the agent's dataplane tools).
+  mmdebstrap --quiet --variant=minbase --include=python3,iproute2,nftables \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+    --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/*' \
+    "$SUITE" "$tmp/base.tar"
+  podman import --quiet --change 'CMD ["/bin/sh"]' "$tmp/base.tar" "$base" >/dev/null
+fi
+
+step "wheels of contiv-py $version and its dependencies"
+ctx="$root/build/images"
+rm -rf "$ctx"
+mkdir -p "$ctx/wheels"
+cp "$here/Containerfile" "$ctx/"
+"$PY" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$ctx/wheels" \
+  -c "$here/constraints.txt" "$root" pip
+
+for target in vswitch ksr; do
+  step "image localhost/contiv-$target:$IMAGE_TAG"
+  podman build --quiet --network=none --format docker --target "$target" \
+    --build-arg "BASE=$base" --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
+    -t "localhost/contiv-$target:$IMAGE_TAG" "$ctx" >/dev/null
+done
+step "done"
+podman images --filter reference='localhost/contiv-*' --format '{{.Repository}}:{{.Tag}} {{.Size}}'

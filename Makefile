@@ -2,10 +2,11 @@
 #   make lab    the local lab cluster demo (see docs/lab.md)
 #   make test   installs what the tests need, then lint + type checks + the whole suite
 PY ?= python3
-DEB_PKGS := etcd-server etcd-client nftables libnftables1 iproute2 containernetworking-plugins conntrack iptables iputils-ping procps openssl
+DEB_PKGS := etcd-server etcd-client nftables libnftables1 iproute2 containernetworking-plugins conntrack iptables iputils-ping procps openssl \
+  podman buildah runc uidmap mmdebstrap
 PYTEST_ARGS ?=
 
-.PHONY: deps deb-deps py-deps lint test lab bench clean
+.PHONY: deps deb-deps py-deps lint test lab bench clean images manifest
 
 deb-deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -38,6 +39,15 @@ test: deps lint
 bench: deps
 	mkdir -p bench/results
 	for b in bench/*.py; do $(PY) $$b --json bench/results/$$(basename $$b .py).json || exit 1; done
+
+# Container images (deploy/images/): the Debian base by mmdebstrap when absent, the wheels built
+# here, localhost/contiv-vswitch and localhost/contiv-ksr; podman settings: deploy/podman/.
+images: deps
+	PY=$(PY) CONTAINERS_CONF=$(CURDIR)/deploy/podman/containers.conf bash deploy/images/build.sh
+
+# deploy/contiv.yaml from the Helm chart deploy/helm/contiv.
+manifest: py-deps
+	$(PY) deploy/render.py > deploy/contiv.yaml
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache bench/results

@@ -105,7 +105,8 @@ def test_toggles_and_values_reach_the_objects() -> None:
     plain = rendered({})
     agent = yaml.safe_load(find(plain, "ConfigMap", "contiv-agent-cfg")["data"]["agent.yaml"])
     app_default = yaml.safe_load((ROOT / "apps" / "vswitch" / "default.yaml").read_text())
-    assert set(app_default["plugins"]) <= set(agent["plugins"])  # the app's own plugin set, at least
+    assert agent["plugins"] == app_default["plugins"]  # the app's own plugin set, in its order
+    assert agent["controller"]["handler_order"] == app_default["controller"]["handler_order"]
     assert agent["http"] == {"address": "127.0.0.1", "port": 9999}
     assert [o for o in plain if o["metadata"]["name"] == "contiv-stn"] == []
     full = rendered(VARIANTS["stn, service, exposed REST, vpp"])

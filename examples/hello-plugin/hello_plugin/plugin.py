@@ -46,7 +46,7 @@ class HelloPlugin(Plugin):
         router = APIRouter()
 
         @router.get("/hello")
-        def hello() -> dict[str, str]:
+        async def hello() -> dict[str, str]:
             self.greetings.inc()
             return {"greeting": self.config.greeting}
 

@@ -81,11 +81,11 @@ class HealthPlugin(Plugin):
         router = APIRouter(tags=["health"])
 
         @router.get(self.config.liveness_path)
-        def liveness() -> dict[str, Any]:
+        async def liveness() -> dict[str, Any]:
             return {"alive": True}
 
         @router.get(self.config.readiness_path)
-        def readiness() -> JSONResponse:
+        async def readiness() -> JSONResponse:
             body = self.snapshot()
             return JSONResponse(body, status_code=200 if body["ready"] else 503)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import inspect
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Iterator
@@ -14,6 +15,7 @@ from typing import Any
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import Field, model_validator
 
 from core.plugin import Plugin, PluginConfig
@@ -86,7 +88,20 @@ class HTTPPlugin(Plugin):
         self.port = self.config.port
 
     def add_router(self, router: APIRouter, **kwargs: Any) -> None:
-        """Mount ``router``; call from a plugin's ``init``."""
+        """Mount ``router``; call from a plugin's ``init``.
+
+        Every route must be ``async def``: FastAPI runs a plain ``def`` route in a worker
+        thread, where it would read or change state owned by the agent's event loop while a
+        transaction is changing it. A route that has slow blocking work hands just that work to
+        a thread (``asyncio.to_thread``) and keeps touching plugin state on the loop.
+        """
+        for route in router.routes:
+            if isinstance(route, APIRoute) and not inspect.iscoroutinefunction(route.endpoint):
+                methods = ",".join(sorted(route.methods or ()))
+                raise TypeError(
+                    f"route {methods} {route.path} ({route.endpoint.__name__}) is not async: "
+                    "routes run on the event loop (make it 'async def')"
+                )
         self.app.include_router(router, **kwargs)
 
     @property

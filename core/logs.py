@@ -68,11 +68,11 @@ class LogsPlugin(Plugin):
         router = APIRouter(prefix="/log", tags=["logs"])
 
         @router.get("/list")
-        def list_levels() -> dict[str, str]:
+        async def list_levels() -> dict[str, str]:
             return self.levels()
 
         @router.put("/{logger}/{level}")
-        def put_level(logger: str, level: str) -> dict[str, str]:
+        async def put_level(logger: str, level: str) -> dict[str, str]:
             try:
                 self.set_level(logger, level)
             except ValueError as err:

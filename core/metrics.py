@@ -40,7 +40,7 @@ class MetricsPlugin(Plugin):
         router = APIRouter(tags=["metrics"])
 
         @router.get(self.config.path)
-        def metrics() -> Response:
+        async def metrics() -> Response:
             return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
         self.http.add_router(router)

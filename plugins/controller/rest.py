@@ -21,7 +21,7 @@ def make_router(loop: Callable[[], EventLoop | None], resync: Callable[[], str])
         return current
 
     @router.get("/event-history")
-    def event_history(
+    async def event_history(
         since_seq: int = Query(0, ge=0, description="only events with this sequence number or later"),
         limit: int | None = Query(None, ge=0, description="at most this many (the newest)"),
     ) -> dict[str, Any]:
@@ -34,12 +34,12 @@ def make_router(loop: Callable[[], EventLoop | None], resync: Callable[[], str])
         }
 
     @router.post("/resync", status_code=202)
-    def trigger_resync() -> dict[str, str]:
+    async def trigger_resync() -> dict[str, str]:
         running()
         return {"status": "accepted", "resync": resync()}
 
     @router.get("/internal-state")
-    def internal_state() -> dict[str, Any]:
+    async def internal_state() -> dict[str, Any]:
         return running().describe_handlers()
 
     return router

@@ -15,7 +15,7 @@ def build_router(ipam: IPAMPlugin) -> APIRouter:
     router = APIRouter(prefix="/contiv/v1/ipam", tags=["ipam"])
 
     @router.get("")
-    def node_plan() -> dict[str, Any]:
+    async def node_plan() -> dict[str, Any]:
         """This node's address plan (Contiv's ``/contiv/v1/ipam``) and the IPAM settings."""
         plan = ipam.plan()
         name = ipam.nodesync.node_name()
@@ -45,7 +45,7 @@ def build_router(ipam: IPAMPlugin) -> APIRouter:
         }
 
     @router.get("/allocations")
-    def allocations() -> dict[str, Any]:
+    async def allocations() -> dict[str, Any]:
         """Every pod address allocated on this node, and how far etcd is behind."""
         return ipam.describe()
 

@@ -207,7 +207,7 @@ class KSRPlugin(Plugin):
         router = APIRouter(tags=["ksr"])
 
         @router.get("/ksr/status")
-        def status() -> dict[str, Any]:
+        async def status() -> dict[str, Any]:
             return self.status()
 
         return router

@@ -45,7 +45,7 @@ def build_router(scheduler: KVScheduler) -> APIRouter:
     router = APIRouter(prefix="/scheduler", tags=["kvscheduler"])
 
     @router.get("/descriptors")
-    def descriptors() -> list[dict[str, Any]]:
+    async def descriptors() -> list[dict[str, Any]]:
         """Registered descriptors with their key prefixes."""
         return [
             {
@@ -110,7 +110,7 @@ def build_router(scheduler: KVScheduler) -> APIRouter:
         ]
 
     @router.get("/status")
-    def status(
+    async def status(
         key: str | None = None,
         descriptor: str | None = None,
         key_prefix: str = Query("", alias="key-prefix"),
@@ -122,7 +122,7 @@ def build_router(scheduler: KVScheduler) -> APIRouter:
         return [status_json(s, lookup) for s in scheduler.statuses(key_prefix, descriptor)]
 
     @router.get("/txn-history")
-    def txn_history(
+    async def txn_history(
         seq_num: int | None = Query(None, alias="seq-num"),
         since: float | None = None,
         until: float | None = None,
@@ -142,19 +142,19 @@ def build_router(scheduler: KVScheduler) -> APIRouter:
         return JSONResponse(body[0] if seq_num is not None else body)
 
     @router.get("/key-timeline")
-    def key_timeline(key: str) -> list[dict[str, Any]]:
+    async def key_timeline(key: str) -> list[dict[str, Any]]:
         """Every recorded transaction that touched ``key``: status and operations."""
         return timeline_json(scheduler.history.timeline(key))
 
     @router.get("/graph")
-    def graph(format: Literal["json", "dot"] = "json") -> Response:
+    async def graph(format: Literal["json", "dot"] = "json") -> Response:
         """The graph: nodes with state, dependency and derivation edges (JSON or Graphviz)."""
         if format == "dot":
             return PlainTextResponse(graph_dot(scheduler.graph), media_type="text/vnd.graphviz")
         return JSONResponse(graph_json(scheduler.graph))
 
     @router.get("/stats")
-    def stats() -> dict[str, Any]:
+    async def stats() -> dict[str, Any]:
         """Counts of values by state, and how many transactions are recorded."""
         return {
             "values_by_state": {s.value: n for s, n in scheduler.count_by_state().items()},

@@ -18,14 +18,14 @@ def pod_routes(
     router = APIRouter(prefix="/contiv/v1/pods", tags=["podmanager"])
 
     @router.get("")
-    def list_pods() -> list[dict[str, Any]]:
+    async def list_pods() -> list[dict[str, Any]]:
         return [
             record.model_dump(mode="json")
             for _, record in sorted(pods().items(), key=lambda item: str(item[0]))
         ]
 
     @router.get("/cni-stats")
-    def cni_stats() -> dict[str, Any]:
+    async def cni_stats() -> dict[str, Any]:
         return stats.summary()
 
     return router

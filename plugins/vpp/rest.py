@@ -14,7 +14,7 @@ def vpp_router(connection: VPPConnection, indexes: Indexes) -> APIRouter:
     router = APIRouter(tags=["vpp"])
 
     @router.get("/contiv/v1/vpp")
-    def vpp_state() -> dict[str, Any]:
+    async def vpp_state() -> dict[str, Any]:
         """Whether the agent is connected to VPP, which VPP it is, and what it asked of it."""
         return {
             "connected": connection.connected,

@@ -22,6 +22,7 @@ from plugins.kvscheduler.desired import (
     dependencies_first,
     describe_error,
 )
+from plugins.kvscheduler.gcpause import dataplane_call
 from plugins.kvscheduler.graph import Graph, Node
 from plugins.kvscheduler.registry import DescriptorRegistry
 
@@ -152,7 +153,7 @@ class Executor(DesiredState):
         assert desc is not None
         started = time.perf_counter()
         try:
-            metadata = await desc.create(node.key, want)
+            metadata = await dataplane_call(desc.create(node.key, want))
         except Exception as err:  # noqa: BLE001 - descriptor code may raise anything
             self._record(node, op, None, want, started, err)
             self._failed(node, op, err)
@@ -204,7 +205,7 @@ class Executor(DesiredState):
             return
         started = time.perf_counter()
         try:
-            metadata = await desc.update(node.key, old, want, node.metadata)
+            metadata = await dataplane_call(desc.update(node.key, old, want, node.metadata))
         except Exception as err:  # noqa: BLE001 - descriptor code may raise anything
             self._record(node, Operation.UPDATE, old, want, started, err)
             self._failed(node, Operation.UPDATE, err)
@@ -403,7 +404,7 @@ class Executor(DesiredState):
         if desc is not None and old is not None and node.origin is Origin.FROM_NB:
             started = time.perf_counter()
             try:
-                await desc.delete(node.key, old, node.metadata)
+                await dataplane_call(desc.delete(node.key, old, node.metadata))
             except Exception as err:  # noqa: BLE001 - descriptor code may raise anything
                 self._record(node, Operation.DELETE, old, None, started, err)
                 self._failed(node, Operation.DELETE, err)

@@ -14,6 +14,7 @@ from plugins.kvscheduler.api import (
     ValueWithMetadata,
 )
 from plugins.kvscheduler.engine import Executor, describe_error
+from plugins.kvscheduler.gcpause import dataplane_call
 from plugins.kvscheduler.graph import Node
 
 
@@ -46,7 +47,7 @@ async def retrieve_all(ex: Executor, descriptors: list[Descriptor[Any]]) -> dict
     found: dict[str, dict[str, RetrievedValue]] = {}
     for desc in descriptors:
         try:
-            got = await desc.retrieve(_correlate(grouped.get(desc.name, [])))
+            got = await dataplane_call(desc.retrieve(_correlate(grouped.get(desc.name, []))))
         except Exception as err:  # noqa: BLE001 - descriptor code may raise anything
             ex.ctx.errors[f"retrieve:{desc.name}"] = describe_error(err)
             continue

@@ -12,17 +12,16 @@ Usable standalone (no plugin machinery)::
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
+from plugins.kvscheduler import gcpause
 from plugins.kvscheduler.api import (
     Descriptor,
     Origin,
@@ -41,23 +40,6 @@ from plugins.kvscheduler.refresh import refresh, retrieve_all, verify
 from plugins.kvscheduler.registry import DescriptorRegistry
 
 log = logging.getLogger("contiv.kvscheduler")
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause automatic garbage collection while a transaction runs.
-
-    A large transaction allocates many small objects; the generational collector would
-    otherwise rescan the whole (growing) graph again and again. Reference counting still frees
-    almost everything; cycles are collected after the transaction.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 TxnListener = Callable[[TxnResult], None]
@@ -154,7 +136,7 @@ class KVScheduler:
         async with self._lock:
             if self._closed:
                 raise SchedulerError("the scheduler is closed")
-            with _gc_paused():
+            with gcpause.planning():
                 return await self._run(kind, dict(changes), resync, revert_on_failure, description)
 
     def value_status(self, key: str) -> ValueStatus:
@@ -356,7 +338,7 @@ class KVScheduler:
                     keys.append(key)
             if keys:
                 try:
-                    with _gc_paused():
+                    with gcpause.planning():
                         await self._run(
                             TxnKind.RETRY,
                             {},

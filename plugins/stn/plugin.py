@@ -77,7 +77,7 @@ class STNPlugin(Plugin):
         router = APIRouter(tags=["stn"])
 
         @router.get("/contiv/v1/stn")
-        def stn_state() -> dict[str, Any]:
+        async def stn_state() -> dict[str, Any]:
             """The stolen links (addresses, routes, driver) and the watchdog's view."""
             return self.state()
 

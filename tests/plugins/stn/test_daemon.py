@@ -12,6 +12,8 @@ import httpx
 import pytest
 
 from plugins.stn.client import SERVICE_NAME, STNClient, STNClientError
+from plugins.stn.links import read_link
+from plugins.stn.record import RecordStore
 from plugins.stn.stn_pb2 import STNReply, STNRequest
 from tests.plugins.stn.conftest import NIC, Daemon, Node, assert_same, free_port, ip, wait_for
 
@@ -161,3 +163,33 @@ def test_operator_subcommands(node: Node, make_daemon: Callable[..., Daemon]) ->
     assert_same(node.link_state(), before)
     missing = daemon.cli("info", NIC)
     assert missing.returncode == 1 and "nic0 is not stolen" in missing.stderr
+
+
+async def test_crash_in_the_middle_of_a_steal_is_completed_by_release(
+    node: Node, make_daemon: Callable[..., Daemon]
+) -> None:
+    """The record is written first: a daemon dying after it took off only part is still safe."""
+    before = node.link_state()
+    daemon = make_daemon()
+    daemon.kill()
+    link = await read_link(NIC, node.ns)  # what the daemon records first (state "stealing")
+    store = RecordStore(daemon.state_file)
+    store.put(link)
+    ip(node.ns, "route", "del", "default")  # ... then it took off a part and died
+    ip(node.ns, "addr", "del", "192.168.78.10/24", "dev", NIC)
+    daemon.start()
+    assert daemon.rest()["stolen"][NIC]["state"] == "stealing"
+    async with STNClient(daemon.socket) as client:
+        await client.release(NIC)
+    assert_same(node.link_state(), before)
+
+
+def test_corrupt_record_stops_the_start_and_is_kept(node: Node, make_daemon: Callable[..., Daemon]) -> None:
+    daemon = make_daemon()
+    daemon.kill()
+    daemon.state_file.parent.mkdir(parents=True, exist_ok=True)
+    daemon.state_file.write_text('{"version": 1, "links": {"nic0": {"interface": 5}}}')
+    with pytest.raises(AssertionError, match="exited with 1"):
+        daemon.start()
+    assert f"the STN record {daemon.state_file} is corrupt" in daemon.log()
+    assert daemon.state_file.read_text() == '{"version": 1, "links": {"nic0": {"interface": 5}}}'

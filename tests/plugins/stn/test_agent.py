@@ -101,7 +101,7 @@ async def test_agent_with_stn_on_vpp(
         assert ("10.66.0.0/16", nic.sw_if_index, "192.168.77.2") in vpp_routes
         # the host keeps its addresses, now on the interconnect, and its routes go via it
         (vpp1,) = ip_json(node.ns, "addr", "show", "dev", "vpp1")
-        assert [f"{a['local']}/{a['prefixlen']}" for a in vpp1["addr_info"] if a["family"] == "inet"] == [
+        assert sorted(f"{a['local']}/{a['prefixlen']}" for a in vpp1["addr_info"] if a["family"] == "inet") == [
             "192.168.77.10/24", "192.168.78.10/24"]
         routes = {(r["dst"], r.get("gateway"), r.get("table", "main"))
                   for r in ip_json(node.ns, "route", "show", "table", "all", "dev", "vpp1")}

@@ -36,7 +36,9 @@ from tests.vppreal.fixtures import NodeVPPs
 
 REPO = Path(__file__).resolve().parents[2]
 #: Messages that only read VPP's state (anything else counts as a change).
-READ_ONLY = ("_dump", "control_ping", "show_version", "sw_interface_get_table", "cli_inband")
+READ_ONLY = (
+    "_dump", "_get", "control_ping", "show_version", "sw_interface_get_table", "cli_inband", "show_running_config"
+)
 
 
 def mutating(calls: dict[str, int]) -> dict[str, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 INVALID_SW_IF_INDEX = -2
+UNSUPPORTED = -30
 NO_SUCH_FIB = -3
 NO_SUCH_ENTRY = -6
 INVALID_VALUE = -7

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.vppstub import acl, hosttap, interfaces, l2, l3, stn
+from tests.vppstub import acl, hosttap, interfaces, l2, l3, nat, stn
 from tests.vppstub.codec import (
     SOCKCLNT_CREATE_ID,
     MessageCatalog,
@@ -30,7 +30,7 @@ UNIMPLEMENTED = -9
 VERSION = "26.10-rc0~stub"
 Handler = Callable[[VPPState, Options, Any], Any]
 HANDLERS: dict[str, Handler] = {
-    **interfaces.HANDLERS, **l3.HANDLERS, **l2.HANDLERS, **acl.HANDLERS, **stn.HANDLERS
+    **interfaces.HANDLERS, **l3.HANDLERS, **l2.HANDLERS, **acl.HANDLERS, **stn.HANDLERS, **nat.HANDLERS
 }
 _pids = itertools.count(4000)
 
@@ -135,7 +135,8 @@ class VPPStub:
             "control_ping",
             "show_version",
             "sockclnt_",
-            "sw_interface_get_table",
+            "_get",
+            "show_running_config",
         )
         return {m: n for m, n in self.calls.items() if not any(s in m for s in skip)}
 
@@ -230,6 +231,12 @@ class VPPStub:
             failures = self._failures.get(name)
             injected = failures.pop(0) if failures else None
             handler = HANDLERS.get(name)
+            if "stream_msg" in service:  # "modern" stream: details, then the reply with a cursor
+                details = handler(self.state, self.options, req) if handler else []
+                for item in details:
+                    self._send(conn, service["stream_msg"], {"context": ctx, **item})
+                self._send(conn, reply_name, {"context": ctx, "retval": 0, "cursor": 0xFFFFFFFF})
+                return True
             if "stream" in service:
                 details = handler(self.state, self.options, req) if handler else []
                 for item in details:

@@ -72,6 +72,7 @@ class VPPState:
     stn_rules: dict[str, int] = field(default_factory=dict)
     proxy_arp_ranges: set[tuple[int, str, str]] = field(default_factory=set)
     proxy_arp_interfaces: set[int] = field(default_factory=set)
+    nat: Any = None  # tests.vppstub.nat.NatState once the NAT plugin is enabled
     next_sw_if_index: int = 1
     instances: dict[str, int] = field(default_factory=dict)
 
@@ -105,6 +106,9 @@ class VPPState:
         self.proxy_arp_interfaces.discard(sw_if_index)
         for ip in [ip for ip, index in self.stn_rules.items() if index == sw_if_index]:
             del self.stn_rules[ip]
+        if self.nat is not None:
+            self.nat.features.pop(sw_if_index, None)
+            self.nat.output.discard(sw_if_index)
         for other in self.interfaces.values():
             if other.unnumbered_to == sw_if_index:
                 other.unnumbered_to = None

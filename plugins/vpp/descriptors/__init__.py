@@ -16,6 +16,13 @@ from plugins.vpp.descriptors.interface_derived import (
 from plugins.vpp.descriptors.l2 import BridgeDomainDescriptor, BridgeDomainInterfaceDescriptor, L2FibDescriptor
 from plugins.vpp.descriptors.l3 import NeighbourDescriptor, RouteDescriptor, VrfTableDescriptor
 from plugins.vpp.descriptors.stn import ProxyArpInterfaceDescriptor, ProxyArpRangeDescriptor, StnRuleDescriptor
+from plugins.vpp.descriptors.nat import (
+    Nat44AddressDescriptor,
+    Nat44GlobalDescriptor,
+    Nat44IdentityDescriptor,
+    Nat44InterfaceDescriptor,
+    Nat44MappingDescriptor,
+)
 from plugins.vpp.index import Indexes
 
 
@@ -37,4 +44,9 @@ def all_descriptors(api: VPPApi, indexes: Indexes) -> list[Descriptor[Any]]:
         StnRuleDescriptor(api, indexes),
         ProxyArpRangeDescriptor(api, indexes),
         ProxyArpInterfaceDescriptor(api, indexes),
+        Nat44GlobalDescriptor(api, indexes),
+        Nat44AddressDescriptor(api, indexes),
+        Nat44InterfaceDescriptor(api, indexes),
+        Nat44MappingDescriptor(api, indexes),
+        Nat44IdentityDescriptor(api, indexes),
     ]

@@ -15,7 +15,6 @@ from plugins.vpp.descriptors.interface_derived import (
 )
 from plugins.vpp.descriptors.l2 import BridgeDomainDescriptor, BridgeDomainInterfaceDescriptor, L2FibDescriptor
 from plugins.vpp.descriptors.l3 import NeighbourDescriptor, RouteDescriptor, VrfTableDescriptor
-from plugins.vpp.descriptors.stn import ProxyArpInterfaceDescriptor, ProxyArpRangeDescriptor, StnRuleDescriptor
 from plugins.vpp.descriptors.nat import (
     Nat44AddressDescriptor,
     Nat44GlobalDescriptor,
@@ -23,6 +22,7 @@ from plugins.vpp.descriptors.nat import (
     Nat44InterfaceDescriptor,
     Nat44MappingDescriptor,
 )
+from plugins.vpp.descriptors.stn import ProxyArpInterfaceDescriptor, ProxyArpRangeDescriptor, StnRuleDescriptor
 from plugins.vpp.index import Indexes
 
 

@@ -64,6 +64,16 @@ class Event:
     direction: Direction = Direction.FORWARD
     blocking: bool = False
 
+    def batch_key(self) -> object | None:
+        """What this event must be ordered against, when it may join a batch (else None).
+
+        Queued update events of one class with different batch keys (e.g. AddPods of different
+        pods) may be processed as one batch, one transaction, when every handler that handles
+        them sets ``supports_batching`` (see ``docs/controller.md``). Two events with the same key
+        are never in one batch, so their order holds.
+        """
+        return None
+
     def __init__(self) -> None:
         self._done: asyncio.Future[None] | None = None
         if self.blocking:
@@ -136,6 +146,11 @@ class EventHandler(abc.ABC):
     not block (they only compute desired state). ``handles_event`` is required, as is at least
     one of ``resync`` and ``update``; the others default to doing nothing.
     """
+
+    #: True when ``update`` may be called for several batchable events (``Event.batch_key``)
+    #: before their one commit, and ``revert`` then undoes exactly the given event's change
+    #: (in any order). A handler that leaves it False never sees a batch.
+    supports_batching: bool = False
 
     @abc.abstractmethod
     def handles_event(self, event: Event) -> bool:

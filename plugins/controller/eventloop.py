@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from plugins.controller.api import Event, EventHandler, EventMethod, UpdateTxnType
+from plugins.controller.batch import MAX_BATCH, batchable, process_batch
 from plugins.controller.config import ControllerConfig
 from plugins.controller.errors import (
     DeadlockError,
@@ -67,6 +68,7 @@ class EventLoop:
         self._seq = 0
         self._current_seq: int | None = None
         self._current_event: Event | None = None
+        self._current_batch: list[Event] = []
         self._started = False  # the first resync was processed
         self._startup_missed = False
         self._aborting: str | None = None
@@ -123,6 +125,8 @@ class EventLoop:
         self._timers.clear()
         stopped = EventLoopStoppedError("the controller stopped before processing the event")
         interrupted = [self._current_event] if self._current_event is not None else []
+        interrupted += self._current_batch
+        self._current_batch = []
         self._current_event = None
         for event in (*interrupted, *self._held, *self._events, *(e for e, _ in self._follow_ups)):
             event.done(stopped)
@@ -187,11 +191,50 @@ class EventLoop:
                 await self._wakeup.wait()
                 continue
             event, follow_up_of = item
+            batch = self._batch_after(event) if follow_up_of is None else []
+            if batch:
+                await self._handle_batch([event, *batch])
+                continue
             try:
                 await self._handle(event, follow_up_of)
             except Exception as exc:
                 self.log.exception("controller failed processing %s", event.name)
                 event.done(exc)
+
+    def _batch_after(self, event: Event) -> list[Event]:
+        """Queued events that may be processed together with ``event`` (see ``batch.py``)."""
+        if not self._started or self._aborting is not None or not self._events:
+            return []
+        if not batchable(self.processor, event):
+            return []
+        keys = {event.batch_key()}
+        taken: list[Event] = []
+        while self._events and len(taken) + 1 < MAX_BATCH:
+            nxt = self._events[0]
+            key = nxt.batch_key()
+            if type(nxt) is not type(event) or key in keys or not batchable(self.processor, nxt):
+                break
+            keys.add(key)
+            taken.append(self._events.popleft())
+        return taken
+
+    async def _handle_batch(self, events: list[Event]) -> None:
+        pairs = []
+        for event in events:
+            pairs.append((event, self._seq))
+            self._seq += 1
+        self._current_batch = events
+        try:
+            outcomes = await process_batch(self.processor, pairs)
+        except Exception as exc:
+            self.log.exception("controller failed processing a batch of %s", events[0].name)
+            for event in events:
+                event.done(exc)
+            return
+        finally:
+            self._current_batch = []
+        for event, outcome in zip(events, outcomes, strict=True):
+            self._after(event, outcome)
 
     async def _handle(self, event: Event, follow_up_of: int | None) -> None:
         seq = self._seq

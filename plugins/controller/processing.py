@@ -151,10 +151,37 @@ class EventProcessor:
         revert_mode = not is_resync and event.txn_type is UpdateTxnType.REVERT_ON_FAILURE
         txn = EventTransaction()
         before_state = self.describe() if isinstance(event, VerificationResync) else {}
+        ran, stop_commit, changes = self._run_handlers(
+            event, txn, outcome, is_resync, ignore_errors, revert_mode
+        )
+
+        if isinstance(event, VerificationResync):
+            self._verify(txn, before_state, outcome)
+        elif not stop_commit:
+            handler_values = dict(txn.values())
+            self._merge_external(event, txn, is_resync)
+            if len(txn) or is_resync:
+                await self._commit(
+                    event, txn, handler_values, is_resync, revert_mode, ignore_errors, changes, outcome
+                )
+
+        if revert_mode and outcome.error is not None:
+            self._revert(event, ran, outcome)
+
+        if outcome.error is not None:
+            record.error = _error_text(outcome.error)
+        record.finished = time.time()
+        return outcome
+
+    def _run_handlers(
+        self, event: Event, txn: EventTransaction, outcome: Outcome, is_resync: bool,
+        ignore_errors: bool, revert_mode: bool,
+    ) -> tuple[list[tuple[EventHandler, HandlerRecord]], bool, list[str]]:
+        """Steps 3-7: every handler in order into ``txn``; (handlers run, stop commit, changes)."""
+        record = outcome.record
         ran: list[tuple[EventHandler, HandlerRecord]] = []
         stop_commit = False
         changes: list[str] = []
-
         for handler in self._ordered_handlers(event):
             handler_record: HandlerRecord | None = None
             name = handler_name(handler)
@@ -188,30 +215,20 @@ class EventProcessor:
                 if isinstance(exc, AbortEventError) or revert_mode:
                     stop_commit = True
                     break
+        return ran, stop_commit, changes
 
-        if isinstance(event, VerificationResync):
-            self._verify(txn, before_state, outcome)
-        elif not stop_commit:
-            handler_values = dict(txn.values())
-            self._merge_external(event, txn, is_resync)
-            if len(txn) or is_resync:
-                await self._commit(
-                    event, txn, handler_values, is_resync, revert_mode, ignore_errors, changes, outcome
-                )
-
-        if revert_mode and outcome.error is not None:
-            for handler, handler_record in reversed(ran):
-                try:
-                    handler.revert(event)
-                    handler_record.reverted = True
-                except Exception as exc:  # noqa: BLE001 - a failed revert heals later
-                    handler_record.revert_error = _error_text(exc)
-                    outcome.needs_healing = True
-
-        if outcome.error is not None:
-            record.error = _error_text(outcome.error)
-        record.finished = time.time()
-        return outcome
+    @staticmethod
+    def _revert(
+        event: Event, ran: list[tuple[EventHandler, HandlerRecord]], outcome: Outcome
+    ) -> None:
+        """Call ``revert`` on the handlers that ran for ``event``, in reverse."""
+        for handler, handler_record in reversed(ran):
+            try:
+                handler.revert(event)
+                handler_record.reverted = True
+            except Exception as exc:  # noqa: BLE001 - a failed revert heals later
+                handler_record.revert_error = _error_text(exc)
+                outcome.needs_healing = True
 
     async def _commit(
         self,

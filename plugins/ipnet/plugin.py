@@ -68,6 +68,9 @@ class IPNetPlugin(Plugin, EventHandler):
     Optional: ``renderer`` (instead of the one ``dataplane`` selects).
     """
 
+    #: AddPods/DeletePods of different pods may be updated before one commit (batch.py).
+    supports_batching = True
+
     name = "ipnet"
     Config = IPNetConfig
     config: IPNetConfig
@@ -92,7 +95,8 @@ class IPNetPlugin(Plugin, EventHandler):
         self.pods: dict[PodID, PodIntent] = {}
         self.remotes: dict[str, RemoteNodeIntent] = {}
         # What the last AddPod changed, for revert: (pod, previous intent, IP newly allocated).
-        self._last_add: tuple[PodID, PodIntent | None, bool] | None = None
+        #: Per pod of an AddPod not committed yet: (previous intent, address freshly allocated).
+        self._last_adds: dict[PodID, tuple[PodIntent | None, bool]] = {}
 
     async def init(self) -> None:
         if self.config.stn:
@@ -164,6 +168,7 @@ class IPNetPlugin(Plugin, EventHandler):
         for key, value in self.renderer.render_node(node).items():
             txn.put(key, value)
         self.pods = {}
+        self._last_adds.clear()
         for pod_id, pod in sorted(self.podmanager.local_pods().items()):
             ip = self.ipam.pod_ip(pod_id)
             if ip is None:
@@ -203,18 +208,18 @@ class IPNetPlugin(Plugin, EventHandler):
         return None
 
     def revert(self, event: Event) -> None:
-        if not isinstance(event, AddPod) or self._last_add is None:
+        if not isinstance(event, AddPod):
             return
-        pod_id, previous, fresh_ip = self._last_add
-        if pod_id != event.pod.id:
+        pending = self._last_adds.pop(event.pod.id, None)
+        if pending is None:
             return
-        self._last_add = None
+        previous, fresh_ip = pending
         if previous is None:
-            self.pods.pop(pod_id, None)
+            self.pods.pop(event.pod.id, None)
         else:
-            self.pods[pod_id] = previous
+            self.pods[event.pod.id] = previous
         if fresh_ip:
-            self.ipam.release_pod_ip(pod_id)
+            self.ipam.release_pod_ip(event.pod.id)
 
     def describe_internal_state(self) -> dict[str, object]:
         return {
@@ -235,13 +240,13 @@ class IPNetPlugin(Plugin, EventHandler):
         # it before the CNI reply hands the address out.
         ip = self.ipam.allocate_pod_ip(pod.id, defer_save=True)
         event.before_reply.append(self.ipam.persisted)
-        self._last_add = (pod.id, previous, fresh_ip)
+        self._last_adds[pod.id] = (previous, fresh_ip)
         try:
             intent = self._pod(pod, ip)
         except IntentError:
             if fresh_ip:
                 self.ipam.release_pod_ip(pod.id)
-            self._last_add = None
+            self._last_adds.pop(pod.id, None)
             raise
         old_values = {} if previous is None else self.renderer.render_pod(node, previous)
         _diff(txn, old_values, self.renderer.render_pod(node, intent))
@@ -259,6 +264,7 @@ class IPNetPlugin(Plugin, EventHandler):
 
     def _delete_pod(self, event: DeletePod, txn: Transaction) -> str | None:
         pod = event.pod
+        self._last_adds.pop(pod.id, None)
         intent = self.pods.pop(pod.id, None)
         if intent is None:
             ip = self.ipam.pod_ip(pod.id)

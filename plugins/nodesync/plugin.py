@@ -56,6 +56,9 @@ class NodeSyncPlugin(Plugin, EventHandler):
     management address changes.
     """
 
+    #: AddPods/DeletePods of different pods may be updated before one commit (batch.py).
+    supports_batching = True
+
     name = "nodesync"
     Config = NodeSyncConfig
     config: NodeSyncConfig

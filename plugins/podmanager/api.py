@@ -88,6 +88,10 @@ class AddPod(Event):
     def describe(self) -> str:
         return f"Add Pod {self.pod.id} container={self.pod.container_id[:12]}"
 
+    def batch_key(self) -> object | None:
+        """AddPods of different pods that arrive together are wired in one transaction."""
+        return self.pod.id
+
 
 class DeletePod(Event):
     """Un-wire a pod (CNI DEL). Blocking, best-effort ignoring errors, reverse order."""
@@ -103,6 +107,9 @@ class DeletePod(Event):
 
     def describe(self) -> str:
         return f"Delete Pod {self.pod.id} container={self.pod.container_id[:12]}"
+
+    def batch_key(self) -> object | None:
+        return self.pod.id
 
 
 class PodManagerAPI(Protocol):

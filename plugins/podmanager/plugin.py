@@ -42,6 +42,9 @@ class PodManagerPlugin(Plugin, EventHandler):
     ``/contiv/v1/pods/cni-stats``; with ``metrics``: ``contiv_podmanager_cni_request_seconds``.
     """
 
+    #: AddPods/DeletePods of different pods may be updated before one commit (batch.py).
+    supports_batching = True
+
     name: ClassVar[str] = "podmanager"
     Config: ClassVar[type[PluginConfig]] = PodManagerConfig
 

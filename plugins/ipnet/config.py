@@ -40,6 +40,12 @@ class VppRenderSettings(BaseModel):
     veth_prefix: str = Field("cv", min_length=1, max_length=5)
     """Prefix of the node-side veth end of each pod (``veth`` mode)."""
 
+    nat: bool = True
+    """NAT44 for services (Contiv's ``natExternalTraffic``): the plugin, the node address as SNAT
+    pool (output feature on the main interface), the NAT loopback address as twice-NAT pool,
+    identity mappings for VXLAN and the node address, NAT inside/outside on the pod, BVI and
+    host-interconnect interfaces. The mappings themselves come from the service renderer."""
+
 
 class IPNetConfig(PluginConfig):
     """Pod and node connectivity."""

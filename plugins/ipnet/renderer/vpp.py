@@ -42,6 +42,7 @@ from plugins.linux import models as lx
 from plugins.linux.descriptors.offload import LinkOffload
 from plugins.linux.plugin import linux_descriptors
 from plugins.vpp import model as vpp
+from plugins.vpp import nat
 
 _LINUX = {d.model: d for d in linux_descriptors()}
 
@@ -64,6 +65,11 @@ def _settings(config: Any) -> VppRenderSettings:
     if isinstance(raw, BaseModel):
         raw = raw.model_dump()
     return VppRenderSettings.model_validate(raw)
+
+
+def nat_loopback_ip(node: NodeIntent) -> IPv4Address:
+    """The twice-NAT address: the last host of the node's pod subnet (Contiv's NAT loopback IP)."""
+    return IPv4Address(int(node.pod_subnet.broadcast_address) - 1)
 
 
 def _hash(pod: PodIntent) -> str:
@@ -157,12 +163,33 @@ class VppRenderer:
             out.put(vpp.bd_interface_key(BD_NAME, BVI), member)
         else:
             out.route(vpp.Route(vrf=MAIN_VRF, dst=node.pod_subnet, type=inter, via_vrf=pod_vrf))
+        if s.nat:
+            self._node_nat(node, main.name, out)
         if self.stolen is not None:
             from plugins.ipnet.renderer.vpp_stn import apply_stn  # it builds on this module
 
             return apply_stn(out.items, node, self.stolen, main_interface=s.main_interface,
                              host_ifname=s.host_ifname, namespace=self.node_namespace)
         return out.items
+
+    def _node_nat(self, node: NodeIntent, main: str, out: Values) -> None:
+        """The node's NAT44 (contiv.md 3.8 ``Nat44Global`` and ``DNAT-identities``)."""
+        s = self.settings
+        out.put(nat.GLOBAL_KEY, nat.Nat44Global())
+        snat = nat.Nat44Address(first=node.node_ip.ip)
+        twice = nat.Nat44Address(first=nat_loopback_ip(node), twice_nat=True)
+        for pool in (snat, twice):
+            out.put(nat.nat_address_key(pool), pool)
+        for ident in (
+            nat.Nat44Identity(ip=node.node_ip.ip, protocol="udp", port=4789, label="identities"),
+            nat.Nat44Identity(ip=node.node_ip.ip, label="identities"),
+            nat.Nat44Identity(ip=node.node_ip.ip, vrf=s.pod_vrf, label="identities"),
+        ):
+            out.put(nat.nat_identity_key(ident), ident)
+        out.put(nat.nat_interface_key(main), nat.Nat44Interface(interface=main, output=True))
+        host = "tap-vpp2" if s.pod_interface == "tap" else "afpacket-vpp2"
+        for name in [host] + ([BVI] if node.transport is Transport.VXLAN else []):
+            out.put(nat.nat_interface_key(name), nat.Nat44Interface(interface=name, inside=True, outside=True))
 
     def _host_interconnect(self, node: NodeIntent, out: Values) -> None:
         s, ns = self.settings, self.node_namespace
@@ -239,6 +266,8 @@ class VppRenderer:
             link = vpp.AfPacketLink(host_if_name=host_end, host_link_key=lx.link_property_key(node_ns, host_end))
             value = vpp.Interface(name=name, type=vpp.InterfaceType.AF_PACKET, mac=pod.gateway_mac, afpacket=link)
         out.interface(value, vrf=s.pod_vrf, unnumbered=POD_GW_LOOP)
+        if s.nat:  # a pod is a client (outside) and may be a backend (inside) of services
+            out.put(nat.nat_interface_key(name), nat.Nat44Interface(interface=name, inside=True, outside=True))
         out.route(vpp.Route(vrf=s.pod_vrf, dst=pod.node_route.dst, outgoing_interface=name))
         out.neighbour(vpp.Neighbour(interface=name, ip=pod.ip_address.ip, mac=pod.pod_mac))
         # The pod side, through the Linux values.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from ipaddress import IPv4Network
 from typing import Any
 
 import pytest
@@ -17,8 +18,10 @@ from plugins.kvscheduler.api import ResyncMode, ValueWithMetadata
 from plugins.linux.descriptors.offload import get_tx_checksum
 from plugins.vpp.descriptors import all_descriptors
 from plugins.vpp.index import Indexes
-from tests.vppreal.cluster import Cluster, mutating, reach, start_agent
+from plugins.vpp.renderers.nat44 import Nat44RenderSettings, Nat44ServiceRenderer
+from tests.vppreal.cluster import Cluster, commit, mutating, reach, start_agent
 from tests.vppreal.fixtures import NodeVPPs, node_vpps, vpp_install  # noqa: F401 - fixtures
+from tests.vppreal.services import service
 from tests.vppstub import VPPStub
 
 pytestmark = [pytest.mark.netns, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(600)]
@@ -109,3 +112,48 @@ async def test_vpp_restart_recreates_everything_and_traffic_comes_back(cluster: 
     a1, b1 = node.pods["a1"], cluster.nodes[2].pods["b1"]
     assert (await reach(a1.netns, "tcp", b1.ip)).startswith(f"default/b1 {a1.ip}:")
     assert (await reach(b1.netns, "udp", a1.ip)).startswith(f"default/a1 {b1.ip}:")
+
+
+async def render_services(cluster: Cluster, make: Any) -> None:
+    """Each node renders the services as its processor would see them, and commits them."""
+    for n, node in cluster.nodes.items():
+        renderer = Nat44ServiceRenderer(Nat44RenderSettings(pod_network=IPv4Network("10.1.0.0/16"), local_weight=2))
+        for svc in make(f"node{n}"):
+            renderer.set_service(svc.key, svc)
+        values = dict(renderer.values())
+        node.values.update(values)
+        await commit(node, values)
+
+
+async def test_services_through_nat44_clusterip_nodeport_and_local_policy(cluster: Cluster) -> None:
+    a1, a2 = cluster.nodes[1].pods["a1"], cluster.nodes[1].pods["a2"]
+    b1 = cluster.nodes[2].pods["b1"]
+    backends = [(a1.ip, 8080, "node1"), (b1.ip, 8080, "node2")]
+    node_ips = ("192.168.16.1", "192.168.16.2")
+
+    def services(me: str) -> list[Any]:
+        return [
+            service("web", "10.96.0.10", 80, backends, me=me, node_ips=node_ips, node_port=30080,
+                    protocols=("tcp", "udp")),
+            service("local", "10.96.0.11", 80, backends, me=me, node_ips=node_ips, node_port=30081, local=True),
+        ]
+
+    await render_services(cluster, services)
+    for kind in ("tcp", "udp"):  # ClusterIP: balanced over a backend on each node
+        seen = await answers(a2.netns, kind, "10.96.0.10", 80, {"default/a1", "default/b1"})
+        assert seen == {"default/a1", "default/b1"}
+    seen = await answers(b1.netns, "tcp", "192.168.16.1", 30080, {"default/a1", "default/b1"})  # NodePort
+    assert seen == {"default/a1", "default/b1"}
+    for _ in range(8):  # externalTrafficPolicy: Local: node1's NodePort only reaches node1's backend
+        assert (await reach(a2.netns, "tcp", "192.168.16.1", 30081)).startswith("default/a1 ")
+    assert (await reach(a1.netns, "tcp", "10.96.0.11", 80)).split()[0] in {"default/a1", "default/b1"}  # hairpin
+
+
+async def answers(netns: str, kind: str, ip: str, port: int, want: set[str], tries: int = 200) -> set[str]:
+    """Backends that answered, asking until all of ``want`` did (or ``tries`` ran out)."""
+    seen: set[str] = set()
+    for _ in range(tries):
+        seen.add((await reach(netns, kind, ip, port)).split()[0])
+        if want <= seen:
+            break
+    return seen

@@ -65,6 +65,8 @@ class IPAMAPI(Protocol):
         Raises :class:`PoolExhaustedError` when the node subnet is full. With ``defer_save``
         the local file is written in the background: the caller must ``await persisted()``
         before the address is handed out (the CNI reply), and treat its error as a failure.
+        Without it the call blocks until the file is written (an fsync): only for callers
+        outside the event loop; handlers on the loop defer.
         """
         ...
 
@@ -73,7 +75,8 @@ class IPAMAPI(Protocol):
         ...
 
     def release_pod_ip(self, pod: PodID) -> None:
-        """Free the pod's address (no-op when it has none) and persist that."""
+        """Free the pod's address (no-op when it has none) and persist that in the background
+        (never blocks; a failed write is logged and repaired by the next one)."""
         ...
 
     def allocations(self) -> Mapping[PodID, IPv4Address]:

@@ -80,7 +80,7 @@ class IPAMPlugin(Plugin, EventHandler):
         self._plan: NodeAddressPlan | None = None
         self._allocator: PodSubnetAllocator | None = None
         self._file = LocalAllocationFile(self.config.state_file, fsync_directory=self.config.fsync_directory)
-        self._saver = AllocationSaver(self._file)
+        self._saver = AllocationSaver(self._file, self.log)
         self._pusher: EtcdAllocationPusher | None = None
         self._had_local_state = False
         #: Pods Kubernetes places on this node (None until the first resync).
@@ -189,11 +189,9 @@ class IPAMPlugin(Plugin, EventHandler):
         self._missing_since.pop(pod, None)
         if ip is None:
             return
-        try:
-            self._save()
-        except StateFileError:
-            alloc.restore(pod, ip)
-            raise
+        # Not waited for: until it is written the file still holds the address, which only
+        # keeps it from being reused after a crash (the stale-allocation check frees it).
+        self._saver.save_background(self._state(), f"releasing {ip} of pod {pod}")
         self._push().enqueue(DeleteAllocation(pod))
         self._released.add(pod, ip)
         self.log.info("released %s of pod %s", ip, pod)
@@ -380,7 +378,7 @@ class IPAMPlugin(Plugin, EventHandler):
             indexes = [pod_index_of(alloc.subnet, ip) for ip in alloc.allocations().values()]
             alloc.set_last_index(max((i for i in indexes if i is not None), default=alloc.last_index))
         if len(alloc) != before or not self._had_local_state:
-            self._save()
+            self._saver.save_background(self._state(), "merging the allocations in etcd")
             self._had_local_state = True
         return alloc.allocations()
 
@@ -403,7 +401,7 @@ class IPAMPlugin(Plugin, EventHandler):
         if reason is not None:
             self.log.warning("reflected address %s of pod %s not adopted: %s", ip, pod, reason)
             return
-        self._save()
+        self._saver.save_background(self._state(), f"adopting {ip} of pod {pod}")
         self._push().enqueue(PutAllocation(pod, ip))
         self.log.info("adopted %s of pod %s from the Kubernetes state", ip, pod)
 

@@ -51,6 +51,7 @@ async def test_allocation_is_in_the_local_file_at_once_and_in_etcd_after_flush(
         assert await ipam.flush_to_etcd(5)
         assert await etcd_allocations(etcd_kvdb) == {pod(1): ip}
         ipam.release_pod_ip(pod(1))
+        await ipam.persisted()  # a release is written in the background (never blocks the loop)
         assert file_allocations(tmp_path / "ipam.json") == {}
         assert await ipam.flush_to_etcd(5)
         assert await etcd_allocations(etcd_kvdb) == {}

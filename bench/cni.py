@@ -1,6 +1,6 @@
 """CNI ADD/DEL latency end to end through the binary, against Debian's bridge + host-local.
 
-A node namespace runs etcd and a real contiv-agent (``apps.cni.testbed``); pods are namespaces.
+A node namespace runs etcd and a real contiv-agent (``tests/e2e/testbed.py``); pods are namespaces.
 Every operation is timed as a runtime sees it: executing the plugin (``ip netns exec <node>
 <plugin>``) with the network config on stdin until it exits. The reference plugins run the
 same way in the same node namespace, interleaved with ours so both see the same machine load.
@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from apps.cni.testbed import NodeTestbed, PodSandbox, in_ns
+from tests.e2e.testbed import NodeTestbed, PodSandbox, in_ns
 
 BURST = 30
 

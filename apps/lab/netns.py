@@ -1,4 +1,8 @@
-"""Thin wrappers over ``ip`` for the lab: namespaces, veth pairs, a bridge, processes inside."""
+"""Thin wrappers over ``ip`` for the lab: namespaces, veth pairs, a bridge, processes inside.
+
+Where namespaces live and how a name maps to a file is :mod:`plugins.linux.netns`'s (the one
+namespace module); the lab only adds creating, populating and deleting them with ``ip``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-NETNS_DIR = Path("/run/netns")
+from plugins.linux.netns import NETNS_RUN_DIR, namespace_exists
+
+NETNS_DIR = Path(NETNS_RUN_DIR)
 
 
 class LabCommandError(RuntimeError):
@@ -26,7 +32,7 @@ def run(cmd: Sequence[str], check: bool = True, netns: str | None = None,
 
 
 def ns_exists(name: str) -> bool:
-    return (NETNS_DIR / name).exists()
+    return bool(name) and namespace_exists(name)
 
 
 def ns_list(prefix: str) -> list[str]:

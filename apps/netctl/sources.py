@@ -16,10 +16,8 @@ Reaching the cluster:
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import http.client
 import json
-import os
 import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -29,8 +27,8 @@ from urllib.parse import urlsplit
 
 from core.kvdb.api import KVError
 from core.kvdb.etcd import EtcdBroker
+from plugins.linux.netns import NamespaceNotFoundError, enter_namespace, entered
 
-CLONE_NEWNET = 0x40000000
 ROOT_PREFIX = "/vnf-agent/"
 KSR_PREFIX = "/vnf-agent/contiv-ksr/"
 
@@ -52,24 +50,12 @@ EXIT_AGENT = 4  # a needed agent unreachable or failing
 EXIT_NOT_FOUND = 5  # the node, pod or key asked for does not exist
 
 
-def _setns(path: str) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns({path}): {os.strerror(err)}")
-    finally:
-        os.close(fd)
-
-
 def enter_netns(name: str) -> None:
     """Move this (still single-threaded) process into network namespace ``name``."""
-    path = name if name.startswith("/") else f"/run/netns/{name}"
-    if not os.path.exists(path):
-        raise NetctlError(f"network namespace {name} does not exist ({path})", EXIT_USAGE)
     try:
-        _setns(path)
+        enter_namespace(name)
+    except NamespaceNotFoundError as err:
+        raise NetctlError(f"{err}", EXIT_USAGE) from err
     except OSError as err:
         raise NetctlError(f"cannot enter network namespace {name}: {err} (netctl needs root for it)",
                           EXIT_USAGE) from err
@@ -81,16 +67,14 @@ def _in_netns(name: str | None) -> Iterator[None]:
     if not name:
         yield
         return
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
-        enter_netns(name)
-        try:
+        with entered(name):
             yield
-        finally:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.setns(own, CLONE_NEWNET)
-    finally:
-        os.close(own)
+    except NamespaceNotFoundError as err:
+        raise NetctlError(f"{err}", EXIT_USAGE) from err
+    except PermissionError as err:
+        raise NetctlError(f"cannot enter network namespace {name}: {err} (netctl needs root for it)",
+                          EXIT_USAGE) from err
 
 
 @dataclass

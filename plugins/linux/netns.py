@@ -1,4 +1,6 @@
-"""Network namespaces as the Linux descriptors see them: references, netlink handles, setns.
+"""The one network-namespace module: references, netlink handles, setns, work inside one.
+
+Used by the Linux descriptors, the VPP plugin (the Linux side of its TAPs) and the lab.
 
 A namespace reference is a string: ``""`` is the agent's own namespace, a bare name is a
 namespace under ``/var/run/netns`` (``ip netns add NAME``), anything with a ``/`` is a path to a
@@ -23,9 +25,9 @@ import gc
 import os
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -39,7 +41,7 @@ _NETLINK_ROUTE = 0
 T = TypeVar("T")
 
 
-class NamespaceNotFoundError(OSError):
+class NamespaceNotFoundError(FileNotFoundError):
     """The referenced network namespace does not exist (yet, or any more)."""
 
     def __init__(self, ref: str, path: str) -> None:
@@ -84,14 +86,48 @@ def _setns(fd: int) -> None:
         raise OSError(err, f"setns: {os.strerror(err)}")
 
 
-def _open_namespace(ref: str) -> int | None:
-    path = namespace_path(ref)
-    if path is None:
-        return None
+def open_namespace(ref: str) -> int:
+    """A file descriptor of namespace ``ref`` (the process's own for ``""``); close it after."""
+    path = namespace_path(ref) or f"/proc/{os.getpid()}/ns/net"
     try:
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise NamespaceNotFoundError(ref, path) from None
+
+
+def enter_namespace(ref: str) -> None:
+    """Move the calling thread into namespace ``ref`` for good (a one-shot CLI, before it
+    starts threads); raises :class:`NamespaceNotFoundError` or ``OSError`` (setns)."""
+    fd = open_namespace(ref)
+    try:
+        _setns(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def entered(ref: str) -> Iterator[None]:
+    """The calling thread inside namespace ``ref`` for the body, then back home.
+
+    For a one-shot CLI (sockets made in the body stay in ``ref``); never for the event loop's
+    thread, whose other work would run in ``ref`` too. A failed way home raises ``OSError``.
+    """
+    if ref == "":
+        yield
+        return
+    home = _own_namespace_fd()
+    try:
+        enter_namespace(ref)
+        try:
+            yield
+        finally:
+            _setns(home)
+    finally:
+        os.close(home)
+
+
+def _open_namespace(ref: str) -> int | None:
+    return None if ref == "" else open_namespace(ref)
 
 
 class _NamespaceWorker:
@@ -294,7 +330,7 @@ class NetlinkPool:
                 self._open.pop(ref)
             handle = None
         if handle is None:
-            # Entering the namespace takes a thread: keep the event loop free meanwhile.
+            # The loop's own thread enters the namespace for the socket (three system calls).
             fileno = await _anetlink_socket_in(ref)
             ipr = AsyncIPRoute() if fileno is None else AsyncIPRoute(fileno=fileno)
             handle = _Handle(loop, ipr, identity)

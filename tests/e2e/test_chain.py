@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from apps.cni.runtime import CNIPluginError
-from apps.cni.testbed import NodeTestbed, in_ns, sh
+from tests.e2e.testbed import NodeTestbed, in_ns, sh
 
 pytestmark = [pytest.mark.netns, pytest.mark.etcd, pytest.mark.timeout(300)]
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from apps.cni.runtime import CNIPluginError
-from apps.cni.testbed import NodeTestbed, PodSandbox, in_ns, sh
 from plugins.podmanager.cnicodes import CNICode
+from tests.e2e.testbed import NodeTestbed, PodSandbox, in_ns, sh
 
 pytestmark = [pytest.mark.netns, pytest.mark.etcd, pytest.mark.timeout(300)]
 

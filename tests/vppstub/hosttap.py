@@ -1,14 +1,15 @@
 """Real Linux TAP devices for the stand-in's TAPs (what VPP's tap_create_v3 makes on the host).
 
-Each runs in a fresh thread inside the namespace: pyroute2's synchronous API refuses a thread
-that runs an event loop, and the namespace must not leak into the caller's thread.
+Each runs inside the namespace in the worker thread of :mod:`plugins.linux.netns` (the
+namespace never leaks into the caller's thread); the stand-in's threads run no event loop,
+which pyroute2's synchronous API refuses.
 """
 
 from __future__ import annotations
 
 from pyroute2 import IPRoute
 
-from plugins.vpp.hostlink import run_in_namespace
+from plugins.linux.netns import run_in_namespace
 
 ZERO_MAC = "00:00:00:00:00:00"
 

@@ -27,15 +27,8 @@ from plugins.linux.netns import (
     NamespaceNotFoundError,
     namespace_exists,
     namespace_path,
+    open_namespace,
 )
-
-
-def _ns_fd(ref: str) -> int:
-    path = namespace_path(ref) or f"/proc/{os.getpid()}/ns/net"
-    try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise NamespaceNotFoundError(ref, path) from None
 
 
 class VethDescriptor(LinuxDescriptor):
@@ -73,7 +66,7 @@ class VethDescriptor(LinuxDescriptor):
         for end in (end1, end2):
             forget_links(self.pool, end.namespace, end.ifname)
         peer: dict[str, Any] = {"ifname": end2.ifname}
-        fd = _ns_fd(end2.namespace) if end2.namespace != end1.namespace else None
+        fd = open_namespace(end2.namespace) if end2.namespace != end1.namespace else None
         try:
             async with self.pool.connect(end1.namespace) as ipr:
                 if fd is not None:

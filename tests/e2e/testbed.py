@@ -2,8 +2,9 @@
 
 Pods are wired exactly as a container runtime does it: by executing ``contiv-cni`` (through
 :class:`~apps.cni.runtime.CNIRuntime`, inside the node namespace). Used by the end-to-end tests
-and ``bench/cni.py``. Everything it creates is named ``<prefix>-<tag>-*`` and removed by
-:meth:`NodeTestbed.close`, which also runs after a failed start.
+and ``bench/cni.py`` (a test helper, so it lives under ``tests/``, not in the product).
+Everything it creates is named ``<prefix>-<tag>-*`` and removed by :meth:`NodeTestbed.close`,
+which also runs after a failed start.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import yaml
 
 from apps.cni.runtime import CNIRuntime, RuntimeConf, write_launcher
 from core.etcdserver import EtcdServer
+from plugins.linux.netns import namespace_path
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_PLUGINS = [
@@ -54,7 +56,7 @@ class PodSandbox:
 
     @property
     def netns_path(self) -> str:
-        return f"/var/run/netns/{self.netns}"
+        return namespace_path(self.netns) or ""
 
     @property
     def ip(self) -> str:

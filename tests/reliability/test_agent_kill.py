@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from apps.cni.runtime import CNIPluginError
-from apps.cni.testbed import NodeTestbed, PodSandbox, in_ns, sh
+from tests.e2e.testbed import NodeTestbed, PodSandbox, in_ns, sh
 from tests.reliability import report
 
 pytestmark = [pytest.mark.netns, pytest.mark.etcd, pytest.mark.timeout(1800)]

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apps.cni.testbed import NodeTestbed, in_ns, sh
 from plugins.podmanager.cni_pb2 import CNIReply, CNIRequest
+from tests.e2e.testbed import NodeTestbed, in_ns, sh
 from tests.reliability import report
 
 pytestmark = [pytest.mark.netns, pytest.mark.etcd, pytest.mark.timeout(900)]

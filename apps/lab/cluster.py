@@ -98,7 +98,11 @@ class Lab:
 
     # ------------------------------------------------------------------ up / down
 
-    def up(self, nodes: int, agent_overlay: dict[str, Any] | None = None) -> None:
+    def up(self, nodes: int, agent_overlay: dict[str, Any] | None = None,
+           etcd_members: int = 1) -> None:
+        if etcd_members < 1 or etcd_members % 2 == 0 or etcd_members > 7:
+            raise LabError(f"--etcd-members must be 1, 3, 5 or 7, got {etcd_members}")
+        self.state.etcd_members = etcd_members
         if self.exists:
             raise LabError(f"lab {self.name!r} is already up ({self.root}); run 'contiv-lab down' first")
         if nodes < 1 or nodes > 200:
@@ -133,6 +137,11 @@ class Lab:
         netns.run(["ip", "link", "set", "br0", "up"], netns=ns)
 
     def _etcd(self) -> None:
+        if self.state.etcd_members > 1:
+            from apps.lab.etcdcluster import start_cluster
+
+            start_cluster(self)
+            return
         server = EtcdServer(data_dir=self.root / "etcd", host=ETCD_HOST, client_port=self.state.etcd_port,
                             peer_port=2380, netns=self.state.underlay_ns, log_file=self._log("etcd"))
         server.start(timeout_s=30)
@@ -141,12 +150,21 @@ class Lab:
         self.state.save()
 
     def etcd_stop(self) -> None:
+        if self.state.etcd_member_pids:
+            netns.kill_pids(list(self.state.etcd_member_pids.values()))
+            self.state.etcd_member_pids.clear()
         if self.state.etcd_pid:
             netns.kill_pids([self.state.etcd_pid])
             self.state.etcd_pid = None
             self.state.save()
 
     def etcd_start(self) -> None:
+        if self.state.etcd_members > 1:
+            from apps.lab.etcdcluster import member_names, start_member
+
+            for name in member_names(self.state.etcd_members):
+                start_member(self, name)
+            return
         if netns.pid_alive(self.state.etcd_pid):
             return
         self._etcd()
@@ -174,6 +192,7 @@ class Lab:
         """Remove everything this lab made; returns what was removed. Works without a state file."""
         removed: list[str] = []
         pids = [p for p in [self.state.ksr_pid, self.state.etcd_pid,
+                            *self.state.etcd_member_pids.values(),
                             *(n.agent_pid for n in self.state.nodes.values()),
                             *(p.echo_pid for p in self.state.pods.values())] if p]
         netns.kill_pids([p for p in pids if netns.pid_alive(p)])

@@ -43,6 +43,9 @@ class LabState(BaseModel):
     root: Path
     etcd_pid: int | None = None
     etcd_port: int = 2379
+    #: Members of the lab's etcd cluster (``up --etcd-members``) and their PIDs by name.
+    etcd_members: int = 1
+    etcd_member_pids: dict[str, int] = {}
     ksr_pid: int | None = None
     nodes: dict[str, NodeState] = {}
     pods: dict[str, PodState] = {}  # by "namespace/name"
@@ -62,6 +65,10 @@ class LabState(BaseModel):
 
     @property
     def etcd_endpoint(self) -> str:
+        if self.etcd_members > 1:
+            from apps.lab.etcdcluster import endpoints
+
+            return endpoints(self.etcd_members)
         return f"{ETCD_HOST}:{self.etcd_port}"
 
     def node_dir(self, node: str) -> Path:

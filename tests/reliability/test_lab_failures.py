@@ -2,7 +2,8 @@
 
 A lost node ID record is re-claimed (no duplicate pod subnet when a node joins), a node dies
 with its pods (``node remove --force``) and the cluster converges, an address released while
-etcd is down stays released, ``apply`` reports partial progress.
+etcd is down stays released, ``apply`` reports partial progress, an etcd restored from an
+older snapshot while the agents run keeps node IDs and pod subnets unique.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from apps.lab import netns
+from apps.lab import etcdcluster, netns
 from apps.lab.cluster import Lab
 from apps.lab.pods import Kubelet, probe
 from tests.reliability import report
@@ -187,3 +188,26 @@ def test_apply_reports_each_object_and_goes_on_after_a_failure(lab: Lab, tmp_pat
     for name in ("ok1", "ok2"):
         kubelet.delete_pod("default", name)
     count_duplicates(lab)
+
+
+def test_etcd_restored_from_an_older_snapshot_keeps_ids_and_subnets_unique(
+    lab: Lab, tmp_path: Path
+) -> None:
+    snap = str(lab.root / "older.db")
+    etcdcluster.snapshot(lab, snap)  # before node3 joins
+    added = lab.add_node()
+    try:
+        assert id_records(lab)[3] == added.name
+        # etcd goes back in time while every agent runs: node3's record is not in it.
+        etcdcluster.restore(lab, snap)
+        wait_for(lambda: id_records(lab).get(3) == added.name, "node3 re-publishes its ID")
+        newest = lab.add_node()
+        try:
+            ids = id_records(lab)
+            assert ids[4] == newest.name and ids[3] == added.name
+            count_duplicates(lab)
+            lab.wait_converged(timeout_s=120)
+        finally:
+            lab.remove_node(newest.name)
+    finally:
+        lab.remove_node(added.name)

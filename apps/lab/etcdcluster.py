@@ -1,0 +1,145 @@
+"""The lab's etcd as a cluster of several members (``contiv-lab up --etcd-members 3``).
+
+Member ``m1`` listens on 192.168.16.254 (the single-member lab's address), ``m2`` on .253,
+``m3`` on .252, ... all in the underlay namespace; agents and KSR get every member in
+``ETCD_ENDPOINTS`` and follow the cluster when a member (the leader, say) dies. Also: find the
+leader, kill and restart one member, take and restore a snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from typing import TYPE_CHECKING
+
+from apps.lab import netns
+from apps.lab.state import ETCD_HOST, UNDERLAY_PREFIX
+from core.etcdserver import etcd_binary
+
+if TYPE_CHECKING:
+    from apps.lab.cluster import Lab
+
+CLIENT_PORT = 2379
+PEER_PORT = 2380
+
+
+def member_names(count: int) -> list[str]:
+    return [f"m{i}" for i in range(1, count + 1)]
+
+
+def member_host(name: str) -> str:
+    index = int(name[1:])
+    return ETCD_HOST if index == 1 else f"{UNDERLAY_PREFIX}{255 - index}"
+
+
+def endpoints(count: int) -> str:
+    """``ETCD_ENDPOINTS`` of a cluster of ``count`` members."""
+    return ",".join(f"{member_host(n)}:{CLIENT_PORT}" for n in member_names(count))
+
+
+def start_cluster(lab: Lab) -> None:
+    """Start every member (a new cluster) and wait until it has a leader."""
+    state = lab.state
+    for name in member_names(state.etcd_members):
+        host = member_host(name)
+        if host != ETCD_HOST:
+            netns.run(["ip", "addr", "add", f"{host}/24", "dev", "br0"], netns=state.underlay_ns,
+                      check=False)
+    for name in member_names(state.etcd_members):
+        start_member(lab, name, new=True)
+    wait_leader(lab)
+
+
+def start_member(lab: Lab, name: str, new: bool = False) -> None:
+    """Start member ``name`` (its data directory kept: it rejoins the cluster)."""
+    state = lab.state
+    if netns.pid_alive(state.etcd_member_pids.get(name)):
+        return
+    host = member_host(name)
+    cluster = ",".join(f"{n}=http://{member_host(n)}:{PEER_PORT}"
+                       for n in member_names(state.etcd_members))
+    data = lab.root / "etcd" / name
+    cmd = [
+        etcd_binary(), "--name", name, "--data-dir", str(data),
+        "--listen-client-urls", f"http://{host}:{CLIENT_PORT}",
+        "--advertise-client-urls", f"http://{host}:{CLIENT_PORT}",
+        "--listen-peer-urls", f"http://{host}:{PEER_PORT}",
+        "--initial-advertise-peer-urls", f"http://{host}:{PEER_PORT}",
+        "--initial-cluster", cluster, "--initial-cluster-token", f"{state.name}-etcd",
+        "--initial-cluster-state", "new" if new else "existing",
+        "--log-level", "error", "--logger", "zap",
+    ]
+    pid = netns.spawn(cmd, state.underlay_ns, lab._log(f"etcd-{name}"))
+    state.etcd_member_pids[name] = pid
+    if name == "m1":
+        state.etcd_pid = pid
+    state.save()
+
+
+def kill_member(lab: Lab, name: str, sig: int = 9) -> None:
+    pid = lab.state.etcd_member_pids.get(name)
+    if pid:
+        netns.kill_pids([pid], sig=sig)
+    lab.state.etcd_member_pids.pop(name, None)
+    if name == "m1":
+        lab.state.etcd_pid = None
+    lab.state.save()
+
+
+def member_status(lab: Lab) -> dict[str, dict[str, object]]:
+    """Per reachable member: its ID and the leader's ID (``etcdctl endpoint status``)."""
+    out = netns.run(["etcdctl", "--endpoints", lab.state.etcd_endpoint, "endpoint", "status",
+                     "--write-out", "json"], netns=lab.state.underlay_ns, check=False, timeout=20)
+    try:
+        rows = json.loads(out.stdout or "[]")
+    except json.JSONDecodeError:
+        return {}
+    status = {}
+    for row in rows:
+        host = str(row["Endpoint"]).split(":")[0]
+        name = next((n for n in member_names(lab.state.etcd_members) if member_host(n) == host), host)
+        header = row["Status"]["header"]
+        status[name] = {"id": header["member_id"], "leader": row["Status"]["leader"]}
+    return status
+
+
+def leader(lab: Lab) -> str | None:
+    """The name of the current leader (None without quorum)."""
+    for name, row in member_status(lab).items():
+        if row["id"] == row["leader"]:
+            return name
+    return None
+
+
+def wait_leader(lab: Lab, timeout_s: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = leader(lab)
+        if found is not None:
+            return found
+        time.sleep(0.3)
+    raise TimeoutError(f"the lab's etcd cluster has no leader after {timeout_s:g} s")
+
+
+def snapshot(lab: Lab, path: str) -> None:
+    """Save a snapshot of the (single-member) lab etcd to ``path``."""
+    netns.run(["etcdctl", "--endpoints", lab.state.etcd_endpoint, "snapshot", "save", path],
+              netns=lab.state.underlay_ns, timeout=60)
+
+
+def restore(lab: Lab, path: str) -> None:
+    """Replace the single-member lab etcd's data by ``path`` (an older snapshot) and restart it.
+
+    What an operator's restore does: every key written since the snapshot is gone, the
+    revision goes back. The agents keep running.
+    """
+    if lab.state.etcd_members != 1:
+        raise ValueError("restore is for the single-member lab etcd")
+    lab.etcd_stop()
+    data = lab.root / "etcd" / "member-data"
+    shutil.rmtree(data, ignore_errors=True)
+    netns.run(["etcdctl", "snapshot", "restore", path, "--name", "contiv",
+               "--data-dir", str(data), "--initial-cluster", f"contiv=http://{ETCD_HOST}:{PEER_PORT}",
+               "--initial-advertise-peer-urls", f"http://{ETCD_HOST}:{PEER_PORT}"], timeout=60)
+    lab.etcd_start()

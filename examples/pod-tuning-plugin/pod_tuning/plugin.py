@@ -74,6 +74,8 @@ class PodTuningPlugin(Plugin, EventHandler):
     name = "pod-tuning"
     Config = PodTuningConfig
     config: PodTuningConfig
+    #: ``update`` and ``revert`` work per event: AddPods of several pods may share one commit.
+    supports_batching = True
 
     def __init__(
         self,
@@ -106,7 +108,8 @@ class PodTuningPlugin(Plugin, EventHandler):
         self.handed_over: dict[PodID, tuple[str, int]] = {}
         #: Values the dataplane refused for good (key -> (value, error)); left out until changed.
         self.rejected: dict[str, tuple[BaseModel, str]] = {}
-        self._last_add: PodID | None = None
+        #: Per AddPod not yet known to have succeeded: the pod's entry before it (for revert).
+        self._before_add: dict[PodID, LocalPod | None] = {}
 
     async def init(self) -> None:
         allowed = self.config.allowed_sysctls
@@ -140,7 +143,7 @@ class PodTuningPlugin(Plugin, EventHandler):
         self._learn_rejections()
         self.pods = {pid: pod for pid, pod in self.podmanager.local_pods().items()
                      if os.path.exists(pod.netns_path)}
-        self.values, self.handed_over = {}, {}
+        self.values, self.handed_over, self._before_add = {}, {}, {}
         self.tuning = {pid: t for pid, t in self.tuning.items() if pid in self.pods}
         for pod in sorted(self.pods.values(), key=lambda p: p.id):
             self._retune(pod, kube_state, txn)
@@ -148,12 +151,13 @@ class PodTuningPlugin(Plugin, EventHandler):
     def update(self, event: Event, txn: Transaction) -> str | None:
         self._learn_rejections()
         if isinstance(event, AddPod):
+            self._before_add[event.pod.id] = self.pods.get(event.pod.id)
             self.pods[event.pod.id] = event.pod
-            self._last_add = event.pod.id
             # Nothing into the ADD's own transaction: tuning must never fail a pod's ADD.
             self.controller.push_follow_up(PodTuningRequested(event.pod.id))
             return None
         if isinstance(event, PodTuningRequested):
+            self._before_add.pop(event.pod, None)  # its AddPod succeeded: nothing to revert
             pod = self.pods.get(event.pod)
             return None if pod is None else self._retune(pod, self.controller.kube_state, txn)
         if isinstance(event, KubeStateChange):
@@ -170,9 +174,12 @@ class PodTuningPlugin(Plugin, EventHandler):
         return None
 
     def revert(self, event: Event) -> None:
-        if isinstance(event, AddPod) and self._last_add == event.pod.id:
-            self.pods.pop(event.pod.id, None)  # the queued follow-up then finds nothing
-            self._last_add = None
+        if isinstance(event, AddPod) and event.pod.id in self._before_add:
+            before = self._before_add.pop(event.pod.id)
+            if before is None:
+                self.pods.pop(event.pod.id, None)  # the queued follow-up then finds nothing
+            else:
+                self.pods[event.pod.id] = before
 
     def describe_internal_state(self) -> dict[str, object]:
         return {

@@ -14,10 +14,14 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from plugins.ipnet.renderer.vpp import nat_loopback_ip
 from plugins.kvscheduler.api import ResyncMode, ValueWithMetadata
 from plugins.linux.descriptors.offload import get_tx_checksum
+from plugins.policy.processor import Delta, LocalPodRules, SetContent
+from plugins.policy.rules import PodRules, PortMatch, Rule
 from plugins.vpp.descriptors import all_descriptors
 from plugins.vpp.index import Indexes
+from plugins.vpp.renderers.acl import AclPolicyRenderer
 from plugins.vpp.renderers.nat44 import Nat44RenderSettings, Nat44ServiceRenderer
 from tests.vppreal.cluster import Cluster, commit, mutating, reach, start_agent
 from tests.vppreal.fixtures import NodeVPPs, node_vpps, vpp_install  # noqa: F401 - fixtures
@@ -157,3 +161,37 @@ async def answers(netns: str, kind: str, ip: str, port: int, want: set[str], tri
         if want <= seen:
             break
     return seen
+
+
+async def blocked(netns: str, kind: str, ip: str, port: int = 8080) -> bool:
+    """One attempt that must not get through (a dropped SYN/datagram times out after 2 s)."""
+    try:
+        await reach(netns, kind, ip, port, deadline_s=2.0)
+    except AssertionError:
+        return True
+    return False
+
+
+async def test_policies_through_acls_default_deny_then_allow_from_selector(cluster: Cluster) -> None:
+    node = cluster.nodes[1]
+    a1, a2, b1 = node.pods["a1"], node.pods["a2"], cluster.nodes[2].pods["b1"]
+    names = {p.intent.pod_name: node.renderer.pod_interface_name(p.intent) for p in node.pods.values()}
+    renderer = AclPolicyRenderer(lambda key, ip: names.get(key.split("/")[1]), nat_loopback_ip(node.intent))
+
+    async def apply(rules: PodRules, sets: dict[str, SetContent | None]) -> None:
+        renderer.apply(Delta(pods={"default/a1": LocalPodRules(a1.ip, rules)}, sets=sets))
+        changes: dict[str, Any] = dict(renderer.values())
+        changes.update(dict.fromkeys(renderer.take_removed()))
+        await commit(node, changes)
+
+    await apply(PodRules(ingress=()), {})  # default deny (ingress) on a1
+    assert await blocked(a2.netns, "tcp", a1.ip) and await blocked(b1.netns, "udp", a1.ip)
+    assert (await reach(a1.netns, "tcp", b1.ip)).startswith(f"default/b1 {a1.ip}:")  # replies come back
+    selector = SetContent("addr", frozenset({a2.ip}))
+    await apply(PodRules(ingress=(Rule(peers="p-web", ports=(PortMatch("tcp", 8080, 8080),)),)),
+                {"p-web": selector})  # allow TCP 8080 from the selected pod only
+    assert (await reach(a2.netns, "tcp", a1.ip)).startswith(f"default/a1 {a2.ip}:")
+    assert await blocked(b1.netns, "tcp", a1.ip) and await blocked(a2.netns, "udp", a1.ip)
+    await apply(PodRules(), {"p-web": None})  # policies gone: open again, ACLs removed
+    assert (await reach(b1.netns, "tcp", a1.ip)).startswith(f"default/a1 {b1.ip}:")
+    assert not [d for d in await node.plugin.connection.dump("acl_dump", acl_index=0xFFFFFFFF)]

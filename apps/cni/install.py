@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import modulefinder
 import os
 import sys
 import zipfile
@@ -26,18 +27,8 @@ from typing import Any
 
 from core.app import package_version
 
-#: The modules the CNI binary imports (standard library only); the zipapp holds just these.
-CNI_MODULES = (
-    "apps/__init__.py",
-    "apps/cni/__init__.py",
-    "apps/cni/main.py",
-    "apps/cni/spec.py",
-    "apps/cni/client.py",
-    "apps/cni/wire.py",
-    "plugins/__init__.py",
-    "plugins/podmanager/__init__.py",
-    "plugins/podmanager/cnicodes.py",
-)
+#: The CNI binary's entry module; the zipapp holds it and the project modules it imports.
+CNI_ENTRY = "apps/cni/main.py"
 ZIP_MAIN = "import sys\nfrom apps.cni.main import main\nsys.exit(main())\n"
 NETWORK_NAME = "contiv"
 DEFAULT_BIN_DIR = "/opt/cni/bin"
@@ -54,13 +45,32 @@ def source_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+def cni_modules(root: Path) -> list[str]:
+    """The project files the CNI binary imports (found by following its imports from
+    :data:`CNI_ENTRY`, so a module added to the binary is packed without a list to update),
+    with the ``__init__`` of every package on the way."""
+    finder = modulefinder.ModuleFinder(path=[str(root)])
+    finder.run_script(str(root / CNI_ENTRY))
+    files: set[str] = {CNI_ENTRY}
+    for name, module in finder.modules.items():
+        file = getattr(module, "__file__", None)
+        if name == "__main__" or not file:
+            continue
+        rel = Path(file).resolve().relative_to(root).as_posix()
+        files.add(rel)
+        parts = name.split(".")
+        for depth in range(1, len(parts)):
+            files.add("/".join(parts[:depth]) + "/__init__.py")
+    return sorted(files)
+
+
 def build_zipapp(interpreter: str = "/usr/bin/env python3") -> bytes:
     """The ``contiv-cni`` executable: a shebang line followed by a zip of the CNI modules."""
     root = source_root()
     buf = io.BytesIO()
     buf.write(f"#!{interpreter}\n".encode())
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for rel in CNI_MODULES:
+        for rel in cni_modules(root):
             path = root / rel
             # Empty __init__ files may be absent from a wheel-less tree: write them empty.
             zf.writestr(rel, path.read_text() if path.exists() else "")

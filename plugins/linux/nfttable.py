@@ -22,7 +22,7 @@ maps what it finds to the desired text through those hashes (see the descriptor)
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict
@@ -36,6 +36,8 @@ OWNER_SET = "contiv_owner"
 
 #: One element: (set or map name, key in nft syntax, value in nft syntax or "" for a set).
 Element = tuple[str, str, str]
+#: group -> its elements; the table's elements are bucket -> Groups (see NftTableValue).
+Groups = dict[str, tuple[Element, ...]]
 
 
 class NftChain(BaseModel):
@@ -76,7 +78,21 @@ class NftTableValue(BaseModel):
     name: str
     sets: dict[str, NftSet] = {}
     chains: dict[str, NftChain] = {}
-    elements: dict[str, tuple[Element, ...]] = {}
+    #: group -> elements.
+    elements: Groups = {}
+    #: More groups, spread over buckets (bucket -> group -> elements): a producer with 10k groups
+    #: publishes a new value per change by copying one small bucket (copy-on-write) instead of
+    #: a dict of every group. How groups are spread over buckets is the producer's choice.
+    buckets: dict[str, Groups] = {}
+
+
+#: The pseudo-bucket of :attr:`NftTableValue.elements` in the functions below.
+FLAT = "\0flat"
+
+
+def all_groups(value: NftTableValue) -> dict[str, Groups]:
+    """Every group of the value by bucket (``elements`` under :data:`FLAT`)."""
+    return {FLAT: value.elements, **value.buckets}
 
 
 def table_key(namespace: str, family: str, name: str) -> str:
@@ -127,23 +143,61 @@ def create_batch(value: NftTableValue) -> str:
         lines += _rules(where, name, chain)
     adds: dict[str, list[str]] = defaultdict(list)
     managed = {n for n, s in value.sets.items() if s.managed}
-    for group in value.elements.values():
-        for element in group:
-            if element[0] in managed:
-                adds[element[0]].append(_element_text(element))
+    for bucket in all_groups(value).values():
+        for group in bucket.values():
+            for element in group:
+                if element[0] in managed:
+                    adds[element[0]].append(_element_text(element))
     lines += _elements_cmds("add", where, adds)
     return "\n".join(lines) + "\n"
 
 
+Pair = tuple[str, str]  # (bucket, group)
+_HINTS: deque[tuple[NftTableValue, NftTableValue, frozenset[Pair]]] = deque(maxlen=16)
+
+
+def note_changes(old: NftTableValue, new: NftTableValue, groups: Iterable[Pair]) -> None:
+    """Tell :func:`update_batch` that ``new`` differs from ``old`` in these (bucket, group) only.
+
+    A producer that changes one group among 10k knows which one; without a hint the diff
+    visits every group (identity checks, about 1 us each). Hints are matched by identity of
+    both values and are only an optimisation: an unknown pair falls back to the full diff.
+    """
+    _HINTS.append((old, new, frozenset(groups)))
+
+
+def _hinted(old: NftTableValue, new: NftTableValue) -> frozenset[Pair] | None:
+    groups: set[Pair] = set()
+    target = new
+    for _ in range(len(_HINTS)):
+        step = next(((o, g) for o, n, g in reversed(_HINTS) if n is target), None)
+        if step is None:
+            return None
+        groups |= step[1]
+        if step[0] is old:
+            return frozenset(groups)
+        target = step[0]
+    return None
+
+
 def element_diff(
-    old: Mapping[str, tuple[Element, ...]], new: Mapping[str, tuple[Element, ...]]
+    old: Mapping[str, Groups], new: Mapping[str, Groups], groups: Iterable[Pair] | None = None,
 ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """(deletes, adds) per set, in nft text, between two grouped element maps."""
+    """(deletes, adds) per set, in nft text, between two bucketed element maps (only the
+    (bucket, group) pairs named, when given)."""
     deletes: dict[str, list[str]] = defaultdict(list)
     adds: dict[str, list[str]] = defaultdict(list)
     added_keys: set[tuple[str, str]] = set()
-    for group in old.keys() | new.keys():
-        before, after = old.get(group, ()), new.get(group, ())
+    empty: Groups = {}
+    if groups is None:
+        pairs: list[Pair] = []
+        for b in old.keys() | new.keys():
+            old_b, new_b = old.get(b, empty), new.get(b, empty)
+            if old_b is not new_b:
+                pairs.extend((b, g) for g in old_b.keys() | new_b.keys())
+        groups = pairs
+    for b, group in groups:
+        before, after = old.get(b, empty).get(group, ()), new.get(b, empty).get(group, ())
         if before is after or before == after:
             continue
         was, now = set(before), set(after)
@@ -166,7 +220,7 @@ def update_batch(old: NftTableValue, new: NftTableValue) -> str | None:
         if old.chains[name].base() != new.chains[name].base():
             return None
     managed = {n for n, s in new.sets.items() if s.managed}
-    deletes, adds = element_diff(old.elements, new.elements)
+    deletes, adds = element_diff(all_groups(old), all_groups(new), _hinted(old, new))
     gone_sets = old.sets.keys() - new.sets.keys()
     deletes = {s: keys for s, keys in deletes.items()
                if s not in gone_sets and s in old.sets and old.sets[s].managed}
@@ -186,26 +240,27 @@ def update_batch(old: NftTableValue, new: NftTableValue) -> str | None:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def group_elements(
-    found: Iterable[Element], desired: Mapping[str, tuple[Element, ...]]
-) -> dict[str, tuple[Element, ...]]:
-    """Group elements read back like ``desired`` groups them (unknown ones under group ``""``).
+def group_elements(found: Iterable[Element], desired: Mapping[str, Groups]) -> dict[str, Groups]:
+    """Bucket and group elements read back like ``desired`` does (unknown ones: bucket and
+    group ``""``).
 
-    A group found exactly as desired is returned as the desired tuple itself, so comparing the
-    read-back value with the desired one is cheap and exact.
+    A group found exactly as desired is returned as the desired tuple itself, and a bucket
+    found exactly as desired as the desired dict, so comparing the read-back value with the
+    desired one is cheap and exact.
     """
-    owner: dict[tuple[str, str], str] = {}
-    for group, elements in desired.items():
-        for element in elements:
-            owner[(element[0], element[1])] = group
-    grouped: dict[str, list[Element]] = defaultdict(list)
+    owner: dict[tuple[str, str], Pair] = {}
+    for b, groups in desired.items():
+        for group, elements in groups.items():
+            for element in elements:
+                owner[(element[0], element[1])] = (b, group)
+    grouped: dict[Pair, list[Element]] = defaultdict(list)
     for element in found:
-        grouped[owner.get((element[0], element[1]), "")].append(element)
-    result: dict[str, tuple[Element, ...]] = {}
-    for group, items in grouped.items():
-        want = desired.get(group)
+        grouped[owner.get((element[0], element[1]), ("", ""))].append(element)
+    result: dict[str, Groups] = defaultdict(dict)
+    for (b, group), items in grouped.items():
+        want = desired.get(b, {}).get(group)
         if want is not None and len(want) == len(items) and set(want) == set(items):
-            result[group] = want
+            result[b][group] = want
         else:
-            result[group] = tuple(sorted(items))
-    return result
+            result[b][group] = tuple(sorted(items))
+    return {b: desired[b] if b in desired and groups == desired[b] else groups for b, groups in result.items()}

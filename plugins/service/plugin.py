@@ -187,7 +187,7 @@ class ServicePlugin(Plugin, EventHandler):
             intent = self.processor.intents.get(k)
             if intent is None:
                 continue
-            body = intent.model_dump(mode="json")
+            body = intent.to_json()
             if k in self.processor.errors:
                 body["error"] = self.processor.errors[k]
             out[k] = body

@@ -21,6 +21,8 @@ clash) is dropped from the later one only. Nothing else is lost.
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, ip_address
@@ -47,8 +49,13 @@ class NodeAddresses:
 
 def _ipv4(value: str, what: str) -> str | None:
     """The address as text; None for IPv6 (not rendered); ServiceError when unparsable."""
+    text = value.split("/")[0]
+    try:  # the C parser first: this runs for every endpoint of every service
+        return socket.inet_ntoa(socket.inet_pton(socket.AF_INET, text))
+    except OSError:
+        pass
     try:
-        parsed = ip_address(value.split("/")[0])
+        parsed = ip_address(text)
     except ValueError:
         raise ServiceError(f"{what} {value!r} is not an IP address") from None
     return str(parsed) if isinstance(parsed, IPv4Address) else None
@@ -67,13 +74,19 @@ def _usable(backends: list[Backend]) -> tuple[Backend, ...]:
     return tuple(b for b in backends if b.terminating)  # only serving ones are collected
 
 
-def _backends(port: ServicePort, protocol: str, slices: Iterable[EndpointSlice], node: str) -> list[Backend]:
+SlicePorts = list[tuple[EndpointSlice, dict[tuple[str, str], int]]]
+
+
+def _slice_ports(slices: Iterable[EndpointSlice]) -> SlicePorts:
+    """Each IPv4 slice (by name) with its (port name, protocol) -> port number."""
+    return [(eps, {(p.name, _PROTOCOLS.get(p.protocol.value, "")): p.port for p in eps.ports})
+            for eps in sorted(slices, key=lambda s: s.name) if eps.address_type == "IPv4"]
+
+
+def _backends(port: ServicePort, protocol: str, slices: SlicePorts, node: str) -> list[Backend]:
     found: dict[tuple[str, int], Backend] = {}
-    for eps in sorted(slices, key=lambda s: s.name):
-        if eps.address_type != "IPv4":
-            continue
-        number = next((p.port for p in eps.ports
-                       if p.name == port.name and _PROTOCOLS.get(str(p.protocol)) == protocol), 0)
+    for eps, numbers in slices:
+        number = numbers.get((port.name, protocol), 0)
         if not number:
             continue
         _port(number, f"slice {eps.name} port {port.name or '(unnamed)'}")
@@ -95,10 +108,10 @@ def service_intent(svc: Service, slices: Iterable[EndpointSlice], nodes: NodeAdd
     """The intent of one service (no clash check: see :class:`ServiceProcessor`)."""
     base = ServiceIntent(namespace=svc.namespace, name=svc.name)
     if svc.service_type == "ExternalName":
-        return base.model_copy(update={"skipped": "ExternalName service"})
+        return dataclasses.replace(base, skipped="ExternalName service")
     cluster_ips = [ip for ip in (svc.cluster_ips or [svc.cluster_ip]) if ip]
     if not cluster_ips or any(ip == "None" for ip in cluster_ips):
-        return base.model_copy(update={"skipped": "headless service (no ClusterIP)"})
+        return dataclasses.replace(base, skipped="headless service (no ClusterIP)")
     vips = [v for v in (_ipv4(ip, "clusterIP") for ip in cluster_ips) if v]
     externals = [v for v in (_ipv4(ip, "externalIP") for ip in svc.external_ips) if v]
     lbs = [v for v in (_ipv4(ip, "load-balancer IP") for ip in svc.lb_ingress_ips) if v]
@@ -106,32 +119,33 @@ def service_intent(svc: Service, slices: Iterable[EndpointSlice], nodes: NodeAdd
     itp_local = svc.internal_traffic_policy == "Local"
     node_ports = svc.service_type in ("NodePort", "LoadBalancer")
     affinity = (svc.session_affinity_timeout or DEFAULT_AFFINITY_TIMEOUT_S) if svc.session_affinity == "ClientIP" else 0
-    slices = list(slices)
+    slice_ports = _slice_ports(slices)
     ports = []
     for port in svc.ports:
         protocol = _PROTOCOLS.get(str(port.protocol))
         if protocol is None:
             raise ServiceError(f"port {port.name or port.port}: protocol {port.protocol!r} is not TCP, UDP or SCTP")
         number = _port(port.port, f"port {port.name or '(unnamed)'}")
-        fronts = [Frontend(ip=v, protocol=protocol, port=number, kind=FrontendKind.CLUSTER_IP,
-                           local_only=itp_local) for v in vips]
-        ext = dict(local_only=etp_local, masquerade=not etp_local)
-        fronts += [Frontend(ip=v, protocol=protocol, port=number, kind=FrontendKind.EXTERNAL_IP, **ext)
-                   for v in externals]
-        fronts += [Frontend(ip=v, protocol=protocol, port=number, kind=FrontendKind.LOAD_BALANCER, **ext)
-                   for v in lbs]
+        fe = Frontend
+        fronts = [fe(ip=v, protocol=protocol, port=number, kind=FrontendKind.CLUSTER_IP,
+                     local_only=itp_local, masquerade=False) for v in vips]
+        masq = not etp_local
+        fronts += [fe(ip=v, protocol=protocol, port=number, kind=FrontendKind.EXTERNAL_IP, local_only=etp_local,
+                      masquerade=masq) for v in externals]
+        fronts += [fe(ip=v, protocol=protocol, port=number, kind=FrontendKind.LOAD_BALANCER, local_only=etp_local,
+                      masquerade=masq) for v in lbs]
         if node_ports and port.node_port:
             np = _port(port.node_port, f"nodePort of port {port.name or port.port}")
-            fronts += [Frontend(ip=a, protocol=protocol, port=np, kind=FrontendKind.NODE_PORT, **ext)
-                       for a in nodes.own]
-            fronts += [Frontend(ip=a, protocol=protocol, port=np, kind=FrontendKind.NODE_PORT)
-                       for a in nodes.others if a not in nodes.own]
-        everything = _backends(port, protocol, slices, nodes.node_name)
+            fronts += [fe(ip=a, protocol=protocol, port=np, kind=FrontendKind.NODE_PORT, local_only=etp_local,
+                          masquerade=masq) for a in nodes.own]
+            fronts += [fe(ip=a, protocol=protocol, port=np, kind=FrontendKind.NODE_PORT, local_only=False,
+                          masquerade=False) for a in nodes.others if a not in nodes.own]
+        everything = _backends(port, protocol, slice_ports, nodes.node_name)
         ports.append(ServicePortIntent(
             name=port.name, protocol=protocol, frontends=tuple(dict.fromkeys(fronts)),
             backends=_usable(everything), local_backends=_usable([b for b in everything if b.local]),
             affinity_timeout_s=affinity))
-    return base.model_copy(update={"ports": tuple(ports)})
+    return ServiceIntent(namespace=svc.namespace, name=svc.name, ports=tuple(ports), skipped="")
 
 
 @dataclass
@@ -147,6 +161,7 @@ class ServiceProcessor:
     intents: dict[str, ServiceIntent] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     owners: dict[tuple[str, str, int], str] = field(default_factory=dict)
+    owned: dict[str, list[tuple[str, str, int]]] = field(default_factory=dict)  # by service key
 
     def resync(self, services: Iterable[Service], slices: Iterable[EndpointSlice], nodes: NodeAddresses) -> None:
         self.nodes = nodes
@@ -154,7 +169,7 @@ class ServiceProcessor:
         self.slices = {}
         for eps in slices:
             self.slices.setdefault(f"{eps.namespace}/{eps.service_name}", {})[eps.name] = eps
-        self.intents, self.errors, self.owners = {}, {}, {}
+        self.intents, self.errors, self.owners, self.owned = {}, {}, {}, {}
         for key in sorted(self.services):
             self._compute(key)
 
@@ -209,8 +224,9 @@ class ServiceProcessor:
         return changed
 
     def _release(self, key: str) -> None:
-        for triple in [t for t, owner in self.owners.items() if owner == key]:
-            del self.owners[triple]
+        for triple in self.owned.pop(key, ()):
+            if self.owners.get(triple) == key:
+                del self.owners[triple]
 
     def _compute(self, key: str) -> None:
         svc = self.services[key]
@@ -222,19 +238,23 @@ class ServiceProcessor:
             self.intents[key] = ServiceIntent(namespace=svc.namespace, name=svc.name, skipped=str(exc))
             return
         clashes: list[str] = []
-        ports = []
+        owners = self.owners
+        mine = self.owned.setdefault(key, [])
         for port in intent.ports:
-            kept = []
             for fe in port.frontends:
-                owner = self.owners.setdefault(fe.triple, key)
+                triple = (fe.ip, fe.protocol, fe.port)
+                owner = owners.setdefault(triple, key)
                 if owner == key:
-                    kept.append(fe)
+                    mine.append(triple)
                 else:
                     clashes.append(f"{fe.ip}:{fe.port}/{fe.protocol} (used by {owner})")
-            ports.append(port.model_copy(update={"frontends": tuple(kept)}))
         if clashes:
             self.errors[key] = "port clash, frontends left out: " + ", ".join(clashes)
-        self.intents[key] = intent.model_copy(update={"ports": tuple(ports)})
+            intent = dataclasses.replace(intent, ports=tuple(
+                dataclasses.replace(p, frontends=tuple(f for f in p.frontends
+                                                       if owners[(f.ip, f.protocol, f.port)] == key))
+                for p in intent.ports))
+        self.intents[key] = intent
 
 
 def node_addresses(node_name: str, nodes: Mapping[str, tuple[list[str], list[str]]]) -> NodeAddresses:

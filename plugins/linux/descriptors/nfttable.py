@@ -23,6 +23,7 @@ from plugins.kvscheduler.api import (
 from plugins.linux.netns import NamespaceNotFoundError, namespace_label, validate_namespace_ref
 from plugins.linux.nft import Nft, NftError, NftTable
 from plugins.linux.nfttable import (
+    FLAT,
     NFT_TABLE_SPEC,
     OWNER,
     OWNER_SET,
@@ -30,6 +31,7 @@ from plugins.linux.nfttable import (
     NftChain,
     NftSet,
     NftTableValue,
+    all_groups,
     create_batch,
     digest,
     group_elements,
@@ -155,6 +157,10 @@ def read_back(table: NftTable, want: NftTableValue) -> NftTableValue:
         if spec is None or not spec.managed or name == OWNER_SET:
             continue
         elements.extend((name, key, value) for key, value in found.elements.items())
+    grouped = group_elements(elements, all_groups(want))
+    flat = grouped.pop(FLAT, {})
+    if "" in grouped:  # elements no desired group owns: kept flat, under group ""
+        flat = {**flat, **grouped.pop("")}
     return NftTableValue.model_construct(
         namespace=want.namespace, family=want.family, name=want.name, sets=sets, chains=chains,
-        elements=group_elements(elements, want.elements))
+        elements=want.elements if flat == want.elements else flat, buckets=grouped)

@@ -28,6 +28,7 @@ elements (see :mod:`plugins.linux.nfttable`).
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections import Counter
 from collections.abc import Mapping
 from ipaddress import IPv4Network
@@ -36,7 +37,7 @@ from pydantic import BaseModel
 
 from plugins.linux.descriptors.route import RouteDescriptor
 from plugins.linux.models import Route
-from plugins.linux.nfttable import Element, NftChain, NftSet, NftTableValue, table_key
+from plugins.linux.nfttable import Element, NftChain, NftSet, NftTableValue, note_changes, table_key
 from plugins.service.intent import Backend, ServiceIntent, ServicePortIntent
 
 FRONTEND = "ip daddr . meta l4proto . th dport"
@@ -149,48 +150,81 @@ class NftRenderer:
         self.service_network = service_network
         self.route_service_network = route_service_network
         self._chains = _static_chains(masquerade_egress and pod_network is not None)
-        cfg: list[Element] = []
+        cfg: list[Element] = []  # static: podnet and nomasq
         if pod_network is not None:
             cfg.append(("podnet", str(pod_network), ""))
         for net in dict.fromkeys([pod_network, service_network, *(non_masquerade or [])]):
             if net is not None:
                 cfg.append(("nomasq", str(net), ""))
-        self._cfg = tuple(cfg)
         self._services: dict[str, _Rendered] = {}
-        self._groups: dict[str, tuple[Element, ...]] = {}
+        self._affinity: dict[str, _Rendered] = {}  # services with their own chains
+        #: The table's element groups (one per service, one per hairpin IP), kept up to date in
+        #: 64 buckets; a published value copies only the buckets changed since the last one.
+        self._buckets: dict[str, dict[str, tuple[Element, ...]]] = {}
+        self._cfg = tuple(cfg)
+        self._published: dict[str, dict[str, tuple[Element, ...]]] = {}
         self._counts: Counter[tuple[str, int]] = Counter()
         self._hairpin: Counter[str] = Counter()
+        self._dirty: set[tuple[str, str]] = set()
+        self._last: NftTableValue | None = None
+
+    def _put(self, group: str, elements: tuple[Element, ...] | None) -> None:
+        bucket = f"{zlib.crc32(group.encode()) & 63:02d}"
+        groups = self._buckets.setdefault(bucket, {})
+        if elements:
+            groups[group] = elements
+        else:
+            groups.pop(group, None)
+        self._dirty.add((bucket, group))
 
     def set_service(self, key: str, intent: ServiceIntent | None) -> None:
         old = self._services.pop(key, None)
+        self._affinity.pop(key, None)
         if old is not None:
             self._counts.subtract(old.counts)
-            self._hairpin.subtract(old.hairpin)
-            self._groups.pop(key, None)
+            self._hairpin_refs(old.hairpin, -1)
         if intent is None:
+            self._put(key, None)
             return
         new = render_service(intent)
         self._services[key] = new
+        if new.chains:
+            self._affinity[key] = new
         self._counts.update(new.counts)
-        self._hairpin.update(new.hairpin)
-        if new.elements:
-            self._groups[key] = tuple(new.elements)
+        self._hairpin_refs(new.hairpin, +1)
+        self._put(key, tuple(new.elements))
+
+    def _hairpin_refs(self, ips: set[str], delta: int) -> None:
+        for ip in ips:
+            self._hairpin[ip] += delta
+            refs = self._hairpin[ip]
+            if refs == 0:
+                del self._hairpin[ip]
+                self._put(f"~hp/{ip}", None)
+            elif refs == 1 and delta > 0:
+                self._put(f"~hp/{ip}", (("hairpin", f"{ip} . {ip}", ""),))
 
     def table_value(self) -> NftTableValue:
         chains = dict(self._chains)
         sets = dict(STATIC_SETS)
         chains.update({f"lb-{p}-{n}": lb_chain(p, n) for (p, n), c in sorted(self._counts.items()) if c > 0})
-        for rendered in self._services.values():
-            if rendered.chains:
-                chains.update(rendered.chains)
-                sets.update(rendered.sets)
-        elements = dict(self._groups)
-        elements["~cfg"] = self._cfg
-        for ip, refs in self._hairpin.items():
-            if refs > 0:
-                elements[f"~hp/{ip}"] = (("hairpin", f"{ip} . {ip}", ""),)
-        return NftTableValue.model_construct(namespace=self.namespace, family="ip", name=self.table,
-                                             sets=sets, chains=chains, elements=elements)
+        for rendered in self._affinity.values():
+            chains.update(rendered.chains)
+            sets.update(rendered.sets)
+        published = dict(self._published)
+        for bucket in {b for b, _ in self._dirty}:
+            groups = self._buckets.get(bucket)
+            if groups:
+                published[bucket] = dict(groups)
+            else:
+                published.pop(bucket, None)
+        value = NftTableValue.model_construct(namespace=self.namespace, family="ip", name=self.table,
+                                              sets=sets, chains=chains, elements={"~cfg": self._cfg},
+                                              buckets=published)
+        if self._last is not None:
+            note_changes(self._last, value, self._dirty)
+        self._last, self._dirty, self._published = value, set(), published
+        return value
 
     def values(self) -> Mapping[str, BaseModel]:
         values: dict[str, BaseModel] = {self.key: self.table_value()}

@@ -5,6 +5,8 @@
     contiv-lab probe [--json]        # pod-to-pod ping and TCP matrix
     contiv-lab probe --service NS/NAME [--count N]   # which backends answer, from every pod and node
     contiv-lab exec POD -- CMD...    # (or exec --node NODE -- CMD...) run in that namespace
+    contiv-lab probe --ports 80,81 --protocols tcp,udp [--json]   # the port matrix (policies)
+    contiv-lab delete -f FILE        # remove every object a manifest created
     contiv-lab status                # nodes, agents, pods, IPs
     contiv-lab down                  # remove everything (also after a crash)
     contiv-lab demo [--keep]         # up 2 nodes, apply examples/lab, probe, down
@@ -23,6 +25,8 @@ from apps.lab import env as lab_env
 from apps.lab import netns
 from apps.lab.agentconfig import AgentConfigError, load_overlay
 from apps.lab.cluster import Lab, LabError
+from apps.lab.manifests import delete_objects
+from apps.lab.matrix import parse_ports, parse_protocols, print_port_matrix, probe_matrix
 from apps.lab.pods import Kubelet, load_manifests, probe
 from apps.lab.svclab import demo_services, exec_in, print_service_probe, probe_service
 from core.app import package_version
@@ -73,13 +77,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="YAML merged over every node's agent config (e.g. to enable a plugin)")
     ap = sub.add_parser("apply", help="create what Kubernetes manifests describe")
     ap.add_argument("-f", "--filename", type=Path, required=True, action="append")
-    dl = sub.add_parser("delete", help="delete a pod")
-    dl.add_argument("pod")
+    dl = sub.add_parser("delete", help="delete a pod, or every object of manifests (-f)")
+    dl.add_argument("pod", nargs="?")
     dl.add_argument("-n", "--namespace", default="default")
-    pr = sub.add_parser("probe", help="pod-to-pod connectivity matrix, or a service's backends")
+    dl.add_argument("-f", "--filename", type=Path, action="append")
+    pr = sub.add_parser("probe", help="pod-to-pod connectivity matrix, the port matrix, or a service's backends")
     pr.add_argument("--json", action="store_true")
     pr.add_argument("--service", metavar="NS/NAME", help="probe every address of a service instead")
     pr.add_argument("--count", type=int, default=10, help="connections per source and address (--service)")
+    pr.add_argument("--ports", help="probe these ports (e.g. 80,81) instead of ping + the first port")
+    pr.add_argument("--protocols", default="tcp", help="with --ports: tcp,udp,sctp (default tcp)")
+    pr.add_argument("--timeout", type=float, default=1.0, help="seconds per probe (default 1)")
     ex = sub.add_parser("exec", help="run a command in a pod's or node's namespace: exec POD -- CMD...")
     ex.add_argument("pod", nargs="?")
     ex.add_argument("--node")
@@ -124,7 +132,14 @@ def run(lab: Lab, args: argparse.Namespace) -> int:
         for path in args.filename:
             kubelet.apply(load_manifests(path), report=lambda line: print(line, flush=True))
     elif args.cmd == "delete":
-        Kubelet(lab).delete_pod(args.namespace, args.pod)
+        if args.filename:
+            for path in args.filename:
+                for line in delete_objects(lab, load_manifests(path)):
+                    print(line, flush=True)
+        elif args.pod:
+            Kubelet(lab).delete_pod(args.namespace, args.pod)
+        else:
+            raise LabError("delete needs a pod name or -f FILE")
     elif args.cmd == "exec":
         if args.node is not None and args.pod is not None:  # "exec --node N -- CMD": CMD took the POD slot
             args.command, args.pod = [args.pod, *args.command], None
@@ -134,6 +149,12 @@ def run(lab: Lab, args: argparse.Namespace) -> int:
         srows = probe_service(lab, ns or "default", name, args.count)
         print(json.dumps(srows)) if args.json else print_service_probe(srows)
         return 0 if all(r["answers"] and not r["failed"] for r in srows) else 1
+    elif args.cmd == "probe" and args.ports:
+        matrix = probe_matrix(lab, parse_ports(args.ports), parse_protocols(args.protocols), args.timeout)
+        if args.json:
+            print(json.dumps(matrix))
+        else:
+            print_port_matrix(matrix)
     elif args.cmd == "probe":
         rows = probe(lab)
         if args.json:

@@ -19,6 +19,7 @@ import yaml
 
 from apps.lab import netns
 from apps.lab.cluster import Lab, LabError, python_module, remove_manifest, write_manifest
+from apps.lab.manifests import with_name_label
 from apps.lab.services import default_service, sync_endpoints
 from apps.lab.state import PodState
 
@@ -121,7 +122,7 @@ class Kubelet:
             pod = self.add_pod(obj)
             return f"pod/{ns}/{name} on {pod.node}: {pod.ip}"
         if kind == "Namespace":
-            write_manifest(self.state, f"namespace-{name}.yaml", obj)
+            write_manifest(self.state, f"namespace-{name}.yaml", with_name_label(obj))
             return f"namespace/{name}"
         if kind == "Node":
             raise LabError("nodes are made with 'contiv-lab node add', not with apply")
@@ -164,6 +165,9 @@ class Kubelet:
         port_args = [arg for spec in ports for arg in ("--port", spec)]
         pod.echo_pid = netns.spawn(python_module("apps.lab.echo", *port_args, "--name", key),
                                    pod.netns, self.lab._log(f"echo-{pod.netns}"))
+        # The API server has the pod (labels, no IP yet) before the kubelet runs it: policies
+        # selecting it can be known to the agent when the CNI ADD arrives.
+        write_manifest(self.state, self._manifest_name(pod), self._pod_status(obj, pod))
         try:
             result = self.cni("ADD", pod)
         except LabError as err:
@@ -196,7 +200,7 @@ class Kubelet:
         out: dict[str, Any] = json.loads(json.dumps(obj))
         out.setdefault("metadata", {}).setdefault("namespace", pod.namespace)
         out.setdefault("spec", {})["nodeName"] = pod.node
-        out["status"] = {
+        out["status"] = {"phase": "Pending", "hostIP": node.ip.split("/")[0]} if not pod.ip else {
             "phase": "Running",
             "hostIP": node.ip.split("/")[0],
             "podIP": pod.ip,

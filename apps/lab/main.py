@@ -28,6 +28,7 @@ from apps.lab.cluster import Lab, LabError
 from apps.lab.manifests import delete_objects
 from apps.lab.matrix import parse_ports, parse_protocols, print_port_matrix, probe_matrix
 from apps.lab.pods import Kubelet, load_manifests, probe
+from apps.lab.policydemo import demo_policy
 from apps.lab.svclab import demo_services, exec_in, print_service_probe, probe_service
 from core.app import package_version
 
@@ -217,6 +218,7 @@ def demo(lab: Lab, nodes: int, keep: bool) -> int:
         rows = probe(lab)
         print_matrix(rows)
         ok = all(r["ping"] and r["tcp"] for r in rows) and demo_services(lab, EXAMPLES)
+        ok = demo_policy(lab, EXAMPLES) and ok
     finally:
         if not keep:
             print("== contiv-lab down")

@@ -55,6 +55,9 @@ class PolicyPlugin(Plugin, EventHandler):
     name = "policy"
     Config = PolicyConfig
     config: PolicyConfig
+    #: AddPods (DeletePods) of several pods may share one commit: each update puts the table as
+    #: it is after that event (the last one wins); revert undoes one pod's change (``_undo``).
+    supports_batching = True
 
     def __init__(
         self,
@@ -74,7 +77,8 @@ class PolicyPlugin(Plugin, EventHandler):
         self.processor = PolicyProcessor()
         self.renderer = NftablesPolicyRenderer(self.config.namespace, self.config.table)
         self.gauges = PolicyGauges(metrics.registry) if metrics is not None else None
-        self._last_add: tuple[str, str | None] | None = None
+        #: For revert: pod key -> its local address before the AddPod/DeletePod being processed.
+        self._undo: dict[str, str | None] = {}
 
     async def init(self) -> None:
         if self.controller is not None:
@@ -119,24 +123,23 @@ class PolicyPlugin(Plugin, EventHandler):
         self._commit(processor.flush(), txn, force=True)
 
     def update(self, event: Event, txn: Transaction) -> str | None:
-        self._last_add = None
-        if isinstance(event, AddPod):
+        if isinstance(event, (AddPod, DeletePod)):
             key = _pod_key(event.pod.id)
-            ip = self.ipam.pod_ip(event.pod.id)
-            self._last_add = (key, self.processor.local.get(key))
+            ip = self.ipam.pod_ip(event.pod.id) if isinstance(event, AddPod) else None
+            self._undo[key] = self.processor.local.get(key)
             self.processor.set_local(key, None if ip is None else str(ip))
-        elif isinstance(event, DeletePod):
-            self.processor.set_local(_pod_key(event.pod.id), None)
-        elif isinstance(event, KubeStateChange):
+        else:
+            self._undo.clear()
+        if isinstance(event, KubeStateChange):
             self._kube_change(event)
         return self._commit(self.processor.flush(), txn)
 
     def revert(self, event: Event) -> None:
-        if isinstance(event, AddPod) and self._last_add is not None:
-            key, previous = self._last_add
-            self._last_add = None
-            self.processor.set_local(key, previous)
-            self.renderer.apply(self.processor.flush())
+        if isinstance(event, (AddPod, DeletePod)):
+            key = _pod_key(event.pod.id)
+            if key in self._undo:
+                self.processor.set_local(key, self._undo.pop(key))
+                self.renderer.apply(self.processor.flush())
 
     def describe_internal_state(self) -> dict[str, object]:
         return {

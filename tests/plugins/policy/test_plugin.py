@@ -1,0 +1,148 @@
+"""The policy handler's bookkeeping: AddPod/DeletePod in batches, revert of one pod's change,
+resync equal to the incremental state, REST view and bad policies."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from ipaddress import IPv4Address
+from typing import Any
+
+from pydantic import BaseModel
+
+from plugins.controller.events import DBResync, KubeStateChange
+from plugins.ksr.convert import convert
+from plugins.podmanager.api import AddPod, DeletePod, LocalPod, PodID
+from plugins.policy.plugin import PolicyPlugin
+from tests.plugins.policy import netpol_cases as nc
+
+
+class Txn:
+    def __init__(self) -> None:
+        self.changes: dict[str, BaseModel | None] = {}
+
+    def put(self, key: str, value: BaseModel) -> None:
+        self.changes[key] = value
+
+    def delete(self, key: str) -> None:
+        self.changes[key] = None
+
+    def get(self, key: str) -> BaseModel | None:
+        return self.changes.get(key)
+
+    def values(self) -> Mapping[str, BaseModel | None]:
+        return self.changes
+
+
+class Node:
+    """This node's IPAM and pod manager, as far as the policy plugin reads them."""
+
+    def __init__(self) -> None:
+        self.ips: dict[PodID, IPv4Address] = {}
+        self.pods: dict[PodID, LocalPod] = {}
+
+    def pod_ip(self, pod: PodID) -> IPv4Address | None:
+        return self.ips.get(pod)
+
+    def local_pods(self) -> Mapping[PodID, LocalPod]:
+        return self.pods
+
+
+class State:
+    def __init__(self) -> None:
+        self.data: dict[str, dict[str, BaseModel]] = {"namespace": {}, "pod": {}, "policy": {}}
+
+    def list(self, resource: str) -> Mapping[str, Any]:
+        return self.data.get(resource, {})
+
+    def get(self, resource: str, name: str) -> Any | None:
+        return self.data.get(resource, {}).get(name)
+
+    def add(self, keyword: str, obj: dict[str, Any]) -> KubeStateChange:
+        key, model = convert(keyword, obj)
+        suffix = key.split("/", 2)[2]
+        prev = self.data[keyword].get(suffix)
+        self.data[keyword][suffix] = model
+        return KubeStateChange(keyword, suffix, prev, model)
+
+
+def setup() -> tuple[PolicyPlugin, Node, State]:
+    node, state = Node(), State()
+    plugin = PolicyPlugin(ipam=node, podmanager=node)  # type: ignore[arg-type]
+    for ns in nc.NAMESPACES:
+        state.add("namespace", nc.namespace_manifest(ns))
+    state.add("policy", nc.policy("x", "deny-in", types=["Ingress"]))
+    plugin.resync(DBResync(state.data, {}), state, 1, Txn())
+    return plugin, node, state
+
+
+def add_pod(plugin: PolicyPlugin, node: Node, state: State, name: str, ip: str,
+            reflect: bool = True) -> tuple[AddPod, Txn]:
+    pid = PodID(name, "x")
+    if reflect:
+        plugin.update(state.add("pod", nc.pod_manifest("x", name)), Txn())
+    node.ips[pid] = IPv4Address(ip)
+    node.pods[pid] = LocalPod(name=name, namespace="x", container_id=name, netns_path="/x")
+    event = AddPod(node.pods[pid])
+    txn = Txn()
+    plugin.update(event, txn)
+    return event, txn
+
+
+async def test_batched_adds_and_revert_of_one() -> None:
+    plugin, node, state = setup()
+    for name in ("a", "b"):  # KSR has both pods; then their AddPods come as one batch
+        plugin.update(state.add("pod", nc.pod_manifest("x", name)), Txn())
+    first, _ = add_pod(plugin, node, state, "a", "10.1.1.2", reflect=False)
+    second, txn = add_pod(plugin, node, state, "b", "10.1.1.3", reflect=False)
+    table = txn.changes[plugin.renderer.key]
+    assert {e[1] for g in table.elements.values() for e in g if e[0] == "ingress"} == {"10.1.1.2", "10.1.1.3"}  # type: ignore[union-attr]
+    plugin.revert(first)  # the batch failed: undo a's change only, in any order
+    assert set(plugin.renderer.pods) == {"x/b"}
+    plugin.revert(second)
+    assert plugin.renderer.pods == {}
+
+
+async def test_delete_and_its_revert() -> None:
+    plugin, node, state = setup()
+    add_pod(plugin, node, state, "a", "10.1.1.2")
+    pid = PodID("a", "x")
+    event = DeletePod(node.pods[pid])
+    plugin.update(event, Txn())
+    assert plugin.renderer.pods == {}
+    plugin.revert(event)
+    assert set(plugin.renderer.pods) == {"x/a"}
+
+
+async def test_resync_gives_the_incremental_state() -> None:
+    plugin, node, state = setup()
+    add_pod(plugin, node, state, "a", "10.1.1.2")
+    _, txn = add_pod(plugin, node, state, "b", "10.1.1.3")
+    plugin.update(state.add("policy", nc.policy("x", "from-b", nc.pod_sel("a"),
+                                                ingress=[{"from": [{"podSelector": nc.pod_sel("b")}]}])), txn)
+    incremental, described = txn.changes[plugin.renderer.key], plugin.describe_internal_state()
+    fresh = Txn()
+    plugin.resync(DBResync(state.data, {}), state, 2, fresh)
+    assert fresh.changes[plugin.renderer.key] == incremental
+    assert plugin.describe_internal_state() == described
+    view = plugin.describe()
+    a = next(p for p in view["pods"] if p["pod"] == "x/a")
+    assert a["policies"] == ["x/deny-in", "x/from-b"] and a["ingress"]["rules"][-1] == "drop"
+
+
+async def test_pod_with_unknown_labels_is_denied_until_reflected() -> None:
+    plugin, node, _ = setup()
+    pid = PodID("new", "x")
+    node.ips[pid] = IPv4Address("10.1.1.9")
+    node.pods[pid] = LocalPod(name="new", namespace="x", container_id="n", netns_path="/x")
+    txn = Txn()
+    plugin.update(AddPod(node.pods[pid]), txn)
+    rendered = plugin.renderer.pods["x/new"]
+    assert rendered.rules.ingress == () and rendered.rules.egress == ()
+
+
+async def test_bad_policy_is_reported_and_skipped() -> None:
+    plugin, _, state = setup()
+    plugin.update(state.add("policy", nc.policy("y", "bad", ingress=[{"from": [{"ipBlock": {"cidr": "nope/8"}}]}])),
+                  Txn())
+    assert "not a CIDR" in plugin.describe()["bad_policies"]["y/bad"]
+    assert "y/bad" not in plugin.describe()["policies"]

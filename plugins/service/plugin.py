@@ -10,6 +10,7 @@ elements of the services it changed.
 
 from __future__ import annotations
 
+import importlib
 import time
 from typing import Any
 
@@ -89,13 +90,20 @@ class ServicePlugin(Plugin, EventHandler):
         if self.http is not None:
             self.http.add_router(build_router(self))
         dataplane = self.ipnet.config.dataplane
-        if dataplane != "linux":
-            self.log.warning("dataplane %s has no service renderer yet: services are not configured", dataplane)
+        if dataplane not in ("linux", "vpp"):
+            self.log.warning("dataplane %s has no service renderer: services are not configured", dataplane)
 
     def _make_renderer(self) -> Renderer | None:
+        plan = self.ipam.plan()
+        if self.ipnet.config.dataplane == "vpp":
+            try:  # the VPP NAT44 renderer (plugins/vpp/renderers/nat44.py), when installed
+                nat44 = importlib.import_module("plugins.vpp.renderers.nat44")
+            except ImportError:
+                return None
+            renderer: Renderer = nat44.Nat44ServiceRenderer(nat44.Nat44RenderSettings(pod_network=plan.pod_network))
+            return renderer
         if self.ipnet.config.dataplane != "linux":
             return None
-        plan = self.ipam.plan()
         return NftRenderer(
             namespace=self.ipnet.config.node_namespace, table=self.config.table,
             pod_network=plan.pod_network, service_network=plan.service_network,
@@ -164,6 +172,10 @@ class ServicePlugin(Plugin, EventHandler):
         assert self.renderer is not None
         for key, value in self.renderer.values().items():
             txn.put(key, value)
+        take_removed = getattr(self.renderer, "take_removed", None)
+        if take_removed is not None:  # renderers with one value per frontend (VPP NAT44)
+            for key in take_removed():
+                txn.delete(key)
         if self.metrics is not None:
             self.metrics.duration.observe(time.perf_counter() - started)
             self.metrics.last_sync.set(time.time())

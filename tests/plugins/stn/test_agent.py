@@ -46,10 +46,10 @@ pytestmark = pytest.mark.netns
 
 
 @pytest.fixture
-async def stand_in() -> AsyncIterator[tuple[VPPStub, VPPConnection]]:
+async def stand_in(node: Node) -> AsyncIterator[tuple[VPPStub, VPPConnection]]:
     directory = Path(tempfile.mkdtemp(prefix="stnv-"))
-    # The NIC lives in the node namespace, the stand-in in the test's: it cannot look it up there.
-    stub = VPPStub(directory / "api.sock", options=Options(create_host_taps=True, check_host_links=False)).start()
+    # VPP runs on the node: the af_packet on the stolen NIC finds it in the node namespace.
+    stub = VPPStub(directory / "api.sock", options=Options(create_host_taps=True, host_namespace=node.ns)).start()
     conn = VPPConnection(stub.socket_path, bundled_api_dir(), reconnect_interval_s=0.05)
     await conn.connect()
     try:

@@ -16,9 +16,9 @@ a conflist this tool wrote, recognised by its network name).
 from __future__ import annotations
 
 import argparse
+import ast
 import io
 import json
-import modulefinder
 import os
 import sys
 import zipfile
@@ -27,8 +27,9 @@ from typing import Any
 
 from core.app import package_version
 
-#: The CNI binary's entry module; the zipapp holds it and the project modules it imports.
-CNI_ENTRY = "apps/cni/main.py"
+#: The CNI binary's main module; the zipapp holds it and every project module it imports.
+CNI_MAIN = "apps.cni.main"
+PROJECT_PACKAGES = ("apps", "plugins")
 ZIP_MAIN = "import sys\nfrom apps.cni.main import main\nsys.exit(main())\n"
 NETWORK_NAME = "contiv"
 DEFAULT_BIN_DIR = "/opt/cni/bin"
@@ -45,23 +46,52 @@ def source_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def cni_modules(root: Path) -> list[str]:
-    """The project files the CNI binary imports (found by following its imports from
-    :data:`CNI_ENTRY`, so a module added to the binary is packed without a list to update),
-    with the ``__init__`` of every package on the way."""
-    finder = modulefinder.ModuleFinder(path=[str(root)])
-    finder.run_script(str(root / CNI_ENTRY))
-    files: set[str] = {CNI_ENTRY}
-    for name, module in finder.modules.items():
-        file = getattr(module, "__file__", None)
-        if name == "__main__" or not file:
+def _module_file(root: Path, module: str) -> Path:
+    base = root.joinpath(*module.split("."))
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """Every module ``path`` imports (anywhere in it, lazy imports included), absolute names."""
+    found: set[str] = set()
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def cni_modules(root: Path | None = None) -> dict[str, Path]:
+    """The project modules the CNI binary needs, by dotted name (its packages' ``__init__``
+    included); raises :class:`InstallError` when one imports outside the standard library."""
+    root = root or source_root()
+    todo, done = [CNI_MAIN], {}
+    while todo:
+        module = todo.pop()
+        if module in done:
             continue
-        rel = Path(file).resolve().relative_to(root).as_posix()
-        files.add(rel)
-        parts = name.split(".")
-        for depth in range(1, len(parts)):
-            files.add("/".join(parts[:depth]) + "/__init__.py")
-    return sorted(files)
+        path = _module_file(root, module)
+        if not path.exists():
+            continue  # ``from pkg import name`` where name is not a module
+        done[module] = path
+        parent = module.rpartition(".")[0]
+        if parent:
+            todo.append(parent)
+        for name in _imports(path, module):
+            top = name.split(".")[0]
+            if top in PROJECT_PACKAGES:
+                todo.append(name)
+            elif top not in sys.stdlib_module_names and top != "__future__":
+                raise InstallError(f"{path} imports {name}, which is not in Python's standard library: "
+                                   "contiv-cni must run on a bare python3")
+    return done
 
 
 def build_zipapp(interpreter: str = "/usr/bin/env python3") -> bytes:
@@ -70,10 +100,8 @@ def build_zipapp(interpreter: str = "/usr/bin/env python3") -> bytes:
     buf = io.BytesIO()
     buf.write(f"#!{interpreter}\n".encode())
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for rel in cni_modules(root):
-            path = root / rel
-            # Empty __init__ files may be absent from a wheel-less tree: write them empty.
-            zf.writestr(rel, path.read_text() if path.exists() else "")
+        for _, path in sorted(cni_modules(root).items()):
+            zf.writestr(str(path.relative_to(root)), path.read_text())
         zf.writestr("__main__.py", ZIP_MAIN)
     return buf.getvalue()
 

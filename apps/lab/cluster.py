@@ -99,7 +99,7 @@ class Lab:
     # ------------------------------------------------------------------ up / down
 
     def up(self, nodes: int, agent_overlay: dict[str, Any] | None = None,
-           etcd_members: int = 1) -> None:
+           etcd_members: int = 1, image: str = "") -> None:
         if etcd_members < 1 or etcd_members % 2 == 0 or etcd_members > 7:
             raise LabError(f"--etcd-members must be 1, 3, 5 or 7, got {etcd_members}")
         self.state.etcd_members = etcd_members
@@ -109,9 +109,15 @@ class Lab:
             raise LabError(f"--nodes must be between 1 and 200, got {nodes}")
         for stale in netns.ns_list(self.name + "-"):
             netns.ns_delete(stale)
+        if image:
+            from apps.lab import images
+
+            for img in (image, images.ksr_image(image)):
+                images.check_image(img)
         self.root.mkdir(parents=True, exist_ok=True)
         self.state.manifests.mkdir(exist_ok=True)
         self.state.agent_overlay = agent_overlay or {}
+        self.state.image = image
         self.state.save()
         try:
             self._underlay()
@@ -183,14 +189,25 @@ class Lab:
             "ksr": {"source": "dir", "source_dir": str(self.state.manifests), "dir_poll_interval_s": 0.2,
                     "leader_election": False, "pod_annotation_prefixes": [""]},
         }))
-        self.state.ksr_pid = netns.spawn(
-            python_module("apps.ksr.main", "--config", str(cfg)), self.state.underlay_ns,
-            self._log("ksr"), self._env())
+        self.state.ksr_pid = self._spawn("ksr", cfg, self.state.underlay_ns, self._log("ksr"), self._env())
         self.state.save()
+
+    def _spawn(self, app: str, cfg: Path, ns: str, log: Path, env: dict[str, str], name: str = "ksr") -> int:
+        """Start ``app`` ("agent" or "ksr") in ``ns``: from the source tree, or the lab's image."""
+        if self.state.image:
+            from apps.lab import images
+
+            return images.run_app(self, app, cfg, ns, log, env, name)
+        module = "apps.vswitch.main" if app == "agent" else "apps.ksr.main"
+        return netns.spawn(python_module(module, "--config", str(cfg)), ns, log, env)
 
     def down(self) -> list[str]:
         """Remove everything this lab made; returns what was removed. Works without a state file."""
         removed: list[str] = []
+        if self.state.image:
+            from apps.lab import images
+
+            removed += images.remove_containers(self.name)
         pids = [p for p in [self.state.ksr_pid, self.state.etcd_pid,
                             *self.state.etcd_member_pids.values(),
                             *(n.agent_pid for n in self.state.nodes.values()),
@@ -233,9 +250,8 @@ class Lab:
             return
         cfg = self.state.node_dir(name) / "agent.yaml"
         cfg.write_text(yaml.safe_dump(merge(agent_config(self.state, node), self.state.agent_overlay)))
-        node.agent_pid = netns.spawn(
-            python_module("apps.vswitch.main", "--config", str(cfg)), node.netns,
-            self._log(f"agent-{name}"), self._env(NODE_NAME=name))
+        node.agent_pid = self._spawn("agent", cfg, node.netns, self._log(f"agent-{name}"),
+                                     self._env(NODE_NAME=name), f"agent-{name}")
         self.state.save()
 
     def kill_agent(self, name: str, sig: int = 9) -> None:

@@ -54,6 +54,8 @@ class LabState(BaseModel):
     round_robin: int = 0
     #: ``up --agent-config``: merged over every node's agent config (see apps.lab.agentconfig).
     agent_overlay: dict[str, Any] = {}
+    #: ``up --image``: the contiv-vswitch image the agents (and KSR, its contiv-ksr twin) run from.
+    image: str = ""
 
     @property
     def underlay_ns(self) -> str:

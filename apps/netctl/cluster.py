@@ -199,3 +199,51 @@ class Cluster:
         for r in rows:
             r["handlers"] = [h.get("handler") for h in r.get("handlers") or [] if isinstance(h, dict)]
         return rows, rows, ["node", "seq", "name", "method", "duration_ms", "error", "description"]
+
+    def services_view(self, node: str | None) -> tuple[Any, list[dict[str, Any]], list[str]]:
+        """Each agent's services (``/contiv/v1/services``); a table row per service port."""
+        data = self.from_agents("/contiv/v1/services", node, "services")
+        rows = []
+        for svc in data:
+            for port in svc.get("ports") or [{}]:
+                rows.append({
+                    "node": svc.get("node"), "namespace": svc.get("namespace"), "name": svc.get("name"),
+                    "port": port.get("name") or port.get("protocol"),
+                    "frontends": [f"{f.get('ip')}:{f.get('port')}/{f.get('protocol')} ({f.get('kind')})"
+                                  for f in port.get("frontends") or []],
+                    "backends": [f"{b.get('ip')}:{b.get('port')}" + ("" if b.get("ready", True) else " (not ready)")
+                                 for b in port.get("backends") or []],
+                })
+        return data, rows, ["node", "namespace", "name", "port", "frontends", "backends"]
+
+    def policies_view(self, node: str | None, pod: str | None) -> tuple[Any, list[dict[str, Any]], list[str]]:
+        """Each agent's policy view (``/contiv/v1/policies``); a table row per local pod."""
+        data = []
+        rows = []
+        for name in self.pick(node):
+            got = self.agent_get(name, "/contiv/v1/policies", required=node is not None)
+            if not isinstance(got, dict):
+                continue
+            data.append({"node": name, **got})
+            for entry in got.get("pods") or []:
+                if pod and entry.get("pod") != pod:
+                    continue
+                rows.append({
+                    "node": name, "pod": entry.get("pod"), "ip": entry.get("ip"),
+                    "policies": entry.get("policies") or [],
+                    "ingress": _chain(entry.get("ingress")), "egress": _chain(entry.get("egress")),
+                })
+            for key, error in (got.get("bad_policies") or {}).items():
+                self.warnings.append(f"{name}: policy {key} is not applied: {error}")
+        if pod:
+            if not rows and data:
+                raise NetctlError(f"no pod {pod!r} on the agents asked (pods are NAMESPACE/NAME)", EXIT_NOT_FOUND)
+            data = rows
+        return data, rows, ["node", "pod", "ip", "policies", "ingress", "egress"]
+
+
+def _chain(side: Any) -> str:
+    """``chain (N rules)`` for a rendered side, '' when the pod is open that way."""
+    if not isinstance(side, dict):
+        return "open"
+    return f"{side.get('chain')} ({len(side.get('rules') or [])} rules)"

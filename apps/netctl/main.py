@@ -21,11 +21,10 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from apps.netctl.check import run_checks
 from apps.netctl.cluster import Cluster
-from apps.netctl.output import FORMATS, columns_of, render
+from apps.netctl.output import FORMATS, render
 from apps.netctl.sources import (
     EXIT_AGENT,
     EXIT_OK,
@@ -94,11 +93,6 @@ def probe(url: str) -> int:
         return 1
 
 
-def _pod_filter(rows: list[dict[str, Any]], pod: str) -> list[dict[str, Any]]:
-    """Policy rows that name the pod (in any field), for ``policies --pod``."""
-    return [r for r in rows if pod in repr(r) or pod.split("/")[-1] in repr(r.get("pods", ""))]
-
-
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     netns = args.netns or environ.get("CONTIV_NETCTL_NETNS")
     if netns:
@@ -121,11 +115,10 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             preamble = [f"node {data['node']} (ID {data['id']}): pod subnet {data['pod_subnet']}, "
                         f"gateway {data['gateway']}, {data['allocated']} allocated, "
                         f"{data['free'] if data['free'] is not None else '?'} free", ""]
-    elif args.cmd in ("services", "policies"):
-        rows = cluster.from_agents(f"/contiv/v1/{args.cmd}", args.node, args.cmd)
-        if args.cmd == "policies" and args.pod:
-            rows = _pod_filter(rows, args.pod)
-        data, cols = rows, columns_of(rows, ["node", "namespace", "name"])
+    elif args.cmd == "services":
+        data, rows, cols = cluster.services_view(args.node)
+    elif args.cmd == "policies":
+        data, rows, cols = cluster.policies_view(args.node, args.pod)
     elif args.cmd == "scheduler":
         data, rows, cols = cluster.scheduler_view(args.action, args.node, args.key, args.view)
     elif args.cmd == "events":

@@ -26,7 +26,7 @@ def cell(value: Any) -> str:
     return str(value)
 
 
-def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], max_width: int = 80) -> str:
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], max_width: int = 120) -> str:
     """Rows as an aligned table; columns are row keys, headed in upper case."""
     heads = [c.upper().replace("_", "-") for c in columns]
     cells = [[_clip(cell(row.get(c)), max_width) for c in columns] for row in rows]

@@ -68,3 +68,22 @@ def test_uninstall_leaves_another_network_and_bad_dirs_are_named(tmp_path: Path)
                           "--conf-dir", str(tmp_path / "net.d")], capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert out.returncode == 1 and f"{tmp_path / 'absent'} is not a directory" in out.stderr
+
+
+def test_the_binary_holds_what_main_imports_and_refuses_third_party_imports(tmp_path: Path) -> None:
+    from apps.cni.install import InstallError, cni_modules
+
+    modules = cni_modules()
+    assert {"apps.cni.main", "apps.cni.client", "apps.cni.wire", "plugins.podmanager.cnicodes"} <= set(modules)
+    assert not any(m.startswith(("plugins.podmanager.plugin", "core")) for m in modules)
+    (tmp_path / "apps" / "cni").mkdir(parents=True)
+    (tmp_path / "apps" / "__init__.py").write_text("")
+    (tmp_path / "apps" / "cni" / "__init__.py").write_text("")
+    (tmp_path / "apps" / "cni" / "main.py").write_text("def main():\n    from apps.cni import helper\n")
+    (tmp_path / "apps" / "cni" / "helper.py").write_text("import yaml\n")
+    try:
+        cni_modules(tmp_path)
+    except InstallError as err:
+        assert "helper.py imports yaml" in str(err)
+    else:
+        raise AssertionError("a third-party import was not refused")

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,29 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def pod(name: str, node: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "demo"},
-            "spec": {"nodeName": node, "containers": [{"name": "echo", "image": "lab/echo"}]}}
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "demo", "labels": {"app": name.split("-")[0]}},
+            "spec": {"nodeName": node, "containers": [{"name": "echo", "image": "lab/echo",
+                                                       "ports": [{"containerPort": 8080}]}]}}
+
+
+SERVICE = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "demo"},
+           "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}
+POLICY = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+          "metadata": {"name": "web-from-clients", "namespace": "demo"},
+          "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress"],
+                   "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}],
+                                "ports": [{"port": 8080}]}]}}
+
+
+def wait_for(check: Any, timeout_s: float = 60.0) -> Any:
+    """Poll ``check`` until it returns something truthy (generous deadline: loaded machine)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +60,7 @@ def lab() -> Iterator[Lab]:
         lab.up(2)
         Kubelet(lab).apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}},
                             pod("web-1", "node1"), pod("web-2", "node2"),
-                            pod("client-1", "node1"), pod("client-2", "node2")])
+                            pod("client-1", "node1"), pod("client-2", "node2"), SERVICE, POLICY])
         yield lab
     finally:
         Lab(LAB).down()
@@ -133,15 +155,41 @@ def test_events_show_the_controller_history(lab: Lab) -> None:
     assert {e["node"] for e in as_json(lab, "events")} == {"node1", "node2"}
 
 
-def test_services_and_policies_name_what_the_agent_lacks_or_list(lab: Lab) -> None:
-    for cmd in ("services", "policies"):
-        out = netctl(lab, cmd, "--node", "node1")
-        if out.returncode == 0:  # the agent serves /contiv/v1/<cmd>
-            assert out.stdout.strip()
-            json.loads(netctl(lab, "-o", "json", cmd).stdout)
-        else:
-            assert out.returncode == 5, out.stderr
-            assert f"has no /contiv/v1/{cmd} (404)" in out.stderr
+def test_services_show_frontends_and_backends_as_each_agent_sees_them(lab: Lab) -> None:
+    web = {lab.state.pods["demo/web-1"].ip, lab.state.pods["demo/web-2"].ip}
+
+    def both_agents_have_web() -> list[dict[str, Any]]:
+        got = [s for s in as_json(lab, "services") if s["name"] == "web"]
+        return got if len(got) == 2 and all(len(s["ports"][0]["backends"]) == 2 for s in got) else []
+
+    services = wait_for(both_agents_have_web)
+    assert {s["node"] for s in services} == {"node1", "node2"}
+    port = services[0]["ports"][0]
+    assert port["frontends"][0]["port"] == 80 and port["frontends"][0]["kind"] == "cluster-ip"
+    assert {b["ip"] for b in port["backends"]} == web
+    cluster_ip = port["frontends"][0]["ip"]
+    table = netctl(lab, "services", "--node", "node2").stdout.splitlines()
+    assert table[0].split() == ["NODE", "NAMESPACE", "NAME", "PORT", "FRONTENDS", "BACKENDS"]
+    row = next(line for line in table if " web " in line)
+    assert f"{cluster_ip}:80/tcp (cluster-ip)" in row and all(f"{ip}:8080" in row for ip in web)
+
+
+def test_policies_show_what_selects_each_pod(lab: Lab) -> None:
+    def web_1_selected() -> list[dict[str, Any]]:
+        rows = as_json(lab, "policies", "--pod", "demo/web-1")
+        return rows if rows and rows[0]["policies"] else []
+
+    rows = wait_for(web_1_selected)
+    assert rows[0]["node"] == "node1" and rows[0]["policies"] == ["demo/web-from-clients"]
+    assert rows[0]["ingress"].endswith("rules)") and rows[0]["egress"] == "open"
+    full = as_json(lab, "policies", "--node", "node2")
+    assert full[0]["policies"] == ["demo/web-from-clients"] and full[0]["bad_policies"] == {}
+    table = netctl(lab, "policies").stdout.splitlines()
+    assert table[0].split() == ["NODE", "POD", "IP", "POLICIES", "INGRESS", "EGRESS"]
+    client = next(line for line in table if "demo/client-2" in line)
+    assert client.split()[3:] == ["-", "open", "open"]
+    missing = netctl(lab, "policies", "--pod", "demo/nope")
+    assert missing.returncode == 5 and "no pod 'demo/nope'" in missing.stderr
 
 
 def test_check_is_clean_then_catches_a_duplicate_ip_and_an_orphan(lab: Lab) -> None:

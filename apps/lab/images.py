@@ -1,5 +1,5 @@
 """``contiv-lab up --image IMAGE``: each node's agent and KSR run from the project's container
-images, with podman, inside the lab's namespaces (``--network ns:/run/netns/<ns>``), so the
+images, with podman, inside the lab's namespaces (``--network ns:<namespace file>``), so the
 images users deploy are the ones the lab tests.
 
 ``IMAGE`` is the vswitch image (``localhost/contiv-vswitch:TAG`` from ``make images``); KSR runs
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from apps.lab.cluster import LabError
+from plugins.linux.netns import NETNS_RUN_DIR, namespace_path
 
 if TYPE_CHECKING:
     from apps.lab.cluster import Lab
@@ -74,7 +75,7 @@ def run_app(lab: Lab, app: str, config: Path, netns_name: str, log: Path,
     image = lab.state.image if app == "agent" else ksr_image(lab.state.image)
     cname = f"{lab.name}-{name}"
     args = ["run", "--detach", "--rm", "--replace", "--name", cname, "--label", f"contiv-lab={lab.name}",
-            "--network", f"ns:/run/netns/{netns_name}", "--no-healthcheck",
+            "--network", f"ns:{namespace_path(netns_name)}", "--no-healthcheck",
             "--log-driver", "k8s-file", "--log-opt", f"path={log}",
             "--volume", f"{config}:{config}:ro"]
     for key in PASSED_ENV:
@@ -83,8 +84,9 @@ def run_app(lab: Lab, app: str, config: Path, netns_name: str, log: Path,
     if app == "agent":
         node_dir = config.parent
         # Privileged: netlink, nftables and setns into pod namespaces, whose files appear under
-        # /run/netns after the agent starts (rslave propagates them into the container).
-        args += ["--privileged", "--volume", f"{node_dir}:{node_dir}", "--volume", "/run/netns:/run/netns:rslave"]
+        # the namespace directory after the agent starts (rslave propagates them into the container).
+        args += ["--privileged", "--volume", f"{node_dir}:{node_dir}",
+                 "--volume", f"{NETNS_RUN_DIR}:{NETNS_RUN_DIR}:rslave"]
     else:
         manifests = lab.state.manifests
         args += ["--volume", f"{manifests}:{manifests}:ro", "--read-only"]

@@ -48,6 +48,15 @@ def describe_error(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
+class DescriptorCheckError(Exception):
+    """A descriptor's ``equivalent`` or ``update_needs_recreate`` raised: the value fails
+    (never silently treated as "different, update in place")."""
+
+    def __init__(self, method: str, err: BaseException) -> None:
+        super().__init__(f"{method}() raised {describe_error(err)}")
+        self.method = method
+
+
 def dependencies_first(nodes: list[Node]) -> list[Node]:
     """Order ``nodes`` (sorted by key) so that exact-key dependencies among them come first.
 
@@ -194,7 +203,12 @@ class DesiredState:
         if node.descriptor is None:
             return node.state is ValueState.UNIMPLEMENTED
         applied = node.applied
-        return node.state is ValueState.CONFIGURED and applied is not None and self.equivalent(node, applied, desired)
+        if node.state is not ValueState.CONFIGURED or applied is None:
+            return False
+        try:
+            return self.equivalent(node, applied, desired)
+        except DescriptorCheckError:
+            return False  # reconciling it reports the error
 
     def mark(self, node: Node, state: ValueState, error: str | None = None) -> None:
         if node.state is not state:
@@ -206,11 +220,11 @@ class DesiredState:
             self.ctx.errors[node.key] = error
 
     def equivalent(self, node: Node, old: BaseModel, new: BaseModel) -> bool:
-        """The descriptor's ``equivalent`` (a raising comparator means "different")."""
+        """The descriptor's ``equivalent``; raises :class:`DescriptorCheckError` when it raised."""
         desc = node.descriptor
         if desc is None:
             return bool(old == new)
         try:
             return desc.equivalent(node.key, old, new)
-        except Exception:  # noqa: BLE001 - descriptor code may raise anything
-            return False
+        except Exception as err:
+            raise DescriptorCheckError("equivalent", err) from err

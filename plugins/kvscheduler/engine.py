@@ -1,4 +1,5 @@
-"""Executes one transaction on the graph: the CRUD walk (bookkeeping is in desired.py).
+"""Executes one transaction on the graph: the CRUD walk (bookkeeping is in desired.py, the
+delete cascade and operation records in teardown.py).
 
 The walk keeps three promises: a value is created only when its dependencies are available;
 before a value goes away, everything that depends on it (and everything derived from it) is
@@ -14,10 +15,10 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel
 
-from plugins.kvscheduler.api import Operation, OperationRecord, Origin, TxnKind, ValueState
+from plugins.kvscheduler.api import Operation, Origin, ValueState
 from plugins.kvscheduler.desired import (
     AbortTransaction,
-    DesiredState,
+    DescriptorCheckError,
     TxnContext,
     dependencies_first,
     describe_error,
@@ -25,6 +26,7 @@ from plugins.kvscheduler.desired import (
 from plugins.kvscheduler.gcpause import dataplane_call
 from plugins.kvscheduler.graph import Graph, Node
 from plugins.kvscheduler.registry import DescriptorRegistry
+from plugins.kvscheduler.teardown import Teardown
 
 __all__ = ["AbortTransaction", "Executor", "TxnContext", "describe_error"]
 
@@ -32,7 +34,7 @@ FOREIGN_OBJECT_ERROR = "a foreign object (not created by this agent) exists unde
 NO_DESCRIPTOR_ERROR = "no descriptor is registered for this key"
 
 
-class Executor(DesiredState):
+class Executor(Teardown):
     """Applies desired-state changes of one transaction to the graph and the dataplane."""
 
     def __init__(self, graph: Graph, registry: DescriptorRegistry, ctx: TxnContext) -> None:
@@ -60,7 +62,7 @@ class Executor(DesiredState):
                 deletes.append(node)
             elif not node.available:
                 creates.append(node)
-            elif self._needs_recreate(node):
+            elif self._recreate_planned(node):
                 recreates.append(node)
             else:
                 updates.append(node)
@@ -69,14 +71,24 @@ class Executor(DesiredState):
                 await self.reconcile(node)
                 await self._drain()
 
+    def _recreate_planned(self, node: Node) -> bool:
+        """:meth:`_needs_recreate` for planning; a raising descriptor is reported by ``_change``."""
+        try:
+            return self._needs_recreate(node)
+        except DescriptorCheckError:
+            return False
+
     def _needs_recreate(self, node: Node) -> bool:
+        """Raises :class:`DescriptorCheckError` when ``equivalent``/``update_needs_recreate`` did."""
         desc, old, new = node.descriptor, node.applied, node.desired
         if desc is None or old is None or new is None or node.invalid is not None:
             return False
-        try:
-            return not self.equivalent(node, old, new) and desc.update_needs_recreate(node.key, old, new)
-        except Exception:  # noqa: BLE001 - descriptor code may raise anything
+        if self.equivalent(node, old, new):
             return False
+        try:
+            return desc.update_needs_recreate(node.key, old, new)
+        except Exception as err:
+            raise DescriptorCheckError("update_needs_recreate", err) from err
 
     async def _drain(self) -> None:
         woken = self._woken
@@ -173,7 +185,13 @@ class Executor(DesiredState):
         desc = node.descriptor
         old = node.applied
         assert desc is not None and old is not None
-        if self.equivalent(node, old, want):
+        try:
+            same = self.equivalent(node, old, want)
+            recreate = not same and self._needs_recreate(node)
+        except DescriptorCheckError as err:
+            self._failed(node, Operation.UPDATE, err)
+            return
+        if same:
             node.applied = want
             if node.state is not ValueState.CONFIGURED or node.error is not None:
                 node.attempts = 0
@@ -185,7 +203,7 @@ class Executor(DesiredState):
             fresh = self.derived_from.pop(node.key, None) is not old or old != want
             await self._sync_derived(node, derive=fresh)
             return
-        if self._needs_recreate(node):
+        if recreate:
             await self.take_down(node, recreate=True)
             if node.applied is None:
                 # The cascade may have removed what the new value needs.
@@ -295,177 +313,3 @@ class Executor(DesiredState):
         gone = sorted(k for k in node.derived_keys if k not in keep)
         node.derived_keys = tuple(new_keys)
         return gone
-
-    async def take_down(self, root: Node, *, recreate: bool = False) -> None:
-        """Delete ``root`` after everything derived from it or depending on it.
-
-        Dependents that are still desired become PENDING (re-created when ``root`` returns);
-        derived values die with their base. Iterative post-order walk: no recursion limit.
-        """
-        graph = self.graph
-        nodes = graph.nodes
-        stack: list[tuple[Node, bool]] = [(root, False)]
-        seen: set[str] = set()
-        done: set[str] = set()
-        while stack:
-            node, children_done = stack.pop()
-            if children_done:
-                done.add(node.key)
-                # Values still waiting in this walk (dependency cycles) will go after us.
-                blocker = self._blocker(node, seen - done)
-                if blocker is not None:
-                    self._blocked(node, blocker)
-                else:
-                    await self._delete_one(node, root if recreate else None)
-                continue
-            if node.key in seen:
-                continue
-            seen.add(node.key)
-            graph.set_available(node, False)
-            stack.append((node, True))
-            for key in node.derived_keys:
-                child = nodes.get(key)
-                if child is not None and (child.available or child.applied is not None):
-                    stack.append((child, False))
-            for key in graph.dependents(node.key):
-                dep = nodes.get(key)
-                if (
-                    dep is not None
-                    and dep is not self._protected
-                    and (dep.available or dep.applied is not None)
-                    and dep.origin is Origin.FROM_NB
-                    and key not in seen
-                    and not graph.is_satisfied(dep)
-                    and self._applied_needs(dep, node.key)
-                ):
-                    stack.append((dep, False))
-
-    @staticmethod
-    def _applied_needs(dep: Node, key: str) -> bool:
-        """Whether what ``dep`` has in the dataplane needs ``key``.
-
-        While ``dep``'s dependencies change, the index holds both what its applied form needs and
-        what its next form will need. A take-down must only cascade through the former: a value
-        whose *next* form needs ``key`` is dealt with when it is reconciled itself, and taking its
-        applied form down now could pull a property from under a value still needing it.
-        """
-        if dep.next_deps is None or dep.applied is None or dep.descriptor is None:
-            return True
-        try:
-            needs = dep.descriptor.dependencies(dep.key, dep.applied)
-        except Exception:  # noqa: BLE001 - descriptor code may raise anything: stay conservative
-            return True
-        return any(
-            d.key == key if d.key is not None else any(key.startswith(p) for p in d.any_of) for d in needs
-        )
-
-    def _blocker(self, node: Node, leaving: set[str]) -> str | None:
-        """A value still in the dataplane that needs ``node`` (its delete failed), if any."""
-        graph = self.graph
-        nodes = graph.nodes
-        for key in node.derived_keys:
-            child = nodes.get(key)
-            if child is not None and child.applied is not None and child.descriptor is not None:
-                return key
-        for key in graph.dependents(node.key):
-            dep = nodes.get(key)
-            if (
-                dep is not None
-                and dep is not node
-                and dep is not self._protected
-                and dep.key != node.base  # a base never waits for its own derived values
-                and key not in leaving
-                and dep.applied is not None
-                and dep.descriptor is not None
-                and dep.origin is Origin.FROM_NB
-                and not graph.is_satisfied(dep)
-                and self._applied_needs(dep, node.key)
-            ):
-                return key
-        return None
-
-    def _blocked(self, node: Node, blocker: str) -> None:
-        """``node`` cannot be deleted yet: ``blocker``, which needs it, failed to go away."""
-        node.last_op = Operation.DELETE
-        error = f"not deleted: {blocker}, which needs it, could not be removed"
-        ctx = self.ctx
-        if node.attempts < ctx.max_attempts:
-            node.attempts += 1
-            self.mark(node, ValueState.RETRYING, error)
-            ctx.retry_keys.append(node.key)
-        else:
-            self.mark(node, ValueState.FAILED, error)
-        if ctx.abort_on_failure and not ctx.reverting:
-            raise AbortTransaction(node.key)
-
-    async def _delete_one(self, node: Node, recreating: Node | None) -> None:
-        desc = node.descriptor
-        old = node.applied
-        if desc is not None and old is not None and node.origin is Origin.FROM_NB:
-            started = time.perf_counter()
-            try:
-                await dataplane_call(desc.delete(node.key, old, node.metadata))
-            except Exception as err:  # noqa: BLE001 - descriptor code may raise anything
-                self._record(node, Operation.DELETE, old, None, started, err)
-                self._failed(node, Operation.DELETE, err)
-                return
-            self._record(node, Operation.DELETE, old, None, started, None)
-            self.registry.drop_metadata(desc, node.key)
-        node.applied = None
-        node.metadata = None
-        node.last_op = Operation.DELETE
-        for key in node.derived_keys:  # derived values die with their base
-            child = self.graph.nodes.get(key)
-            if child is not None and child.applied is None:
-                self.set_desired(child, None, derived=True)
-                self.mark(child, ValueState.REMOVED)
-        node.derived_keys = ()
-        if node.base is not None:
-            base = self.graph.get(node.base)
-            if base is None or not base.available:
-                self.set_desired(node, None, derived=True)
-        if node is recreating or node.desired is None:
-            self.mark(node, ValueState.REMOVED)
-        else:
-            self.mark(node, ValueState.PENDING)
-
-    # ---- results --------------------------------------------------------------------------
-
-    def _record(
-        self,
-        node: Node,
-        op: Operation,
-        before: BaseModel | None,
-        after: BaseModel | None,
-        started: float,
-        err: BaseException | None,
-    ) -> None:
-        self.ctx.operations.append(
-            OperationRecord(
-                node.key,
-                op,
-                before,
-                after,
-                describe_error(err) if err is not None else None,
-                time.perf_counter() - started,
-                self.ctx.kind is TxnKind.RETRY,
-                self.ctx.reverting,
-            )
-        )
-
-    def _failed(self, node: Node, op: Operation, err: Exception) -> None:
-        desc = node.descriptor
-        node.last_op = op
-        try:
-            retriable = desc is not None and desc.is_retriable(err)
-        except Exception:  # noqa: BLE001 - descriptor code may raise anything
-            retriable = False
-        ctx = self.ctx
-        if retriable and node.attempts < ctx.max_attempts:
-            node.attempts += 1
-            self.mark(node, ValueState.RETRYING, describe_error(err))
-            ctx.retry_keys.append(node.key)
-        else:
-            self.mark(node, ValueState.FAILED, describe_error(err))
-        if ctx.abort_on_failure and not ctx.reverting:
-            raise AbortTransaction(node.key)

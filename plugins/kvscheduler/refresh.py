@@ -13,6 +13,7 @@ from plugins.kvscheduler.api import (
     ValueState,
     ValueWithMetadata,
 )
+from plugins.kvscheduler.desired import DescriptorCheckError
 from plugins.kvscheduler.engine import Executor, describe_error
 from plugins.kvscheduler.gcpause import dataplane_call
 from plugins.kvscheduler.graph import Node
@@ -204,5 +205,10 @@ async def verify(ex: Executor) -> None:
             actual = item.value if item is not None and item.origin is Origin.FROM_NB else None
             if expected is None and actual is None:
                 continue
-            if expected is None or actual is None or not ex.equivalent(node, expected, actual):
+            try:
+                same = expected is not None and actual is not None and ex.equivalent(node, expected, actual)
+            except DescriptorCheckError as err:
+                ex.ctx.errors[node.key] = f"verification failed: {err}"
+                continue
+            if not same:
                 ex.ctx.errors[node.key] = f"verification failed: expected {expected!r}, read back {actual!r}"

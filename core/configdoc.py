@@ -7,6 +7,7 @@ kopf-style) is its description, so the reference cannot drift from the code.
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 from typing import Any
 
@@ -28,6 +29,9 @@ def _default(field: Any) -> str:
     if field.default is not PydanticUndefined:
         value = field.default
     elif field.default_factory is not None:
+        if inspect.isbuiltin(field.default_factory):
+            # e.g. socket.gethostname: the value depends on the machine, not on the code.
+            return f"(computed: `{field.default_factory.__name__}()`)"
         try:
             value = field.default_factory()
         except TypeError:

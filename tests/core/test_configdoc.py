@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
@@ -35,3 +36,13 @@ def test_reference_is_generated(capsys: pytest.CaptureFixture[str]) -> None:
     main()
     out = capsys.readouterr().out
     assert "## contiv-agent" in out and "| `endpoints` | list |" in out
+
+
+def test_docs_config_md_is_the_generator_output(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/config.md is exactly what the generator prints (it was missing whole sections)."""
+    main()
+    generated = capsys.readouterr().out
+    committed = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text()
+    assert committed == generated, (
+        "docs/config.md is stale: regenerate it with `python -m core.configdoc > docs/config.md`"
+    )

@@ -13,7 +13,8 @@ unused), which is what the renderer needs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, collapse_addresses, ip_address, ip_network
 from typing import Literal
@@ -74,6 +75,7 @@ def _in_block(peer: PeerSpec, ip: str) -> bool:
     return not any(addr in ip_network(e) for e in peer.excepts)
 
 
+@functools.lru_cache(maxsize=4096)
 def block_networks(peer: PeerSpec) -> list[IPv4Network]:
     """An IPv4 block minus its exceptions, as prefixes (IPv6 blocks: none)."""
     block = ip_network(peer.cidr)
@@ -208,11 +210,27 @@ class PolicyProcessor:
                     active.members.pop(key, None)
                 active.dirty = True
 
+    def _candidates(self, definition: PeerSetDef | NamedPortSetDef) -> Iterable[str]:
+        """Pods that may be members: those of the namespaces the peers can match."""
+        peers = definition if isinstance(definition, PeerSetDef) else definition.peers
+        if peers is None or (isinstance(definition, NamedPortSetDef) and any(p.cidr for p in peers.peers)):
+            return self.cache.pods
+        namespaces: set[str] = set()
+        known = set(self.cache.namespaces) | set(self.cache.pods_by_ns)
+        for peer in peers.peers:
+            if peer.cidr:
+                continue
+            if peer.namespaces is None:
+                namespaces.add(peers.namespace)
+            else:
+                namespaces.update(n for n in known if peer.namespaces.matches(self.cache.ns_labels(n)))
+        return [k for n in sorted(namespaces) for k in self.cache.pods_by_ns.get(n, ())]
+
     def _activate(self, definition: PeerSetDef | NamedPortSetDef) -> None:
         active = self.sets.get(definition.id)
         if active is None:
             active = self.sets[definition.id] = _ActiveSet(definition)
-            for key in self.cache.pods:
+            for key in self._candidates(definition):
                 pod = self._pod(key)
                 elems = () if pod is None else self._elements_of(definition, pod)
                 if elems:
@@ -251,14 +269,18 @@ class PolicyProcessor:
             if new == old:
                 continue
             if new is not None:
-                for d in _set_defs(new.rules):
-                    self._activate(d)
                 self.rules[key] = new
             else:
                 del self.rules[key]
-            if old is not None:
-                for d in _set_defs(old.rules):
-                    self._release(d.id)
+            # Pods mostly keep their peer sets (same policies): touch only what differs.
+            before = {} if old is None else {d.id: d for d in _set_defs(old.rules)}
+            after = {} if new is None else {d.id: d for d in _set_defs(new.rules)}
+            for set_id, d in after.items():
+                if set_id not in before:
+                    self._activate(d)
+            for set_id in before:
+                if set_id not in after:
+                    self._release(set_id)
             delta.pods[key] = new
         self._dirty_pods.clear()
         for set_id, active in list(self.sets.items()):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from plugins.policy.spec import PeerSpec, PolicySpec, RuleSpec
 
@@ -40,14 +40,16 @@ class PortMatch:
 
 @dataclass(frozen=True, order=True, slots=True)
 class PeerSetDef:
-    """Which addresses a rule's peers stand for; ``namespace`` "" when no peer depends on it."""
+    """Which addresses a rule's peers stand for; ``namespace`` "" when no peer depends on it.
+
+    ``id`` (the set's name) is computed once, from the definition."""
 
     namespace: str
     peers: tuple[PeerSpec, ...]
+    id: str = field(init=False, compare=False, repr=False, default="")
 
-    @property
-    def id(self) -> str:
-        return "p-" + short_hash(repr(self))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", "p-" + short_hash(repr(self)))
 
     @property
     def has_blocks(self) -> bool:
@@ -63,10 +65,10 @@ class NamedPortSetDef:
     peers: PeerSetDef | None
     protocol: str
     name: str
+    id: str = field(init=False, compare=False, repr=False, default="")
 
-    @property
-    def id(self) -> str:
-        return "n-" + short_hash(repr(self))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", "n-" + short_hash(repr(self)))
 
 
 @dataclass(frozen=True, order=True, slots=True)

@@ -6,7 +6,7 @@ DEB_PKGS := etcd-server etcd-client nftables libnftables1 iproute2 containernetw
   podman buildah runc uidmap mmdebstrap
 PYTEST_ARGS ?=
 
-.PHONY: deps deb-deps py-deps lint test lab bench clean images manifest
+.PHONY: deps deb-deps py-deps lint test lab bench soak clean images manifest
 
 deb-deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -35,6 +35,13 @@ lab: deps
 
 test: deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Long reliability run (not in CI): many agent-kill cycles and fuzz cases, then 2,000 pod
+# ADD/DEL cycles on one agent with its RSS (docs/reliability.md). Needs root.
+soak: deps
+	RELIABILITY_CYCLES=30 RELIABILITY_FUZZ_EXAMPLES=300 RELIABILITY_MEMORY_CYCLES=600 \
+	  $(PY) -m pytest tests/reliability -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) bench/soak.py --cycles 2000 --warmup 1000 --json soak.json
 
 bench: deps
 	mkdir -p bench/results

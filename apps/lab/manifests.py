@@ -74,6 +74,10 @@ def delete_objects(lab: Lab, objects: Iterable[dict[str, Any]]) -> list[str]:
                 lines.append(_remove(lab, f"{kind.lower()}-{ns}-{name}.yaml", f"{kind.lower()}/{ns}/{name}"))
         except LabError as err:
             errors.append(f"{kind.lower()}/{ns}/{name}: {err}")
+    if any(o.get("kind") in ("Service", "Namespace") for o in ordered):
+        from apps.lab.services import sync_endpoints
+
+        sync_endpoints(lab.state)  # a deleted service's EndpointSlices go with it
     if errors:
         raise LabError("; ".join(errors) + (f" ({len(lines)} deleted)" if lines else ""))
     return lines

@@ -260,3 +260,45 @@ def test_agent_restart_changes_nothing_and_keeps_connections(lab: Lab) -> None:
         converge(lab, policies)
     finally:
         remove(lab, policies)
+
+
+def service_answer(lab: Lab, src: str, address: str) -> str | None:
+    """The pod answering one TCP request from pod ``src`` to ``address`` (IP:PORT), or None."""
+    import asyncio
+    import socket
+
+    from apps.lab.portprobe import probe_one
+    from plugins.linux.netns import run_in_namespace
+
+    ns = lab.state.pods[src].netns
+
+    def make(kind: int, proto: int) -> socket.socket:
+        return run_in_namespace(ns, lambda: socket.socket(socket.AF_INET, kind, proto))
+
+    result = asyncio.run(probe_one(f"{address}/tcp", 1.0, attempts=1, make_socket=make))
+    return str(result["pod"]) if result["ok"] else None
+
+
+def test_policies_see_service_traffic_after_dnat(lab: Lab) -> None:
+    """A policy on the backend pod sees the client pod behind the ClusterIP: services and
+    policies compose (the policy hook runs after the services' DNAT)."""
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc-a", "namespace": "x"},
+           "spec": {"selector": {"pod": "a"}, "ports": [{"name": "tcp", "port": 8000, "targetPort": 80}]}}
+    only_from_b = nc.policy("x", "a-from-b", nc.pod_sel("a"), ingress=[{"from": [{"podSelector": nc.pod_sel("b")}]}])
+    apply(lab, [svc])
+    try:
+        address = f"{manifest(lab, 'service-x-svc-a.yaml')['spec']['clusterIP']}:8000"
+        deadline = time.monotonic() + DEADLINE_S
+        while {service_answer(lab, "x/b", address), service_answer(lab, "y/b", address)} != {"x/a"}:
+            assert time.monotonic() < deadline, "the service never answered from x/b and y/b"
+            time.sleep(0.2)
+        apply(lab, [only_from_b])
+        wait_agents_have(lab, {"x/a-from-b"})
+        deadline = time.monotonic() + DEADLINE_S
+        while service_answer(lab, "y/b", address) is not None:  # y/b is not pod=b of x
+            assert time.monotonic() < deadline, "the policy never applied to service traffic"
+            time.sleep(0.2)
+        assert service_answer(lab, "x/b", address) == "x/a"
+    finally:
+        remove(lab, [only_from_b])
+        delete_objects(lab, [svc])

@@ -50,8 +50,9 @@ class NodeAddresses:
 def _ipv4(value: str, what: str) -> str | None:
     """The address as text; None for IPv6 (not rendered); ServiceError when unparsable."""
     text = value.split("/")[0]
-    try:  # the C parser first: this runs for every endpoint of every service
-        return socket.inet_ntoa(socket.inet_pton(socket.AF_INET, text))
+    try:  # the C parser first (it refuses leading zeros: what it accepts is canonical)
+        socket.inet_pton(socket.AF_INET, text)
+        return text
     except OSError:
         pass
     try:

@@ -193,6 +193,7 @@ class NftRenderer:
         self._counts.update(new.counts)
         self._hairpin_refs(new.hairpin, +1)
         self._put(key, tuple(new.elements))
+        new.elements = []  # the bucket holds them now
 
     def _hairpin_refs(self, ips: set[str], delta: int) -> None:
         for ip in ips:

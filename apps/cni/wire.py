@@ -1,7 +1,7 @@
 """A minimal gRPC client (HTTP/2 prior knowledge, one unary call) and the CNI messages' codec.
 
 ``contiv-cni`` runs once per pod operation; importing grpcio and the generated protobuf module
-costs about 150 ms here, more than everything else the binary does. This module speaks just
+costs many times everything else the binary does (measured in docs/cni.md). This module speaks just
 enough of the wire formats (RFC 7540 framing, RFC 7541 literal header fields, the protobuf
 encoding of ``cni.proto``) to make one call with the standard library. The messages must stay
 in step with ``plugins/podmanager/cni.proto``; tests compare both ways with the generated code.
@@ -122,18 +122,69 @@ def decode_message(data: bytes, message: str = "CNIReply") -> Any:
 
 _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _DATA, _HEADERS, _RST_STREAM, _SETTINGS, _PING, _GOAWAY = 0x0, 0x1, 0x3, 0x4, 0x6, 0x7
-_END_STREAM, _ACK, _END_HEADERS, _PADDED = 0x1, 0x1, 0x4, 0x8
+_CONTINUATION = 0x9
+_END_STREAM, _ACK, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
+#: gRPC status codes by number (for messages).
+_GRPC_CODES = (
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
+    "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+)
 _MAX_FRAME = 16384
 _OUR_WINDOW = 1 << 24
 _STREAM = 1
 
 
 class CallError(Exception):
-    """The call failed: ``unavailable`` is True when the agent could not be reached in time."""
+    """The call failed: ``unavailable`` is True when the agent could not be reached in time;
+    ``status`` is the gRPC status code the agent answered with (None when it sent none)."""
 
-    def __init__(self, message: str, unavailable: bool) -> None:
+    def __init__(self, message: str, unavailable: bool, status: int | None = None) -> None:
         super().__init__(message)
         self.unavailable = unavailable
+        self.status = status
+
+
+def _header_block(kind: int, flags: int, payload: bytes) -> bytes:
+    """The header block fragment of a HEADERS (padding, priority removed) or CONTINUATION frame."""
+    if kind == _HEADERS:
+        if flags & _PADDED:
+            payload = payload[1:len(payload) - payload[0]]
+        if flags & _PRIORITY:
+            payload = payload[5:]
+    return payload
+
+
+def _status_error(blocks: list[bytes]) -> CallError:
+    """The error the agent's trailers carry (``grpc-status``, ``grpc-message``).
+
+    Only on this (rare) path is HPACK decoded, with the ``hpack`` package: importing it costs
+    more than a successful call needs. Every header block of the stream is decoded in order,
+    since they share the decoder's dynamic table.
+    """
+    from urllib.parse import unquote
+
+    import hpack  # deliberately lazy, see above
+
+    decoder = hpack.Decoder()
+    headers: dict[str, str] = {}
+    try:
+        for block in blocks:
+            for key, value in decoder.decode(block, raw=True):
+                headers[bytes(key).decode("latin-1")] = bytes(value).decode("utf-8", "replace")
+    except hpack.HPACKError as exc:
+        raise WireError(f"undecodable response headers: {exc}") from exc
+    code_text = headers.get("grpc-status")
+    if code_text is None:
+        return CallError("the agent ended the call without a reply or a gRPC status", False)
+    try:
+        code = int(code_text)
+    except ValueError:
+        raise WireError(f"bad grpc-status {code_text!r}") from None
+    code_name = _GRPC_CODES[code] if 0 <= code < len(_GRPC_CODES) else "UNKNOWN"
+    message = unquote(headers.get("grpc-message", ""))  # percent-encoded (gRPC HTTP/2 spec)
+    detail = f": {message}" if message else ""
+    return CallError(f"gRPC status {code} ({code_name}){detail}", unavailable=code == 14, status=code)
 
 
 def _frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
@@ -216,6 +267,8 @@ def unary_call(target: str, path: str, request: bytes, timeout_s: float) -> byte
 def _read_reply(sock: socket.socket, deadline: float) -> bytes:
     buf = bytearray()
     data = bytearray()
+    blocks: list[bytes] = []  # header blocks of our stream (response headers, trailers)
+    ended = False
 
     def need(size: int) -> None:
         while len(buf) < size:
@@ -249,11 +302,17 @@ def _read_reply(sock: socket.socket, deadline: float) -> bytes:
             if flags & _PADDED:
                 payload = payload[1:len(payload) - payload[0]]
             data += payload
+        elif kind == _HEADERS and stream == _STREAM:
+            blocks.append(_header_block(kind, flags, payload))
+        elif kind == _CONTINUATION and stream == _STREAM and blocks:
+            blocks[-1] += payload
         if stream == _STREAM and kind in (_DATA, _HEADERS) and flags & _END_STREAM:
+            ended = True
+        if ended and (kind == _DATA or flags & _END_HEADERS):
             break
     if len(data) < 5:
-        # Trailers only: the server answered with a gRPC error status instead of a reply.
-        raise CallError("the agent ended the call without a reply (gRPC error)", False)
+        # Trailers only: the agent answered with a gRPC error status instead of a reply.
+        raise _status_error(blocks)
     if data[0] != 0:
         raise WireError("compressed gRPC messages are not supported")
     size = int.from_bytes(data[1:5], "big")

@@ -129,14 +129,6 @@ class ValueWithMetadata:
 # Descriptor contract
 
 
-class MetadataReader(Protocol):
-    """Read access to other descriptors' metadata maps (given to descriptors that need it)."""
-
-    def metadata(self, descriptor: str) -> Mapping[str, Any]:
-        """Metadata of every applied value of ``descriptor``, keyed by value name."""
-        ...
-
-
 class Descriptor(ABC, Generic[V]):
     """How the scheduler manages one value type. Methods that touch the dataplane are async.
 
@@ -150,7 +142,7 @@ class Descriptor(ABC, Generic[V]):
     spec: ClassVar[ModelSpec]
     #: The value's model class (pydantic).
     model: ClassVar[type[BaseModel]]
-    #: True when ``create`` returns metadata worth indexing (see :meth:`MetadataReader.metadata`).
+    #: True when ``create`` returns metadata worth indexing (see :meth:`KVSchedulerAPI.metadata`).
     with_metadata: ClassVar[bool] = False
     #: Descriptors whose ``retrieve`` must run before this one's (e.g. routes need interfaces'
     #: metadata to map indexes to names).

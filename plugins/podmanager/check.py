@@ -27,8 +27,9 @@ async def verify_pod_network(netns_path: str, ifname: str, expected: PodResult) 
     """
     if not os.path.exists(netns_path):
         raise CNIError(CNICode.CHECK_FAILED, f"network namespace {netns_path} does not exist")
-    # pyroute2's own netns support forks a helper, which crashes next to gRPC's threads; the
-    # linux plugin opens the netlink socket from a thread that entered the namespace instead.
+    # pyroute2's own netns support forks a helper, which crashes next to gRPC's threads;
+    # plugins.linux.netns opens the netlink socket inside the namespace with setns instead (the
+    # loop's own thread, three system calls, no helper thread).
     async with netlink(netns_path) as ipr:
         links = {_attr(link, "ifname"): link async for link in await ipr.link("dump")}
         link = links.get(ifname)

@@ -11,7 +11,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTO = "plugins/podmanager/cni.proto"
-GENERATED = ("cni_pb2.py", "cni_pb2.pyi", "cni_pb2_grpc.py")
+#: No ``*_pb2_grpc.py``: the agent registers its servicer with a generic handler and the CNI
+#: binary speaks the wire format itself (``apps/cni/wire.py``), so the stubs had no user.
+GENERATED = ("cni_pb2.py", "cni_pb2.pyi")
 HEADER = "# ruff: noqa\n# mypy: ignore-errors\n"
 
 
@@ -20,7 +22,7 @@ def main() -> int:
 
     status = protoc.main(
         ["protoc", f"-I{ROOT}", f"--python_out={ROOT}", f"--pyi_out={ROOT}",
-         f"--grpc_python_out={ROOT}", str(ROOT / PROTO)]
+         str(ROOT / PROTO)]
     )
     if status != 0:
         print(f"protoc failed with status {status}", file=sys.stderr)

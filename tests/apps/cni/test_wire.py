@@ -65,9 +65,13 @@ def test_decoder_skips_unknown_fields_and_rejects_truncation() -> None:
 
 
 class Echo:
-    """A grpcio server answering Add with a reply that echoes the request."""
+    """A grpcio server answering Add with a reply that echoes the request; a container ID
+    ``fail:<code>:<message>`` makes it abort the call with that gRPC status and message."""
 
     async def add(self, request: CNIRequest, context: Any) -> CNIReply:
+        if request.container_id.startswith("fail:"):
+            _, code, message = request.container_id.split(":", 2)
+            await context.abort(grpc.StatusCode[code], message)
         reply = CNIReply(result=0, error=request.container_id)
         reply.interfaces.add(name=request.interface_name, sandbox=request.extra_nw_config)
         return reply
@@ -113,7 +117,8 @@ async def test_call_errors(echo_server: tuple[str, str], tmp_path: Path) -> None
     tcp, _ = echo_server
     with pytest.raises(CallError) as err:  # trailers-only answer: UNIMPLEMENTED
         await asyncio.to_thread(unary_call, tcp, "/contiv.cni.RemoteCNI/Nope", b"", 10.0)
-    assert not err.value.unavailable and "without a reply" in str(err.value)
+    assert not err.value.unavailable and err.value.status == 12
+    assert "gRPC status 12 (UNIMPLEMENTED)" in str(err.value)
     with pytest.raises(CallError, match="64 KiB") as err:
         await asyncio.to_thread(
             unary_call, tcp, "/contiv.cni.RemoteCNI/Add", b"x" * 70_000, 10.0
@@ -134,3 +139,26 @@ def test_silent_peer_times_out_and_closing_peer_is_unavailable(tmp_path: Path) -
         assert err.value.unavailable
     finally:
         listener.close()
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+async def test_an_agent_side_grpc_error_keeps_its_message(
+    echo_server: tuple[str, str], transport: str
+) -> None:
+    """The trailers (grpc-status, grpc-message) are decoded: the runtime sees why."""
+    target = echo_server[0] if transport == "tcp" else echo_server[1]
+    message = "pod default/web: no free IP in 10.1.1.0/24 – 100% used"  # non-ASCII: percent-encoded
+    with pytest.raises(CallError) as err:
+        await asyncio.to_thread(
+            unary_call, target, "/contiv.cni.RemoteCNI/Add",
+            encode_request(container_id=f"fail:RESOURCE_EXHAUSTED:{message}"), 10.0,
+        )
+    assert err.value.status == 8 and not err.value.unavailable
+    assert str(err.value) == f"gRPC status 8 (RESOURCE_EXHAUSTED): {message}"
+    with pytest.raises(CallError) as err:
+        await asyncio.to_thread(
+            unary_call, target, "/contiv.cni.RemoteCNI/Add",
+            encode_request(container_id="fail:UNAVAILABLE:shutting down"), 10.0,
+        )
+    assert err.value.status == 14 and err.value.unavailable
+    assert "shutting down" in str(err.value)

@@ -147,7 +147,7 @@ async def test_an_agent_side_grpc_error_keeps_its_message(
 ) -> None:
     """The trailers (grpc-status, grpc-message) are decoded: the runtime sees why."""
     target = echo_server[0] if transport == "tcp" else echo_server[1]
-    message = "pod default/web: no free IP in 10.1.1.0/24 – 100% used"  # non-ASCII: percent-encoded
+    message = "pod default/web: no free IP in 10.1.1.0/24 (100% used, caf\u00e9)"  # percent-encoded on the wire
     with pytest.raises(CallError) as err:
         await asyncio.to_thread(
             unary_call, target, "/contiv.cni.RemoteCNI/Add",

@@ -99,7 +99,14 @@ class Lab:
     # ------------------------------------------------------------------ up / down
 
     def up(self, nodes: int, agent_overlay: dict[str, Any] | None = None,
-           etcd_members: int = 1, image: str = "") -> None:
+           etcd_members: int = 1, image: str = "", dataplane: str = "linux") -> None:
+        if dataplane == "vpp":  # says so at once where no VPP is installed
+            from apps.lab import vpplab
+
+            try:
+                vpplab.find_or_explain()
+            except RuntimeError as err:
+                raise LabError(str(err)) from None
         if etcd_members < 1 or etcd_members % 2 == 0 or etcd_members > 7:
             raise LabError(f"--etcd-members must be 1, 3, 5 or 7, got {etcd_members}")
         self.state.etcd_members = etcd_members
@@ -118,6 +125,7 @@ class Lab:
         self.state.manifests.mkdir(exist_ok=True)
         self.state.agent_overlay = agent_overlay or {}
         self.state.image = image
+        self.state.dataplane = dataplane
         self.state.save()
         try:
             self._underlay()
@@ -237,6 +245,10 @@ class Lab:
         self.state.node_dir(name).mkdir(parents=True, exist_ok=True)
         self.state.nodes[name] = node
         write_manifest(self.state, f"node-{name}.yaml", node_manifest(node))
+        if self.state.dataplane == "vpp":
+            from apps.lab import vpplab
+
+            vpplab.prepare_node(self.state, node)
         self.start_agent(name)
         self.state.save()
         if wait:
@@ -249,7 +261,12 @@ class Lab:
         if netns.pid_alive(node.agent_pid):
             return
         cfg = self.state.node_dir(name) / "agent.yaml"
-        cfg.write_text(yaml.safe_dump(merge(agent_config(self.state, node), self.state.agent_overlay)))
+        config = agent_config(self.state, node)
+        if self.state.dataplane == "vpp":
+            from apps.lab import vpplab
+
+            config = merge(config, vpplab.agent_overlay(self.state, node, AGENT_PLUGINS))
+        cfg.write_text(yaml.safe_dump(merge(config, self.state.agent_overlay)))
         node.agent_pid = self._spawn("agent", cfg, node.netns, self._log(f"agent-{name}"),
                                      self._env(NODE_NAME=name), f"agent-{name}")
         self.state.save()
@@ -326,6 +343,14 @@ class Lab:
             return None
         return body
 
+    def data_ip(self, node: NodeState) -> str:
+        """The node's dataplane address: its eth0's, or with VPP the one on VPP's data NIC."""
+        if self.state.dataplane == "vpp":
+            from apps.lab import vpplab
+
+            return vpplab.data_ip(node)
+        return node.ip.split("/")[0]
+
     def mesh_gaps(self) -> list[str]:
         """What keeps the node mesh from being complete (empty when every agent has every peer)."""
         gaps = []
@@ -335,8 +360,8 @@ class Lab:
                 gaps.append(f"{node.name}: agent not answering")
                 continue
             own = ((state.get("ipnet") or {}).get("node") or {}).get("node_ip", "")
-            if str(own).split("/")[0] != node.ip.split("/")[0]:
-                gaps.append(f"{node.name}: uses {own or 'no address'} as its own, not {node.ip}")
+            if str(own).split("/")[0] != self.data_ip(node):
+                gaps.append(f"{node.name}: uses {own or 'no address'} as its own, not {self.data_ip(node)}")
             remotes = (state.get("ipnet") or {}).get("remotes") or {}
             for peer in self.state.nodes.values():
                 if peer.name == node.name:
@@ -344,8 +369,8 @@ class Lab:
                 entry = remotes.get(peer.name)
                 if entry is None:
                     gaps.append(f"{node.name}: no mesh entry for {peer.name}")
-                elif str(entry.get("node_ip", "")).split("/")[0] != peer.ip.split("/")[0]:
-                    gaps.append(f"{node.name}: {peer.name} at {entry.get('node_ip')}, not {peer.ip}")
+                elif str(entry.get("node_ip", "")).split("/")[0] != self.data_ip(peer):
+                    gaps.append(f"{node.name}: {peer.name} at {entry.get('node_ip')}, not {self.data_ip(peer)}")
             for gone in set(remotes) - set(self.state.nodes):
                 gaps.append(f"{node.name}: still meshed with removed node {gone}")
         return gaps

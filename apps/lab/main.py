@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--etcd-members", type=int, default=1, help="etcd cluster size (1, 3, 5)")
     up.add_argument("--image", default="", metavar="IMAGE",
                     help="run agents and KSR from this contiv-vswitch image (make images) with podman")
+    up.add_argument("--dataplane", choices=["linux", "vpp"], default="linux",
+                    help="vpp: a real VPP per node owning its data NIC (CONTIV_TEST_VPP_DIR or vpp on PATH)")
     up.add_argument("--agent-config", type=Path, metavar="FILE",
                     help="YAML merged over every node's agent config (e.g. to enable a plugin)")
     ap = sub.add_parser("apply", help="create what Kubernetes manifests describe")
@@ -128,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(lab: Lab, args: argparse.Namespace) -> int:
     if args.cmd == "up":
         lab.up(args.nodes, load_overlay(args.agent_config) if args.agent_config else None,
-               etcd_members=args.etcd_members, image=args.image)
+               etcd_members=args.etcd_members, image=args.image,
+               dataplane=args.dataplane)
         print_status(lab)
     elif args.cmd == "apply":
         kubelet = Kubelet(lab)

@@ -56,6 +56,8 @@ class LabState(BaseModel):
     agent_overlay: dict[str, Any] = {}
     #: ``up --image``: the contiv-vswitch image the agents (and KSR, its contiv-ksr twin) run from.
     image: str = ""
+    #: ``up --dataplane``: ``linux`` or ``vpp`` (a real VPP per node, see apps.lab.vpplab).
+    dataplane: str = "linux"
 
     @property
     def underlay_ns(self) -> str:

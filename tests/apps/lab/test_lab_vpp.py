@@ -1,0 +1,57 @@
+"""``contiv-lab up --dataplane vpp``: a real VPP per node (skipped, with the reason, without one),
+pods and services through VPP; without a VPP the lab says so and makes nothing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from apps.lab.cluster import Lab, LabError
+from apps.lab.pods import Kubelet, load_manifests, probe
+from apps.lab.svclab import probe_service, wait_service
+from apps.lab.vpp import ENV_VAR
+from tests.vppreal.fixtures import vpp_install  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.netns
+
+LAB = f"lv{os.getpid() % 100000}"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "lab"
+
+
+def test_without_a_vpp_the_lab_says_so_and_makes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    lab = Lab(f"{LAB}x", root=tmp_path / "lab")
+    with pytest.raises(LabError, match=f"--dataplane vpp needs a VPP: no real VPP: set {ENV_VAR}"):
+        lab.up(1, dataplane="vpp")
+    assert not (tmp_path / "lab").exists()
+
+
+@pytest.fixture(scope="module")
+def lab(vpp_install: object) -> Iterator[Lab]:  # noqa: F811 - fixture
+    lab = Lab(LAB)
+    try:
+        lab.up(2, dataplane="vpp")
+        kubelet = Kubelet(lab)
+        kubelet.apply(load_manifests(EXAMPLES / "pods.yaml"))
+        kubelet.apply(load_manifests(EXAMPLES / "services.yaml"))
+        yield lab
+    finally:
+        Lab(LAB).down()
+
+
+def test_pods_reach_each_other_through_vpp(lab: Lab) -> None:
+    rows = probe(lab)
+    assert rows and not [r for r in rows if not (r["ping"] and r["tcp"])]
+
+
+def test_services_through_vpp_nat44(lab: Lab) -> None:
+    wait_service(lab, "demo", "web", backends=2)
+    for name in ("web", "web-np"):
+        rows = probe_service(lab, "demo", name, count=12, sources=["demo/client-1", "demo/client-2"])
+        assert rows and all(not r["failed"] for r in rows), rows
+        answered = {pod.split("/")[-1] for r in rows for pod in r["answers"]}
+        assert answered == {"web-1", "web-2"}, rows

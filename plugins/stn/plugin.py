@@ -44,6 +44,8 @@ class STNPlugin(Plugin):
         self.service = STNService(self.config, self.log)
         self.server = STNServer(self.config.socket_path, self.service, self.log)
         self.watchdog = Watchdog(self.config, self.service, self.log)
+        self.watchdog.on_give_up.append(lambda message: self._report(False, message))
+        self.service.on_change.append(lambda: self._report(True, f"serving on {self.config.socket_path}"))
 
     async def init(self) -> None:
         self.service.load()
@@ -56,12 +58,15 @@ class STNPlugin(Plugin):
         await self.server.start()
         self.watchdog.rearm()
         self.watchdog.start()
-        if self.health is not None:
-            self.health.report(HEALTH_COMPONENT, True, f"serving on {self.config.socket_path}")
+        self._report(True, f"serving on {self.config.socket_path}")
 
     async def close(self) -> None:
         await self.watchdog.stop()
         await self.server.stop()
+
+    def _report(self, ok: bool, detail: str) -> None:
+        if self.health is not None:
+            self.health.report(HEALTH_COMPONENT, ok, detail)
 
     def state(self) -> dict[str, Any]:
         """The REST view: every stolen link's record and the watchdog."""

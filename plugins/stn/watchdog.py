@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import httpx
 
@@ -34,6 +35,8 @@ class Watchdog:
         self._host_bad_since: float | None = None
         self._agent_bad_since: float | None = None
         self._task: asyncio.Task[None] | None = None
+        #: Called with a message when a link could not be restored (the plugin reports health).
+        self.on_give_up: list[Callable[[str], None]] = []
         service.on_change.append(self.rearm)
 
     def rearm(self) -> None:
@@ -129,6 +132,9 @@ class Watchdog:
                 self.restores += 1
                 break
             else:
-                self.log.error("watchdog: gave up restoring %s after %d attempts; its record stays in %s",
-                               interface, self.cfg.restore_retries, self.config.state_file)
+                message = (f"watchdog gave up restoring {interface} after {self.cfg.restore_retries} attempts "
+                           f"({reason}); its record stays in {self.config.state_file}")
+                self.log.error("%s", message)
+                for callback in self.on_give_up:
+                    callback(message)
         self.rearm()

@@ -201,3 +201,20 @@ def test_corrupt_record_stops_the_start_and_is_kept(node: Node, make_daemon: Cal
         daemon.start()
     assert f"the STN record {daemon.state_file} is corrupt" in daemon.log()
     assert daemon.state_file.read_text() == '{"version": 1, "links": {"nic0": {"interface": 5}}}'
+
+
+async def test_watchdog_gives_up_after_bounded_retries_and_reports_unready(
+    node: Node, make_daemon: Callable[..., Daemon]
+) -> None:
+    daemon = make_daemon(grace_s=0.2, down_timeout_s=0.3, check_interval_s=0.1, restore_retries=2,
+                         restore_retry_interval_s=0.05)
+    async with STNClient(daemon.socket) as client:
+        await client.steal(NIC)
+    ip(node.ns, "link", "del", NIC)  # the NIC itself is gone: nothing can be restored
+    wait_for("the watchdog to give up", lambda: "gave up restoring" in daemon.log())
+    readiness = httpx.get(daemon.url + "/readiness", timeout=5)
+    assert readiness.status_code == 503
+    detail = readiness.json()["components"]["stn"]["detail"]
+    assert "watchdog gave up restoring nic0 after 2 attempts" in detail and str(daemon.state_file) in detail
+    assert daemon.rest()["stolen"][NIC]["state"] == "stolen"  # the record is kept
+    assert "restore of nic0, attempt 2/2: cannot restore nic0: no link 'nic0'" in daemon.log()

@@ -120,15 +120,20 @@ class Vxlan(_Link):
         return f"{namespace_label(self.namespace)}/{self.ifname}"
 
 
-class InterfaceAddress(_Value):
-    """An IPv4 address on one of our links."""
+class OnLinkValue(_Value):
+    """Base of the values that live on one of our links (address, neighbour, FDB entry)."""
 
     namespace: str = ""
     ifname: str
-    address: IPv4Interface
 
     _ifname = field_validator("ifname")(_check_ifname)
     _ns = field_validator("namespace")(_check_ns)
+
+
+class InterfaceAddress(OnLinkValue):
+    """An IPv4 address on one of our links."""
+
+    address: IPv4Interface
 
 
 class Route(_Value):
@@ -155,30 +160,22 @@ class Route(_Value):
         return _check_ifname(value) if value else value
 
 
-class Neighbour(_Value):
+class Neighbour(OnLinkValue):
     """A permanent (static) neighbour entry on one of our links."""
 
-    namespace: str = ""
-    ifname: str
     ip: IPv4Address
     mac: str
 
-    _ifname = field_validator("ifname")(_check_ifname)
     _mac = field_validator("mac")(_check_mac)
-    _ns = field_validator("namespace")(_check_ns)
 
 
-class FdbEntry(_Value):
+class FdbEntry(OnLinkValue):
     """A static forwarding entry on one of our VXLAN devices: ``mac`` lives behind ``dst``."""
 
-    namespace: str = ""
-    ifname: str
     mac: str
     dst: IPv4Address
 
-    _ifname = field_validator("ifname")(_check_ifname)
     _mac = field_validator("mac")(_check_mac)
-    _ns = field_validator("namespace")(_check_ns)
 
 
 class Sysctl(_Value):

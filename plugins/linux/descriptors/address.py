@@ -20,7 +20,7 @@ from plugins.linux.links import LinkInfo, dump_links
 from plugins.linux.models import ADDRESS_SPEC, InterfaceAddress
 
 
-class AddressDescriptor(OnLinkDescriptor):
+class AddressDescriptor(OnLinkDescriptor[InterfaceAddress]):
     """``config/linux/v1/address/<ns>/<ifname>/<ip>/<prefixlen>``."""
 
     name = "linux-address"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar, TypeVar
 
 from pydantic import BaseModel
 from pyroute2 import AsyncIPRoute
@@ -13,7 +13,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from plugins.kvscheduler.api import Dependency, Descriptor, RetrievedValue, ValueWithMetadata
 from plugins.linux.links import LinkInfo, LinkMissingError, on_link
-from plugins.linux.models import link_property_key
+from plugins.linux.models import OnLinkValue, link_property_key
 from plugins.linux.netns import NamespaceNotFoundError, NetlinkPool, namespace_exists, namespace_label
 
 #: An operation on one link: gets the namespace's netlink handle and the link.
@@ -33,8 +33,12 @@ async def tolerating(request: Awaitable[object], code: int) -> None:
             raise
 
 
-class LinuxDescriptor(Descriptor[Any]):
-    """Base of the Linux descriptors.
+V = TypeVar("V", bound=BaseModel)
+L = TypeVar("L", bound=OnLinkValue)
+
+
+class LinuxDescriptor(Descriptor[V]):
+    """Base of the Linux descriptors, generic in the value type (``LinuxDescriptor[Route]``).
 
     ``extra_namespaces`` are scanned by ``retrieve`` in addition to the agent's own namespace
     and the namespaces of the values the scheduler believes applied. ``pool`` hands out the
@@ -84,7 +88,7 @@ class LinuxDescriptor(Descriptor[Any]):
         return super().is_retriable(error)
 
 
-class OnLinkDescriptor(LinuxDescriptor):
+class OnLinkDescriptor(LinuxDescriptor[L]):
     """Values that live on one of our links (addresses, neighbours, FDB entries).
 
     Keyed ``<ns>/<ifname>/<item>``; each waits for its link (the link's derived property).
@@ -95,26 +99,26 @@ class OnLinkDescriptor(LinuxDescriptor):
 
     retrieve_after: ClassVar[tuple[str, ...]] = ("linux-veth", "linux-vxlan")
 
-    def item_name(self, value: Any) -> str:
+    def item_name(self, value: L) -> str:
         raise NotImplementedError
 
-    def value_name(self, value: Any) -> str:
+    def value_name(self, value: L) -> str:
         return f"{namespace_label(value.namespace)}/{value.ifname}/{self.item_name(value)}"
 
-    def dependencies(self, key: str, value: Any) -> Sequence[Dependency]:
+    def dependencies(self, key: str, value: L) -> Sequence[Dependency]:
         return [Dependency("interface", key=link_property_key(value.namespace, value.ifname))]
 
-    def missing_link_message(self, value: Any, error: LinkMissingError) -> str:
+    def missing_link_message(self, value: L, error: LinkMissingError) -> str:
         return str(error)
 
-    async def apply_on_link(self, value: Any, op: LinkOp) -> None:
+    async def apply_on_link(self, value: L, op: LinkOp) -> None:
         async with self.pool.connect(value.namespace) as ipr:
             try:
                 await on_link(self.pool, ipr, value.ifname, lambda link: op(ipr, link))
             except LinkMissingError as exc:
                 raise OSError(self.missing_link_message(value, exc)) from None
 
-    async def remove_on_link(self, value: Any, op: LinkOp) -> None:
+    async def remove_on_link(self, value: L, op: LinkOp) -> None:
         try:
             async with self.pool.connect(value.namespace) as ipr:
                 await on_link(self.pool, ipr, value.ifname, lambda link: op(ipr, link))

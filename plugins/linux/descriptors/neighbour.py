@@ -29,7 +29,7 @@ _NUD_NOARP = 0x40
 _NTF_SELF = 0x02
 
 
-class NeighbourDescriptor(OnLinkDescriptor):
+class NeighbourDescriptor(OnLinkDescriptor[Neighbour]):
     """``config/linux/v1/neighbour/<ns>/<ifname>/<ip>``: permanent entries on our links."""
 
     name = "linux-neighbour"
@@ -74,7 +74,7 @@ class NeighbourDescriptor(OnLinkDescriptor):
         return await self.for_each_namespace(correlate, read)
 
 
-class FdbDescriptor(OnLinkDescriptor):
+class FdbDescriptor(OnLinkDescriptor[FdbEntry]):
     """``config/linux/v1/fdb/<ns>/<ifname>/<mac>``: static entries on our VXLAN devices."""
 
     name = "linux-fdb"

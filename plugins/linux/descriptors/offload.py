@@ -65,7 +65,7 @@ async def set_tx_checksum(namespace: str, ifname: str, on: bool) -> None:
     await call_in_namespace(namespace, lambda: _ethtool(ifname, ETHTOOL_STXCSUM, int(on)))
 
 
-class OffloadDescriptor(LinuxDescriptor):
+class OffloadDescriptor(LinuxDescriptor[LinkOffload]):
     """``config/linux/v1/offload/<ns>/<ifname>``; waits for its link; metadata: the setting found."""
 
     name = "linux-offload"

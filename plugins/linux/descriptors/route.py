@@ -34,7 +34,7 @@ _SCOPE_LINK = 253
 _SCOPE_UNIVERSE = 0
 
 
-class RouteDescriptor(LinuxDescriptor):
+class RouteDescriptor(LinuxDescriptor[Route]):
     """``config/linux/v1/route/<ns>/<table>/<dst>/<prefixlen>[/<metric>]``."""
 
     name = "linux-route"

@@ -39,7 +39,7 @@ async def _write(ns: str, name: str, value: str) -> None:
     await call_in_namespace(ns, body)
 
 
-class SysctlDescriptor(LinuxDescriptor):
+class SysctlDescriptor(LinuxDescriptor[Sysctl]):
     """``config/linux/v1/sysctl/<ns>/<name>``; metadata: the value found before creation."""
 
     name = "linux-sysctl"

@@ -31,7 +31,7 @@ from plugins.linux.netns import (
 )
 
 
-class VethDescriptor(LinuxDescriptor):
+class VethDescriptor(LinuxDescriptor[Veth]):
     """``config/linux/v1/veth/<name>``: both ends carry the mark ``contiv:<key>@<peer>``."""
 
     name = "linux-veth"

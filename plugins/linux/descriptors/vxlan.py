@@ -20,7 +20,7 @@ from plugins.linux.models import VXLAN_SPEC, LinkProperty, Vxlan, link_property_
 from plugins.linux.netns import NamespaceNotFoundError
 
 
-class VxlanDescriptor(LinuxDescriptor):
+class VxlanDescriptor(LinuxDescriptor[Vxlan]):
     """``config/linux/v1/vxlan/<ns>/<ifname>``."""
 
     name = "linux-vxlan"

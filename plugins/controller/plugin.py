@@ -81,16 +81,10 @@ class ControllerPlugin(Plugin):
 
     def config_model_for(self, key: str) -> type[BaseModel] | None:
         """The model of an external config key: that of the scheduler descriptor owning it."""
-        # ``descriptors()`` is not part of KVSchedulerAPI: the KVScheduler engine offers it
-        # (directly, or as ``.scheduler`` of the kvscheduler plugin).
-        for candidate in (self.scheduler, getattr(self.scheduler, "scheduler", None)):
-            list_descriptors = getattr(candidate, "descriptors", None)
-            if callable(list_descriptors):
-                for descriptor in list_descriptors():
-                    if key.startswith(descriptor.key_prefix):
-                        model: type[BaseModel] = descriptor.model
-                        return model
-                break
+        for descriptor in self.scheduler.descriptors():
+            if key.startswith(descriptor.key_prefix):
+                model: type[BaseModel] = descriptor.model
+                return model
         return None
 
     # -- producers -------------------------------------------------------------------------

@@ -314,6 +314,10 @@ class KVSchedulerAPI(Protocol):
         """Add a value type; call from ``init``. Names and key prefixes must be unique."""
         ...
 
+    def descriptors(self) -> list[Descriptor[Any]]:
+        """The registered descriptors (e.g. to find the model of a key's value type)."""
+        ...
+
     async def commit(
         self,
         changes: Mapping[str, BaseModel | None],

@@ -79,7 +79,7 @@ class KVSchedulerPlugin(Plugin):
         )
 
     def descriptors(self) -> list[Descriptor[Any]]:
-        """The registered descriptors (not part of KVSchedulerAPI)."""
+        """The registered descriptors."""
         return self.scheduler.descriptors()
 
     def value_status(self, key: str) -> ValueStatus:

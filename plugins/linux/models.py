@@ -12,7 +12,9 @@ and removed before it goes.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -189,3 +191,47 @@ class Sysctl(_Value):
     value: str = Field(min_length=1, max_length=64)
 
     _ns = field_validator("namespace")(_check_ns)
+
+
+# ---- keys, from the models alone (as vpp-agent derives them): no descriptor needed ---------
+
+_KEYS: dict[type[BaseModel], tuple[ModelSpec, Callable[[Any], str]]] = {}
+
+
+def register_key(model: type[BaseModel], spec: ModelSpec, name: Callable[[Any], str]) -> None:
+    """Declare how ``model``'s values are named (``spec.key_prefix + name(value)``)."""
+    _KEYS[model] = (spec, name)
+
+
+def value_name(value: BaseModel) -> str:
+    """The name of a Linux value (the part of its key after the type's prefix)."""
+    entry = _KEYS.get(type(value))
+    if entry is None:
+        raise TypeError(f"{type(value).__name__} is not a Linux value model")
+    return entry[1](value)
+
+
+def value_key(value: BaseModel) -> str:
+    """The scheduler key of a Linux value; its descriptor's ``key_of`` gives the same."""
+    entry = _KEYS.get(type(value))
+    if entry is None:
+        raise TypeError(f"{type(value).__name__} is not a Linux value model")
+    return entry[0].key_prefix + entry[1](value)
+
+
+def _on_link(item: Callable[[Any], object]) -> Callable[[Any], str]:
+    return lambda v: f"{namespace_label(v.namespace)}/{v.ifname}/{item(v)}"
+
+
+def _route_name(value: Route) -> str:
+    name = f"{namespace_label(value.namespace)}/{value.table}/{value.dst}"
+    return f"{name}/{value.metric}" if value.metric else name
+
+
+register_key(Veth, VETH_SPEC, lambda v: v.name)
+register_key(Vxlan, VXLAN_SPEC, lambda v: v.name)
+register_key(InterfaceAddress, ADDRESS_SPEC, _on_link(lambda v: v.address))
+register_key(Route, ROUTE_SPEC, _route_name)
+register_key(Neighbour, NEIGHBOUR_SPEC, _on_link(lambda v: v.ip))
+register_key(FdbEntry, FDB_SPEC, _on_link(lambda v: v.mac))
+register_key(Sysctl, SYSCTL_SPEC, lambda v: f"{namespace_label(v.namespace)}/{v.name}")

@@ -28,18 +28,16 @@ from plugins.linux.models import (
     Veth,
     VethEnd,
     Vxlan,
+    value_key,
 )
-from plugins.linux.plugin import linux_descriptors
 
 VXLAN_IFNAME = "contiv-vxlan"
-
-_DESCRIPTORS = {d.model: d for d in linux_descriptors()}
 
 
 def _keyed(values: list[BaseModel]) -> dict[str, BaseModel]:
     result: dict[str, BaseModel] = {}
     for value in values:
-        key = _DESCRIPTORS[type(value)].key_of(value)
+        key = value_key(value)  # derived from the model: no descriptor needed
         if key in result and result[key] != value:
             raise ValueError(f"two different values rendered under {key}")
         result[key] = value

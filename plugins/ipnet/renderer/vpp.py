@@ -40,11 +40,8 @@ from plugins.ipnet.intent import NodeIntent, PodIntent, RemoteNodeIntent, Transp
 from plugins.ipnet.stn import StolenNic
 from plugins.linux import models as lx
 from plugins.linux.descriptors.offload import LinkOffload
-from plugins.linux.plugin import linux_descriptors
 from plugins.vpp import model as vpp
 from plugins.vpp import nat
-
-_LINUX = {d.model: d for d in linux_descriptors()}
 
 MAIN_VRF = 0
 BD_NAME = "vxlanBD"
@@ -92,7 +89,7 @@ class Values:
         self.items[key] = value
 
     def linux(self, value: BaseModel) -> None:
-        self.put(_LINUX[type(value)].key_of(value), value)
+        self.put(lx.value_key(value), value)  # derived from the model: no descriptor needed
 
     def interface(
         self, value: vpp.Interface, *, vrf: int = 0, addresses: tuple[IPv4Interface, ...] = (), unnumbered: str = ""

@@ -25,7 +25,6 @@ from plugins.ipnet.intent import NodeIntent
 from plugins.ipnet.renderer.vpp import MAIN_VRF, Values
 from plugins.ipnet.stn import StolenNic
 from plugins.linux import models as lx
-from plugins.linux.plugin import linux_descriptors
 from plugins.vpp import model as vpp
 from plugins.vpp.descriptors.stn import (
     ProxyArpInterface,
@@ -37,11 +36,10 @@ from plugins.vpp.descriptors.stn import (
 )
 
 MAIN_NIC = "main-nic"
-_LINUX = {d.model: d for d in linux_descriptors()}
 
 
 def _linux_key(value: BaseModel) -> str:
-    return _LINUX[type(value)].key_of(value)
+    return lx.value_key(value)
 
 
 def host_gateway(stolen: StolenNic) -> IPv4Address:

@@ -27,9 +27,6 @@ class AddressDescriptor(OnLinkDescriptor[InterfaceAddress]):
     spec = ADDRESS_SPEC
     model = InterfaceAddress
 
-    def item_name(self, value: InterfaceAddress) -> str:
-        return str(value.address)
-
     async def create(self, key: str, value: InterfaceAddress) -> None:
         async def add(ipr: AsyncIPRoute, link: LinkInfo) -> None:
             await tolerating(ipr.addr("add", index=link.index, address=str(value.address.ip),

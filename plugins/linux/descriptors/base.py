@@ -14,7 +14,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 from plugins.kvscheduler.api import Dependency, Descriptor, RetrievedValue, ValueWithMetadata
 from plugins.linux.links import LinkInfo, LinkMissingError, on_link
 from plugins.linux.models import OnLinkValue, link_property_key
-from plugins.linux.netns import NamespaceNotFoundError, NetlinkPool, namespace_exists, namespace_label
+from plugins.linux.models import value_name as model_value_name
+from plugins.linux.netns import NamespaceNotFoundError, NetlinkPool, namespace_exists
 
 #: An operation on one link: gets the namespace's netlink handle and the link.
 LinkOp = Callable[[AsyncIPRoute, LinkInfo], Awaitable[None]]
@@ -99,11 +100,8 @@ class OnLinkDescriptor(LinuxDescriptor[L]):
 
     retrieve_after: ClassVar[tuple[str, ...]] = ("linux-veth", "linux-vxlan")
 
-    def item_name(self, value: L) -> str:
-        raise NotImplementedError
-
     def value_name(self, value: L) -> str:
-        return f"{namespace_label(value.namespace)}/{value.ifname}/{self.item_name(value)}"
+        return model_value_name(value)
 
     def dependencies(self, key: str, value: L) -> Sequence[Dependency]:
         return [Dependency("interface", key=link_property_key(value.namespace, value.ifname))]

@@ -36,9 +36,6 @@ class NeighbourDescriptor(OnLinkDescriptor[Neighbour]):
     spec = NEIGHBOUR_SPEC
     model = Neighbour
 
-    def item_name(self, value: Neighbour) -> str:
-        return str(value.ip)
-
     async def create(self, key: str, value: Neighbour) -> None:
         async def replace(ipr: AsyncIPRoute, link: LinkInfo) -> None:
             # replace: a dynamic entry the kernel learnt meanwhile becomes our static one.
@@ -81,9 +78,6 @@ class FdbDescriptor(OnLinkDescriptor[FdbEntry]):
     spec = FDB_SPEC
     model = FdbEntry
     retrieve_after = ("linux-vxlan",)
-
-    def item_name(self, value: FdbEntry) -> str:
-        return value.mac
 
     def missing_link_message(self, value: FdbEntry, error: LinkMissingError) -> str:
         return f"VXLAN device {value.ifname} is missing or not ours"

@@ -20,7 +20,8 @@ from pydantic import field_validator
 
 from plugins.kvscheduler.api import Dependency, ModelSpec, Origin, RetrievedValue, ValueWithMetadata
 from plugins.linux.descriptors.base import LinuxDescriptor
-from plugins.linux.models import _check_ifname, _check_ns, _Value, link_property_key
+from plugins.linux.models import _check_ifname, _check_ns, _Value, link_property_key, register_key
+from plugins.linux.models import value_name as model_value_name
 from plugins.linux.netns import NamespaceNotFoundError, call_in_namespace, namespace_label
 
 OFFLOAD_SPEC = ModelSpec("linux", "v1", "offload")
@@ -41,6 +42,9 @@ class LinkOffload(_Value):
 
     _ifname = field_validator("ifname")(_check_ifname)
     _ns = field_validator("namespace")(_check_ns)
+
+
+register_key(LinkOffload, OFFLOAD_SPEC, lambda v: f"{namespace_label(v.namespace)}/{v.ifname}")
 
 
 def offload_key(namespace: str, ifname: str) -> str:
@@ -75,7 +79,7 @@ class OffloadDescriptor(LinuxDescriptor[LinkOffload]):
     retrieve_after: ClassVar[tuple[str, ...]] = ("linux-veth", "linux-vxlan")
 
     def value_name(self, value: LinkOffload) -> str:
-        return f"{namespace_label(value.namespace)}/{value.ifname}"
+        return model_value_name(value)
 
     def dependencies(self, key: str, value: LinkOffload) -> Sequence[Dependency]:
         return [Dependency("interface", key=link_property_key(value.namespace, value.ifname))]

@@ -27,6 +27,7 @@ from plugins.linux.models import (
     Route,
     link_property_key,
 )
+from plugins.linux.models import value_name as model_value_name
 from plugins.linux.netns import NamespaceNotFoundError, namespace_label
 
 _RTNH_F_ONLINK = 4
@@ -43,8 +44,7 @@ class RouteDescriptor(LinuxDescriptor[Route]):
     retrieve_after = ("linux-veth", "linux-vxlan")
 
     def value_name(self, value: Route) -> str:
-        name = f"{namespace_label(value.namespace)}/{value.table}/{value.dst}"
-        return f"{name}/{value.metric}" if value.metric else name
+        return model_value_name(value)
 
     def validate(self, key: str, value: Route) -> None:
         if value.gateway is None and not value.dev:

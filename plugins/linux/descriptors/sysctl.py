@@ -12,10 +12,10 @@ from typing import Any
 from plugins.kvscheduler.api import Origin, RetrievedValue, ValueWithMetadata
 from plugins.linux.descriptors.base import LinuxDescriptor
 from plugins.linux.models import SYSCTL_SPEC, Sysctl
+from plugins.linux.models import value_name as model_value_name
 from plugins.linux.netns import (
     NamespaceNotFoundError,
     call_in_namespace,
-    namespace_label,
 )
 
 
@@ -48,7 +48,7 @@ class SysctlDescriptor(LinuxDescriptor[Sysctl]):
     with_metadata = True
 
     def value_name(self, value: Sysctl) -> str:
-        return f"{namespace_label(value.namespace)}/{value.name}"
+        return model_value_name(value)
 
     def update_needs_recreate(self, key: str, old: Sysctl, new: Sysctl) -> bool:
         return (old.namespace, old.name) != (new.namespace, new.name)

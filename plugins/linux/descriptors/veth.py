@@ -23,6 +23,7 @@ from plugins.linux.models import (
     VethEnd,
     link_property_key,
 )
+from plugins.linux.models import value_name as model_value_name
 from plugins.linux.netns import (
     NamespaceNotFoundError,
     namespace_exists,
@@ -39,7 +40,7 @@ class VethDescriptor(LinuxDescriptor[Veth]):
     model = Veth
 
     def value_name(self, value: Veth) -> str:
-        return value.name
+        return model_value_name(value)
 
     def validate(self, key: str, value: Veth) -> None:
         if (value.end1.namespace, value.end1.ifname) == (value.end2.namespace, value.end2.ifname):

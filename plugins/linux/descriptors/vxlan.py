@@ -17,6 +17,7 @@ from plugins.kvscheduler.api import (
 from plugins.linux.descriptors.base import LinuxDescriptor
 from plugins.linux.links import LinkInfo, Mark, dump_links, find_link, forget_links, set_link
 from plugins.linux.models import VXLAN_SPEC, LinkProperty, Vxlan, link_property_key
+from plugins.linux.models import value_name as model_value_name
 from plugins.linux.netns import NamespaceNotFoundError
 
 
@@ -28,7 +29,7 @@ class VxlanDescriptor(LinuxDescriptor[Vxlan]):
     model = Vxlan
 
     def value_name(self, value: Vxlan) -> str:
-        return value.name
+        return model_value_name(value)
 
     def derived_values(self, key: str, value: Vxlan) -> Sequence[DerivedValue]:
         return [DerivedValue(link_property_key(value.namespace, value.ifname),

@@ -35,8 +35,7 @@ from ipaddress import IPv4Network
 
 from pydantic import BaseModel
 
-from plugins.linux.descriptors.route import RouteDescriptor
-from plugins.linux.models import Route
+from plugins.linux.models import Route, value_key
 from plugins.linux.nfttable import Element, NftChain, NftSet, NftTableValue, note_changes, table_key
 from plugins.service.intent import Backend, ServiceIntent, ServicePortIntent
 
@@ -236,5 +235,5 @@ class NftRenderer:
 
 
 def route_key(route: Route) -> str:
-    """The route's key (the linux-route descriptor's naming)."""
-    return RouteDescriptor().key_of(route)
+    """The route's key (derived from the model, the linux-route descriptor's naming)."""
+    return value_key(route)

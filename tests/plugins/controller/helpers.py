@@ -51,10 +51,13 @@ class RecordingScheduler:
     #: While set, every commit fails on every key it touches (or on a sentinel for empty ones).
     fail_all: bool = False
     _desired: dict[str, BaseModel] = field(default_factory=dict)
-    descriptors: list[Descriptor[Any]] = field(default_factory=list)
+    registered: list[Descriptor[Any]] = field(default_factory=list)
 
     def register_descriptor(self, descriptor: Descriptor[Any]) -> None:
-        self.descriptors.append(descriptor)
+        self.registered.append(descriptor)
+
+    def descriptors(self) -> list[Descriptor[Any]]:
+        return list(self.registered)
 
     async def commit(
         self,

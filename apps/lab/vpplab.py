@@ -5,7 +5,8 @@ attaches it through af_packet as ``host-eth1``, the agent's ``main_interface``),
 node's namespace (its sockets in the node's lab directory). The agent gets the ``vpp`` plugin,
 ``ipnet.dataplane: vpp`` with veth pod interfaces (no vhost-net here) and node addresses from
 ``192.168.17.0/24`` (the data network), while etcd stays on ``eth0`` (the management network).
-The VPP is found like the tests find it (``CONTIV_TEST_VPP_DIR`` or ``vpp`` on PATH).
+Policies are VPP ACLs (``policy.renderer: vpp-acl``), services NAT44 mappings. The VPP is found
+like the tests find it (``CONTIV_TEST_VPP_DIR`` or ``vpp`` on PATH).
 """
 
 from __future__ import annotations
@@ -62,4 +63,5 @@ def agent_overlay(state: LabState, node: NodeState, plugins: list[str]) -> dict[
         "vpp": {"api_socket": vpp.api_socket, "api_dir": vpp.api_dir, "connect_timeout_s": 30},
         "ipnet": {"dataplane": "vpp", "vpp": {"pod_interface": "veth", "main_interface": "host-eth1"}},
         "ipam": {"node_interface": None, "node_interconnect_cidr": DATA_CIDR},
+        "policy": {"renderer": "vpp-acl"},
     }

@@ -12,8 +12,9 @@ from core.plugin import PluginConfig
 class PolicyConfig(PluginConfig):
     """Where and how NetworkPolicies are enforced."""
 
-    renderer: Literal["nftables"] = "nftables"
-    """The dataplane renderer; ``nftables`` filters the node's forward path (Linux dataplane)."""
+    renderer: Literal["nftables", "vpp-acl"] = "nftables"
+    """The dataplane renderer; ``nftables`` filters the node's forward path (Linux dataplane);
+    ``vpp-acl``: VPP ACLs on the pods' VPP interfaces (``ipnet.dataplane: vpp``, docs/vpp.md)."""
 
     namespace: str = ""
     """Network namespace (name or absolute path) holding the policy table: the node's, where pod

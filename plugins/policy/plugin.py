@@ -14,7 +14,7 @@ Bad policies (a bad CIDR, an unknown protocol, ...) are logged and skipped; the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from core.http import HTTPPlugin
 from core.metrics import MetricsPlugin
@@ -76,6 +76,8 @@ class PolicyPlugin(Plugin, EventHandler):
         self.http = http
         self.processor = PolicyProcessor()
         self.renderer = NftablesPolicyRenderer(self.config.namespace, self.config.table)
+        if self.config.renderer == "vpp-acl":  # same interface, many values (plugins/vpp/renderers/acl.py)
+            self.renderer = cast(NftablesPolicyRenderer, _vpp_acl_renderer(podmanager, ipam))
         self.gauges = PolicyGauges(metrics.registry) if metrics is not None else None
         #: For revert: pod key -> its local address before the AddPod/DeletePod being processed.
         self._undo: dict[str, str | None] = {}
@@ -176,7 +178,11 @@ class PolicyPlugin(Plugin, EventHandler):
         if not delta and not force:
             return None
         self.renderer.apply(delta)
-        txn.put(self.renderer.key, self.renderer.value())
+        put_into = getattr(self.renderer, "put_into", None)
+        if put_into is not None:  # a renderer of many values (VPP ACLs): puts and deletes
+            put_into(txn)
+        else:
+            txn.put(self.renderer.key, self.renderer.value())
         self._update_gauges()
         if not delta:
             return None
@@ -223,3 +229,22 @@ class PolicyPlugin(Plugin, EventHandler):
             "policies": sorted(cache.policies),
             "bad_policies": dict(sorted(cache.bad_policies.items())),
         }
+
+
+def _vpp_acl_renderer(podmanager: PodManagerAPI, ipam: IPAMAPI) -> Any:
+    """The VPP ACL renderer, finding each pod's VPP interface as ipnet's VPP renderer names it."""
+    from ipaddress import IPv4Address
+
+    from plugins.ipnet.renderer.vpp import pod_interface_name
+    from plugins.vpp.renderers.acl import AclPolicyRenderer
+
+    def interface_of(key: str, ip: str) -> str | None:
+        for pod in podmanager.local_pods().values():
+            if f"{pod.namespace}/{pod.name}" == key:
+                return pod_interface_name(pod.container_id, pod.interface_name)
+        return None
+
+    def nat_loopback() -> IPv4Address:  # ipnet's twice-NAT address: a pod may reach itself via a service
+        return IPv4Address(int(ipam.plan().pod_subnet.broadcast_address) - 1)
+
+    return AclPolicyRenderer(interface_of, nat_loopback)

@@ -73,6 +73,11 @@ def _hash(pod: PodIntent) -> str:
     return hashlib.sha256(f"{pod.container_id}/{pod.interface_name}".encode()).hexdigest()
 
 
+def pod_interface_name(container_id: str, interface_name: str = "eth0") -> str:
+    """The VPP interface name of a pod (the policy plugin's VPP ACL renderer looks it up)."""
+    return "pod-" + hashlib.sha256(f"{container_id}/{interface_name}".encode()).hexdigest()[:16]
+
+
 def _node_mac(prefix: str, node_id: int) -> str:
     return prefix + ":" + ":".join(f"{node_id >> s & 255:02x}" for s in (24, 16, 8, 0))
 
@@ -227,7 +232,7 @@ class VppRenderer:
     # ------------------------------------------------------------------------------ pods
 
     def pod_interface_name(self, pod: PodIntent) -> str:
-        return "pod-" + _hash(pod)[:16]
+        return pod_interface_name(pod.container_id, pod.interface_name)
 
     def result_host_interfaces(self, pod: PodIntent) -> list[tuple[str, str]]:
         """A TAP's node end lives in VPP (nothing Linux could inspect); an AF_PACKET pod's

@@ -59,17 +59,27 @@ class AclPolicyRenderer:
 
     name = "vpp-acl"
 
-    def __init__(self, interface_of: Callable[[str, str], str | None], nat_loopback: IPv4Address | None = None):
+    def __init__(
+        self,
+        interface_of: Callable[[str, str], str | None],
+        nat_loopback: IPv4Address | Callable[[], IPv4Address | None] | None = None,
+    ) -> None:
         self.interface_of = interface_of
-        self.nat_loopback = nat_loopback
+        self._nat_loopback = nat_loopback
         self.pods: dict[str, Any] = {}
         self.contents: dict[str, Any] = {}
         self._keys: set[str] = set()
         self._removed: set[str] = set()
+        # What the policy plugin's REST, gauges and internal state read (as of the nft renderer):
+        self.ingress: dict[str, str] = {}  # pod IP -> output ACL
+        self.egress: dict[str, str] = {}  # pod IP -> input ACL
+        self.chains: dict[str, tuple[str, ...]] = {}  # ACL name -> its rules, as text
+        self.set_refs: dict[str, int] = {}  # peer sets the rendered rules use
 
     def reset(self) -> None:
         self.pods.clear()
         self.contents.clear()
+        self.values()  # everything not wanted any more becomes a removal
 
     def apply(self, delta: Any) -> None:
         """Take the processor's changes (pods' rules and addresses, set contents)."""
@@ -84,9 +94,17 @@ class AclPolicyRenderer:
             else:
                 self.pods[key] = pod
 
+    def put_into(self, txn: Any) -> None:
+        """Put the desired ACLs and ACL lists into a controller transaction, delete the rest."""
+        for key, value in self.values().items():
+            txn.put(key, value)
+        for key in self.take_removed():
+            txn.delete(key)
+
     def values(self) -> Mapping[str, BaseModel]:
         """Every ACL in use and every isolated pod's ACL list (the renderer's desired state)."""
         out: dict[str, BaseModel] = {}
+        self.ingress, self.egress, self.set_refs = {}, {}, {}
         for key, pod in sorted(self.pods.items()):
             iface = self.interface_of(key, pod.ip)
             ingress, egress = pod.rules.ingress, pod.rules.egress
@@ -98,15 +116,24 @@ class AclPolicyRenderer:
                 acl = self._acl(self._ingress_rules(ingress))
                 out[acl_key(acl.name)] = acl
                 outputs = (acl.name,)
+                self.ingress[pod.ip] = acl.name
             if egress is not None and not _allows_everything(egress):
                 acl = self._acl(self._egress_rules(egress))
                 out[acl_key(acl.name)] = acl
                 inputs = (acl.name,)
+                self.egress[pod.ip] = acl.name
             elif outputs:
                 out[acl_key(REFLECT_ACL.name)] = REFLECT_ACL
                 inputs = (REFLECT_ACL.name,)
+            for rule in (*(ingress or ()), *(egress or ())):
+                for ref in (rule.peers, rule.named):
+                    if ref is not None:
+                        self.set_refs[ref] = self.set_refs.get(ref, 0) + 1
             if inputs or outputs:
                 out[acl_interface_key(iface)] = AclInterface(interface=iface, input=inputs, output=outputs)
+        self.chains = {
+            v.name: tuple(r.model_dump_json() for r in v.rules) for v in out.values() if isinstance(v, Acl)
+        }
         self._removed |= self._keys - set(out)
         self._removed -= set(out)
         self._keys = set(out)
@@ -135,8 +162,9 @@ class AclPolicyRenderer:
         for rule in ruleset:
             for net in self._peers(rule.peers):
                 rules += _with_ports(AclAction.PERMIT, rule.ports, src=net)
-        if self.nat_loopback is not None:
-            rules.append(AclRule(action=AclAction.PERMIT, src=IPv4Network(f"{self.nat_loopback}/32")))
+        loopback = self._nat_loopback() if callable(self._nat_loopback) else self._nat_loopback
+        if loopback is not None:
+            rules.append(AclRule(action=AclAction.PERMIT, src=IPv4Network(f"{loopback}/32")))
         return (*_unique(rules), DENY_ALL)
 
     def _egress_rules(self, ruleset: Iterable[Any]) -> tuple[AclRule, ...]:

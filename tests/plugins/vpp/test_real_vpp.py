@@ -55,6 +55,10 @@ async def test_ping_tcp_udp_same_node_and_across_the_vxlan_mesh(cluster: Cluster
         name = f"default/{dst.intent.pod_name}"
         assert (await reach(src.netns, "tcp", dst.ip)).startswith(f"{name} {src.ip}:")  # no NAT on the way
         assert (await reach(src.netns, "udp", dst.ip)).startswith(f"{name} {src.ip}:")
+    # the host interconnect (vpp1, checksum offload off too): the node's own stack to a pod
+    host = cluster.nodes[1].netns
+    assert (await reach(host, "tcp", a1.ip)).startswith("default/a1 172.30.1.2:")
+    assert (await reach(host, "udp", b1.ip)).split()[0] == "default/b1"
 
 
 async def test_stand_in_reads_back_what_the_real_vpp_reads_back(cluster: Cluster) -> None:

@@ -75,22 +75,19 @@ def _usable(backends: list[Backend]) -> tuple[Backend, ...]:
     return tuple(b for b in backends if b.terminating)  # only serving ones are collected
 
 
-SlicePorts = list[tuple[EndpointSlice, dict[tuple[str, str], int]]]
+#: One usable endpoint address of a slice: (ip, node, ready, terminating, pod).
+_Endpoint = tuple[str, str, bool, bool, str]
+SlicePorts = list[tuple[str, dict[tuple[str, str], int], list[_Endpoint]]]
 
 
 def _slice_ports(slices: Iterable[EndpointSlice]) -> SlicePorts:
-    """Each IPv4 slice (by name) with its (port name, protocol) -> port number."""
-    return [(eps, {(p.name, _PROTOCOLS.get(p.protocol.value, "")): p.port for p in eps.ports})
-            for eps in sorted(slices, key=lambda s: s.name) if eps.address_type == "IPv4"]
-
-
-def _backends(port: ServicePort, protocol: str, slices: SlicePorts, node: str) -> list[Backend]:
-    found: dict[tuple[str, int], Backend] = {}
-    for eps, numbers in slices:
-        number = numbers.get((port.name, protocol), 0)
-        if not number:
+    """Each IPv4 slice (by name): its name, (port name, protocol) -> port number, and its usable
+    endpoint addresses (parsed once, whatever the number of ports)."""
+    out: SlicePorts = []
+    for eps in sorted(slices, key=lambda s: s.name):
+        if eps.address_type != "IPv4":
             continue
-        _port(number, f"slice {eps.name} port {port.name or '(unnamed)'}")
+        endpoints: list[_Endpoint] = []
         for ep in eps.endpoints:
             if not (ep.ready or (ep.serving and ep.terminating)):
                 continue
@@ -99,9 +96,23 @@ def _backends(port: ServicePort, protocol: str, slices: SlicePorts, node: str) -
             for addr in ep.addresses:
                 ip = _ipv4(addr, f"slice {eps.name} address")
                 if ip is not None:
-                    found.setdefault((ip, number), Backend(
-                        ip=ip, port=number, node=ep.node_name, local=ep.node_name == node,
-                        ready=ep.ready, terminating=ep.terminating, pod=pod))
+                    endpoints.append((ip, ep.node_name, ep.ready, ep.terminating, pod))
+        numbers = {(p.name, _PROTOCOLS.get(p.protocol.value, "")): p.port for p in eps.ports}
+        out.append((eps.name, numbers, endpoints))
+    return out
+
+
+def _backends(port: ServicePort, protocol: str, slices: SlicePorts, node: str) -> list[Backend]:
+    found: dict[tuple[str, int], Backend] = {}
+    for name, numbers, endpoints in slices:
+        number = numbers.get((port.name, protocol), 0)
+        if not number:
+            continue
+        _port(number, f"slice {name} port {port.name or '(unnamed)'}")
+        for ip, ep_node, ready, terminating, pod in endpoints:
+            if (ip, number) not in found:
+                found[(ip, number)] = Backend(ip=ip, port=number, node=ep_node, local=ep_node == node,
+                                              ready=ready, terminating=terminating, pod=pod)
     return sorted(found.values(), key=lambda b: (b.ip, b.port))
 
 

@@ -123,6 +123,7 @@ def decode_message(data: bytes, message: str = "CNIReply") -> Any:
 _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _DATA, _HEADERS, _RST_STREAM, _SETTINGS, _PING, _GOAWAY = 0x0, 0x1, 0x3, 0x4, 0x6, 0x7
 _CONTINUATION = 0x9
+_WINDOW_UPDATE = 0x8
 _END_STREAM, _ACK, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
 #: gRPC status codes by number (for messages).
 _GRPC_CODES = (
@@ -236,26 +237,29 @@ def _connect(target: str, timeout_s: float) -> socket.socket:
 
 
 def unary_call(target: str, path: str, request: bytes, timeout_s: float) -> bytes:
-    """Send one gRPC request to ``target`` (``unix:/path`` or ``host:port``); the reply bytes."""
+    """Send one gRPC request to ``target`` (``unix:/path`` or ``host:port``); the reply bytes.
+
+    A request of any size is sent within HTTP/2 flow control: DATA frames never exceed the
+    agent's SETTINGS_MAX_FRAME_SIZE nor the connection's and the stream's send windows, which
+    grow with the agent's WINDOW_UPDATE frames (read, with everything else it sends, while the
+    request goes out).
+    """
     deadline = time.monotonic() + timeout_s
     try:
         sock = _connect(target, timeout_s)
     except OSError as exc:
         raise CallError(f"cannot connect: {exc.strerror or exc}", unavailable=True) from exc
+    call = _Call(sock, deadline)
     try:
         body = b"\x00" + struct.pack(">I", len(request)) + request
-        if len(body) > 65535:
-            raise CallError(f"request of {len(body)} bytes exceeds the 64 KiB window", False)
         out = bytearray(_PREFACE)
         out += _frame(_SETTINGS, 0, 0, struct.pack(">HI", 0x4, _OUR_WINDOW))
-        out += _frame(0x8, 0, 0, struct.pack(">I", _OUR_WINDOW - 65535))  # WINDOW_UPDATE
+        out += _frame(_WINDOW_UPDATE, 0, 0, struct.pack(">I", _OUR_WINDOW - 65535))
         authority = "localhost" if target.startswith("unix:") else target
         out += _frame(_HEADERS, _END_HEADERS, _STREAM, _request_headers(path, authority, timeout_s))
-        for start in range(0, len(body), _MAX_FRAME):
-            last = start + _MAX_FRAME >= len(body)
-            out += _frame(_DATA, _END_STREAM if last else 0, _STREAM, body[start:start + _MAX_FRAME])
         sock.sendall(out)
-        return _read_reply(sock, deadline)
+        call.send_body(body)
+        return call.read_reply()
     except TimeoutError as exc:
         raise CallError(f"no answer within {timeout_s:g} s", unavailable=True) from exc
     except OSError as exc:
@@ -264,35 +268,70 @@ def unary_call(target: str, path: str, request: bytes, timeout_s: float) -> byte
         sock.close()
 
 
-def _read_reply(sock: socket.socket, deadline: float) -> bytes:
-    buf = bytearray()
-    data = bytearray()
-    blocks: list[bytes] = []  # header blocks of our stream (response headers, trailers)
-    ended = False
+class _Call:
+    """One stream on one connection: frames in, the request body out under flow control."""
 
-    def need(size: int) -> None:
-        while len(buf) < size:
-            remaining = deadline - time.monotonic()
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.buf = bytearray()
+        self.data = bytearray()
+        self.blocks: list[bytes] = []  # header blocks of our stream (response headers, trailers)
+        self.ended = False  # the agent ended our stream
+        # What we may send: RFC 7540 6.9 (windows), 6.5.2 (the agent's settings).
+        self.conn_window = 65535
+        self.stream_window = 65535
+        self.initial_window = 65535
+        self.max_frame = _MAX_FRAME
+
+    def send_body(self, body: bytes) -> None:
+        sent = 0
+        while sent < len(body):
+            if self.ended:
+                return  # the agent answered (an error) before taking the whole request
+            room = min(self.conn_window, self.stream_window, self.max_frame, len(body) - sent)
+            if room <= 0:
+                self._read_frame()  # wait for WINDOW_UPDATE (or SETTINGS, or the answer)
+                continue
+            last = sent + room >= len(body)
+            self.sock.sendall(_frame(_DATA, _END_STREAM if last else 0, _STREAM,
+                                     body[sent:sent + room]))
+            sent += room
+            self.conn_window -= room
+            self.stream_window -= room
+
+    def _need(self, size: int) -> None:
+        while len(self.buf) < size:
+            remaining = self.deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
-            sock.settimeout(remaining)
-            chunk = sock.recv(65536)
+            self.sock.settimeout(remaining)
+            chunk = self.sock.recv(65536)
             if not chunk:
                 raise CallError("the agent closed the connection", unavailable=True)
-            buf.extend(chunk)
+            self.buf.extend(chunk)
 
-    while True:
-        need(9)
+    def _read_frame(self) -> bool:
+        """Read and handle one frame; True when our stream's last frame has arrived."""
+        buf = self.buf
+        self._need(9)
         length = int.from_bytes(buf[0:3], "big")
         kind, flags = buf[3], buf[4]
         stream = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
-        need(9 + length)
+        self._need(9 + length)
         payload = bytes(buf[9:9 + length])
         del buf[:9 + length]
         if kind == _SETTINGS and not flags & _ACK:
-            sock.sendall(_frame(_SETTINGS, _ACK, 0))
+            self._settings(payload)
+            self.sock.sendall(_frame(_SETTINGS, _ACK, 0))
+        elif kind == _WINDOW_UPDATE:
+            increment = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
+            if stream == 0:
+                self.conn_window += increment
+            elif stream == _STREAM:
+                self.stream_window += increment
         elif kind == _PING and not flags & _ACK:
-            sock.sendall(_frame(_PING, _ACK, 0, payload))
+            self.sock.sendall(_frame(_PING, _ACK, 0, payload))
         elif kind == _GOAWAY:
             raise CallError("the agent is going away", unavailable=True)
         elif kind == _RST_STREAM and stream == _STREAM:
@@ -301,21 +340,34 @@ def _read_reply(sock: socket.socket, deadline: float) -> bytes:
         elif kind == _DATA and stream == _STREAM:
             if flags & _PADDED:
                 payload = payload[1:len(payload) - payload[0]]
-            data += payload
+            self.data += payload
         elif kind == _HEADERS and stream == _STREAM:
-            blocks.append(_header_block(kind, flags, payload))
-        elif kind == _CONTINUATION and stream == _STREAM and blocks:
-            blocks[-1] += payload
+            self.blocks.append(_header_block(kind, flags, payload))
+        elif kind == _CONTINUATION and stream == _STREAM and self.blocks:
+            self.blocks[-1] += payload
         if stream == _STREAM and kind in (_DATA, _HEADERS) and flags & _END_STREAM:
-            ended = True
-        if ended and (kind == _DATA or flags & _END_HEADERS):
-            break
-    if len(data) < 5:
-        # Trailers only: the agent answered with a gRPC error status instead of a reply.
-        raise _status_error(blocks)
-    if data[0] != 0:
-        raise WireError("compressed gRPC messages are not supported")
-    size = int.from_bytes(data[1:5], "big")
-    if len(data) != 5 + size:
-        raise WireError(f"reply framing: {len(data) - 5} bytes for a {size}-byte message")
-    return bytes(data[5:])
+            self.ended = True
+        return self.ended and (kind == _DATA or bool(flags & _END_HEADERS))
+
+    def _settings(self, payload: bytes) -> None:
+        for pos in range(0, len(payload) - 5, 6):
+            ident, value = struct.unpack(">HI", payload[pos:pos + 6])
+            if ident == 0x4:  # SETTINGS_INITIAL_WINDOW_SIZE: applies to open streams too
+                self.stream_window += value - self.initial_window
+                self.initial_window = value
+            elif ident == 0x5:  # SETTINGS_MAX_FRAME_SIZE
+                self.max_frame = value
+
+    def read_reply(self) -> bytes:
+        while not self._read_frame():
+            pass
+        data = self.data
+        if len(data) < 5:
+            # Trailers only: the agent answered with a gRPC error status instead of a reply.
+            raise _status_error(self.blocks)
+        if data[0] != 0:
+            raise WireError("compressed gRPC messages are not supported")
+        size = int.from_bytes(data[1:5], "big")
+        if len(data) != 5 + size:
+            raise WireError(f"reply framing: {len(data) - 5} bytes for a {size}-byte message")
+        return bytes(data[5:])

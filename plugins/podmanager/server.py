@@ -17,6 +17,10 @@ from plugins.podmanager.cni_pb2 import CNIReply, CNIRequest
 SERVICE_NAME = "contiv.cni.RemoteCNI"
 
 
+#: Largest request (or reply) the service takes: network configurations of many megabytes
+#: (gRPC's default limit is 4 MiB) pass.
+MAX_MESSAGE_BYTES = 64 << 20
+
 class CNIHandler(Protocol):
     """What serves the three RPCs."""
 
@@ -76,7 +80,10 @@ class RemoteCNIServer:
 
     async def start(self) -> None:
         _prepare_socket_path(self.socket_path)
-        server = grpc.aio.server()
+        server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ])
         server.add_generic_rpc_handlers(
             (
                 grpc.method_handlers_generic_handler(

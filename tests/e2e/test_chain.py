@@ -105,3 +105,19 @@ def test_reference_plugins_chain_after_contiv(
             pass
         bed.delete_pod_namespace(pod)
 
+
+
+def test_a_5_mb_network_configuration_is_accepted(bed: NodeTestbed) -> None:
+    """Any size the CNI spec allows: the binary sends it within HTTP/2 flow control and the
+    agent takes messages past gRPC's default 4 MiB."""
+    pod = bed.new_pod("big")
+    nets = conflist(bed, "1.0.0", ("contiv-cni",))
+    nets["plugins"][0]["padding"] = "x" * 5_000_000  # unknown keys are ignored
+    rt = pod.runtime_conf()
+    try:
+        result = pod.result = bed.runtime.add_network_list(nets, rt)
+        assert result["interfaces"][1]["sandbox"] == pod.netns_path
+        bed.runtime.del_network_list(nets, rt, result)
+        assert "default/big" not in bed.records()
+    finally:
+        bed.delete_pod_namespace(pod)

@@ -26,7 +26,9 @@ if ! podman image exists "$base"; then
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' EXIT
   # Only what the apps run: python3, iproute2 and nftables (the agent's dataplane tools).
+  # The merged-usr hook instead of the usrmerge package, which would pull in perl (~50 MB).
   mmdebstrap --quiet --variant=minbase --include=python3,iproute2,nftables \
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
     --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/*' \
@@ -48,5 +50,6 @@ for target in vswitch ksr; do
     --build-arg "BASE=$base" --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
     -t "localhost/contiv-$target:$IMAGE_TAG" "$ctx" >/dev/null
 done
+podman image prune --force --filter label=io.contiv.stage=install >/dev/null
 step "done"
 podman images --filter reference='localhost/contiv-*' --format '{{.Repository}}:{{.Tag}} {{.Size}}'

@@ -44,11 +44,11 @@ def test_loads_rejects_what_json_rejects(text: str) -> None:
         assert jsonlite.loads(text) == expected or expected != expected  # NaN
 
 
-def test_the_binary_does_not_import_json_or_re() -> None:
+def test_the_binary_does_not_import_json_re_enum_or_socket() -> None:
     """What the launcher runs (``-IS``, this checkout first on the path)."""
     repo = Path(__file__).resolve().parents[3]
     code = (f"import sys; sys.path.insert(0, {str(repo)!r}); import apps.cni.main, "
-            "apps.cni.client; print(sorted({'json', 're'} & set(sys.modules)))")
+            "apps.cni.client; print(sorted({'json', 're', 'enum', 'socket'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"

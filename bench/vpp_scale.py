@@ -56,6 +56,7 @@ class Target:
         self.vpp: RealVPP | None = None
         self.stub: subprocess.Popen[str] | None = None
         self.api_socket = self.api_dir = ""
+        self.poll_sleep_usec = 100
 
     @property
     def name(self) -> str:
@@ -64,7 +65,7 @@ class Target:
     def start(self) -> None:
         if self.install is not None:
             subprocess.run(["ip", "netns", "add", self.netns], check=True)
-            self.vpp = RealVPP(self.install, self.netns, "bench").start()
+            self.vpp = RealVPP(self.install, self.netns, "bench", poll_sleep_usec=self.poll_sleep_usec).start()
             self.api_socket, self.api_dir = self.vpp.api_socket, self.vpp.api_dir
             return
         self.api_socket, self.api_dir = tempfile.mkdtemp(prefix="vpps-") + "/api.sock", default_api_dir()
@@ -204,8 +205,11 @@ async def main() -> None:
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--pods", type=int, default=200)
     parser.add_argument("--policies", type=int, default=50)
+    parser.add_argument("--poll-sleep-usec", type=int, default=0,
+                        help="real VPP: main-loop nap between polls (0 = busy polling, as on a real node)")
     args = parser.parse_args()
     target = Target()
+    target.poll_sleep_usec = args.poll_sleep_usec
     svc_values = services_values(args.services)
     nat_setup = {m.vrf_key(1): m.VrfTable(id=1, label="pod"), n.GLOBAL_KEY: n.Nat44Global()}
     svc_ours, svc_raw = await measure(target, nat_setup, svc_values, lambda t: raw_services(t, svc_values))
@@ -213,6 +217,7 @@ async def main() -> None:
     pol_ours, pol_raw = await measure(target, pol_setup, pol_values, lambda t: raw_policy(t, pol_setup, pol_values))
     results = {
         "target": target.name,
+        "poll_sleep_usec": args.poll_sleep_usec if target.install is not None else None,
         "services_mappings": len(svc_values),
         "services_1k_s": round(svc_ours, 3), "services_raw_s": round(svc_raw, 3),
         "services_ratio": round(svc_raw / svc_ours, 3),

@@ -23,7 +23,7 @@ from plugins.vpp.apidefs import bundled_api_dir, has_definitions
 ENV_VAR = "CONTIV_TEST_VPP_DIR"
 
 STARTUP_CONF = """\
-unix {{ nodaemon cli-listen {run}/cli.sock log {run}/vpp.log poll-sleep-usec 100 }}
+unix {{ nodaemon cli-listen {run}/cli.sock log {run}/vpp.log{poll_sleep} }}
 socksvr {{ socket-name {run}/api.sock }}
 api-segment {{ prefix {prefix} }}
 memory {{ main-heap-size 512M main-heap-page-size default }}
@@ -78,7 +78,11 @@ def find_vpp() -> tuple[VPPInstall | None, str]:
 class RealVPP:
     """One ``vpp`` process in network namespace ``netns`` (``start``/``stop``/``restart``)."""
 
-    def __init__(self, install: VPPInstall, netns: str, name: str, run_dir: Path | None = None) -> None:
+    def __init__(
+        self, install: VPPInstall, netns: str, name: str, run_dir: Path | None = None, poll_sleep_usec: int = 100
+    ) -> None:
+        """``poll_sleep_usec``: the main loop's nap between polls (0: busy polling, a whole core)."""
+        self.poll_sleep_usec = poll_sleep_usec
         self.install = install
         self.netns = netns
         self.name = name
@@ -107,7 +111,8 @@ class RealVPP:
 
     def start(self, timeout_s: float = 60.0) -> RealVPP:
         conf = self.run_dir / "startup.conf"
-        conf.write_text(STARTUP_CONF.format(run=self.run_dir, prefix=self.prefix))
+        poll_sleep = f" poll-sleep-usec {self.poll_sleep_usec}" if self.poll_sleep_usec else ""
+        conf.write_text(STARTUP_CONF.format(run=self.run_dir, prefix=self.prefix, poll_sleep=poll_sleep))
         for sock in ("api.sock", "cli.sock", "stats.sock"):
             (self.run_dir / sock).unlink(missing_ok=True)  # VPP leaves them behind
         out = open(self.run_dir / "stdout.log", "ab")

@@ -3,8 +3,9 @@
 The vswitch DaemonSet's init container runs it with the host's CNI directories mounted (as
 Contiv's ``install.sh`` did). It writes
 
-* ``<bin-dir>/contiv-cni``: a self-contained zip application of the CNI binary (its modules
-  use only Python's standard library), runnable by the node's ``python3`` (3.11 or later);
+* ``<bin-dir>/contiv-cni``: a self-contained zip application of the CNI binary (the project
+  modules it imports and the pure-Python packages they import, e.g. ``hpack``), runnable by the
+  node's ``python3`` (3.11 or later);
 * ``<conf-dir>/<name>.conflist``: ``contiv-cni`` with ``portmap`` chained for HostPort
   (``portMappings`` capability), as Contiv's conflist did.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib.util
 import io
 import json
 import os
@@ -68,10 +70,33 @@ def _imports(path: Path, module: str) -> set[str]:
     return found
 
 
-def cni_modules(root: Path | None = None) -> dict[str, Path]:
+def vendored_files(top: str, importer: Path) -> dict[str, Path]:
+    """A pure-Python third-party package the CNI imports, as zip member name -> file; raises
+    :class:`InstallError` when it is not installed or has compiled parts (it must run on any
+    python3)."""
+    spec = importlib.util.find_spec(top)
+    if spec is None or spec.origin is None:
+        raise InstallError(f"{importer} imports {top}, which is not installed here")
+    origin = Path(spec.origin)
+    if spec.submodule_search_locations is None:
+        if origin.suffix != ".py":
+            raise InstallError(f"{importer} imports {top}, a compiled module: contiv-cni must run on a bare python3")
+        return {origin.name: origin}
+    pkg = origin.parent
+    files = {f"{top}/{p.relative_to(pkg).as_posix()}": p for p in sorted(pkg.rglob("*"))
+             if p.is_file() and "__pycache__" not in p.parts}
+    compiled = [n for n in files if n.endswith((".so", ".pyd"))]
+    if compiled:
+        raise InstallError(f"{importer} imports {top}, which has compiled parts ({compiled[0]}): "
+                           "contiv-cni must run on a bare python3")
+    return {n: p for n, p in files.items() if n.endswith((".py", ".typed"))}
+
+
+def cni_modules(root: Path | None = None, vendored: dict[str, Path] | None = None) -> dict[str, Path]:
     """The project modules the CNI binary needs, by dotted name (its packages' ``__init__``
-    included); raises :class:`InstallError` when one imports outside the standard library."""
+    included). Third-party packages it imports (pure Python only) go into ``vendored``."""
     root = root or source_root()
+    vendored = {} if vendored is None else vendored
     todo, done = [CNI_MAIN], {}
     while todo:
         module = todo.pop()
@@ -89,8 +114,7 @@ def cni_modules(root: Path | None = None) -> dict[str, Path]:
             if top in PROJECT_PACKAGES:
                 todo.append(name)
             elif top not in sys.stdlib_module_names and top != "__future__":
-                raise InstallError(f"{path} imports {name}, which is not in Python's standard library: "
-                                   "contiv-cni must run on a bare python3")
+                vendored.update(vendored_files(top, path))
     return done
 
 
@@ -99,9 +123,12 @@ def build_zipapp(interpreter: str = "/usr/bin/env python3") -> bytes:
     root = source_root()
     buf = io.BytesIO()
     buf.write(f"#!{interpreter}\n".encode())
+    vendored: dict[str, Path] = {}
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for _, path in sorted(cni_modules(root).items()):
+        for _, path in sorted(cni_modules(root, vendored).items()):
             zf.writestr(str(path.relative_to(root)), path.read_text())
+        for name, path in sorted(vendored.items()):
+            zf.writestr(name, path.read_bytes())
         zf.writestr("__main__.py", ZIP_MAIN)
     return buf.getvalue()
 

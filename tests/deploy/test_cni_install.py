@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +31,14 @@ def test_install_writes_a_runnable_binary_and_a_portmap_chain(tmp_path: Path) ->
     assert conf["plugins"][0]["grpcServer"] == "/run/x/cni.sock"
     assert conf["plugins"][1]["capabilities"] == {"portMappings": True}
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["10-contiv.conflist", "bin", "contiv-cni", "net.d"]
+    members = zipfile.ZipFile(binary).namelist()
+    assert "apps/cni/main.py" in members and "apps/cni/wire.py" in members
+    assert "hpack/__init__.py" in members  # the pure-Python package wire.py decodes trailers with
+    assert not any(m.startswith(("core/", "grpc", "pydantic")) for m in members)
+    code = f"import sys; sys.path.insert(0, {str(binary)!r}); import hpack, apps.cni.wire; print(hpack.__file__)"
+    lazy = subprocess.run(["python3", "-I", "-c", code], capture_output=True, text=True, cwd="/",
+                          env={"PATH": "/usr/bin:/bin"})
+    assert lazy.returncode == 0 and lazy.stdout.startswith(str(binary)), lazy.stderr
     # No PYTHONPATH, no site-packages: the zip holds everything the binary imports.
     bare = {"PATH": "/usr/bin:/bin"}
     version = subprocess.run([str(binary)], env={**bare, "CNI_COMMAND": "VERSION"}, capture_output=True,
@@ -80,10 +89,14 @@ def test_the_binary_holds_what_main_imports_and_refuses_third_party_imports(tmp_
     (tmp_path / "apps" / "__init__.py").write_text("")
     (tmp_path / "apps" / "cni" / "__init__.py").write_text("")
     (tmp_path / "apps" / "cni" / "main.py").write_text("def main():\n    from apps.cni import helper\n")
-    (tmp_path / "apps" / "cni" / "helper.py").write_text("import yaml\n")
+    (tmp_path / "apps" / "cni" / "helper.py").write_text("import pydantic_core\n")
     try:
         cni_modules(tmp_path)
     except InstallError as err:
-        assert "helper.py imports yaml" in str(err)
+        assert "helper.py imports pydantic_core, which has compiled parts" in str(err)
     else:
-        raise AssertionError("a third-party import was not refused")
+        raise AssertionError("a compiled third-party import was not refused")
+    (tmp_path / "apps" / "cni" / "helper.py").write_text("import hpack\n")
+    vendored: dict[str, Path] = {}
+    cni_modules(tmp_path, vendored)
+    assert "hpack/__init__.py" in vendored and "hpack/hpack.py" in vendored

@@ -199,3 +199,18 @@ async def test_policies_through_acls_default_deny_then_allow_from_selector(clust
     await apply(PodRules(), {"p-web": None})  # policies gone: open again, ACLs removed
     assert (await reach(b1.netns, "tcp", a1.ip)).startswith(f"default/a1 {b1.ip}:")
     assert not [d for d in await node.plugin.connection.dump("acl_dump", acl_index=0xFFFFFFFF)]
+
+
+async def test_outbound_traffic_is_snated_to_the_node_address(cluster: Cluster) -> None:
+    """A pod reaching an address outside the cluster behind the main interface leaves as the node
+    (output feature, SNAT pool = node IP); the reply finds its way back through the session."""
+    node1, node2 = cluster.nodes[1], cluster.nodes[2]
+    a2 = node1.pods["a2"]
+    outside = "192.168.16.100"  # an "outside host": an extra address on node2's VPP uplink
+    node2.vpp.cli(f"set interface ip address host-eth1 {outside}/24")
+    try:
+        assert await reach(a2.netns, "ping", outside) == "ok"
+        sessions = node1.vpp.cli("show nat44 sessions")
+        assert f"i2o {a2.ip} proto ICMP" in sessions and "o2i 192.168.16.1 proto ICMP" in sessions, sessions
+    finally:
+        node2.vpp.cli(f"set interface ip address del host-eth1 {outside}/24")

@@ -12,14 +12,7 @@ from core.http import HTTPPlugin
 from core.kvdb.api import agent_prefix
 from core.kvdb.plugin import KVDBPlugin
 from core.plugin import Plugin
-from plugins.controller.api import (
-    ControllerAPI,
-    Event,
-    EventHandler,
-    EventMethod,
-    KubeStateReader,
-    Transaction,
-)
+from plugins.controller.api import ControllerAPI, Event, EventHandler, EventMethod, KubeStateReader, Transaction
 from plugins.controller.events import KubeStateChange
 from plugins.ipam.allocator import PodSubnetAllocator
 from plugins.ipam.api import IPAMError, NodeAddressPlan

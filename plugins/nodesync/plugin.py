@@ -12,14 +12,7 @@ from core.kvdb.api import KVBroker, KVError
 from core.kvdb.plugin import KVDBPlugin
 from core.plugin import Plugin
 from core.servicelabel import ServiceLabelAPI
-from plugins.controller.api import (
-    ControllerAPI,
-    Event,
-    EventHandler,
-    EventMethod,
-    KubeStateReader,
-    Transaction,
-)
+from plugins.controller.api import ControllerAPI, Event, EventHandler, EventMethod, KubeStateReader, Transaction
 from plugins.controller.events import DBResync, KubeStateChange
 from plugins.ksr.model import RESOURCES
 from plugins.nodesync.allocation import (

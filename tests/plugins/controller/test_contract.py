@@ -6,15 +6,20 @@ import ast
 import inspect
 from pathlib import Path
 
+import pytest
+
 import core.agent
 from core import hookspecs
+from core.plugin import Plugin
 from plugins.controller import api
-from plugins.controller.api import ControllerAPI, EventHandler
+from plugins.controller.api import ControllerAPI, Event, EventHandler, Transaction
+from plugins.controller.handlers import HandlerRegistrationError, check_handlers
 from plugins.controller.plugin import ControllerPlugin
 from plugins.ipam.plugin import IPAMPlugin
 from plugins.ipnet.plugin import IPNetPlugin
 from plugins.nodesync.plugin import NodeSyncPlugin
 from plugins.podmanager.plugin import PodManagerPlugin
+from tests.plugins.controller.helpers import CallLog, make_handler
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -60,3 +65,40 @@ def test_every_core_hook_spec_is_called_by_the_agent() -> None:
         and node.value.attr == "hook"
     }
     assert specs and specs <= called, f"hook specs nobody calls: {sorted(specs - called)}"
+
+
+def test_only_complete_event_handlers_are_accepted() -> None:
+    class Hooks(Plugin):
+        """Methods with the right names but not an EventHandler (the old hook style)."""
+
+        name = "hooks"
+
+        def handles_event(self, event: Event) -> bool:
+            return True
+
+        def update(self, event: Event, txn: Transaction) -> str | None:
+            return None
+
+    with pytest.raises(HandlerRegistrationError, match="is not an EventHandler"):
+        check_handlers([Hooks()])
+
+    class NoWork(Plugin, EventHandler):
+        name = "nowork"
+
+        def handles_event(self, event: Event) -> bool:
+            return True
+
+    with pytest.raises(HandlerRegistrationError, match="'nowork' implements neither resync nor update"):
+        check_handlers([NoWork()])
+
+    class Incomplete(Plugin, EventHandler):
+        name = "incomplete"
+
+        def update(self, event: Event, txn: Transaction) -> str | None:
+            return None
+
+    with pytest.raises(TypeError, match="handles_event"):
+        Incomplete()  # type: ignore[abstract]
+    calls: CallLog = []
+    with pytest.raises(HandlerRegistrationError, match="'a' is declared twice"):
+        check_handlers([make_handler("a", calls), make_handler("a", calls)])

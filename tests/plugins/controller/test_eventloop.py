@@ -28,7 +28,6 @@ from plugins.controller.errors import (
 )
 from plugins.controller.eventloop import EventLoop
 from plugins.controller.events import HealingResync
-from plugins.controller.handlers import HandlerRegistrationError, check_handlers
 from plugins.kvscheduler.api import ResyncMode
 from tests.plugins.controller.helpers import (
     CallLog,
@@ -335,43 +334,6 @@ async def test_periodic_healing_is_a_downstream_resync(make_loop: Factory) -> No
     downstream = next(c for c in sched.commits if c.resync is ResyncMode.DOWNSTREAM)
     assert downstream.changes == {}
     assert calls == [("a", "resync", "Test Resync")]  # downstream resyncs call no handler
-
-
-def test_only_complete_event_handlers_are_accepted() -> None:
-    class Hooks(Plugin):
-        """Methods with the right names but not an EventHandler (the old hook style)."""
-
-        name = "hooks"
-
-        def handles_event(self, event: Event) -> bool:
-            return True
-
-        def update(self, event: Event, txn: Transaction) -> str | None:
-            return None
-
-    with pytest.raises(HandlerRegistrationError, match="is not an EventHandler"):
-        check_handlers([Hooks()])
-
-    class NoWork(Plugin, EventHandler):
-        name = "nowork"
-
-        def handles_event(self, event: Event) -> bool:
-            return True
-
-    with pytest.raises(HandlerRegistrationError, match="'nowork' implements neither resync nor update"):
-        check_handlers([NoWork()])
-
-    class Incomplete(Plugin, EventHandler):
-        name = "incomplete"
-
-        def update(self, event: Event, txn: Transaction) -> str | None:
-            return None
-
-    with pytest.raises(TypeError, match="handles_event"):
-        Incomplete()  # type: ignore[abstract]
-    calls: CallLog = []
-    with pytest.raises(HandlerRegistrationError, match="'a' is declared twice"):
-        check_handlers([make_handler("a", calls), make_handler("a", calls)])
 
 
 async def test_a_handler_gets_the_resync_count(make_loop: Factory) -> None:

@@ -87,7 +87,7 @@ async def test_rest_hammered_while_transactions_run(
             assert first.json() == {"status": "accepted", "resync": "full"}
             await wait_until(lambda: churn.generation >= 1, 60)
 
-            async def hammer(path: str, method: str = "GET", rounds: int = 60) -> None:
+            async def hammer(path: str, method: str = "GET", rounds: int = 30) -> None:
                 for _ in range(rounds):
                     response = await client.request(method, path)
                     if response.status_code >= 300:

@@ -69,6 +69,8 @@ class DBWatcher:
         self._watches: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._resync_requested = False
+        #: The highest etcd revision seen (resync snapshot or watched change).
+        self._seen_revision = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -116,6 +118,20 @@ class DBWatcher:
             elif not await self._probe():
                 log.warning("etcd unreachable: watching stopped until it is back")
                 await self._disconnect()
+            elif await self._went_back():
+                # A restore from an older snapshot: the watches would wait for revisions the
+                # store reaches only much later and miss every change meanwhile.
+                log.warning("etcd's revision went back (restored?): resyncing from etcd")
+                if not await self._remote_resync():
+                    self._resync_requested = True
+
+    async def _went_back(self) -> bool:
+        """True when etcd's current revision is below one already seen (etcd restored)."""
+        try:
+            revision = await asyncio.wait_for(self.broker.revision(), self.config.probe_timeout_s)
+        except Exception:  # noqa: BLE001 - the next probe finds out
+            return False
+        return revision < self._seen_revision
 
     async def _probe(self) -> bool:
         try:
@@ -156,6 +172,7 @@ class DBWatcher:
             self._resync_requested = True
             return False
         self._processed = {kv.key: kv.mod_revision for kv in snapshot}
+        self._seen_revision = revision
         self.remote_resyncs += 1
         self.connected = True
         self._watches = [
@@ -236,6 +253,7 @@ class DBWatcher:
                 self.request_resync()
                 return
         self._processed[change.key] = change.revision
+        self._seen_revision = max(self._seen_revision, change.revision)
         if self.mirror is not None:
             self.mirror.apply(change.key, value, change.revision)
 

@@ -71,7 +71,7 @@ class ChurnResult:
 def churn(bed: NodeTestbed, cycles: int, warmup: int, sample_every: int = 10) -> ChurnResult:
     """``cycles`` times: ADD a pod, DEL it (same namespace, new container ID each time)."""
     result = ChurnResult(cycles, warmup)
-    pod = bed.new_pod("churn")
+    pod = bed.pods.get("churn") or bed.new_pod("churn")
     pid = agent_pid(bed)
     for cycle in range(cycles):
         pod.container_id = f"{cycle:08x}" + "c" * 56

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 from collections.abc import Sequence
 from typing import Any
+
+from pyroute2.netlink.exceptions import NetlinkError
 
 from plugins.kvscheduler.api import (
     DerivedValue,
@@ -14,7 +17,7 @@ from plugins.kvscheduler.api import (
     RetrievedValue,
     ValueWithMetadata,
 )
-from plugins.linux.descriptors.base import LinuxDescriptor
+from plugins.linux.descriptors.base import LinuxDescriptor, tolerating
 from plugins.linux.links import LinkInfo, Mark, dump_links, find_link, forget_links, set_link
 from plugins.linux.models import (
     VETH_SPEC,
@@ -72,7 +75,12 @@ class VethDescriptor(LinuxDescriptor[Veth]):
             async with self.pool.connect(end1.namespace) as ipr:
                 if fd is not None:
                     peer["net_ns_fd"] = fd
-                await ipr.link("add", ifname=end1.ifname, kind="veth", peer=peer)
+                try:
+                    await ipr.link("add", ifname=end1.ifname, kind="veth", peer=peer)
+                except NetlinkError as exc:
+                    if exc.code != errno.EEXIST or not await _remove_leftover(ipr, key, end1):
+                        raise
+                    await ipr.link("add", ifname=end1.ifname, kind="veth", peer=peer)
         finally:
             if fd is not None:
                 os.close(fd)
@@ -181,3 +189,21 @@ def _read_end(desired: VethEnd, info: LinkInfo) -> VethEnd:
         mtu=info.mtu if desired.mtu else 0,
         up=info.up,
     )
+
+
+async def _remove_leftover(ipr: Any, key: str, end: VethEnd) -> bool:
+    """Delete a veth end left by a crash between its creation and its marking; True if done.
+
+    An agent killed right after ``link add`` leaves a veth without our mark: read-back does
+    not recognise it, so every later create of the same value failed with EEXIST and the
+    pod could never be wired again (found by the reliability suite's agent kills). Only a
+    veth that is unmarked or marked for this very value is removed; anything else is left
+    alone and the create fails as before.
+    """
+    info = await find_link(ipr, end.ifname)
+    if info is None or info.kind != "veth":
+        return info is None  # gone meanwhile: just retry
+    if info.mark is not None and info.mark.key != key:
+        return False
+    await tolerating(ipr.link("del", index=info.index), errno.ENODEV)
+    return True

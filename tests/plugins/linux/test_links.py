@@ -64,6 +64,29 @@ async def test_veth_across_namespaces_create_retrieve_update_delete(
     await desc.delete(key, changed, None)
 
 
+async def test_veth_left_unmarked_by_a_crash_is_replaced_on_create(
+    make_netns: Callable[[], str],
+) -> None:
+    """An agent killed between ``link add`` and marking leaves an unmarked veth: the next
+    create replaces it (it used to fail with EEXIST for ever); a foreign veth stays."""
+    pod, node = make_netns(), make_netns()
+    desc = VethDescriptor()
+    value = pair(pod, node)
+    key = desc.key_of(value)
+    ip("link", "add", "eth0", "type", "veth", "peer", "name", "h-p1", "netns", node, ns=pod)
+    await desc.create(key, value)
+    assert str(links(pod)["eth0"]["ifalias"]).startswith(f"contiv:{key}@")
+    assert links(node)["h-p1"]["address"] == "02:fe:00:00:00:02"
+    await desc.delete(key, value, None)
+    # Marked for another value: not ours to remove.
+    other = desc.key_of(pair(pod, node, name="p2"))
+    ip("link", "add", "eth0", "type", "veth", "peer", "name", "x-p1", "netns", node, ns=pod)
+    ip("link", "set", "eth0", "alias", f"contiv:{other}", ns=pod)
+    with pytest.raises(Exception, match="File exists"):
+        await desc.create(key, value)
+    assert "eth0" in links(pod)
+
+
 async def test_veth_retrieve_reports_ours_only(make_netns: Callable[[], str]) -> None:
     pod, node = make_netns(), make_netns()
     ip("link", "add", "foreign0", "type", "veth", "peer", "name", "foreign1", ns=node)

@@ -100,14 +100,15 @@ def member_status(lab: Lab) -> dict[str, dict[str, object]]:
         host = str(row["Endpoint"]).split(":")[0]
         name = next((n for n in member_names(lab.state.etcd_members) if member_host(n) == host), host)
         header = row["Status"]["header"]
-        status[name] = {"id": header["member_id"], "leader": row["Status"]["leader"]}
+        # etcdctl's JSON leaves zero fields out: a member that knows no leader yet has none.
+        status[name] = {"id": header.get("member_id"), "leader": row["Status"].get("leader")}
     return status
 
 
 def leader(lab: Lab) -> str | None:
     """The name of the current leader (None without quorum)."""
     for name, row in member_status(lab).items():
-        if row["id"] == row["leader"]:
+        if row["leader"] and row["id"] == row["leader"]:
             return name
     return None
 

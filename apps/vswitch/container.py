@@ -73,6 +73,6 @@ class VSwitchContainer(containers.DeclarativeContainer):
         http=optional("http", configs, http), metrics=optional("metrics", configs, metrics),
     )
     policy = plugin_provider(
-        PolicyPlugin, configs, ipam=ipam, podmanager=podmanager, controller=controller,
+        PolicyPlugin, configs, ipam=ipam, podmanager=podmanager, controller=controller, ipnet=ipnet,
         http=optional("http", configs, http), metrics=optional("metrics", configs, metrics),
     )

@@ -12,9 +12,10 @@ from core.plugin import PluginConfig
 class PolicyConfig(PluginConfig):
     """Where and how NetworkPolicies are enforced."""
 
-    renderer: Literal["nftables", "vpp-acl"] = "nftables"
+    renderer: Literal["auto", "nftables", "vpp-acl"] = "auto"
     """The dataplane renderer; ``nftables`` filters the node's forward path (Linux dataplane);
-    ``vpp-acl``: VPP ACLs on the pods' VPP interfaces (``ipnet.dataplane: vpp``, docs/vpp.md)."""
+    ``vpp-acl``: VPP ACLs on the pods' VPP interfaces (docs/vpp.md); ``auto``: the one of
+    ``ipnet.dataplane`` (``vpp-acl`` on VPP, else ``nftables``)."""
 
     namespace: str = ""
     """Network namespace (name or absolute path) holding the policy table: the node's, where pod

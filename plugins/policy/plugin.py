@@ -29,6 +29,7 @@ from plugins.controller.api import (
 )
 from plugins.controller.events import KubeStateChange
 from plugins.ipam.api import IPAMAPI
+from plugins.ipnet.plugin import IPNetPlugin
 from plugins.ksr.model import RESOURCES, Namespace, Pod, Policy
 from plugins.podmanager.api import AddPod, DeletePod, PodID, PodManagerAPI
 from plugins.policy.cache import pod_info
@@ -48,8 +49,8 @@ def _pod_key(pod: PodID) -> str:
 class PolicyPlugin(Plugin, EventHandler):
     """Name ``policy``; deps ``ipam`` (local pod addresses) and ``podmanager`` (local pods).
 
-    Optional: ``controller`` (to reflect namespaces and policies), ``http`` (REST),
-    ``metrics`` (gauges).
+    Optional: ``controller`` (to reflect namespaces and policies), ``ipnet`` (its dataplane picks
+    the ``auto`` renderer), ``http`` (REST), ``metrics`` (gauges).
     """
 
     name = "policy"
@@ -66,6 +67,7 @@ class PolicyPlugin(Plugin, EventHandler):
         ipam: IPAMAPI,
         podmanager: PodManagerAPI,
         controller: ControllerAPI | None = None,
+        ipnet: IPNetPlugin | None = None,
         http: HTTPPlugin | None = None,
         metrics: MetricsPlugin | None = None,
     ) -> None:
@@ -75,8 +77,12 @@ class PolicyPlugin(Plugin, EventHandler):
         self.controller = controller
         self.http = http
         self.processor = PolicyProcessor()
+        self.renderer_name = self.config.renderer
+        if self.renderer_name == "auto":  # follow the dataplane ipnet renders pods on
+            on_vpp = ipnet is not None and ipnet.config.dataplane == "vpp"
+            self.renderer_name = "vpp-acl" if on_vpp else "nftables"
         self.renderer = NftablesPolicyRenderer(self.config.namespace, self.config.table)
-        if self.config.renderer == "vpp-acl":  # same interface, many values (plugins/vpp/renderers/acl.py)
+        if self.renderer_name == "vpp-acl":  # same interface, many values (plugins/vpp/renderers/acl.py)
             self.renderer = cast(NftablesPolicyRenderer, _vpp_acl_renderer(podmanager, ipam))
         self.gauges = PolicyGauges(metrics.registry) if metrics is not None else None
         #: For revert: pod key -> its local address before the AddPod/DeletePod being processed.
@@ -88,7 +94,7 @@ class PolicyPlugin(Plugin, EventHandler):
                 self.controller.register_resource(kind, *RESOURCES[kind])
         if self.http is not None:
             self.http.add_router(build_router(self))
-        self.log.info("renderer %s, table inet %s", self.config.renderer, self.config.table)
+        self.log.info("renderer %s, table inet %s", self.renderer_name, self.config.table)
 
     # ------------------------------------------------------------------ handler
 

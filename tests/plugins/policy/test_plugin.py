@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from ipaddress import IPv4Address
 from typing import Any
 
+import pytest
 from pydantic import BaseModel
 
 from plugins.controller.events import DBResync, KubeStateChange
@@ -146,3 +147,22 @@ async def test_bad_policy_is_reported_and_skipped() -> None:
                   Txn())
     assert "not a CIDR" in plugin.describe()["bad_policies"]["y/bad"]
     assert "y/bad" not in plugin.describe()["policies"]
+
+
+@pytest.mark.parametrize(("dataplane", "setting", "chosen"), [
+    ("linux", "auto", "nftables"),
+    ("vpp", "auto", "vpp-acl"),
+    (None, "auto", "nftables"),
+    ("vpp", "nftables", "nftables"),
+])
+def test_auto_renderer_follows_ipnets_dataplane(dataplane: str | None, setting: str, chosen: str) -> None:
+    from types import SimpleNamespace
+
+    from plugins.policy.config import PolicyConfig
+
+    ipnet = None if dataplane is None else SimpleNamespace(config=SimpleNamespace(dataplane=dataplane))
+    node = Node()
+    plugin = PolicyPlugin(PolicyConfig(renderer=setting), ipam=node, podmanager=node,  # type: ignore[arg-type]
+                          ipnet=ipnet)  # type: ignore[arg-type]
+    assert plugin.renderer_name == chosen
+    assert (type(plugin.renderer).__name__ == "AclPolicyRenderer") == (chosen == "vpp-acl")

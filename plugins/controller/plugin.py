@@ -67,6 +67,8 @@ class ControllerPlugin(Plugin):
         self.loop: EventLoop | None = None
         self.dbwatcher: DBWatcher | None = None
         self._mirror: LocalMirror | None = None
+        #: Set when an agent runs this controller: start watching at ``contiv_agent_started``.
+        self._watch_when_started = False
 
     # -- registration (from other plugins' init) ------------------------------------------
 
@@ -78,6 +80,15 @@ class ControllerPlugin(Plugin):
     def contiv_agent_starting(self, plugins: list[Plugin]) -> None:
         """Adopt every enabled plugin that is an :class:`EventHandler` (in start order)."""
         self.handlers = [p for p in plugins if p is not self and isinstance(p, EventHandler)]
+        self._watch_when_started = True
+
+    @hookimpl
+    def contiv_agent_started(self, plugins: list[Plugin]) -> None:
+        """Under an agent, etcd is watched (and so the first resync comes) only once every
+        plugin has started: a dataplane plugin listed after the controller (``vpp``) is
+        connected before the first resync needs it."""
+        if self.dbwatcher is not None:
+            self.dbwatcher.start()
 
     def config_model_for(self, key: str) -> type[BaseModel] | None:
         """The model of an external config key: that of the scheduler descriptor owning it."""
@@ -155,7 +166,8 @@ class ControllerPlugin(Plugin):
                 watcher_cfg,
                 self._mirror,
             )
-            self.dbwatcher.start()
+            if not self._watch_when_started:  # standalone (no agent): watch at once
+                self.dbwatcher.start()
 
     def request_resync(self) -> str:
         """Resync from etcd when watching it, else a full resync of the current state."""

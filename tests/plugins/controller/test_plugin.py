@@ -3,7 +3,9 @@ over its test southbound: desired state reaches the dataplane; REST, metrics and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,8 @@ class PodWiring(Plugin, EventHandler):
         self.controller = controller
         self.things: set[str] = set()
         self.seen: list[str] = []
+        self.first_resync = asyncio.Event()
+        self.on_resync: Callable[[], None] = lambda: None
 
     async def init(self) -> None:
         # A handler may depend on the controller: it is adopted, not injected (no cycle).
@@ -68,6 +72,8 @@ class PodWiring(Plugin, EventHandler):
         return True
 
     def resync(self, event: Event, kube_state: KubeStateReader, resync_count: int, txn: Transaction) -> None:
+        self.on_resync()
+        self.first_resync.set()
         for pod in kube_state.list("pod").values():
             txn.put(ITEM_PREFIX + pod.name, Item(name=pod.name))
         for thing in self.things:
@@ -239,3 +245,36 @@ async def test_handler_order_from_the_yaml_is_exact() -> None:
             )
     finally:
         await default.close()
+
+
+class LateDataplane(Plugin):
+    """A dataplane plugin listed after the controller (as ``vpp`` may be): its ``after_init``
+    takes a while (connecting), giving a first resync that does not wait for it the time to run."""
+
+    name = "late-dataplane"
+
+    def __init__(self, wiring: PodWiring) -> None:
+        super().__init__()
+        self.wiring = wiring
+        self.connected = False
+
+    async def after_init(self) -> None:
+        # Bounded: under the old start order the first resync ran during this wait.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wiring.first_resync.wait(), 2.0)
+        self.connected = True
+
+
+async def test_first_resync_waits_until_every_plugin_started(tmp_path: Path) -> None:
+    agent, _, _ = build_agent(tmp_path)
+    wiring = next(p for p in agent.plugins if isinstance(p, PodWiring))
+    late = LateDataplane(wiring)
+    seen: list[bool] = []
+    wiring.on_resync = lambda: seen.append(late.connected)
+    agent = Agent([*agent.plugins, late])
+    await agent.start()
+    try:
+        await wiring.first_resync.wait()
+        assert seen[0] is True, "the first resync ran before a plugin listed after the controller had started"
+    finally:
+        await agent.stop()

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
 
+from core.unixsocket import prepare_socket_path
 from plugins.podmanager.cni_pb2 import CNIReply, CNIRequest
 
 SERVICE_NAME = "contiv.cni.RemoteCNI"
@@ -29,31 +28,6 @@ class CNIHandler(Protocol):
     async def delete(self, request: CNIRequest) -> CNIReply: ...
 
     async def check(self, request: CNIRequest) -> CNIReply: ...
-
-
-class SocketInUseError(Exception):
-    """Another process already serves the socket."""
-
-
-def _prepare_socket_path(path: Path) -> None:
-    """Create the directory (0700) and remove a stale socket left by a crashed agent."""
-    if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True)
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise SocketInUseError(f"{path} exists and is not a unix socket; refusing to replace it")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-    except (ConnectionRefusedError, FileNotFoundError):
-        path.unlink(missing_ok=True)  # nobody listens: stale
-        return
-    finally:
-        probe.close()
-    raise SocketInUseError(f"another process serves {path}")
 
 
 def _rpc(
@@ -79,7 +53,7 @@ class RemoteCNIServer:
         self._server: grpc.aio.Server | None = None
 
     async def start(self) -> None:
-        _prepare_socket_path(self.socket_path)
+        prepare_socket_path(self.socket_path)
         server = grpc.aio.server(options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

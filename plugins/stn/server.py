@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
-import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 
+from core.unixsocket import prepare_socket_path
 from plugins.stn.record import StolenLink
 from plugins.stn.service import ErrorKind, STNError, STNService
 from plugins.stn.stn_pb2 import STNReply, STNRequest
@@ -25,31 +24,6 @@ from plugins.stn.stn_pb2 import STNReply, STNRequest
 SERVICE_NAME = "contiv.stn.STN"
 #: Largest request accepted (an interface name and a flag need a few bytes).
 MAX_MESSAGE_BYTES = 64 * 1024
-
-
-class SocketInUseError(Exception):
-    """Another process already serves the socket, or the path is not a socket."""
-
-
-def prepare_socket_path(path: Path) -> None:
-    """Create the directory (0700) and remove a stale socket left by a crashed daemon."""
-    if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True)
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise SocketInUseError(f"{path} exists and is not a unix socket; refusing to replace it")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-    except (ConnectionRefusedError, FileNotFoundError):
-        path.unlink(missing_ok=True)
-        return
-    finally:
-        probe.close()
-    raise SocketInUseError(f"another process serves {path}")
 
 
 def reply_of(link: StolenLink) -> STNReply:

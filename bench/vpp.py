@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import statistics
 import subprocess
@@ -31,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pydantic import BaseModel
+from table import emit  # bench/table.py (the script's directory is on sys.path)
 from vpp_papi import VPPApiClient
 
 from plugins.controller.events import DBResync
@@ -177,12 +177,7 @@ async def main() -> None:
         "raw_calls_per_s": round(raw, 1),
         "descriptor_to_raw_ratio": round(calls / raw, 3),
     }
-    width = max(len(k) for k in results)
-    print(f"{'metric':<{width}}  value")
-    for key, value in results.items():
-        print(f"{key:<{width}}  {value}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    emit(results, args.json)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from table import emit  # bench/table.py (the script's directory is on sys.path)
 from vpp_papi import VPPApiClient
 
 from plugins.kvscheduler.scheduler import KVScheduler
@@ -225,12 +225,7 @@ async def main() -> None:
         "policy_1k_s": round(pol_ours, 3), "policy_raw_s": round(pol_raw, 3),
         "policy_ratio": round(pol_raw / pol_ours, 3),
     }
-    width = max(len(k) for k in results)
-    print(f"{'metric':<{width}}  value")
-    for key, value in results.items():
-        print(f"{key:<{width}}  {value}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    emit(results, args.json)
 
 
 if __name__ == "__main__":

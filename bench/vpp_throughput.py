@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from table import emit  # bench/table.py (the script's directory is on sys.path)
 
 from tests.vppreal import find_vpp
 from tests.vppreal.cluster import Cluster
@@ -104,12 +105,7 @@ def main() -> None:
         results = {"target": f"real VPP ({how})", "poll_sleep_usec": args.poll_sleep_usec,
                    "vpp_mbit_s": round(vpp, 1), "veth_mbit_s": round(veth, 1),
                    "vpp_to_veth_ratio": round(vpp / veth, 3)}
-    width = max(len(k) for k in results)
-    print(f"{'metric':<{width}}  value")
-    for key, value in results.items():
-        print(f"{key:<{width}}  {value}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    emit(results, args.json)
 
 
 if __name__ == "__main__":

@@ -186,11 +186,10 @@ async def test_stn_descriptors_create_read_back_and_delete(stand_in: tuple[VPPSt
 
 def agent_config(tmp: Path, node: Node, daemon: Daemon, stub: VPPStub) -> dict[str, object]:
     return {
-        # vpp before controller: VPP is connected before the first resync. (With controller first,
-        # the first resync fails "not connected" and, depending on timing, the healing resync
-        # and the retries re-create loopbacks: reported in the STN note, not an STN matter.)
-        "plugins": ["service-label", "http", "health", "kvdb", "kvscheduler", "linux", "vpp", "controller", "nodesync",
-                    "ipam", "podmanager", "ipnet"],
+        # vpp after controller, as default.yaml's comment suggests: the first resync waits until
+        # every plugin (so VPP's connection) has started.
+        "plugins": ["service-label", "http", "health", "kvdb", "kvscheduler", "controller", "linux", "nodesync",
+                    "ipam", "podmanager", "ipnet", "vpp"],
         "service-label": {"label": "node1"},
         "http": {"address": "127.0.0.1", "port": 0},
         "kvdb": {"backend": "memory"},

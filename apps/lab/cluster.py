@@ -134,9 +134,10 @@ class Lab:
                 "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
             self._ksr()
             for _ in range(nodes):
-                self.add_node(wait=False)
-            for node in self.state.nodes.values():
-                self.wait_agent_ready(node.name)
+                # One agent at a time: node N allocates node ID N (agents started together race
+                # for IDs, and the lab's addresses and users' expectations follow the index).
+                added = self.add_node(wait=False)
+                self.wait_agent_ready(added.name)
             self.wait_converged()
         except BaseException:
             self.state.save()

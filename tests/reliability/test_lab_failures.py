@@ -163,10 +163,12 @@ def test_address_released_while_etcd_is_down_stays_released(lab: Lab) -> None:
     lab.wait_converged(timeout_s=120)
     wait_for(lambda: (lab.agent_ready("node2") or {}).get("ready"), "node2 ready after the outage")
     leaked = [k for k in allocations(lab, "node2") if k == "default/outage"]
-    ipam_keys = etcdctl(lab, "get", "--prefix", "--keys-only", "/vnf-agent/node2/ipam/")
-    report.add(leaked_allocations=len(leaked) + ipam_keys.count("outage"))
+    report.add(leaked_allocations=len(leaked))
     assert not leaked, f"{victim.ip} of the deleted pod came back"
-    assert "outage" not in ipam_keys
+    # etcd's copy of the allocations is written behind the local file (the pusher retries once
+    # etcd is back): it must follow, not necessarily by the time the mesh has converged.
+    wait_for(lambda: "outage" not in etcdctl(lab, "get", "--prefix", "--keys-only", "/vnf-agent/node2/ipam/"),
+             "etcd's copy of node2's allocations drops the released address")
 
 
 def test_apply_reports_each_object_and_goes_on_after_a_failure(lab: Lab, tmp_path: Path) -> None:

@@ -79,7 +79,7 @@ def tracked_files() -> list[str]:
 
 @pytest.mark.timeout(600)
 def test_a_copy_of_the_repository_alone_passes_the_vpp_tests(tmp_path: Path) -> None:
-    """No ``../shared`` beside the copy, no installed VPP definitions needed, the copy's own code."""
+    """No shared reading folder beside the copy, no installed VPP definitions needed, the copy's own code."""
     copy = tmp_path / "clone"
     for rel in tracked_files():
         src = REPO / rel

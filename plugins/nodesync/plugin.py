@@ -158,7 +158,12 @@ class NodeSyncPlugin(Plugin, EventHandler):
         }
         own = self._own()
         stored = records.get(str(own.id))
-        if not (isinstance(event, DBResync) and event.local):
+        remote = not (isinstance(event, DBResync) and event.local)
+        if remote and stored is not None and stored.name == own.name:
+            # Our record as etcd has it (with the addresses IPAM published, perhaps before this
+            # first resync): what gets put back if etcd loses it. (A local mirror may be older.)
+            self._record = own = stored
+        if remote:
             # A remote snapshot without our record: etcd lost it (wipe, restore of an older
             # snapshot); put it back before another node takes the ID. Another node's name
             # there: a conflict. (A local mirror may simply predate our record.)

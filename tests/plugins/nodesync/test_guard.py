@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from plugins.controller.events import DBResync
 from plugins.nodesync.api import VppNode
 from plugins.nodesync.guard import NodeIDConflict
-from plugins.nodesync.plugin import KSR_PREFIX
+from plugins.nodesync.plugin import KSR_PREFIX, VPPNODE_RESOURCE
 from plugins.podmanager.api import AddPod, LocalPod
 from tests.plugins.nodesync.test_agent import NODE, Running, running, wait_until
 
@@ -52,3 +53,26 @@ async def test_lost_record_is_republished_and_a_taken_id_stops_wiring(running: R
     await broker.delete(key)
     await wait_until(lambda: guard.republished == 2 and guard.conflict is None)
     assert await stored_name(running, own_id) == NODE
+
+
+
+async def test_a_republished_record_keeps_the_published_addresses(running: Running) -> None:
+    """The record put back after an etcd restore carries this node's published address: without
+    it every peer (and this node) would fall back to the plan's 192.168.16.<ID>, which with
+    ``node_interface`` is not the node's address.
+
+    In an agent IPAM publishes before the controller's first resync, so that resync (not a
+    watch event) is where nodesync first sees its record with the address: a resync with it.
+    """
+    own_id = running.nodesync.node_id()
+    key = f"{KSR_PREFIX}allocatedIDs/{own_id}"
+    published = VppNode(id=own_id, name=NODE, ip_addresses=["192.168.16.9/24"])
+    resync = DBResync({VPPNODE_RESOURCE: {str(own_id): published}}, {})
+    await running.controller.push_event(resync)
+    await wait_until(lambda: [str(i) for i in running.nodesync.nodes()[NODE].ip_addresses]
+                     == ["192.168.16.9/24"])
+    await running.kvdb.broker.delete(key)
+    await wait_until(lambda: running.nodesync.guard.republished == 1)
+    kv = await running.kvdb.broker.get(key)
+    assert kv is not None
+    assert VppNode.model_validate_json(kv.value).ip_addresses == ["192.168.16.9/24"]

@@ -49,6 +49,10 @@ async def test_release_merge_adoption_and_stale_release_do_not_wait_for_the_disk
     node = Node(etcd_kvdb, path, release_grace_s=0.0)
     ipam = await node.start()
     gated = GatedFile(path, asyncio.get_running_loop())
+    # The plugin's own saver may still be writing what start-up saved: let it finish before
+    # another writer of the same file takes over (two writers race on the temporary file).
+    await ipam.persisted()
+    ipam._saver.close()
     ipam._saver = AllocationSaver(gated)
     try:
         ip1 = ipam.allocate_pod_ip(pod(1), defer_save=True)

@@ -26,7 +26,7 @@ from plugins.policy.rules import (
     PodRules,
     compile_pod_rules,
 )
-from plugins.policy.spec import PeerSpec
+from plugins.policy.spec import PeerSpec, PolicySpec
 
 SetKind = Literal["addr", "interval", "named"]
 
@@ -244,12 +244,16 @@ class PolicyProcessor:
 
     # ------------------------------------------------------------------ output
 
-    def _compute(self, key: str) -> PodRules | None:
+    def _compute(self, key: str, selected: dict[tuple[object, ...], list[PolicySpec]]) -> PodRules | None:
         info = self.cache.pods.get(key)
         if info is None:
             namespace = key.split("/", 1)[0]
             return DENY_ALL if self.cache.has_policies(namespace) else None
-        policies = self.cache.selecting(info)
+        # Pods of one namespace mostly share their labels (replicas): select once per flush.
+        labels = (info.namespace, tuple(sorted(info.labels.items())))
+        policies = selected.get(labels)
+        if policies is None:
+            policies = selected[labels] = self.cache.selecting(info)
         if not policies:
             return None
         memo = (tuple(p.key for p in policies), info.ports)
@@ -261,9 +265,10 @@ class PolicyProcessor:
     def flush(self) -> Delta:
         """Recompute what the changes since the last flush affect; return what changed."""
         delta = Delta()
+        selected: dict[tuple[object, ...], list[PolicySpec]] = {}
         for key in sorted(self._dirty_pods):
             ip = self.local.get(key)
-            rules = None if ip is None else self._compute(key)
+            rules = None if ip is None else self._compute(key, selected)
             new = None if rules is None or ip is None else LocalPodRules(ip, rules)
             old = self.rules.get(key)
             if new == old:

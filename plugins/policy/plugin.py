@@ -83,7 +83,7 @@ class PolicyPlugin(Plugin, EventHandler):
             self.renderer_name = "vpp-acl" if on_vpp else "nftables"
         self.renderer = NftablesPolicyRenderer(self.config.namespace, self.config.table)
         if self.renderer_name == "vpp-acl":  # same interface, many values (plugins/vpp/renderers/acl.py)
-            self.renderer = cast(NftablesPolicyRenderer, _vpp_acl_renderer(podmanager, ipam))
+            self.renderer = cast(NftablesPolicyRenderer, _vpp_acl_renderer(podmanager, ipam, ipnet))
         self.gauges = PolicyGauges(metrics.registry) if metrics is not None else None
         #: For revert: pod key -> its local address before the AddPod/DeletePod being processed.
         self._undo: dict[str, str | None] = {}
@@ -237,8 +237,9 @@ class PolicyPlugin(Plugin, EventHandler):
         }
 
 
-def _vpp_acl_renderer(podmanager: PodManagerAPI, ipam: IPAMAPI) -> Any:
-    """The VPP ACL renderer, finding each pod's VPP interface as ipnet's VPP renderer names it."""
+def _vpp_acl_renderer(podmanager: PodManagerAPI, ipam: IPAMAPI, ipnet: IPNetPlugin | None = None) -> Any:
+    """The VPP ACL renderer, finding each pod's VPP interface as ipnet's VPP renderer names it,
+    and the node's outbound interfaces (the global table's) from that renderer."""
     from ipaddress import IPv4Address
 
     from plugins.ipnet.renderer.vpp import pod_interface_name
@@ -253,4 +254,10 @@ def _vpp_acl_renderer(podmanager: PodManagerAPI, ipam: IPAMAPI) -> Any:
     def nat_loopback() -> IPv4Address:  # ipnet's twice-NAT address: a pod may reach itself via a service
         return IPv4Address(int(ipam.plan().pod_subnet.broadcast_address) - 1)
 
-    return AclPolicyRenderer(interface_of, nat_loopback)
+    def outbound() -> tuple[str, ...]:  # main NIC, host interconnect, VXLAN BVI
+        names = getattr(getattr(ipnet, "renderer", None), "outbound_interfaces", None)
+        if ipnet is None or names is None:
+            return ()
+        return tuple(names(vxlan=not getattr(ipnet.config, "nooverlay", False)))
+
+    return AclPolicyRenderer(interface_of, nat_loopback, outbound)

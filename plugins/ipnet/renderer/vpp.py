@@ -174,6 +174,14 @@ class VppRenderer:
                              host_ifname=s.host_ifname, namespace=self.node_namespace)
         return out.items
 
+    def outbound_interfaces(self, vxlan: bool = True) -> tuple[str, ...]:
+        """The node's interfaces traffic leaves it by (the policy renderer's global table):
+        the main interface, the host interconnect and, with VXLAN, the BVI."""
+        s = self.settings
+        main = "main-nic" if s.main_interface or self.stolen is not None else "loopbackNIC"
+        host = "tap-vpp2" if s.pod_interface == "tap" else "afpacket-vpp2"
+        return (main, host, BVI) if vxlan else (main, host)
+
     def _node_nat(self, node: NodeIntent, main: str, out: Values) -> None:
         """The node's NAT44 (contiv.md 3.8 ``Nat44Global`` and ``DNAT-identities``)."""
         s = self.settings

@@ -1,45 +1,46 @@
-"""Policy rules -> VPP ACLs on the pods' interfaces (after Contiv's ACL renderer, contiv.md 3.9).
+"""Policy rules -> VPP ACLs, Contiv's ACL renderer (contiv.md 3.9): every rule on VPP's output side.
 
 Input: the policy processor's changes (``Delta``: each local pod's address and rule sets, the
-contents of the peer sets the rule sets reference), read structurally. For every isolated pod:
+contents of the peer sets the rule sets reference), read structurally. Rules sit where VPP
+*sends* packets, after the services' NAT44-ED DNAT, so policies see the real backend address
+of a service and services and policies compose. The tables (built by :mod:`.acl_tables`):
 
-* its **ingress** rules become the **output** ACL of its VPP interface (what VPP sends to the
-  pod: every path, same node or remote, after the services' DNAT); one PERMIT per (peer
-  address or prefix) x (protocol, port range), a PERMIT from the NAT loopback address (a pod
-  always reaches itself through a service), then one final DENY;
-* its **egress** rules become the **input** ACL (what the pod sends), whose PERMITs are
-  *reflective* so the replies pass the output ACL; a pod isolated on ingress only gets the
-  shared reflective ACL ``pol-reflect`` (PERMIT+REFLECT any) on input instead, so replies to its
-  own connections come back.
+* a **local table** per local pod that needs one, the **output** ACL of its interface (traffic
+  to the pod, same node or remote): its own ingress rules (PERMIT per peer x port, PERMIT from
+  the NAT loopback address, DENY all; PERMIT all when it is not isolated on ingress), combined
+  with the egress rules of the other *local* egress-isolated pods towards it (traffic from such
+  a pod Q passes only what Q's egress allows towards this pod and this pod's ingress accepts
+  from Q, then DENY from Q);
+* the **node-global table** ``pol-NODE-GLOBAL`` on the **output** of the node's outbound
+  interfaces (main NIC, host interconnect, VXLAN BVI: ``outbound()``): each local
+  egress-isolated pod's egress rules with its address as source, DENY from it, finally PERMIT
+  all; absent (and detached) while no local pod restricts its egress;
+* the **reflective ACL** ``pol-reflect`` (PERMIT+REFLECT any) on the **input** of every pod with
+  rules or a local table, and of the outbound interfaces while the global table exists, so the
+  replies of allowed connections pass the output tables.
 
 Rules are the processor's: an ipBlock's ``except`` is already subtracted into prefixes, a
-named port is resolved per peer (``address . protocol . port``). ACLs are shared: the name is a
-hash of the rendered rules, so pods with the same rules and peers use one ACL, and a pod
-joining a peer set changes only the ACLs whose rules list it. Policies without
-``policyTypes`` follow the API's defaulting in the processor (Ingress, plus Egress when the
-policy has egress rules).
-
-Deviation from Contiv (documented in docs/vpp.md): Contiv put every rule on the pods' egress
-side and added a node-global ACL on the uplinks and the VXLAN BVI; here each pod's own
-interface enforces both of its directions, so no global table is needed, but egress rules see
-a service's virtual address (the input side comes before VPP's DNAT).
+named port is resolved per peer (``address . protocol . port``); policies without
+``policyTypes`` follow the API's defaulting there. Local tables are shared: the name is a hash
+of the rules, so pods with the same rules use one ACL, an unchanged ACL is never re-sent, and a
+pod joining a peer set changes only the ACLs whose rules list it. The global table keeps its
+name (its rules are replaced in place, the interfaces keep their lists).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
-from ipaddress import IPv4Address, IPv4Network, ip_network
+from collections.abc import Callable, Mapping, Sequence
+from ipaddress import IPv4Address
 from typing import Any
 
 from pydantic import BaseModel
 
 from plugins.vpp.model import Acl, AclAction, AclInterface, AclRule, acl_interface_key, acl_key
+from plugins.vpp.renderers.acl_tables import Tables, restricts
 
-PROTOCOLS = {"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1}
-ANY = IPv4Network("0.0.0.0/0")
 REFLECT_ACL = Acl(name="pol-reflect", rules=(AclRule(action=AclAction.REFLECT),))
-DENY_ALL = AclRule(action=AclAction.DENY)
+GLOBAL_ACL_NAME = "pol-NODE-GLOBAL"
 
 
 def _acl_name(rules: tuple[AclRule, ...]) -> str:
@@ -47,14 +48,12 @@ def _acl_name(rules: tuple[AclRule, ...]) -> str:
     return "pol-" + hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def _allows_everything(ruleset: Any) -> bool:
-    return len(ruleset) == 1 and ruleset[0].peers is None and ruleset[0].ports is None and ruleset[0].named is None
-
-
 class AclPolicyRenderer:
     """Keeps the local pods' rules and the peer sets' contents; renders the ACLs and ACL lists.
 
-    ``interface_of(pod_key, ip)`` names the pod's VPP interface (None: not wired, skipped).
+    ``interface_of(pod_key, ip)`` names the pod's VPP interface (None: not wired, skipped);
+    ``nat_loopback`` the twice-NAT address (or a callable giving it); ``outbound`` the node's
+    outbound interfaces carrying the global table (or a callable giving them).
     """
 
     name = "vpp-acl"
@@ -63,16 +62,18 @@ class AclPolicyRenderer:
         self,
         interface_of: Callable[[str, str], str | None],
         nat_loopback: IPv4Address | Callable[[], IPv4Address | None] | None = None,
+        outbound: Sequence[str] | Callable[[], Sequence[str]] = (),
     ) -> None:
         self.interface_of = interface_of
         self._nat_loopback = nat_loopback
+        self._outbound = outbound
         self.pods: dict[str, Any] = {}
         self.contents: dict[str, Any] = {}
         self._keys: set[str] = set()
         self._removed: set[str] = set()
         # What the policy plugin's REST, gauges and internal state read (as of the nft renderer):
-        self.ingress: dict[str, str] = {}  # pod IP -> output ACL
-        self.egress: dict[str, str] = {}  # pod IP -> input ACL
+        self.ingress: dict[str, str] = {}  # pod IP -> its local table (output ACL)
+        self.egress: dict[str, str] = {}  # pod IP -> the global table holding its egress rules
         self.chains: dict[str, tuple[str, ...]] = {}  # ACL name -> its rules, as text
         self.set_refs: dict[str, int] = {}  # peer sets the rendered rules use
 
@@ -101,36 +102,47 @@ class AclPolicyRenderer:
         for key in self.take_removed():
             txn.delete(key)
 
+    def outbound(self) -> list[str]:
+        """The node's outbound interfaces (the global table's)."""
+        names = self._outbound() if callable(self._outbound) else self._outbound
+        return sorted(set(names))
+
     def values(self) -> Mapping[str, BaseModel]:
-        """Every ACL in use and every isolated pod's ACL list (the renderer's desired state)."""
+        """Every ACL in use and every ACL list (the renderer's desired state)."""
         out: dict[str, BaseModel] = {}
         self.ingress, self.egress, self.set_refs = {}, {}, {}
-        for key, pod in sorted(self.pods.items()):
-            iface = self.interface_of(key, pod.ip)
-            ingress, egress = pod.rules.ingress, pod.rules.egress
-            if iface is None or not pod.rules.isolated:
-                continue
-            inputs: tuple[str, ...] = ()
+        loopback = self._nat_loopback() if callable(self._nat_loopback) else self._nat_loopback
+        tables = Tables(self.contents, {p.ip for p in self.pods.values()}, loopback)
+        wired = {key: iface for key, pod in sorted(self.pods.items())
+                 if (iface := self.interface_of(key, pod.ip)) is not None}
+        senders = sorted({(pod.ip, pod.rules.egress) for key, pod in self.pods.items()
+                          if key in wired and restricts(pod.rules.egress)}, key=lambda s: s[0])
+        for key, iface in wired.items():
+            pod = self.pods[key]
+            ingress = pod.rules.ingress
+            local = tables.local(pod.ip, ingress, senders)
             outputs: tuple[str, ...] = ()
-            if ingress is not None and not _allows_everything(ingress):
-                acl = self._acl(self._ingress_rules(ingress))
-                out[acl_key(acl.name)] = acl
+            if local is not None:
+                acl = self._put_acl(out, local)
                 outputs = (acl.name,)
-                self.ingress[pod.ip] = acl.name
-            if egress is not None and not _allows_everything(egress):
-                acl = self._acl(self._egress_rules(egress))
-                out[acl_key(acl.name)] = acl
-                inputs = (acl.name,)
-                self.egress[pod.ip] = acl.name
-            elif outputs:
-                out[acl_key(REFLECT_ACL.name)] = REFLECT_ACL
-                inputs = (REFLECT_ACL.name,)
-            for rule in (*(ingress or ()), *(egress or ())):
+                if restricts(ingress):
+                    self.ingress[pod.ip] = acl.name
+            if outputs or restricts(ingress) or restricts(pod.rules.egress):
+                self._put_acl(out, REFLECT_ACL.rules, REFLECT_ACL.name)
+                out[acl_interface_key(iface)] = AclInterface(interface=iface, input=(REFLECT_ACL.name,),
+                                                              output=outputs)
+            for rule in (*(ingress or ()), *(pod.rules.egress or ())):
                 for ref in (rule.peers, rule.named):
                     if ref is not None:
                         self.set_refs[ref] = self.set_refs.get(ref, 0) + 1
-            if inputs or outputs:
-                out[acl_interface_key(iface)] = AclInterface(interface=iface, input=inputs, output=outputs)
+        global_rules = tables.global_rules(senders)
+        if global_rules is not None:
+            self._put_acl(out, global_rules, GLOBAL_ACL_NAME)
+            self._put_acl(out, REFLECT_ACL.rules, REFLECT_ACL.name)
+            self.egress = {ip: GLOBAL_ACL_NAME for ip, _ in senders}
+            for iface in self.outbound():
+                out[acl_interface_key(iface)] = AclInterface(interface=iface, input=(REFLECT_ACL.name,),
+                                                              output=(GLOBAL_ACL_NAME,))
         self.chains = {
             v.name: tuple(r.model_dump_json() for r in v.rules) for v in out.values() if isinstance(v, Acl)
         }
@@ -144,60 +156,8 @@ class AclPolicyRenderer:
         removed, self._removed = sorted(self._removed), set()
         return removed
 
-    # ------------------------------------------------------------------------------ rules
-
-    def _acl(self, rules: tuple[AclRule, ...]) -> Acl:
-        return Acl(name=_acl_name(rules), rules=rules)
-
-    def _peers(self, set_id: str | None) -> list[IPv4Network]:
-        if set_id is None:
-            return [ANY]
-        content = self.contents.get(set_id)
-        if content is None:
-            return []  # an unknown set stands for nobody
-        return sorted({ip_network(e) for e in content.elements if ip_network(e).version == 4})  # type: ignore[misc]
-
-    def _ingress_rules(self, ruleset: Iterable[Any]) -> tuple[AclRule, ...]:
-        rules: list[AclRule] = []
-        for rule in ruleset:
-            for net in self._peers(rule.peers):
-                rules += _with_ports(AclAction.PERMIT, rule.ports, src=net)
-        loopback = self._nat_loopback() if callable(self._nat_loopback) else self._nat_loopback
-        if loopback is not None:
-            rules.append(AclRule(action=AclAction.PERMIT, src=IPv4Network(f"{loopback}/32")))
-        return (*_unique(rules), DENY_ALL)
-
-    def _egress_rules(self, ruleset: Iterable[Any]) -> tuple[AclRule, ...]:
-        rules: list[AclRule] = []
-        for rule in ruleset:
-            if rule.named is not None:
-                content = self.contents.get(rule.named)
-                for element in sorted(content.elements if content is not None else ()):
-                    addr, proto, port = _named(element)
-                    rules.append(AclRule(action=AclAction.REFLECT, dst=IPv4Network(f"{addr}/32"),
-                                         proto=PROTOCOLS.get(proto, 0), dst_first=port, dst_last=port))
-                continue
-            for net in self._peers(rule.peers):
-                rules += _with_ports(AclAction.REFLECT, rule.ports, dst=net)
-        return (*_unique(rules), DENY_ALL)
-
-
-def _named(element: str) -> tuple[str, str, int]:
-    """``10.1.1.2 . tcp . 8080`` -> (address, protocol, port)."""
-    addr, proto, port = (part.strip() for part in element.split(" . "))
-    return addr, proto, int(port)
-
-
-def _with_ports(action: AclAction, ports: Any, **where: IPv4Network) -> list[AclRule]:
-    if ports is None:
-        return [AclRule(action=action, **where)]
-    out = []
-    for match in ports:
-        proto = PROTOCOLS.get(match.protocol, 0)
-        first, last = (0, 65535) if match.first == 0 else (match.first, match.last or match.first)
-        out.append(AclRule(action=action, proto=proto, dst_first=first, dst_last=last, **where))
-    return out
-
-
-def _unique(rules: list[AclRule]) -> list[AclRule]:
-    return list(dict.fromkeys(rules))
+    @staticmethod
+    def _put_acl(out: dict[str, BaseModel], rules: tuple[AclRule, ...], name: str = "") -> Acl:
+        acl = Acl(name=name or _acl_name(rules), rules=rules)
+        out[acl_key(acl.name)] = acl
+        return acl

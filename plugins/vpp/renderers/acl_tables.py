@@ -1,0 +1,214 @@
+"""Rule sets -> the rule lists of the ACL renderer's tables (Contiv's renderer cache, contiv.md 3.9).
+
+Pure functions over one snapshot of the local pods' rules and the peer sets' contents:
+
+* :meth:`Tables.local` -- the **local table** of a pod, applied on the output of its interface
+  (traffic *to* the pod): one block per other local egress-isolated pod Q whose egress rules
+  towards this pod allow less than this pod's ingress rules accept from Q (Contiv's
+  CombineRules): PERMIT ``src=Q`` for the intersection, then DENY ``src=Q``; then the pod's
+  own ingress rules (PERMIT per peer x port, PERMIT from the NAT loopback, DENY all), or PERMIT
+  all when the pod is not isolated on ingress.
+* :meth:`Tables.global_rules` -- the **node-global table**, applied on the output of the node's
+  outbound interfaces: per local egress-isolated pod Q its egress rules with ``src=Q/32``, then
+  DENY ``src=Q/32``; the table ends with PERMIT all.
+
+A traffic class is a :data:`Ports` value: None for all traffic, else a set of
+``(protocol, first port, last port)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
+from typing import Any
+
+from plugins.vpp.model import AclAction, AclRule
+
+PROTOCOLS = {"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1}
+ANY = IPv4Network("0.0.0.0/0")
+DENY_ALL = AclRule(action=AclAction.DENY)
+PERMIT_ALL = AclRule(action=AclAction.PERMIT)
+
+Ports = frozenset[tuple[int, int, int]] | None
+NOTHING: Ports = frozenset()
+
+
+def restricts(ruleset: Any) -> bool:
+    """A direction is isolated and does not allow everything (None and ALLOW_ALL do not)."""
+    if ruleset is None:
+        return False
+    return not (len(ruleset) == 1 and ruleset[0].peers is None and ruleset[0].ports is None
+                and ruleset[0].named is None)
+
+
+def port_ranges(ports: Any) -> Ports:
+    """A rule's ``ports`` (None: every protocol and port) as a traffic class."""
+    if ports is None:
+        return None
+    out = set()
+    for match in ports:
+        first, last = (0, 65535) if match.first == 0 else (match.first, match.last or match.first)
+        out.add((PROTOCOLS.get(match.protocol, 0), first, last))
+    return frozenset(out)
+
+
+def union(a: Ports, b: Ports) -> Ports:
+    return None if a is None or b is None else a | b
+
+
+def intersect(a: Ports, b: Ports) -> Ports:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    out = set()
+    for pa, fa, la in a:
+        for pb, fb, lb in b:
+            if pa == pb and max(fa, fb) <= min(la, lb):
+                out.add((pa, max(fa, fb), min(la, lb)))
+    return frozenset(out)
+
+
+def covers(big: Ports, small: Ports) -> bool:
+    """Everything in ``small`` is in ``big`` (range by range; a split cover counts as not)."""
+    if big is None:
+        return True
+    if small is None:
+        return False
+    return all(any(p == q and f <= g and h <= last for q, f, last in big) for p, g, h in small)
+
+
+def _rules(action: AclAction, ports: Ports, **where: IPv4Network) -> list[AclRule]:
+    if ports is None:
+        return [AclRule(action=action, **where)]
+    return [AclRule(action=action, proto=p, dst_first=f, dst_last=last, **where) for p, f, last in sorted(ports)]
+
+
+def named_element(element: str) -> tuple[str, str, int]:
+    """``10.1.1.2 . tcp . 8080`` -> (address, protocol, port)."""
+    addr, proto, port = (part.strip() for part in element.split(" . "))
+    return addr, proto, int(port)
+
+
+def _host(ip: str) -> IPv4Network:
+    return IPv4Network(f"{ip}/32")
+
+
+class Tables:
+    """One snapshot: ``contents`` (set id -> processor ``SetContent``), the local pods' addresses."""
+
+    def __init__(self, contents: Mapping[str, Any], local_ips: Iterable[str],
+                 nat_loopback: IPv4Address | None) -> None:
+        self.contents = contents
+        self.local_ips = frozenset(local_ips)
+        self.nat_loopback = nat_loopback
+        self._nets: dict[str, list[IPv4Network]] = {}
+        self._members: dict[str, frozenset[str]] = {}
+
+    def peers(self, set_id: str | None) -> list[IPv4Network]:
+        """The prefixes a peer set stands for (None: anyone; an unknown set: nobody)."""
+        if set_id is None:
+            return [ANY]
+        nets = self._nets.get(set_id)
+        if nets is None:
+            content = self.contents.get(set_id)
+            elements = content.elements if content is not None else ()
+            nets = sorted({n for n in map(ip_network, elements) if n.version == 4})
+            self._nets[set_id] = nets
+        return nets
+
+    def members(self, set_id: str) -> frozenset[str]:
+        """The local pods' addresses inside a peer set."""
+        found = self._members.get(set_id)
+        if found is None:
+            content = self.contents.get(set_id)
+            if content is None:
+                found = frozenset()
+            elif content.kind == "addr":
+                found = self.local_ips & content.elements
+            else:
+                nets = self.peers(set_id)
+                found = frozenset(ip for ip in self.local_ips if any(ip_address(ip) in n for n in nets))
+            self._members[set_id] = found
+        return found
+
+    # ------------------------------------------------------------------------------ classes
+
+    def ingress_from(self, ruleset: Any, src: str) -> Ports:
+        """What a pod with ingress ``ruleset`` accepts from the local pod ``src``."""
+        if not restricts(ruleset):
+            return None
+        allowed: Ports = NOTHING
+        for rule in ruleset:
+            if rule.peers is None or src in self.members(rule.peers):
+                allowed = union(allowed, port_ranges(rule.ports))
+        return allowed
+
+    def egress_to(self, ruleset: Any, dst: str) -> Ports:
+        """What a pod with egress ``ruleset`` may send to the local pod ``dst``."""
+        if not restricts(ruleset):
+            return None
+        allowed: Ports = NOTHING
+        for rule in ruleset:
+            if rule.named is not None:
+                content = self.contents.get(rule.named)
+                for element in content.elements if content is not None else ():
+                    addr, proto, port = named_element(element)
+                    if addr == dst:
+                        allowed = union(allowed, frozenset({(PROTOCOLS.get(proto, 0), port, port)}))
+            elif rule.peers is None or dst in self.members(rule.peers):
+                allowed = union(allowed, port_ranges(rule.ports))
+        return allowed
+
+    # ------------------------------------------------------------------------------ tables
+
+    def local(self, ip: str, ingress: Any, egress_isolated: Iterable[tuple[str, Any]]) -> tuple[AclRule, ...] | None:
+        """The local table of the pod ``ip`` (None: it needs none); ``egress_isolated``: the other
+        local pods' (address, egress rule set) that restrict their egress, in address order."""
+        blocks: list[AclRule] = []
+        for q_ip, q_egress in egress_isolated:
+            if q_ip == ip:
+                continue
+            sends, accepts = self.egress_to(q_egress, ip), self.ingress_from(ingress, q_ip)
+            if covers(sends, accepts):
+                continue  # the pod's own ingress rules already say it all
+            blocks += _rules(AclAction.PERMIT, intersect(sends, accepts), src=_host(q_ip))
+            blocks.append(AclRule(action=AclAction.DENY, src=_host(q_ip)))
+        if restricts(ingress):
+            return (*blocks, *self.ingress_rules(ingress))
+        return (*blocks, PERMIT_ALL) if blocks else None
+
+    def ingress_rules(self, ruleset: Iterable[Any]) -> tuple[AclRule, ...]:
+        """A pod's own ingress rules: PERMIT per peer x port, from the NAT loopback, then DENY all."""
+        rules: list[AclRule] = []
+        for rule in ruleset:
+            ports = port_ranges(rule.ports)
+            for net in self.peers(rule.peers):
+                rules += _rules(AclAction.PERMIT, ports, src=net)
+        if self.nat_loopback is not None:  # a pod always reaches itself through a service
+            rules.append(AclRule(action=AclAction.PERMIT, src=_host(str(self.nat_loopback))))
+        return (*dict.fromkeys(rules), DENY_ALL)
+
+    def egress_rules(self, ip: str, ruleset: Iterable[Any]) -> list[AclRule]:
+        """A pod's egress rules with ``src`` its address, then DENY from it (global table part)."""
+        src = _host(ip)
+        rules: list[AclRule] = []
+        for rule in ruleset:
+            if rule.named is not None:
+                content = self.contents.get(rule.named)
+                for element in sorted(content.elements if content is not None else ()):
+                    addr, proto, port = named_element(element)
+                    rules.append(AclRule(action=AclAction.PERMIT, src=src, dst=_host(addr),
+                                         proto=PROTOCOLS.get(proto, 0), dst_first=port, dst_last=port))
+                continue
+            ports = port_ranges(rule.ports)
+            for net in self.peers(rule.peers):
+                rules += _rules(AclAction.PERMIT, ports, src=src, dst=net)
+        return [*dict.fromkeys(rules), AclRule(action=AclAction.DENY, src=src)]
+
+    def global_rules(self, egress_isolated: Iterable[tuple[str, Any]]) -> tuple[AclRule, ...] | None:
+        """The node-global table (None: no local pod restricts its egress)."""
+        rules: list[AclRule] = []
+        for ip, egress in egress_isolated:
+            rules += self.egress_rules(ip, egress)
+        return (*rules, PERMIT_ALL) if rules else None

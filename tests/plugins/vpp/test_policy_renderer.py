@@ -154,7 +154,8 @@ async def test_global_table_changes_in_place_and_goes_away_with_minimal_calls(
     names = ("pod-a", "pod-b", *OUTBOUND)
     base = {m.interface_key(i): m.Interface(name=i, type=m.InterfaceType.LOOPBACK) for i in names}
     egress = PodRules(egress=(Rule(peers="p-web", ports=(PortMatch("tcp", 80, 80),)),))
-    r.apply(Delta(pods={"default/a": LocalPodRules("10.1.1.2", egress), "default/b": LocalPodRules("10.1.1.3", PodRules())},
+    r.apply(Delta(pods={"default/a": LocalPodRules("10.1.1.2", egress),
+                        "default/b": LocalPodRules("10.1.1.3", PodRules())},
                   sets={"p-web": SetContent("addr", frozenset({"10.1.2.2"}))}))
 
     async def commit() -> dict[str, int]:

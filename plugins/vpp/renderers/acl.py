@@ -36,6 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from plugins.policy.rules import PodRules
 from plugins.vpp.model import Acl, AclAction, AclInterface, AclRule, acl_interface_key, acl_key
 from plugins.vpp.renderers.acl_tables import Tables, restricts
 
@@ -46,6 +47,15 @@ GLOBAL_ACL_NAME = "pol-NODE-GLOBAL"
 def _acl_name(rules: tuple[AclRule, ...]) -> str:
     text = "\n".join(r.model_dump_json() for r in rules)
     return "pol-" + hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+class _Open:
+    """A local pod no policy selects (not isolated)."""
+
+    rules = PodRules()
+
+    def __init__(self, ip: str) -> None:
+        self.ip = ip
 
 
 class AclPolicyRenderer:
@@ -69,6 +79,8 @@ class AclPolicyRenderer:
         self._outbound = outbound
         self.pods: dict[str, Any] = {}
         self.contents: dict[str, Any] = {}
+        #: Every local pod's address, isolated or not (any may need a local table).
+        self.local: dict[str, str] = {}
         self._keys: set[str] = set()
         self._removed: set[str] = set()
         # What the policy plugin's REST, gauges and internal state read (as of the nft renderer):
@@ -95,6 +107,16 @@ class AclPolicyRenderer:
             else:
                 self.pods[key] = pod
 
+    def set_local_pods(self, local: Mapping[str, str]) -> bool:
+        """Take every local pod's address (pod key -> IP); True when that changed anything.
+
+        The processor's changes only carry pods some policy selects; a pod no policy selects
+        still gets a local table while another local pod restricts its egress."""
+        if dict(local) == self.local:
+            return False
+        self.local = dict(local)
+        return True
+
     def put_into(self, txn: Any) -> None:
         """Put the desired ACLs and ACL lists into a controller transaction, delete the rest."""
         for key, value in self.values().items():
@@ -112,13 +134,15 @@ class AclPolicyRenderer:
         out: dict[str, BaseModel] = {}
         self.ingress, self.egress, self.set_refs = {}, {}, {}
         loopback = self._nat_loopback() if callable(self._nat_loopback) else self._nat_loopback
-        tables = Tables(self.contents, {p.ip for p in self.pods.values()}, loopback)
-        wired = {key: iface for key, pod in sorted(self.pods.items())
+        pods = {key: _Open(ip) for key, ip in self.local.items()}
+        pods.update(self.pods)
+        tables = Tables(self.contents, {p.ip for p in pods.values()}, loopback)
+        wired = {key: iface for key, pod in sorted(pods.items())
                  if (iface := self.interface_of(key, pod.ip)) is not None}
-        senders = sorted({(pod.ip, pod.rules.egress) for key, pod in self.pods.items()
+        senders = sorted({(pod.ip, pod.rules.egress) for key, pod in pods.items()
                           if key in wired and restricts(pod.rules.egress)}, key=lambda s: s[0])
         for key, iface in wired.items():
-            pod = self.pods[key]
+            pod = pods[key]
             ingress = pod.rules.ingress
             local = tables.local(pod.ip, ingress, senders)
             outputs: tuple[str, ...] = ()

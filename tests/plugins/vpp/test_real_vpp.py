@@ -23,7 +23,7 @@ from plugins.vpp.descriptors import all_descriptors
 from plugins.vpp.index import Indexes
 from plugins.vpp.renderers.acl import AclPolicyRenderer
 from plugins.vpp.renderers.nat44 import Nat44RenderSettings, Nat44ServiceRenderer
-from tests.vppreal.cluster import Cluster, commit, mutating, reach, start_agent
+from tests.vppreal.cluster import Cluster, Node, commit, mutating, reach, start_agent
 from tests.vppreal.fixtures import NodeVPPs, node_vpps, vpp_install  # noqa: F401 - fixtures
 from tests.vppreal.services import service
 from tests.vppstub import VPPStub
@@ -133,9 +133,9 @@ async def render_services(cluster: Cluster, make: Any) -> None:
         await commit(node, values)
 
 
-async def test_services_through_nat44_clusterip_nodeport_and_local_policy(cluster: Cluster) -> None:
-    a1, a2 = cluster.nodes[1].pods["a1"], cluster.nodes[1].pods["a2"]
-    b1 = cluster.nodes[2].pods["b1"]
+def web_services(cluster: Cluster) -> Any:
+    """ClusterIP 10.96.0.10 (NodePort 30080) and a ``Local`` one, backends a1 (node1), b1 (node2)."""
+    a1, b1 = cluster.nodes[1].pods["a1"], cluster.nodes[2].pods["b1"]
     backends = [(a1.ip, 8080, "node1"), (b1.ip, 8080, "node2")]
     node_ips = ("192.168.16.1", "192.168.16.2")
 
@@ -146,7 +146,13 @@ async def test_services_through_nat44_clusterip_nodeport_and_local_policy(cluste
             service("local", "10.96.0.11", 80, backends, me=me, node_ips=node_ips, node_port=30081, local=True),
         ]
 
-    await render_services(cluster, services)
+    return services
+
+
+async def test_services_through_nat44_clusterip_nodeport_and_local_policy(cluster: Cluster) -> None:
+    a1, a2 = cluster.nodes[1].pods["a1"], cluster.nodes[1].pods["a2"]
+    b1 = cluster.nodes[2].pods["b1"]
+    await render_services(cluster, web_services(cluster))
     for kind in ("tcp", "udp"):  # ClusterIP: balanced over a backend on each node
         seen = await answers(a2.netns, kind, "10.96.0.10", 80, {"default/a1", "default/b1"})
         assert seen == {"default/a1", "default/b1"}
@@ -179,14 +185,10 @@ async def blocked(netns: str, kind: str, ip: str, port: int = 8080) -> bool:
 async def test_policies_through_acls_default_deny_then_allow_from_selector(cluster: Cluster) -> None:
     node = cluster.nodes[1]
     a1, a2, b1 = node.pods["a1"], node.pods["a2"], cluster.nodes[2].pods["b1"]
-    names = {p.intent.pod_name: node.renderer.pod_interface_name(p.intent) for p in node.pods.values()}
-    renderer = AclPolicyRenderer(lambda key, ip: names.get(key.split("/")[1]), nat_loopback_ip(node.intent))
+    renderer = acl_renderer(node)
 
     async def apply(rules: PodRules, sets: dict[str, SetContent | None]) -> None:
-        renderer.apply(Delta(pods={"default/a1": LocalPodRules(a1.ip, rules)}, sets=sets))
-        changes: dict[str, Any] = dict(renderer.values())
-        changes.update(dict.fromkeys(renderer.take_removed()))
-        await commit(node, changes)
+        await apply_policy(node, renderer, {"default/a1": rules}, sets)
 
     await apply(PodRules(ingress=()), {})  # default deny (ingress) on a1
     assert await blocked(a2.netns, "tcp", a1.ip) and await blocked(b1.netns, "udp", a1.ip)
@@ -199,6 +201,66 @@ async def test_policies_through_acls_default_deny_then_allow_from_selector(clust
     await apply(PodRules(), {"p-web": None})  # policies gone: open again, ACLs removed
     assert (await reach(b1.netns, "tcp", a1.ip)).startswith(f"default/a1 {b1.ip}:")
     assert not [d for d in await node.plugin.connection.dump("acl_dump", acl_index=0xFFFFFFFF)]
+
+
+def acl_renderer(node: Node) -> AclPolicyRenderer:
+    """The node's ACL renderer, wired as the policy plugin wires it (pods' and outbound interfaces)."""
+    names = {f"default/{p.intent.pod_name}": node.renderer.pod_interface_name(p.intent) for p in node.pods.values()}
+    renderer = AclPolicyRenderer(lambda key, ip: names.get(key), nat_loopback_ip(node.intent),
+                                 node.renderer.outbound_interfaces())
+    renderer.set_local_pods({f"default/{name}": pod.ip for name, pod in node.pods.items()})
+    return renderer
+
+
+async def apply_policy(node: Node, renderer: AclPolicyRenderer, rules: dict[str, PodRules],
+                       sets: dict[str, SetContent | None]) -> None:
+    """What the policy plugin commits for the processor's changes (``PodRules()``: no policy left)."""
+    pods = {key: None if r == PodRules() else LocalPodRules(node.pods[key.split("/")[1]].ip, r)
+            for key, r in rules.items()}
+    renderer.apply(Delta(pods=pods, sets=sets))
+    changes: dict[str, Any] = dict(renderer.values())
+    changes.update(dict.fromkeys(renderer.take_removed()))
+    await commit(node, changes)
+
+
+async def test_egress_policy_allows_a_clusterip_of_allowed_backends_and_blocks_other_pods(cluster: Cluster) -> None:
+    """Egress rules sit after the services' DNAT (local tables, global table on the BVI): a pod
+    allowed to reach the backends reaches them through their ClusterIP, on both nodes."""
+    node = cluster.nodes[1]
+    if "a3" not in node.pods:
+        await cluster.add_pod(1, "a3", 4)
+    a1, a2, a3, b1 = node.pods["a1"], node.pods["a2"], node.pods["a3"], cluster.nodes[2].pods["b1"]
+    await render_services(cluster, web_services(cluster))
+    renderer = acl_renderer(node)
+    web = {"p-web": SetContent("addr", frozenset({a1.ip, b1.ip}))}  # app=web: the backends
+    await apply_policy(node, renderer, {"default/a2": PodRules(egress=(
+        Rule(peers="p-web", ports=(PortMatch("tcp", 8080, 8080),)),))}, dict(web))
+    try:
+        seen = await answers(a2.netns, "tcp", "10.96.0.10", 80, {"default/a1", "default/b1"})
+        assert seen == {"default/a1", "default/b1"}  # through the service, to both nodes; replies pass
+        assert await blocked(a2.netns, "tcp", a3.ip)  # a pod the policy does not allow (same node)
+        assert await blocked(a2.netns, "udp", "10.96.0.10", 80)  # a protocol it does not allow
+        assert (await reach(a3.netns, "tcp", a2.ip)).startswith(f"default/a2 {a3.ip}:")  # a2 still answers
+    finally:
+        await apply_policy(node, renderer, {"default/a2": PodRules()}, {"p-web": None})
+    assert (await reach(a2.netns, "tcp", a3.ip)).startswith(f"default/a3 {a2.ip}:")
+    assert not [d for d in await node.plugin.connection.dump("acl_dump", acl_index=0xFFFFFFFF)]
+
+
+async def test_egress_policy_to_a_pod_on_the_other_node_through_the_global_table(cluster: Cluster) -> None:
+    node = cluster.nodes[1]
+    a1, b1 = node.pods["a1"], cluster.nodes[2].pods["b1"]
+    renderer = acl_renderer(node)
+    await apply_policy(node, renderer, {"default/a1": PodRules(egress=(
+        Rule(peers="p-b1", ports=(PortMatch("tcp", 8080, 8080),)),))},
+        {"p-b1": SetContent("addr", frozenset({b1.ip}))})
+    try:
+        assert (await reach(a1.netns, "tcp", b1.ip)).startswith(f"default/b1 {a1.ip}:")  # allowed, reply back
+        assert await blocked(a1.netns, "udp", b1.ip)  # another port: dropped on the BVI's output
+        assert (await reach(b1.netns, "tcp", a1.ip)).startswith(f"default/a1 {b1.ip}:")  # replies to b1 pass
+    finally:
+        await apply_policy(node, renderer, {"default/a1": PodRules()}, {"p-b1": None})
+    assert (await reach(a1.netns, "udp", b1.ip)).startswith(f"default/b1 {a1.ip}:")
 
 
 async def test_outbound_traffic_is_snated_to_the_node_address(cluster: Cluster) -> None:

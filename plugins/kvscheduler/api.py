@@ -83,10 +83,18 @@ class Dependency:
     label: str
     key: str | None = None
     any_of: tuple[str, ...] = ()
+    #: True when the dataplane removes this value by itself together with the value behind
+    #: ``key`` (an address, route or neighbour on a link goes with the link). When that value
+    #: (or, for a property without descriptor, the value it is derived from) is deleted in the
+    #: same transaction, the scheduler records this one deleted without calling its
+    #: ``delete``; deleted alone, it is deleted as usual. Only with ``key``.
+    removed_with: bool = False
 
     def __post_init__(self) -> None:
         if (self.key is None) == (not self.any_of):
             raise ValueError(f"dependency {self.label!r}: set exactly one of key or any_of")
+        if self.removed_with and self.key is None:
+            raise ValueError(f"dependency {self.label!r}: removed_with needs a key, not any_of")
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +294,9 @@ class OperationRecord:
     is_retry: bool = False
     #: True for operations that undo a failed revert-on-failure transaction.
     is_revert: bool = False
+    #: True for a delete the dataplane did by itself: the value went with the value it depends
+    #: on (see :attr:`Dependency.removed_with`); its descriptor's ``delete`` was not called.
+    implicit: bool = False
 
 
 @dataclass(slots=True)

@@ -66,10 +66,17 @@ class Executor(Teardown):
                 recreates.append(node)
             else:
                 updates.append(node)
+        # Values the dataplane removes with a value also deleted here go last: that value's
+        # cascade reaches them first and needs no call for them (Dependency.removed_with).
+        deletes.sort(key=self._goes_with_carrier)
         for group in (deletes, recreates, dependencies_first(creates), updates):
             for node in group:
                 await self.reconcile(node)
                 await self._drain()
+
+    def _goes_with_carrier(self, node: Node) -> bool:
+        carrier = self.carrier_of(node)
+        return carrier is not None and carrier.desired is None
 
     def _recreate_planned(self, node: Node) -> bool:
         """:meth:`_needs_recreate` for planning; a raising descriptor is reported by ``_change``."""

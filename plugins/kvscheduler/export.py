@@ -65,6 +65,7 @@ def operation_json(op: OperationRecord) -> dict[str, Any]:
         "duration_s": op.duration_s,
         "is_retry": op.is_retry,
         "is_revert": op.is_revert,
+        "implicit": op.implicit,
     }
 
 

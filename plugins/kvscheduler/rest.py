@@ -30,7 +30,8 @@ def txn_text(record: TxnRecord) -> str:
         head += f" {r.description!r}"
     lines = [f"{head}: {len(r.operations)} operation(s), {r.duration_s * 1000:.2f} ms"]
     for op in r.operations:
-        flags = "".join(f" [{name}]" for name, on in (("retry", op.is_retry), ("revert", op.is_revert)) if on)
+        flags = "".join(f" [{name}]" for name, on in (
+            ("retry", op.is_retry), ("revert", op.is_revert), ("implicit", op.implicit)) if on)
         error = f" ERROR: {op.error}" if op.error else ""
         lines.append(f"  {op.operation.value:<8} {op.key}{flags}{error}")
     for key, error in r.errors.items():

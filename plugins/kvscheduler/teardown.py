@@ -31,19 +31,35 @@ class Teardown(DesiredState):
         """
         graph = self.graph
         nodes = graph.nodes
+        recreating = root if recreate else None
         stack: list[tuple[Node, bool]] = [(root, False)]
         seen: set[str] = set()
         done: set[str] = set()
+        # Values the dataplane removes together with a value later in this walk (their
+        # carrier, see Dependency.removed_with): settled right after the carrier's delete.
+        riders: dict[str, list[Node]] = {}
+        riding: set[str] = set()
         while stack:
             node, children_done = stack.pop()
             if children_done:
                 done.add(node.key)
-                # Values still waiting in this walk (dependency cycles) will go after us.
-                blocker = self._blocker(node, seen - done)
+                # Values still waiting in this walk (dependency cycles) and riders will go
+                # after us.
+                blocker = self._blocker(node, (seen - done) | riding)
+                carrier = self.carrier_of(node) if blocker is None else None
+                if carrier is not None and carrier.key in seen and carrier.key not in done:
+                    riders.setdefault(carrier.key, []).append(node)
+                    riding.add(node.key)
+                    continue
                 if blocker is not None:
                     self._blocked(node, blocker)
                 else:
-                    await self._delete_one(node, root if recreate else None)
+                    await self._delete_one(node, recreating)
+                for rider in riders.pop(node.key, ()):
+                    riding.discard(rider.key)
+                    # Gone with the carrier; if the carrier is still there (its delete failed
+                    # or was blocked), the rider is deleted the usual way.
+                    await self._delete_one(rider, recreating, implicit=node.applied is None)
                 continue
             if node.key in seen:
                 continue
@@ -66,6 +82,37 @@ class Teardown(DesiredState):
                     and self._applied_needs(dep, node.key)
                 ):
                     stack.append((dep, False))
+
+    def carrier_of(self, node: Node) -> Node | None:
+        """The value whose delete removes ``node`` from the dataplane too, if any.
+
+        Follows the applied form's ``removed_with`` dependency; a property without descriptor
+        (a link's presence) stands for the value it is derived from (the veth).
+        """
+        desc = node.descriptor
+        applied = node.applied
+        if desc is None or applied is None or node.origin is not Origin.FROM_NB:
+            return None
+        try:
+            needs = desc.dependencies(node.key, applied)
+        except Exception:  # noqa: BLE001 - descriptor code may raise anything: no shortcut
+            return None
+        nodes = self.graph.nodes
+        for dep in needs:
+            if not dep.removed_with or dep.key is None:
+                continue
+            target = nodes.get(dep.key)
+            while target is not None and target.descriptor is None and target.base is not None:
+                target = nodes.get(target.base)
+            if (
+                target is not None
+                and target is not self._protected
+                and target.descriptor is not None
+                and target.applied is not None
+                and target.origin is Origin.FROM_NB
+            ):
+                return target
+        return None
 
     @staticmethod
     def _applied_needs(dep: Node, key: str) -> bool:
@@ -125,18 +172,20 @@ class Teardown(DesiredState):
         if ctx.abort_on_failure and not ctx.reverting:
             raise AbortTransaction(node.key)
 
-    async def _delete_one(self, node: Node, recreating: Node | None) -> None:
+    async def _delete_one(self, node: Node, recreating: Node | None, *, implicit: bool = False) -> None:
+        """Delete one value (``implicit``: the dataplane already did; no call, only records)."""
         desc = node.descriptor
         old = node.applied
         if desc is not None and old is not None and node.origin is Origin.FROM_NB:
             started = time.perf_counter()
-            try:
-                await dataplane_call(desc.delete(node.key, old, node.metadata))
-            except Exception as err:  # noqa: BLE001 - descriptor code may raise anything
-                self._record(node, Operation.DELETE, old, None, started, err)
-                self._failed(node, Operation.DELETE, err)
-                return
-            self._record(node, Operation.DELETE, old, None, started, None)
+            if not implicit:
+                try:
+                    await dataplane_call(desc.delete(node.key, old, node.metadata))
+                except Exception as err:  # noqa: BLE001 - descriptor code may raise anything
+                    self._record(node, Operation.DELETE, old, None, started, err)
+                    self._failed(node, Operation.DELETE, err)
+                    return
+            self._record(node, Operation.DELETE, old, None, started, None, implicit=implicit)
             self.registry.drop_metadata(desc, node.key)
         node.applied = None
         node.metadata = None
@@ -164,6 +213,8 @@ class Teardown(DesiredState):
         after: BaseModel | None,
         started: float,
         err: BaseException | None,
+        *,
+        implicit: bool = False,
     ) -> None:
         self.ctx.operations.append(
             OperationRecord(
@@ -175,6 +226,7 @@ class Teardown(DesiredState):
                 time.perf_counter() - started,
                 self.ctx.kind is TxnKind.RETRY,
                 self.ctx.reverting,
+                implicit,
             )
         )
 

@@ -50,6 +50,9 @@ class Item(BaseModel):
     derived: tuple[tuple[str, str], ...] = ()
     #: Changing this field cannot be done in place (update_needs_recreate).
     kind: str = ""
+    #: Keys of ``depends_on`` whose deletion removes this value from the device too
+    #: (``Dependency.removed_with``; for a derived key, the deletion of its base).
+    removed_with: tuple[str, ...] = ()
 
 
 class DeviceError(Exception):
@@ -110,6 +113,21 @@ class MemoryDevice:
         """An object someone else created (read back as FROM_SB, never ours to touch)."""
         self.objects[key] = DeviceObject(value, owned=False)
 
+    def remove_riders(self, key: str, value: BaseModel) -> None:
+        """Drop what goes with ``key`` (its ``removed_with`` dependents), logged "gone-with"."""
+        gone = {key, *(k for k, _ in getattr(value, "derived", ()))}
+        changed = True
+        while changed:
+            changed = False
+            for other, obj in list(self.objects.items()):
+                with_ = getattr(obj.value, "removed_with", ())
+                if obj.owned and any(k in gone for k in with_):
+                    del self.objects[other]
+                    self.log.append(("gone-with", other))
+                    gone.add(other)
+                    gone.update(k for k, _ in getattr(obj.value, "derived", ()))
+                    changed = True
+
     def owned(self) -> dict[str, BaseModel]:
         return {k: o.value for k, o in self.objects.items() if o.owned}
 
@@ -169,6 +187,7 @@ class ItemDescriptor(Descriptor[Item]):
             raise DeviceError(f"{key} is not ours")
         del self.device.objects[key]
         self.device.log.append(("delete", key))
+        self.device.remove_riders(key, value)
 
     async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
         self.device.check("retrieve", self.key_prefix)
@@ -186,7 +205,8 @@ class ItemDescriptor(Descriptor[Item]):
         ]
 
     def dependencies(self, key: str, value: Item) -> Sequence[Dependency]:
-        deps = [Dependency(label="depends-on", key=k) for k in value.depends_on]
+        deps = [Dependency(label="depends-on", key=k, removed_with=k in value.removed_with)
+                for k in value.depends_on]
         deps.extend(Dependency(label="depends-on-any", any_of=g) for g in value.depends_on_any)
         return deps
 

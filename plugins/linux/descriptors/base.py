@@ -104,7 +104,9 @@ class OnLinkDescriptor(LinuxDescriptor[L]):
         return model_value_name(value)
 
     def dependencies(self, key: str, value: L) -> Sequence[Dependency]:
-        return [Dependency("interface", key=link_property_key(value.namespace, value.ifname))]
+        # The kernel drops a link's addresses, neighbours and FDB entries with the link.
+        return [Dependency("interface", key=link_property_key(value.namespace, value.ifname),
+                           removed_with=True)]
 
     def missing_link_message(self, value: L, error: LinkMissingError) -> str:
         return str(error)

@@ -60,7 +60,9 @@ class RouteDescriptor(LinuxDescriptor[Route]):
     def dependencies(self, key: str, value: Route) -> Sequence[Dependency]:
         if not (value.dev and value.dev_is_ours):
             return []
-        deps = [Dependency("interface", key=link_property_key(value.namespace, value.dev))]
+        # The kernel drops the routes through a link with the link.
+        deps = [Dependency("interface", key=link_property_key(value.namespace, value.dev),
+                           removed_with=True)]
         if value.gateway is not None:
             # The kernel refuses a gateway (even onlink) in a namespace with no address at all:
             # wait until the device has one of our addresses.

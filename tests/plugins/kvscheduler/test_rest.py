@@ -73,6 +73,7 @@ async def test_txn_history_json_text_and_by_seq(scheduler: KVScheduler, client: 
         "depends_on_any": [],
         "derived": [],
         "kind": "",
+        "removed_with": [],
     }
     one = (await client.get("/scheduler/txn-history", params={"seq-num": 2})).json()
     assert one["description"] == "second" and one["values"][0]["state"] == "removed"

@@ -39,9 +39,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plugins.linux.netns import call_in_namespace, namespace_path, run_in_namespace
+from plugins.linux.nftctx import ContextPool, context_factory
 
 _JSON_FLAG = 1 << 4  # NFT_CTX_OUTPUT_JSON
 _lib: ctypes.CDLL | None = None
+_contexts: ContextPool | None = None
 _lib_lock = threading.Lock()
 
 Batch = str | Sequence[dict[str, Any]]
@@ -84,26 +86,52 @@ def _trim() -> None:
         pass
 
 
+def _pool() -> ContextPool:
+    global _contexts
+    lib = _library()  # takes _lib_lock itself
+    with _lib_lock:
+        if _contexts is None:
+            _contexts = ContextPool(*context_factory(lib))
+        return _contexts
+
+
 def _lib_run(text: str, json_output: bool) -> str:
-    """One libnftables command buffer in the calling thread's namespace; returns its output."""
+    """One libnftables command buffer in the calling thread's namespace; returns its output.
+
+    Batches reuse a pooled context of this namespace (:mod:`plugins.linux.nftctx`: closing one
+    costs a kernel RCU wait after deletes); listings use their own, freed at once.
+    """
     lib = _library()
-    ctx = lib.nft_ctx_new(0)
-    if not ctx:
-        raise NftError("nft_ctx_new failed")
-    try:
+    listing = text.startswith("list ")
+    if listing:
+        ctx, inode = lib.nft_ctx_new(0), 0
+        if not ctx:
+            raise NftError("nft_ctx_new failed")
         lib.nft_ctx_buffer_output(ctx)
         lib.nft_ctx_buffer_error(ctx)
+    else:
+        inode, ctx = _pool().acquire()
+    rc = -1
+    try:
         lib.nft_ctx_output_set_flags(ctx, _JSON_FLAG if json_output else 0)
         rc = lib.nft_run_cmd_from_buffer(ctx, text.encode())
         out = (lib.nft_ctx_get_output_buffer(ctx) or b"").decode()
         err = (lib.nft_ctx_get_error_buffer(ctx) or b"").decode()
     finally:
-        lib.nft_ctx_free(ctx)
+        if listing:
+            lib.nft_ctx_free(ctx)
+        else:
+            _pool().release(inode, ctx, healthy=rc == 0)
         if len(text) > 1 << 20:
             _trim()
     if rc != 0:
         raise NftError(err.strip() or f"nft failed (rc {rc})")
     return out
+
+
+def release_idle_contexts() -> int:
+    """Close every idle pooled context now (each holds its namespace alive until closed)."""
+    return 0 if _contexts is None else _contexts.close_idle()
 
 
 @dataclass

@@ -24,8 +24,11 @@ from vpp_papi import VPPApiClient
 
 from plugins.vpp.errors import VPPCallError, VPPConnectionError
 
-#: A request answered slower than this suspends inline calls (see ``_call_inline``).
+#: Two requests answered slower than this within ``INLINE_PAUSE_S`` suspend inline calls (see
+#: ``_call_inline``); one alone is a one-off cost of VPP (its first ACL on an interface: ~50 ms).
 INLINE_SLOW_S = 0.05
+#: A request answered slower than this suspends inline calls at once (VPP busy or hanging)...
+INLINE_HANG_S = 0.5
 #: ...for this long: calls go through the worker thread meanwhile.
 INLINE_PAUSE_S = 5.0
 
@@ -80,6 +83,8 @@ class VPPConnection:
         self._client_lock = threading.Lock()
         #: Inline calls are suspended until then (monotonic) after a slow one.
         self._inline_after = 0.0
+        #: When the last inline call slower than ``INLINE_SLOW_S`` ended (monotonic).
+        self._last_slow = -INLINE_PAUSE_S
         self._callbacks: list[ReconnectCallback] = []
         self._lost_callbacks: list[Callable[[], None]] = []
         self._monitor: asyncio.Task[None] | None = None
@@ -203,17 +208,23 @@ class VPPConnection:
 
         A VPP call takes well under a millisecond; the hop to the worker thread and back
         costs about as much again on a busy machine (the descriptors reached ~0.6 of raw
-        vpp-papi's call rate). After a call slower than ``INLINE_SLOW_S`` (VPP busy or
-        hanging) calls go through the worker thread again for ``INLINE_PAUSE_S``, so a stuck
-        VPP never holds the event loop more than once per pause.
+        vpp-papi's call rate). After a call slower than ``INLINE_HANG_S`` (VPP busy or
+        hanging), or a second one slower than ``INLINE_SLOW_S`` within ``INLINE_PAUSE_S``,
+        calls go through the worker thread again for ``INLINE_PAUSE_S``, so a stuck VPP never
+        holds the event loop more than once per pause, and a one-off slow answer (VPP's first
+        ACL applied to an interface takes ~50 ms) does not send a whole burst to the worker.
         """
         started = time.monotonic()
         try:
             return self._call_sync(message, kwargs)
         finally:
             self._client_lock.release()
-            if time.monotonic() - started > INLINE_SLOW_S:
-                self._inline_after = time.monotonic() + INLINE_PAUSE_S
+            now = time.monotonic()
+            took = now - started
+            if took > INLINE_HANG_S or (took > INLINE_SLOW_S and now - self._last_slow < INLINE_PAUSE_S):
+                self._inline_after = now + INLINE_PAUSE_S
+            if took > INLINE_SLOW_S:
+                self._last_slow = now
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         loop = asyncio.get_running_loop()

@@ -38,14 +38,14 @@ from pydantic import BaseModel
 
 from plugins.policy.rules import PodRules
 from plugins.vpp.model import Acl, AclAction, AclInterface, AclRule, acl_interface_key, acl_key
-from plugins.vpp.renderers.acl_tables import Tables, restricts
+from plugins.vpp.renderers.acl_tables import Tables, restricts, rule_text
 
 REFLECT_ACL = Acl(name="pol-reflect", rules=(AclRule(action=AclAction.REFLECT),))
 GLOBAL_ACL_NAME = "pol-NODE-GLOBAL"
 
 
 def _acl_name(rules: tuple[AclRule, ...]) -> str:
-    text = "\n".join(r.model_dump_json() for r in rules)
+    text = "\n".join(map(rule_text, rules))
     return "pol-" + hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -168,7 +168,7 @@ class AclPolicyRenderer:
                 out[acl_interface_key(iface)] = AclInterface(interface=iface, input=(REFLECT_ACL.name,),
                                                               output=(GLOBAL_ACL_NAME,))
         self.chains = {
-            v.name: tuple(r.model_dump_json() for r in v.rules) for v in out.values() if isinstance(v, Acl)
+            v.name: tuple(map(rule_text, v.rules)) for v in out.values() if isinstance(v, Acl)
         }
         self._removed |= self._keys - set(out)
         self._removed -= set(out)

@@ -18,6 +18,7 @@ A traffic class is a :data:`Ports` value: None for all traffic, else a set of
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 from typing import Any
@@ -78,10 +79,22 @@ def covers(big: Ports, small: Ports) -> bool:
     return all(any(p == q and f <= g and h <= last for q, f, last in big) for p, g, h in small)
 
 
-def _rules(action: AclAction, ports: Ports, **where: IPv4Network) -> list[AclRule]:
+def _rules(action: AclAction, ports: Ports, src: IPv4Network = ANY, dst: IPv4Network = ANY) -> list[AclRule]:
+    return list(_cached_rules(action, ports, src, dst))
+
+
+@functools.lru_cache(maxsize=65536)
+def _cached_rules(action: AclAction, ports: Ports, src: IPv4Network, dst: IPv4Network) -> tuple[AclRule, ...]:
     if ports is None:
-        return [AclRule(action=action, **where)]
-    return [AclRule(action=action, proto=p, dst_first=f, dst_last=last, **where) for p, f, last in sorted(ports)]
+        return (AclRule(action=action, src=src, dst=dst),)
+    return tuple(AclRule(action=action, src=src, dst=dst, proto=p, dst_first=f, dst_last=last)
+                 for p, f, last in sorted(ports))
+
+
+@functools.lru_cache(maxsize=65536)
+def rule_text(rule: AclRule) -> str:
+    """A rule as JSON (what ACL names hash and the policy REST shows), computed once per rule."""
+    return rule.model_dump_json()
 
 
 def named_element(element: str) -> tuple[str, str, int]:
@@ -90,6 +103,7 @@ def named_element(element: str) -> tuple[str, str, int]:
     return addr, proto, int(port)
 
 
+@functools.lru_cache(maxsize=65536)
 def _host(ip: str) -> IPv4Network:
     return IPv4Network(f"{ip}/32")
 
@@ -104,6 +118,9 @@ class Tables:
         self.nat_loopback = nat_loopback
         self._nets: dict[str, list[IPv4Network]] = {}
         self._members: dict[str, frozenset[str]] = {}
+        #: id(rule set) -> (_by_peer result); rule sets live as long as the snapshot.
+        self._maps: dict[tuple[int, bool], tuple[Ports, dict[str, Ports]]] = {}
+        self._ingress: dict[int, tuple[AclRule, ...]] = {}
 
     def peers(self, set_id: str | None) -> list[IPv4Network]:
         """The prefixes a peer set stands for (None: anyone; an unknown set: nobody)."""
@@ -134,31 +151,43 @@ class Tables:
 
     # ------------------------------------------------------------------------------ classes
 
+    def _by_peer(self, ruleset: Any, named: bool) -> tuple[Ports, dict[str, Ports]]:
+        """A rule set as (what it allows towards/from anyone, what it allows per local pod)."""
+        cached = self._maps.get((id(ruleset), named))
+        if cached is not None:
+            return cached
+        anyone: Ports = NOTHING
+        per_ip: dict[str, Ports] = {}
+        for rule in ruleset:
+            if named and rule.named is not None:
+                content = self.contents.get(rule.named)
+                for element in content.elements if content is not None else ():
+                    addr, proto, port = named_element(element)
+                    if addr in self.local_ips:
+                        ports: Ports = frozenset({(PROTOCOLS.get(proto, 0), port, port)})
+                        per_ip[addr] = union(per_ip.get(addr, NOTHING), ports)
+            elif rule.peers is None:
+                anyone = union(anyone, port_ranges(rule.ports))
+            else:
+                ports = port_ranges(rule.ports)
+                for ip in self.members(rule.peers):
+                    per_ip[ip] = union(per_ip.get(ip, NOTHING), ports)
+        self._maps[(id(ruleset), named)] = (anyone, per_ip)
+        return anyone, per_ip
+
     def ingress_from(self, ruleset: Any, src: str) -> Ports:
         """What a pod with ingress ``ruleset`` accepts from the local pod ``src``."""
         if not restricts(ruleset):
             return None
-        allowed: Ports = NOTHING
-        for rule in ruleset:
-            if rule.peers is None or src in self.members(rule.peers):
-                allowed = union(allowed, port_ranges(rule.ports))
-        return allowed
+        anyone, per_ip = self._by_peer(ruleset, named=False)
+        return union(anyone, per_ip.get(src, NOTHING))
 
     def egress_to(self, ruleset: Any, dst: str) -> Ports:
         """What a pod with egress ``ruleset`` may send to the local pod ``dst``."""
         if not restricts(ruleset):
             return None
-        allowed: Ports = NOTHING
-        for rule in ruleset:
-            if rule.named is not None:
-                content = self.contents.get(rule.named)
-                for element in content.elements if content is not None else ():
-                    addr, proto, port = named_element(element)
-                    if addr == dst:
-                        allowed = union(allowed, frozenset({(PROTOCOLS.get(proto, 0), port, port)}))
-            elif rule.peers is None or dst in self.members(rule.peers):
-                allowed = union(allowed, port_ranges(rule.ports))
-        return allowed
+        anyone, per_ip = self._by_peer(ruleset, named=True)
+        return union(anyone, per_ip.get(dst, NOTHING))
 
     # ------------------------------------------------------------------------------ tables
 
@@ -166,9 +195,13 @@ class Tables:
         """The local table of the pod ``ip`` (None: it needs none); ``egress_isolated``: the other
         local pods' (address, egress rule set) that restrict their egress, in address order."""
         blocks: list[AclRule] = []
+        accepted: dict[str, Ports] | None = None  # None: any sender may be accepted something
+        if restricts(ingress):
+            anyone, per_ip = self._by_peer(ingress, named=False)
+            accepted = None if anyone else per_ip
         for q_ip, q_egress in egress_isolated:
-            if q_ip == ip:
-                continue
+            if q_ip == ip or (accepted is not None and q_ip not in accepted):
+                continue  # (accepted nothing from q: the pod's own final DENY covers q)
             sends, accepts = self.egress_to(q_egress, ip), self.ingress_from(ingress, q_ip)
             if covers(sends, accepts):
                 continue  # the pod's own ingress rules already say it all
@@ -178,8 +211,11 @@ class Tables:
             return (*blocks, *self.ingress_rules(ingress))
         return (*blocks, PERMIT_ALL) if blocks else None
 
-    def ingress_rules(self, ruleset: Iterable[Any]) -> tuple[AclRule, ...]:
+    def ingress_rules(self, ruleset: Any) -> tuple[AclRule, ...]:
         """A pod's own ingress rules: PERMIT per peer x port, from the NAT loopback, then DENY all."""
+        cached = self._ingress.get(id(ruleset))
+        if cached is not None:
+            return cached
         rules: list[AclRule] = []
         for rule in ruleset:
             ports = port_ranges(rule.ports)
@@ -187,7 +223,8 @@ class Tables:
                 rules += _rules(AclAction.PERMIT, ports, src=net)
         if self.nat_loopback is not None:  # a pod always reaches itself through a service
             rules.append(AclRule(action=AclAction.PERMIT, src=_host(str(self.nat_loopback))))
-        return (*dict.fromkeys(rules), DENY_ALL)
+        self._ingress[id(ruleset)] = out = (*dict.fromkeys(rules), DENY_ALL)
+        return out
 
     def egress_rules(self, ip: str, ruleset: Iterable[Any]) -> list[AclRule]:
         """A pod's egress rules with ``src`` its address, then DENY from it (global table part)."""

@@ -47,6 +47,7 @@ from plugins.ksr.model import (
     SliceEndpoint,
     TargetPort,
 )
+from plugins.kvscheduler import gcpause
 from plugins.kvscheduler.scheduler import KVScheduler
 from plugins.linux.descriptors.nfttable import NftTableDescriptor
 from plugins.linux.nft import Nft
@@ -95,9 +96,10 @@ async def agent_path(ns: str, count: int, changes: int) -> dict[str, Any]:
     objects.append(make(count - 1, [BACKEND_IP], udp=True))  # the probed one
     processor = ServiceProcessor(NODE)
     started = time.perf_counter()
-    processor.resync([s for s, _ in objects], [e for _, e in objects], NODE)
-    for key, intent in processor.intents.items():
-        renderer.set_service(key, intent)
+    with gcpause.planning():  # as the controller runs its handlers
+        processor.resync([s for s, _ in objects], [e for _, e in objects], NODE)
+        for key, intent in processor.intents.items():
+            renderer.set_service(key, intent)
     result = await scheduler.commit(dict(renderer.values()))
     full = time.perf_counter() - started
     assert result.ok, result.errors
@@ -109,8 +111,9 @@ async def agent_path(ns: str, count: int, changes: int) -> dict[str, Any]:
         ips = [pod_ip(2 * i), pod_ip(2 * i + 1)] + ([extra] if extra else [])
         new = make(i, ips)[1]
         t0 = time.perf_counter()
-        for key in processor.set_slice(new, eps):
-            renderer.set_service(key, processor.intents.get(key))
+        with gcpause.planning():
+            for key in processor.set_slice(new, eps):
+                renderer.set_service(key, processor.intents.get(key))
         result = await scheduler.commit(dict(renderer.values()))
         latencies.append(time.perf_counter() - t0)
         assert result.ok, result.errors

@@ -35,6 +35,7 @@ from plugins.controller.handlers import check_handlers, handler_name
 from plugins.controller.history import EventRecord, HandlerRecord
 from plugins.controller.kubestate import KubeStateCache
 from plugins.controller.txn import EventTransaction, ExternalConfig
+from plugins.kvscheduler import gcpause
 from plugins.kvscheduler.api import KVSchedulerAPI, ResyncMode, TxnResult
 
 #: The source name of external config read by the dbwatcher.
@@ -178,6 +179,16 @@ class EventProcessor:
         ignore_errors: bool, revert_mode: bool,
     ) -> tuple[list[tuple[EventHandler, HandlerRecord]], bool, list[str]]:
         """Steps 3-7: every handler in order into ``txn``; (handlers run, stop commit, changes)."""
+        # Handlers run synchronously (nothing else runs meanwhile) and a resync builds the whole
+        # desired state: automatic collection is paused for that stretch, as for the scheduler's
+        # planning (10k services: the processor spent ~40% of its time in the collector).
+        with gcpause.planning():
+            return self._run_handlers_paused(event, txn, outcome, is_resync, ignore_errors, revert_mode)
+
+    def _run_handlers_paused(
+        self, event: Event, txn: EventTransaction, outcome: Outcome, is_resync: bool,
+        ignore_errors: bool, revert_mode: bool,
+    ) -> tuple[list[tuple[EventHandler, HandlerRecord]], bool, list[str]]:
         record = outcome.record
         ran: list[tuple[EventHandler, HandlerRecord]] = []
         stop_commit = False

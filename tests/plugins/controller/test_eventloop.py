@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -405,3 +406,37 @@ async def test_verification_resync_reports_only_real_differences(make_loop: Fact
     assert "config/test/v1/item/b differs" in verification.error
     assert len(sched.commits) == commits + 1  # verification resyncs are never committed
     assert loop.describe_handlers() == {"consistent": {"names": ["a", "b"]}}
+
+
+async def test_handlers_run_with_automatic_collection_paused_and_it_comes_back(make_loop: Factory) -> None:
+    """A resync builds a whole desired state in one synchronous stretch: the collector would
+    only rescan what all survives (at 10k services, ~40% of the processor's time)."""
+    seen: list[bool] = []
+
+    class GcNoting(EventHandler, Plugin):
+        name = "gc-noting"
+
+        def handles_event(self, event: Event) -> bool:
+            return True
+
+        def resync(self, event: Event, kube_state: KubeStateReader, resync_count: int, txn: Transaction) -> None:
+            seen.append(gc.isenabled())
+
+        def update(self, event: Event, txn: Transaction) -> str | None:
+            seen.append(gc.isenabled())
+            return None
+
+        def revert(self, event: Event) -> None:
+            pass
+
+        def describe_internal_state(self) -> dict[str, object] | None:
+            return None
+
+    assert gc.isenabled()
+    loop = make_loop([GcNoting()], RecordingScheduler())
+    await started(loop)
+    ping = Ping("p", blocking=True)
+    loop.push(ping)
+    await ping.wait()
+    assert seen == [False, False]
+    assert gc.isenabled()

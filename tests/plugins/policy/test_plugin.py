@@ -166,3 +166,49 @@ def test_auto_renderer_follows_ipnets_dataplane(dataplane: str | None, setting: 
                           ipnet=ipnet)  # type: ignore[arg-type]
     assert plugin.renderer_name == chosen
     assert (type(plugin.renderer).__name__ == "AclPolicyRenderer") == (chosen == "vpp-acl")
+
+
+async def test_vpp_acl_renderer_tables_a_pod_no_policy_selects_against_a_local_egress_isolated_one() -> None:
+    """On VPP, every local pod may need a local table: the plugin hands the renderer all of them,
+    and re-renders on an AddPod that changes no rule set (contiv.md 3.9, CombineRules)."""
+    from ipaddress import IPv4Network
+    from types import SimpleNamespace
+
+    from plugins.ipnet.renderer.vpp import VppRenderer
+    from plugins.policy.config import PolicyConfig
+    from plugins.vpp import model as m
+
+    class VppNode(Node):
+        def plan(self) -> Any:
+            return SimpleNamespace(pod_subnet=IPv4Network("10.1.1.0/24"))
+
+    node, state = VppNode(), State()
+    ipnet = SimpleNamespace(config=SimpleNamespace(dataplane="vpp", nooverlay=False), renderer=VppRenderer())
+    plugin = PolicyPlugin(PolicyConfig(), ipam=node, podmanager=node, ipnet=ipnet)  # type: ignore[arg-type]
+    for ns in nc.NAMESPACES:
+        state.add("namespace", nc.namespace_manifest(ns))
+    state.add("policy", nc.policy("x", "a-out", nc.pod_sel("a"), types=["Egress"],
+                                  egress=[{"to": [{"ipBlock": {"cidr": "192.168.0.0/16"}}]}]))
+    plugin.resync(DBResync(state.data, {}), state, 1, Txn())
+    add_pod(plugin, node, state, "a", "10.1.1.2")
+    _, txn = add_pod(plugin, node, state, "b", "10.1.1.3")
+    a = IPv4Network("10.1.1.2/32")
+
+    # b's AddPod changed no rule set, yet its commit gave b a table: what a may send b (nothing)
+    listed = txn.changes[m.acl_interface_key(pod_if("b"))]
+    assert isinstance(listed, m.AclInterface) and listed.input == ("pol-reflect",)
+    table = txn.changes[m.acl_key(listed.output[0])]
+    assert isinstance(table, m.Acl)
+    assert table.rules == (m.AclRule(action=m.AclAction.DENY, src=a), m.AclRule(action=m.AclAction.PERMIT))
+    # a's egress rules: the global table on the node's outbound interfaces (ipnet's VPP renderer names them)
+    assert {k for k, v in txn.changes.items() if isinstance(v, m.AclInterface)} == {
+        m.acl_interface_key(i) for i in (pod_if("a"), pod_if("b"), "loopbackNIC", "tap-vpp2", "vxlanBVI")}
+    global_table = txn.changes[m.acl_key("pol-NODE-GLOBAL")]
+    assert isinstance(global_table, m.Acl)
+    assert global_table.rules[0] == m.AclRule(action=m.AclAction.PERMIT, src=a, dst=IPv4Network("192.168.0.0/16"))
+
+
+def pod_if(name: str) -> str:
+    from plugins.ipnet.renderer.vpp import pod_interface_name
+
+    return pod_interface_name(name)

@@ -6,7 +6,10 @@
   (goal >= 0.8).
 * ``policy_1k_s``: 200 pods x 50 policies (each pod selected by 5, peers 4 pods each, one TCP
   port) through the ACL policy renderer and the scheduler, from empty; ``policy_raw_s`` the same
-  ``acl_add_replace`` and ``acl_interface_set_acl_list`` messages raw; ``policy_ratio``.
+  ``acl_add_replace`` and ``acl_interface_set_acl_list`` messages raw; ``policy_ratio``;
+  ``policy_render_s`` the renderer's time to compute those values from the processor's changes.
+* ``policy_egress_*``: the same with each pod's rules restricting its egress too (a local table
+  per pod combining the other pods' egress, the node-global table on an uplink, reflective ACLs).
 
 On a real VPP when one is installed (``CONTIV_TEST_VPP_DIR`` or ``vpp`` on PATH; ``target``
 says which), else on the stand-in (its own process). Usage:
@@ -142,9 +145,12 @@ def raw_services(target: Target, values: dict[str, Any]) -> float:
         client.disconnect()
 
 
-def pods_and_policies(pods: int, policies: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    setup = {m.interface_key(f"pod-{i}"): m.Interface(name=f"pod-{i}", type=m.InterfaceType.LOOPBACK)
-             for i in range(pods)}
+def pods_and_policies(pods: int, policies: int, egress: bool = False) -> tuple[dict[str, Any], dict[str, Any], float]:
+    """The setup (interfaces), the ACL renderer's values and how long rendering them took;
+    ``egress``: the same rules restrict each pod's egress too (local tables combine them, the
+    global table lands on an ``uplink``)."""
+    names = [f"pod-{i}" for i in range(pods)] + (["uplink"] if egress else [])
+    setup = {m.interface_key(name): m.Interface(name=name, type=m.InterfaceType.LOOPBACK) for name in names}
     ips = {i: f"10.1.{1 + i // 250}.{2 + i % 250}" for i in range(pods)}
     sets = {f"p-{j}": SetContent("addr", frozenset(ips[(j * 4 + k) % pods] for k in range(4)))
             for j in range(policies)}
@@ -152,10 +158,13 @@ def pods_and_policies(pods: int, policies: int) -> tuple[dict[str, Any], dict[st
     for i in range(pods):
         rules = tuple(Rule(peers=f"p-{j}", ports=(PortMatch("tcp", 8000 + j, 8000 + j),))
                       for j in range(policies) if j % 10 == i % 10)
-        delta.pods[f"default/pod-{i}"] = LocalPodRules(ips[i], PodRules(ingress=rules))
-    renderer = AclPolicyRenderer(lambda key, ip: key.split("/")[1])
+        pod_rules = PodRules(ingress=rules, egress=rules if egress else None)
+        delta.pods[f"default/pod-{i}"] = LocalPodRules(ips[i], pod_rules)
+    renderer = AclPolicyRenderer(lambda key, ip: key.split("/")[1], outbound=("uplink",))
+    started = time.perf_counter()
     renderer.apply(delta)
-    return setup, dict(renderer.values())
+    values = dict(renderer.values())
+    return setup, values, time.perf_counter() - started
 
 
 def raw_policy(target: Target, setup: dict[str, Any], values: dict[str, Any]) -> float:
@@ -213,8 +222,10 @@ async def main() -> None:
     svc_values = services_values(args.services)
     nat_setup = {m.vrf_key(1): m.VrfTable(id=1, label="pod"), n.GLOBAL_KEY: n.Nat44Global()}
     svc_ours, svc_raw = await measure(target, nat_setup, svc_values, lambda t: raw_services(t, svc_values))
-    pol_setup, pol_values = pods_and_policies(args.pods, args.policies)
+    pol_setup, pol_values, pol_render = pods_and_policies(args.pods, args.policies)
     pol_ours, pol_raw = await measure(target, pol_setup, pol_values, lambda t: raw_policy(t, pol_setup, pol_values))
+    eg_setup, eg_values, eg_render = pods_and_policies(args.pods, args.policies, egress=True)
+    eg_ours, eg_raw = await measure(target, eg_setup, eg_values, lambda t: raw_policy(t, eg_setup, eg_values))
     results = {
         "target": target.name,
         "poll_sleep_usec": args.poll_sleep_usec if target.install is not None else None,
@@ -224,6 +235,11 @@ async def main() -> None:
         "policy_values": len(pol_values),
         "policy_1k_s": round(pol_ours, 3), "policy_raw_s": round(pol_raw, 3),
         "policy_ratio": round(pol_raw / pol_ours, 3),
+        "policy_render_s": round(pol_render, 3),
+        "policy_egress_values": len(eg_values),
+        "policy_egress_s": round(eg_ours, 3), "policy_egress_raw_s": round(eg_raw, 3),
+        "policy_egress_ratio": round(eg_raw / eg_ours, 3),
+        "policy_egress_render_s": round(eg_render, 3),
     }
     emit(results, args.json)
 

@@ -256,6 +256,12 @@ def _netlink_socket_here(ref: str) -> int | None:
     return int(sock.detach())
 
 
+def netlink_socket_in(ref: str) -> int | None:
+    """A NETLINK_ROUTE socket (its fd, owned by the caller) of namespace ``ref``, made by the
+    calling thread (see :func:`_netlink_socket_here`); None for the agent's own namespace."""
+    return _netlink_socket_here(ref) if ref else None
+
+
 async def _anetlink_socket_in(ref: str) -> int | None:
     """A socket of namespace ``ref`` for the event loop (None for the agent's own)."""
     return _netlink_socket_here(ref) if ref else None

@@ -18,6 +18,7 @@ from plugins.kvscheduler.api import (
     ValueWithMetadata,
 )
 from plugins.linux.descriptors.base import LinuxDescriptor, tolerating
+from plugins.linux.linkdel import delete_link
 from plugins.linux.links import LinkInfo, Mark, dump_links, find_link, forget_links, set_link
 from plugins.linux.models import (
     VETH_SPEC,
@@ -127,7 +128,15 @@ class VethDescriptor(LinuxDescriptor[Veth]):
                 return False
             if key is not None and info.mark.key != key:
                 return False
-            await ipr.link("del", index=info.index)
+            # Done once the kernel announced both ends gone (their addresses, routes and
+            # neighbours with them), without waiting for its RCU barrier (linkdel.py).
+            watch = [(end.namespace, end.ifname)]
+            if info.mark.peer_ifname and namespace_exists(info.mark.peer_namespace):
+                watch.append((info.mark.peer_namespace, info.mark.peer_ifname))
+            try:
+                await delete_link(end.namespace, info.index, watch)
+            except NamespaceNotFoundError:  # the peer's namespace went meanwhile
+                await ipr.link("del", index=info.index)
             forget_links(self.pool, end.namespace, end.ifname)
             if info.mark.peer_ifname:
                 forget_links(self.pool, info.mark.peer_namespace, info.mark.peer_ifname)

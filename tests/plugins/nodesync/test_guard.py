@@ -66,6 +66,9 @@ async def test_a_republished_record_keeps_the_published_addresses(running: Runni
     """
     own_id = running.nodesync.node_id()
     key = f"{KSR_PREFIX}allocatedIDs/{own_id}"
+    # IPAM's own publish first (so it cannot overwrite the record of the resync below).
+    await wait_until(lambda: [str(i) for i in running.nodesync.nodes()[NODE].ip_addresses]
+                     == ["192.168.16.1/24"])
     published = VppNode(id=own_id, name=NODE, ip_addresses=["192.168.16.9/24"])
     resync = DBResync({VPPNODE_RESOURCE: {str(own_id): published}}, {})
     await running.controller.push_event(resync)

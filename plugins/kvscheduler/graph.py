@@ -8,6 +8,7 @@ checking an any-of dependency is O(number of prefixes), never a scan.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterator
 from typing import Any
 
@@ -100,6 +101,8 @@ class Graph:
         #: how many nodes are in each state (kept up to date by :meth:`set_state`)
         #: (keyed by the state's string value: hashing an Enum member runs Python code)
         self.state_counts: dict[str, int] = {state.value: 0 for state in ValueState}
+        #: every key, sorted: the keys under a prefix are one slice (see :meth:`_use_prefix`)
+        self._sorted_keys: list[str] = []
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -111,6 +114,8 @@ class Graph:
         return self.nodes.get(key)
 
     def add(self, node: Node) -> Node:
+        if node.key not in self.nodes:
+            insort(self._sorted_keys, node.key)
         self.nodes[node.key] = node
         self.state_counts[node.state.value] += 1
         return node
@@ -122,6 +127,10 @@ class Graph:
             self.set_available(node, False)
         if self.nodes.pop(node.key, None) is not None:
             self.state_counts[node.state.value] -= 1
+            keys = self._sorted_keys
+            at = bisect_left(keys, node.key)
+            if at < len(keys) and keys[at] == node.key:
+                del keys[at]
 
     def set_state(self, node: Node, state: ValueState) -> None:
         counts = self.state_counts
@@ -174,10 +183,17 @@ class Graph:
         users = self._any_dependents.get(prefix)
         if users is None:
             self._any_dependents[prefix] = {key}
-            # First user of this prefix: count once (later kept up to date incrementally).
-            self._prefix_available[prefix] = sum(
-                1 for n in self.nodes.values() if n.available and n.key.startswith(prefix)
-            )
+            # First user of this prefix: count once (later kept up to date incrementally),
+            # over the keys under the prefix only (a pod's routes each bring a new prefix:
+            # a scan of every node cost ~1 ms per pod at 150 pods).
+            keys, nodes = self._sorted_keys, self.nodes
+            at = bisect_left(keys, prefix)
+            count = 0
+            while at < len(keys) and keys[at].startswith(prefix):
+                if nodes[keys[at]].available:
+                    count += 1
+                at += 1
+            self._prefix_available[prefix] = count
             length = len(prefix)
             self._prefix_lengths[length] = self._prefix_lengths.get(length, 0) + 1
         else:

@@ -277,19 +277,23 @@ class PodRecordStore:
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
-    def _dumped(self, record: PodRecord) -> str:
+    def _dumped(self, pod: PodID, record: PodRecord) -> str:
         # Records are immutable once stored (a change stores a new object): encode each once.
-        cached = self._dump_cache.get(record.id)
+        cached = self._dump_cache.get(pod)
         if cached is None or cached[0] is not record:
             cached = (record, record_json(record))
-            self._dump_cache[record.id] = cached
+            self._dump_cache[pod] = cached
         return cached[1]
 
     async def _write_file(self, in_thread: bool = False) -> None:
         async with self._file_lock:
             for gone in self._dump_cache.keys() - self._records.keys():
                 del self._dump_cache[gone]
-            pods = [self._dumped(self._records[key]) for key in sorted(self._records)]
+            # PodID's order, compared as plain tuples (its generated __lt__ is Python code,
+            # ~1.5 ms per write at 150 pods).
+            records = self._records
+            pods = [self._dumped(key, records[key])
+                    for key in sorted(records, key=lambda p: (p.name, p.namespace))]
             if self.fsync or in_thread:
                 await asyncio.to_thread(write_records_text, self.path, pods, self.fsync)
             else:

@@ -22,6 +22,7 @@ import os
 import socket
 import struct
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -37,6 +38,10 @@ _IFLA_IFNAME = 3
 _HDR = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
 _IFINFO = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
 _RTA = struct.Struct("=HH")
+
+#: The threads that send the requests and wait for the acknowledgements: their own, so that a
+#: burst of deletions never queues other work (record writes) behind the kernel's barriers.
+_WORKERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="contiv-linkdel")
 
 #: Acknowledgements still awaited in the background (kept referenced until they arrive).
 _PENDING: set[asyncio.Future[None]] = set()
@@ -121,7 +126,7 @@ async def delete_link(ref: str, index: int, watch: Sequence[tuple[str, str]]) ->
 
     for listener, _ in listeners:
         loop.add_reader(listener.fileno(), readable, listener)
-    acked = loop.run_in_executor(None, _request, sock, index)
+    acked = loop.run_in_executor(_WORKERS, _request, sock, index)
     if not waiting:
         announced.cancel()  # nothing to watch: the acknowledgement decides
     try:

@@ -34,6 +34,8 @@ from urllib.parse import quote
 
 from pyroute2 import AsyncIPRoute
 
+from plugins.linux.nlreplies import drop_unread_replies
+
 NETNS_RUN_DIR = "/var/run/netns"
 _CLONE_NEWNET = 0x40000000
 _NETLINK_ROUTE = 0
@@ -353,6 +355,8 @@ class NetlinkPool:
             raise
         finally:
             handle.users -= 1
+            if handle.users == 0:  # orphaned ACKs pile up on a long-lived handle otherwise
+                drop_unread_replies(handle.ipr)
             if self._open.get(ref) is not handle:
                 if handle.users == 0:
                     handle.ipr.close()

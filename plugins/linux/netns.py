@@ -27,7 +27,7 @@ import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -355,8 +355,6 @@ class NetlinkPool:
             raise
         finally:
             handle.users -= 1
-            if handle.users == 0:  # orphaned ACKs pile up on a long-lived handle otherwise
-                drop_unread_replies(handle.ipr)
             if self._open.get(ref) is not handle:
                 if handle.users == 0:
                     handle.ipr.close()
@@ -364,6 +362,8 @@ class NetlinkPool:
                 self._drop(ref)
             elif handle.users == 0 and ref not in self.sticky:
                 handle.timer = loop.call_later(self.idle_s, self._expire, ref, handle)
+            elif handle.users == 0:  # sticky: the ACKs pyroute2 orphans must not pile up on it
+                drop_unread_replies(handle.ipr)
 
     def memo(self, ipr: AsyncIPRoute) -> dict[str, Any] | None:
         """The memo of the open handle ``ipr`` (None when it is not one of this pool's).
@@ -378,8 +378,7 @@ class NetlinkPool:
 
     def memos(self, ref: str) -> list[dict[str, Any]]:
         """The memo of the handle open for ``ref``, if any (to invalidate entries)."""
-        handle = self._open.get(ref)
-        return [] if handle is None else [handle.memo]
+        return [h.memo for h in (self._open.get(ref),) if h is not None]
 
     def _expire(self, ref: str, handle: _Handle) -> None:
         if self._open.get(ref) is handle and handle.users == 0:
@@ -391,10 +390,8 @@ class NetlinkPool:
             return
         if handle.timer is not None:
             handle.timer.cancel()
-        try:
+        with suppress(Exception):  # closing a handle of a finished loop
             handle.ipr.close()
-        except Exception:  # noqa: BLE001 - closing a handle of a finished loop
-            pass
 
     def close(self) -> None:
         """Close every handle that is not in use."""

@@ -37,7 +37,7 @@ from plugins.controller.api import (
     UpdateTxnType,
 )
 from plugins.controller.events import KubeStateChange
-from plugins.ksr.model import RESOURCES as KUBE_RESOURCES
+from plugins.ksr.keys import RESOURCES as KUBE_RESOURCES
 from plugins.ksr.model import Pod as KubePod
 from plugins.kvscheduler.api import (
     Dependency,

@@ -30,7 +30,7 @@ from plugins.ipam.released import ReleasedPods
 from plugins.ipam.rest import build_router
 from plugins.ipam.saver import AllocationSaver
 from plugins.ipam.store import AllocationState, LocalAllocationFile, StateFileError
-from plugins.ksr.model import RESOURCES
+from plugins.ksr.keys import RESOURCES
 from plugins.nodesync.api import NodeAddressPublisher, NodeSyncAPI
 from plugins.podmanager.api import PodID, PodManagerAPI
 

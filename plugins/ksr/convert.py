@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from plugins.ksr import keys as ks
 from plugins.ksr import model as m
 
 Obj = Mapping[str, Any]
@@ -428,4 +429,4 @@ def convert(
         raise BadObjectError(f"{type(exc).__name__}: {exc}") from None
     name = getattr(value, "name", "")
     namespace = getattr(value, "namespace", "")
-    return m.object_key(keyword, name, namespace), value
+    return ks.object_key(keyword, name, namespace), value

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from plugins.ksr.convert import KINDS
-from plugins.ksr.model import NAMESPACED
+from plugins.ksr.keys import NAMESPACED
 from plugins.ksr.source import ADDED, DELETED, MODIFIED, Changed, Relisted, Sink, Source
 
 log = logging.getLogger("contiv.ksr.dir")

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 
 from core.kvdb.api import agent_prefix
+from plugins.ksr import keys as ks
 from plugins.ksr import model as m
 from plugins.ksr.writer import Writer
 
@@ -31,7 +32,7 @@ class NodeCleanup:
 
     async def __call__(self, keys: Sequence[str]) -> None:
         for key in keys:
-            keyword, name, _ = m.parse_key(key)
+            keyword, name, _ = ks.parse_key(key)
             if keyword == "node":
                 self.pending.add(name)
         for name in sorted(self.pending):

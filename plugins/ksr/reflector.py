@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from core.kvdb.api import KVError, encode_model
+from plugins.ksr import keys as ks
 from plugins.ksr import model as m
 from plugins.ksr.convert import BadObjectError, convert, object_name
 from plugins.ksr.source import DELETED, Changed, RawObject, Relisted, SourceItem
@@ -41,7 +42,7 @@ DeleteHook = Callable[[Sequence[str]], Awaitable[None]]
 #: leader-election annotations of the control plane), by keyword and relative key.
 IGNORED_UPDATES: dict[str, frozenset[str]] = {
     "endpoints": frozenset(
-        m.endpoints_key(name, "kube-system") for name in ("kube-controller-manager", "kube-scheduler")
+        ks.endpoints_key(name, "kube-system") for name in ("kube-controller-manager", "kube-scheduler")
     ),
 }
 
@@ -70,10 +71,10 @@ class Reflector:
         latency_samples: int = 100_000,
         pod_annotation_prefixes: Sequence[str] = (m.POD_ANNOTATION_PREFIX,),
     ) -> None:
-        if keyword not in m.RESOURCES:
+        if keyword not in ks.RESOURCES:
             raise ValueError(f"unknown KSR resource {keyword!r}")
         self.keyword = keyword
-        self.prefix = m.KSR_PREFIX + m.RESOURCES[keyword][0]
+        self.prefix = m.KSR_PREFIX + ks.RESOURCES[keyword][0]
         self.writer = writer
         self.stats = stats
         self.pod_annotation_prefixes = tuple(pod_annotation_prefixes)
@@ -171,7 +172,7 @@ class Reflector:
             self.stats.arg_errors += 1
             self.log.warning("skipping bad %s %s: %s", self.keyword, f"{namespace}/{name}".strip("/"), err)
             try:
-                self._bad_keys.add(m.object_key(self.keyword, name, namespace))
+                self._bad_keys.add(ks.object_key(self.keyword, name, namespace))
             except ValueError:
                 pass  # no usable name: nothing in etcd can be its
             return None
@@ -183,7 +184,7 @@ class Reflector:
         if item.type == DELETED:
             namespace, name = object_name(item.object)
             try:
-                key = m.object_key(self.keyword, name, namespace)
+                key = ks.object_key(self.keyword, name, namespace)
             except ValueError as err:
                 self.stats.arg_errors += 1
                 self.log.warning("skipping bad %s deletion: %s", self.keyword, err)

@@ -14,7 +14,7 @@ from core.plugin import Plugin
 from core.servicelabel import ServiceLabelAPI
 from plugins.controller.api import ControllerAPI, Event, EventHandler, EventMethod, KubeStateReader, Transaction
 from plugins.controller.events import DBResync, KubeStateChange
-from plugins.ksr.model import RESOURCES
+from plugins.ksr.keys import RESOURCES
 from plugins.nodesync.allocation import (
     ALLOCATED_IDS_PREFIX,
     NodeIDAllocationError,

@@ -30,7 +30,8 @@ from plugins.controller.api import (
 from plugins.controller.events import KubeStateChange
 from plugins.ipam.api import IPAMAPI
 from plugins.ipnet.plugin import IPNetPlugin
-from plugins.ksr.model import RESOURCES, Namespace, Pod, Policy
+from plugins.ksr.keys import RESOURCES
+from plugins.ksr.model import Namespace, Pod, Policy
 from plugins.podmanager.api import AddPod, DeletePod, PodID, PodManagerAPI
 from plugins.policy.cache import pod_info
 from plugins.policy.config import PolicyConfig

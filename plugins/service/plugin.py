@@ -24,7 +24,8 @@ from plugins.controller.api import ControllerAPI, Event, EventHandler, EventMeth
 from plugins.controller.events import KubeStateChange
 from plugins.ipam.api import IPAMAPI
 from plugins.ipnet.plugin import IPNetPlugin
-from plugins.ksr.model import RESOURCES, EndpointSlice, Service
+from plugins.ksr.keys import RESOURCES
+from plugins.ksr.model import EndpointSlice, Service
 from plugins.nodesync.api import NodeSyncAPI, NodeUpdate
 from plugins.service.config import ServiceConfig
 from plugins.service.intent import Renderer

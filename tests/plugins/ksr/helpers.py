@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from core.kvdb.api import KVBroker
+from plugins.ksr import keys as ks
 from plugins.ksr import model as m
 
 
@@ -146,5 +147,5 @@ async def wait_stored(
 
 
 async def ksr_keys(broker: KVBroker, keyword: str) -> set[str]:
-    listed = await broker.list(m.KSR_PREFIX + m.key_prefix(keyword), keys_only=True)
+    listed = await broker.list(m.KSR_PREFIX + ks.key_prefix(keyword), keys_only=True)
     return {kv.key[len(m.KSR_PREFIX):] for kv in listed}

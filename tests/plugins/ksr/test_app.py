@@ -12,7 +12,7 @@ from core.etcdserver import EtcdServer
 from core.http import HTTPPlugin
 from core.kvdb.etcd import EtcdBroker
 from core.testing import running_app
-from plugins.ksr import model as m
+from plugins.ksr import keys as ks
 from plugins.ksr.plugin import KSRPlugin
 from tests.plugins.ksr import helpers as h
 
@@ -36,7 +36,7 @@ async def test_app_reports_readiness_metrics_and_status(
         ksr = agent.plugin("ksr")
         http = agent.plugin("http")
         assert isinstance(ksr, KSRPlugin) and isinstance(http, HTTPPlugin)
-        await h.wait_stored(broker, m.pod_key("web-1", "default"), lambda v: v is not None)
+        await h.wait_stored(broker, ks.pod_key("web-1", "default"), lambda v: v is not None)
         async with httpx.AsyncClient(base_url=http.base_url) as client:
 
             async def ready() -> bool:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from core.kvdb.etcd import EtcdBroker
-from plugins.ksr import model as m
+from plugins.ksr import keys as ks
 from plugins.ksr.dir_source import DirSource, ManifestError, parse_manifest
 from plugins.ksr.source import Changed, Relisted, SourceItem
 from tests.plugins.ksr import helpers as h
@@ -92,18 +92,18 @@ async def test_directory_reflected_into_etcd_and_followed(
     del nameless["metadata"]["name"]
     _write(manifests / "bad.yaml", nameless, h.policy("allow-db"))
     async with run_ksr(source="dir", source_dir=manifests, dir_poll_interval_s=0.1) as ksr:
-        node = await h.wait_stored(broker, m.node_key("node2"), lambda v: v is not None)
+        node = await h.wait_stored(broker, ks.node_key("node2"), lambda v: v is not None)
         assert node is not None and node["addresses"][0]["address"] == "192.168.16.2"  # status reflected
-        pod = await h.wait_stored(broker, m.pod_key("web-1", "default"), lambda v: v is not None)
+        pod = await h.wait_stored(broker, ks.pod_key("web-1", "default"), lambda v: v is not None)
         assert pod is not None and pod["ip_address"] == "10.1.1.2"
-        assert await h.stored(broker, m.policy_key("allow-db", "default")) is not None
+        assert await h.stored(broker, ks.policy_key("allow-db", "default")) is not None
         assert ksr.stats["pod"].arg_errors == 1  # the nameless pod, skipped
         # Edited while running.
         _write(manifests / "apps.yaml", h.pod("web-1", ip="10.1.1.77"), h.service("web"))
         await h.wait_stored(
-            broker, m.pod_key("web-1", "default"), lambda v: v is not None and v["ip_address"] == "10.1.1.77"
+            broker, ks.pod_key("web-1", "default"), lambda v: v is not None and v["ip_address"] == "10.1.1.77"
         )
-        await h.wait_stored(broker, m.endpointslice_key("web-x", "default"), lambda v: v is None)
+        await h.wait_stored(broker, ks.endpointslice_key("web-x", "default"), lambda v: v is None)
         (manifests / "nodes.yaml").unlink()
-        await h.wait_stored(broker, m.node_key("node1"), lambda v: v is None)
-        assert await h.ksr_keys(broker, "service") == {m.service_key("web", "default")}
+        await h.wait_stored(broker, ks.node_key("node1"), lambda v: v is None)
+        assert await h.ksr_keys(broker, "service") == {ks.service_key("web", "default")}

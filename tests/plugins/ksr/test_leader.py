@@ -16,6 +16,7 @@ import yaml
 from core.etcdserver import EtcdServer
 from core.kvdb.api import Compare, Op
 from core.kvdb.etcd import EtcdBroker
+from plugins.ksr import keys as ks
 from plugins.ksr import model as m
 from plugins.ksr.leader import LEADER_KEY
 from plugins.ksr.writer import NotLeaderError, Writer
@@ -33,13 +34,13 @@ async def test_only_the_leader_writes_and_the_standby_takes_over(
     async with run_ksr(fake_k8s, leader_ttl_s=2, instance_id="first") as first:
         await h.wait_for(lambda: _value(first.is_leader), what="first elected")
         async with run_ksr(fake_k8s, leader_ttl_s=2, instance_id="second") as second:
-            await h.wait_stored(broker, m.node_key("node1"), lambda v: v is not None)
+            await h.wait_stored(broker, ks.node_key("node1"), lambda v: v is not None)
             assert not second.is_leader and second.reflectors is None
             assert (await broker.get(LEADER_KEY)) is not None
             await first.close()  # resigns: the lease is revoked, the standby takes over at once
             await h.wait_for(lambda: _value(second.is_leader), 5, "second elected")
             fake_k8s.apply("nodes", h.node("node2"))
-            await h.wait_stored(broker, m.node_key("node2"), lambda v: v is not None)
+            await h.wait_stored(broker, ks.node_key("node2"), lambda v: v is not None)
             gauges = await h.wait_stored(
                 broker, m.STATUS_GAUGES_KEY, lambda v: v is not None and v["leader"] == "second"
             )
@@ -55,7 +56,7 @@ async def test_a_leader_whose_lease_is_lost_steps_down_and_campaigns_again(
 ) -> None:
     fake_k8s.apply("nodes", h.node("node1"))
     async with run_ksr(fake_k8s, leader_ttl_s=3, instance_id="only") as ksr:
-        await h.wait_stored(broker, m.node_key("node1"), lambda v: v is not None)
+        await h.wait_stored(broker, ks.node_key("node1"), lambda v: v is not None)
         held = await broker.get(LEADER_KEY)
         assert held is not None and held.lease
         first_term = ksr.reflectors
@@ -70,18 +71,18 @@ async def test_a_leader_whose_lease_is_lost_steps_down_and_campaigns_again(
 
         await h.wait_for(new_term, 10, "a new term with a new lease")
         fake_k8s.apply("nodes", h.node("node3"))
-        await h.wait_stored(broker, m.node_key("node3"), lambda v: v is not None)
+        await h.wait_stored(broker, ks.node_key("node3"), lambda v: v is not None)
 
 
 async def test_guarded_writes_fail_for_a_deposed_leader(broker: EtcdBroker) -> None:
     await broker.put(LEADER_KEY, b"someone-else")
     writer = Writer(broker, guard=Compare(LEADER_KEY, "value", b"me"))
     with pytest.raises(NotLeaderError):
-        await writer.apply({m.KSR_PREFIX + m.node_key("x"): b"{}"})
-    assert await broker.get(m.KSR_PREFIX + m.node_key("x")) is None
+        await writer.apply({m.KSR_PREFIX + ks.node_key("x"): b"{}"})
+    assert await broker.get(m.KSR_PREFIX + ks.node_key("x")) is None
     await broker.txn([], [Op.Put(LEADER_KEY, b"me")])
-    await writer.apply({m.KSR_PREFIX + m.node_key("x"): b"{}"})
-    assert await broker.get(m.KSR_PREFIX + m.node_key("x")) is not None
+    await writer.apply({m.KSR_PREFIX + ks.node_key("x"): b"{}"})
+    assert await broker.get(m.KSR_PREFIX + ks.node_key("x")) is not None
 
 
 # ---------------------------------------------------------------------------- real processes
@@ -135,7 +136,7 @@ async def test_failover_between_two_processes(
     processes.append(
         _spawn(etcd, _config(tmp_path, "b", None), tmp_path / "b.log", "--source-dir", str(manifests))
     )
-    await h.wait_stored(broker, m.node_key("node1"), lambda v: v is not None, 30)
+    await h.wait_stored(broker, ks.node_key("node1"), lambda v: v is not None, 30)
     leader_kv = await broker.get(LEADER_KEY)
     assert leader_kv is not None
     leader_id = leader_kv.value.decode()
@@ -146,7 +147,7 @@ async def test_failover_between_two_processes(
     leader.send_signal(signal.SIGKILL)  # no resignation: the lease has to expire
     leader.wait(10)
     (manifests / "nodes.yaml").write_text(yaml.safe_dump_all([h.node("node1"), h.node("node2")]))
-    await h.wait_stored(broker, m.node_key("node2"), lambda v: v is not None, 30)
+    await h.wait_stored(broker, ks.node_key("node2"), lambda v: v is not None, 30)
     new_leader = await broker.get(LEADER_KEY)
     assert new_leader is not None and f"-{standby.pid}-" in new_leader.value.decode()
     assert standby.poll() is None

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.kvdb.api import encode_model
+from plugins.ksr import keys as ks
 from plugins.ksr import model as m
 from plugins.ksr.convert import CONVERTERS, BadObjectError, convert
 from tests.plugins.ksr import helpers as h
@@ -19,27 +20,27 @@ NAMES = st.from_regex(r"[a-z0-9]([a-z0-9.-]{0,20}[a-z0-9])?", fullmatch=True)
 
 def test_key_layout() -> None:
     assert m.KSR_PREFIX == "/vnf-agent/contiv-ksr/"
-    assert m.pod_key("nginx-123", "default") == "k8s/pod/nginx-123/namespace/default"
-    assert m.node_key("n1") == "k8s/node/n1"
-    assert m.endpointslice_key("web-x", "prod") == "k8s/endpointslice/web-x/namespace/prod"
-    assert m.allocated_id_key(3) == "allocatedIDs/3"
-    assert set(m.RESOURCES) == {"namespace", "pod", "policy", "service", "endpoints", "endpointslice", "node"}
-    for keyword, (prefix, model) in m.RESOURCES.items():
+    assert ks.pod_key("nginx-123", "default") == "k8s/pod/nginx-123/namespace/default"
+    assert ks.node_key("n1") == "k8s/node/n1"
+    assert ks.endpointslice_key("web-x", "prod") == "k8s/endpointslice/web-x/namespace/prod"
+    assert ks.allocated_id_key(3) == "allocatedIDs/3"
+    assert set(ks.RESOURCES) == {"namespace", "pod", "policy", "service", "endpoints", "endpointslice", "node"}
+    for keyword, (prefix, model) in ks.RESOURCES.items():
         assert prefix == f"k8s/{keyword}/" and CONVERTERS[keyword] is not None and model is not None
     with pytest.raises(ValueError, match="needs a name and a namespace"):
-        m.pod_key("x", "")
+        ks.pod_key("x", "")
     with pytest.raises(ValueError, match="unknown KSR resource"):
-        m.object_key("deployment", "x", "y")
+        ks.object_key("deployment", "x", "y")
     with pytest.raises(ValueError, match="malformed"):
-        m.parse_key("k8s/pod/x/ns/y")
+        ks.parse_key("k8s/pod/x/ns/y")
 
 
-@given(keyword=st.sampled_from(sorted(m.RESOURCES)), name=NAMES, namespace=NAMES)
+@given(keyword=st.sampled_from(sorted(ks.RESOURCES)), name=NAMES, namespace=NAMES)
 def test_keys_round_trip(keyword: str, name: str, namespace: str) -> None:
-    ns = namespace if keyword in m.NAMESPACED else ""
-    key = m.object_key(keyword, name, ns)
-    assert key.startswith(m.RESOURCES[keyword][0])
-    assert m.parse_key(key) == (keyword, name, ns)
+    ns = namespace if keyword in ks.NAMESPACED else ""
+    key = ks.object_key(keyword, name, ns)
+    assert key.startswith(ks.RESOURCES[keyword][0])
+    assert ks.parse_key(key) == (keyword, name, ns)
 
 
 SAMPLES: dict[str, dict[str, Any]] = {
@@ -56,10 +57,10 @@ SAMPLES: dict[str, dict[str, Any]] = {
 @pytest.mark.parametrize("keyword", sorted(SAMPLES))
 def test_conversion_round_trips_through_json(keyword: str) -> None:
     key, value = convert(keyword, SAMPLES[keyword])
-    model = m.RESOURCES[keyword][1]
+    model = ks.RESOURCES[keyword][1]
     assert model.model_validate_json(encode_model(value)) == value
-    assert m.parse_key(key)[0] == keyword == m.keyword_of(key)
-    assert m.decode_value(keyword, encode_model(value)) == value
+    assert ks.parse_key(key)[0] == keyword == ks.keyword_of(key)
+    assert ks.decode_value(keyword, encode_model(value)) == value
 
 
 def test_pod_fields() -> None:

@@ -28,8 +28,9 @@ from plugins.controller.config import ControllerConfig, DBWatcherConfig
 from plugins.controller.plugin import ControllerPlugin
 from plugins.ipam.config import IPAMConfig
 from plugins.ipam.plugin import IPAMPlugin
+from plugins.ksr.keys import node_key, pod_key
 from plugins.ksr.model import Node as K8sNode
-from plugins.ksr.model import NodeAddress, Pod, node_key, pod_key
+from plugins.ksr.model import NodeAddress, Pod
 from plugins.kvscheduler.scheduler import KVScheduler
 from plugins.nodesync.api import VppNode
 from plugins.nodesync.plugin import KSR_PREFIX, NodeSyncPlugin

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from apps.vswitch.container import VSwitchContainer
+from apps.vswitch.malloc import fix_mmap_threshold
 from core.app import AppSpec, CLIOverride, run_app
 
 SPEC = AppSpec(
@@ -21,6 +22,7 @@ SPEC = AppSpec(
 
 
 def main() -> None:
+    fix_mmap_threshold()  # before any plugin allocates: see apps/vswitch/malloc.py
     sys.exit(run_app(SPEC))
 
 

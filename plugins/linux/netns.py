@@ -355,6 +355,8 @@ class NetlinkPool:
             raise
         finally:
             handle.users -= 1
+            if handle.users == 0:  # a handle reused within idle_s lives on: no orphaned ACKs
+                drop_unread_replies(handle.ipr)
             if self._open.get(ref) is not handle:
                 if handle.users == 0:
                     handle.ipr.close()
@@ -362,8 +364,6 @@ class NetlinkPool:
                 self._drop(ref)
             elif handle.users == 0 and ref not in self.sticky:
                 handle.timer = loop.call_later(self.idle_s, self._expire, ref, handle)
-            elif handle.users == 0:  # sticky: the ACKs pyroute2 orphans must not pile up on it
-                drop_unread_replies(handle.ipr)
 
     def memo(self, ipr: AsyncIPRoute) -> dict[str, Any] | None:
         """The memo of the open handle ``ipr`` (None when it is not one of this pool's).

@@ -55,9 +55,14 @@ async def test_a_bare_handle_keeps_the_ack_of_every_link_add_and_del(
     assert "nlr0" not in ip("link", "show", ns=ns)
 
 
-async def test_sticky_pool_handles_keep_no_unread_replies(make_netns: Callable[[], str]) -> None:
+@pytest.mark.parametrize("sticky", [True, False], ids=["sticky", "reused-within-idle_s"])
+async def test_long_lived_pool_handles_keep_no_unread_replies(
+    make_netns: Callable[[], str], sticky: bool,
+) -> None:
+    """Sticky handles live as long as the agent; others as long as they are reused within
+    ``idle_s`` (the node namespace's during churn): neither may collect orphaned replies."""
     ns = make_netns()
-    pool = NetlinkPool(sticky=[ns])
+    pool = NetlinkPool(sticky=[ns] if sticky else [], idle_s=60.0)
     try:
         handles = set()
         for i in range(CALLS):
@@ -66,6 +71,6 @@ async def test_sticky_pool_handles_keep_no_unread_replies(make_netns: Callable[[
                 await veth_cycle(ipr)
             # A reply that arrives after the handle went idle waits for its next idle point.
             assert unread(ipr) <= 1, f"{unread(ipr)} unread replies after {i + 1} veth add/del"
-        assert len(handles) == 1  # one long-lived handle, as the node namespace has
+        assert len(handles) == 1  # one long-lived handle
     finally:
         pool.close()

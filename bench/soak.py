@@ -1,5 +1,7 @@
 """Memory under churn, long: pod ADD/DEL cycles on one real agent with its default history
-sizes, RSS sampled; prints a table and the slope after warm-up (KiB per 1,000 cycles).
+sizes, RSS sampled; prints a table, the slope after warm-up (KiB per 1,000 cycles) and the
+plateau (RSS range after warm-up). Flat means the slope stays near zero (~0.2 MiB per 1,000
+cycles in docs/reliability.md) once the histories are full.
 
     python bench/soak.py --cycles 2000 --warmup 1000 --json out.json
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -43,6 +46,8 @@ def main() -> None:
             "rss_first_mib": result.samples[0][1] / 1024,
             "rss_last_mib": result.samples[-1][1] / 1024,
             "slope_kib_per_1000_cycles": result.slope_kib_per_1000,
+            "rss_after_warmup_mib": dict(zip(("min", "mean", "max"), result.after_warmup_mib, strict=True)),
+            "load_avg_1m": os.getloadavg()[0],
         }, indent=1))
 
 

@@ -58,13 +58,21 @@ class ChurnResult:
         cov = sum((c - mx) * (r - my) for c, r in points)
         return 1000.0 * cov / var if var else 0.0
 
+    @property
+    def after_warmup_mib(self) -> tuple[float, float, float]:
+        """(min, mean, max) RSS in MiB of the samples after the warm-up: the plateau."""
+        rss = [r / 1024 for c, r in self.samples if c >= self.warmup] or [0.0]
+        return min(rss), sum(rss) / len(rss), max(rss)
+
     def table(self) -> str:
         lines = [f"{'cycle':>7} {'RSS MiB':>8}"]
         step = max(1, len(self.samples) // 12)
         for cycle, rss in self.samples[::step] + self.samples[-1:]:
             lines.append(f"{cycle:>7} {rss / 1024:>8.1f}")
+        low, mean, high = self.after_warmup_mib
         lines.append(f"slope after {self.warmup} warm-up cycles: "
                      f"{self.slope_kib_per_1000:.0f} KiB per 1,000 cycles")
+        lines.append(f"RSS after warm-up: {low:.1f} .. {high:.1f} MiB (mean {mean:.1f})")
         return "\n".join(lines)
 
 

@@ -1,10 +1,12 @@
 """Memory under churn (short): RSS is flat after warm-up across pod ADD/DEL cycles.
 
 The agent keeps histories of 100 here so a short run reaches their plateau; ``make soak``
-runs 1,000+ cycles with the default sizes. The old growth was ~13 KiB per cycle (13 MiB per
-1,000, linear: the controller's history had no count bound). What is left after the bounds is
-~2-8 KiB per cycle in native memory, decreasing over the run (docs/reliability.md); the bound
-below catches a regression to the old growth, not that remainder.
+runs 2,000 cycles with the default sizes. Before issue 14 the agent grew ~13 KiB per cycle
+(a history without a count bound), then ~6 KiB per cycle of C-heap fragmentation (orphaned
+netlink ACKs kept by pyroute2, each pinning a hole left by asyncio's 256 KiB datagram
+buffer; docs/reliability.md). Flat here: the slope over the cycles after the warm-up stays
+under 2 KiB per cycle (runs measure 0.2-0.9), well below either old growth, with room for the
+noise of a loaded machine.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from tests.reliability.churn import ChurnTestbed, churn
 
 pytestmark = [pytest.mark.netns, pytest.mark.etcd, pytest.mark.timeout(1800)]
 
-CYCLES = int(os.environ.get("RELIABILITY_MEMORY_CYCLES", "260"))
-WARMUP = 100
-MAX_SLOPE_KIB_PER_1000 = 10000.0
+CYCLES = int(os.environ.get("RELIABILITY_MEMORY_CYCLES", "400"))
+WARMUP = CYCLES // 2
+FLAT_KIB_PER_1000 = 2000.0
 
 
 @pytest.fixture(scope="module")
@@ -39,4 +41,4 @@ def test_rss_is_flat_after_warm_up(bed: ChurnTestbed) -> None:
     report.add(cycles=CYCLES, pods=CYCLES)
     print(result.table())
     assert bed.records() == {}
-    assert result.slope_kib_per_1000 < MAX_SLOPE_KIB_PER_1000, result.table()
+    assert result.slope_kib_per_1000 < FLAT_KIB_PER_1000, result.table()

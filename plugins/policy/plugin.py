@@ -149,9 +149,7 @@ class PolicyPlugin(Plugin, EventHandler):
             if key in self._undo:
                 self.processor.set_local(key, self._undo.pop(key))
                 self.renderer.apply(self.processor.flush())
-                set_local = getattr(self.renderer, "set_local_pods", None)
-                if set_local is not None:
-                    set_local(self.processor.local)
+                self.renderer.set_local_pods(self.processor.local)
 
     def describe_internal_state(self) -> dict[str, object]:
         return {
@@ -185,8 +183,7 @@ class PolicyPlugin(Plugin, EventHandler):
             self.processor.policy_changed(value.namespace)
 
     def _commit(self, delta: Delta, txn: Transaction, force: bool = False) -> str | None:
-        set_local = getattr(self.renderer, "set_local_pods", None)
-        if set_local is not None and set_local(self.processor.local):
+        if self.renderer.set_local_pods(self.processor.local):
             force = True  # the VPP ACL renderer: a pod no policy selects may need a table too
         if not delta and not force:
             return None

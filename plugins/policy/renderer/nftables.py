@@ -28,7 +28,7 @@ it: probes from the pod's own node always pass.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
 from plugins.linux.nfttable import Element, NftChain, NftSet, NftTableValue, table_key
@@ -175,6 +175,11 @@ class NftablesPolicyRenderer:
         self._names = {k: v for k, v in self._names.items() if v != name}
 
     # ------------------------------------------------------------------ updates
+
+    def set_local_pods(self, local: Mapping[str, str]) -> bool:
+        """Every local pod's address; nothing to do here (only selected pods get chains), so
+        False. The VPP ACL renderer needs them: an unselected pod may need a local table."""
+        return False
 
     def apply(self, delta: Delta) -> None:
         """Take the processor's changes (pods' rules and addresses, set contents)."""

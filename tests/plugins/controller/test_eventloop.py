@@ -413,7 +413,7 @@ async def test_handlers_run_with_automatic_collection_paused_and_it_comes_back(m
     only rescan what all survives (at 10k services, ~40% of the processor's time)."""
     seen: list[bool] = []
 
-    class GcNoting(EventHandler, Plugin):
+    class GcNoting(Plugin, EventHandler):
         name = "gc-noting"
 
         def handles_event(self, event: Event) -> bool:
@@ -424,12 +424,6 @@ async def test_handlers_run_with_automatic_collection_paused_and_it_comes_back(m
 
         def update(self, event: Event, txn: Transaction) -> str | None:
             seen.append(gc.isenabled())
-            return None
-
-        def revert(self, event: Event) -> None:
-            pass
-
-        def describe_internal_state(self) -> dict[str, object] | None:
             return None
 
     assert gc.isenabled()

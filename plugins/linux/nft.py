@@ -292,6 +292,11 @@ class Nft:
             raise
         return parse_table(json.loads(out), family, name)
 
+    async def atable_exists(self, family: str, name: str) -> bool:
+        """Whether the namespace has the table (lists table names only: cheap at any size)."""
+        out = await self._arun(f"list tables {family}", json_io=True)
+        return any(item.get("table", {}).get("name") == name for item in json.loads(out).get("nftables", []))
+
     # ---- backends ------------------------------------------------------------------------
 
     def _run(self, text: str, json_io: bool) -> str:

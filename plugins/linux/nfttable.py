@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict
 
@@ -134,22 +134,48 @@ def _element_text(element: Element) -> str:
 
 def create_batch(value: NftTableValue) -> str:
     """The nft text creating the whole table (replacing any table of that name)."""
+    inert, hooks = create_batches(value)
+    return inert + hooks
+
+
+def create_batches(value: NftTableValue, bulk: Collection[str] = ()) -> tuple[str, str]:
+    """:func:`create_batch` in two parts, for a table whose elements of the sets named in
+    ``bulk`` are written another way in between (:mod:`plugins.linux.nftraw`): the table with
+    its sets, regular chains and the other elements (nothing hooks into it yet, so traffic does
+    not see it), then the base chains (traffic sees the whole table at once)."""
     where = f"{value.family} {value.name}"
     lines = [f"add table {where}", f"delete table {where}", f"add table {where}",
              f'add set {where} {OWNER_SET} {{ type mark; comment "{OWNER}"; }}']
     lines += [_set_decl(where, n, s) for n, s in value.sets.items()]
-    lines += [_chain_decl(where, n, c) for n, c in value.chains.items()]
-    for name, chain in value.chains.items():
+    regular = {n: c for n, c in value.chains.items() if c.hook is None}
+    base = {n: c for n, c in value.chains.items() if c.hook is not None}
+    lines += [_chain_decl(where, n, c) for n, c in regular.items()]
+    for name, chain in regular.items():
         lines += _rules(where, name, chain)
     adds: dict[str, list[str]] = defaultdict(list)
-    managed = {n for n, s in value.sets.items() if s.managed}
+    managed = {n for n, s in value.sets.items() if s.managed} - set(bulk)
     for bucket in all_groups(value).values():
         for group in bucket.values():
             for element in group:
                 if element[0] in managed:
                     adds[element[0]].append(_element_text(element))
     lines += _elements_cmds("add", where, adds)
-    return "\n".join(lines) + "\n"
+    hooks = [_chain_decl(where, n, c) for n, c in base.items()]
+    for name, chain in base.items():
+        hooks += _rules(where, name, chain)
+    return "\n".join(lines) + "\n", "\n".join(hooks) + "\n" if hooks else ""
+
+
+def bulk_elements(value: NftTableValue, names: Collection[str]) -> dict[str, list[tuple[str, str]]]:
+    """The (key, data) of every element of the sets named, by set (see :func:`create_batches`)."""
+    out: dict[str, list[tuple[str, str]]] = {name: [] for name in names}
+    for bucket in all_groups(value).values():
+        for group in bucket.values():
+            for element in group:
+                found = out.get(element[0])
+                if found is not None:
+                    found.append((element[1], element[2]))
+    return out
 
 
 Pair = tuple[str, str]  # (bucket, group)

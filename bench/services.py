@@ -15,7 +15,9 @@ Run (root): ``python bench/services.py --json out.json [--services 10000] [--cha
   namespace to a ClusterIP among the 10k, divided by the same to the backend pod IP directly.
 * ``backend_*``: the 10k-service load through libnftables text (the agent's default), libnftables
   JSON, and ``nft -f`` from a subprocess - the measurement behind the backend choice
-  (docs/services.md).
+  (docs/services.md); ``backend_*_elements_s`` the elements alone (into the table without
+  them) through libnftables text, JSON, and encoded here and sent over netlink
+  (``netlink_encode_elements_s`` of it in Python), which is how a new big table's elements go.
 """
 
 from __future__ import annotations
@@ -49,9 +51,10 @@ from plugins.ksr.model import (
 )
 from plugins.kvscheduler import gcpause
 from plugins.kvscheduler.scheduler import KVScheduler
+from plugins.linux import nftraw
 from plugins.linux.descriptors.nfttable import NftTableDescriptor
 from plugins.linux.nft import Nft
-from plugins.linux.nfttable import create_batch
+from plugins.linux.nfttable import bulk_elements, create_batch
 from plugins.service.processor import NodeAddresses, ServiceProcessor
 from plugins.service.renderer.nft import NftRenderer
 
@@ -122,11 +125,14 @@ async def agent_path(ns: str, count: int, changes: int) -> dict[str, Any]:
     status = Path("/proc/self/status").read_text()
     rss = int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    text = create_batch(renderer.table_value())
+    value = renderer.table_value()
+    text = create_batch(value)
+    layouts = {n: lay for n, spec in value.sets.items() if spec.managed and (lay := nftraw.layout(spec.decl))}
+    pairs = {name: (layouts[name], items) for name, items in bulk_elements(value, layouts).items() if items}
     await scheduler.close()
     return {"full_sync_10k_s": full, "change_p50_ms": statistics.median(latencies) * 1000,
             "change_p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else 0.0,
-            "agent_rss_mb": rss, "peak_rss_mb": peak, "writes": desc.writes, "_text": text}
+            "agent_rss_mb": rss, "peak_rss_mb": peak, "writes": desc.writes, "_text": text, "_pairs": pairs}
 
 
 def nft_file(ns: str, text: str) -> float:
@@ -141,8 +147,9 @@ def nft_file(ns: str, text: str) -> float:
         os.unlink(f.name)
 
 
-def backends(ns: str, text: str) -> dict[str, float]:
-    """The same load through each backend: libnftables text, libnftables JSON (elements), nft -f."""
+def backends(ns: str, text: str, pairs: dict[str, tuple[nftraw.Layout, list[tuple[str, str]]]]) -> dict[str, float]:
+    """The same load through each backend: libnftables text, libnftables JSON (elements), nft -f,
+    and the elements encoded here and sent over netlink (what a new big table does)."""
     out: dict[str, float] = {}
     for backend in ("lib", "cli"):
         Nft(ns, backend).delete_table("ip", "contiv-svc")
@@ -179,6 +186,14 @@ def backends(ns: str, text: str) -> dict[str, float]:
     t0 = time.perf_counter()
     nft.apply(elements_text)
     out["backend_lib_text_elements_s"] = time.perf_counter() - t0
+    nft.delete_table("ip", "contiv-svc")
+    nft.apply(skeleton)
+    t0 = time.perf_counter()
+    fields = nftraw.Fields()
+    encoded = {name: nftraw.encode(spec, items, fields) for name, (spec, items) in pairs.items()}
+    out["netlink_encode_elements_s"] = time.perf_counter() - t0
+    nftraw.write(ns, "ip", "contiv-svc", {name: found for name, found in encoded.items() if found is not None})
+    out["backend_netlink_elements_s"] = time.perf_counter() - t0
     return out
 
 
@@ -233,10 +248,10 @@ def main(argv: list[str] | None = None) -> int:
                                 cwd=str(Path(__file__).resolve().parent.parent))
         assert echo.stdout is not None and "serving" in echo.stdout.readline()
         out = asyncio.run(agent_path(node, args.services, args.changes))
-        text = out.pop("_text")
+        text, pairs = out.pop("_text"), out.pop("_pairs")
         out["nft_file_10k_s"] = nft_file(node, text)
         out["sync_ratio"] = out["full_sync_10k_s"] / out["nft_file_10k_s"]
-        out.update(backends(node, text))
+        out.update(backends(node, text, pairs))
         Nft(node).delete_table("ip", "contiv-svc")
         Nft(node).apply(text)  # the agent's table again, for the traffic ratios
         vip = str(IPv4Address("10.96.0.10") + args.services - 1)

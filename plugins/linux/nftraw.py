@@ -106,7 +106,7 @@ def _attr(kind: int, payload: bytes) -> bytes:
     return _ATTR.pack(size, kind) + payload + b"\0" * (-size & 3)
 
 
-class _Fields:
+class Fields:
     """Encoded field values and field sequences, memoised by their text.
 
     Keys share their leading fields (a frontend's address . protocol . port starts every one of
@@ -159,7 +159,7 @@ def _bad(token: str) -> bytes:
     raise ValueError(f"bad field {token!r}")
 
 
-def encode(spec: Layout, elements: Sequence[tuple[str, str]], fields: _Fields | None = None) -> list[bytes] | None:
+def encode(spec: Layout, elements: Sequence[tuple[str, str]], fields: Fields | None = None) -> list[bytes] | None:
     """Each ``(key, data)`` (nft text) as a ``NFTA_LIST_ELEM`` attribute; None if one does not
     parse as ``spec`` says (the set then goes to nft text whole).
 
@@ -167,7 +167,7 @@ def encode(spec: Layout, elements: Sequence[tuple[str, str]], fields: _Fields | 
     around it are constant (per verdict for verdict maps). ``fields`` may be shared by the sets
     of one table (their keys share prefixes).
     """
-    fields = fields or _Fields()
+    fields = fields or Fields()
     key_kinds, data_kinds = spec.key, spec.data
     key_size = 4 * len(key_kinds)
     key_part = _ATTR.pack(8 + key_size, 1 | _NESTED) + _ATTR.pack(4 + key_size, 1)  # KEY { VALUE

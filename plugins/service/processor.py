@@ -22,15 +22,17 @@ clash) is dropped from the later one only. Nothing else is lost.
 from __future__ import annotations
 
 import dataclasses
-import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, ip_address
+from socket import AF_INET as _AF_INET
+from socket import inet_pton as _inet_pton
 
 from plugins.ksr.model import EndpointSlice, Service, ServicePort
 from plugins.service.intent import Backend, Frontend, FrontendKind, ServiceIntent, ServicePortIntent
 
 DEFAULT_AFFINITY_TIMEOUT_S = 10800
+_NO_SLICES: dict[str, EndpointSlice] = {}
 _PROTOCOLS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
 
 
@@ -47,29 +49,32 @@ class NodeAddresses:
     others: tuple[str, ...] = ()
 
 
-def _ipv4(value: str, what: str) -> str | None:
-    """The address as text; None for IPv6 (not rendered); ServiceError when unparsable."""
-    text = value.split("/")[0]
+def _ipv4(value: str, what: str, where: str = "") -> str | None:
+    """The address as text; None for IPv6 (not rendered); ServiceError when unparsable
+    (the message names ``what`` and ``where``: a name built only then)."""
+    text = value.split("/")[0] if "/" in value else value
     try:  # the C parser first (it refuses leading zeros: what it accepts is canonical)
-        socket.inet_pton(socket.AF_INET, text)
+        _inet_pton(_AF_INET, text)
         return text
     except OSError:
         pass
     try:
         parsed = ip_address(text)
     except ValueError:
-        raise ServiceError(f"{what} {value!r} is not an IP address") from None
+        raise ServiceError(f"{what.format(where)} {value!r} is not an IP address") from None
     return str(parsed) if isinstance(parsed, IPv4Address) else None
 
 
-def _port(value: int, what: str) -> int:
-    if not isinstance(value, int) or not 0 < value < 65536:
-        raise ServiceError(f"{what} {value!r} is not a port number (1-65535)")
+def _port(value: int, what: str, where: str = "") -> int:
+    if value.__class__ is not int or not 0 < value < 65536:
+        raise ServiceError(f"{what.format(where)} {value!r} is not a port number (1-65535)")
     return value
 
 
 def _usable(backends: list[Backend]) -> tuple[Backend, ...]:
     ready = [b for b in backends if b.ready]
+    if len(ready) == len(backends):
+        return tuple(backends)
     if ready:
         return tuple(ready)
     return tuple(b for b in backends if b.terminating)  # only serving ones are collected
@@ -80,26 +85,36 @@ _Endpoint = tuple[str, str, bool, bool, str]
 SlicePorts = list[tuple[str, dict[tuple[str, str], int], list[_Endpoint]]]
 
 
-def _slice_ports(slices: Iterable[EndpointSlice]) -> SlicePorts:
+def _slice_ports(slices: Collection[EndpointSlice]) -> SlicePorts:
     """Each IPv4 slice (by name): its name, (port name, protocol) -> port number, and its usable
     endpoint addresses (parsed once, whatever the number of ports)."""
     out: SlicePorts = []
-    for eps in sorted(slices, key=lambda s: s.name):
+    for eps in sorted(slices, key=_name) if len(slices) > 1 else slices:
         if eps.address_type != "IPv4":
             continue
         endpoints: list[_Endpoint] = []
         for ep in eps.endpoints:
-            if not (ep.ready or (ep.serving and ep.terminating)):
+            ready = ep.ready
+            if not (ready or (ep.serving and ep.terminating)):
                 continue
             ref = ep.target_ref
             pod = f"{ref.namespace}/{ref.name}" if ref is not None and ref.name else ""
             for addr in ep.addresses:
-                ip = _ipv4(addr, f"slice {eps.name} address")
+                ip = _ipv4(addr, "slice {} address", eps.name)
                 if ip is not None:
-                    endpoints.append((ip, ep.node_name, ep.ready, ep.terminating, pod))
-        numbers = {(p.name, _PROTOCOLS.get(p.protocol.value, "")): p.port for p in eps.ports}
+                    endpoints.append((ip, ep.node_name, ready, ep.terminating, pod))
+        # Protocol is a StrEnum: its members are the strings the table is keyed by.
+        numbers = {(p.name, _PROTOCOLS.get(p.protocol, "")): p.port for p in eps.ports}
         out.append((eps.name, numbers, endpoints))
     return out
+
+
+def _name(eps: EndpointSlice) -> str:
+    return eps.name
+
+
+def _order(backend: Backend) -> tuple[str, int]:
+    return (backend.ip, backend.port)
 
 
 def _backends(port: ServicePort, protocol: str, slices: SlicePorts, node: str) -> list[Backend]:
@@ -108,56 +123,61 @@ def _backends(port: ServicePort, protocol: str, slices: SlicePorts, node: str) -
         number = numbers.get((port.name, protocol), 0)
         if not number:
             continue
-        _port(number, f"slice {name} port {port.name or '(unnamed)'}")
+        _port(number, "slice {} port " + (port.name or "(unnamed)").replace("{", "{{").replace("}", "}}"), name)
         for ip, ep_node, ready, terminating, pod in endpoints:
             if (ip, number) not in found:
-                found[(ip, number)] = Backend(ip=ip, port=number, node=ep_node, local=ep_node == node,
-                                              ready=ready, terminating=terminating, pod=pod)
-    return sorted(found.values(), key=lambda b: (b.ip, b.port))
+                found[(ip, number)] = Backend(ip, number, ep_node, ep_node == node, ready, terminating, pod)
+    if len(found) < 2:
+        return list(found.values())
+    return sorted(found.values(), key=_order)
 
 
-def service_intent(svc: Service, slices: Iterable[EndpointSlice], nodes: NodeAddresses) -> ServiceIntent:
+def _frontends(port: ServicePort, protocol: str, number: int, svc: Service, nodes: NodeAddresses,
+               addresses: tuple[list[str], list[str], list[str]]) -> tuple[Frontend, ...]:
+    """Every frontend of one service port (see the module docstring for who gets which)."""
+    vips, externals, lbs = addresses
+    itp_local = svc.internal_traffic_policy == "Local"
+    if not externals and not lbs and svc.service_type == "ClusterIP":  # the common case
+        fast = tuple(Frontend(v, protocol, number, FrontendKind.CLUSTER_IP, itp_local, False) for v in vips)
+        return fast if len(fast) < 2 else tuple(dict.fromkeys(fast))
+    etp_local = svc.external_traffic_policy == "Local"
+    masq = not etp_local
+    fronts = [Frontend(v, protocol, number, FrontendKind.CLUSTER_IP, itp_local, False) for v in vips]
+    fronts += [Frontend(v, protocol, number, FrontendKind.EXTERNAL_IP, etp_local, masq) for v in externals]
+    fronts += [Frontend(v, protocol, number, FrontendKind.LOAD_BALANCER, etp_local, masq) for v in lbs]
+    if svc.service_type in ("NodePort", "LoadBalancer") and port.node_port:
+        np = _port(port.node_port, "nodePort of port {}", str(port.name or port.port))
+        fronts += [Frontend(a, protocol, np, FrontendKind.NODE_PORT, etp_local, masq) for a in nodes.own]
+        fronts += [Frontend(a, protocol, np, FrontendKind.NODE_PORT, False, False)
+                   for a in nodes.others if a not in nodes.own]
+    return tuple(dict.fromkeys(fronts))
+
+
+def service_intent(svc: Service, slices: Collection[EndpointSlice], nodes: NodeAddresses) -> ServiceIntent:
     """The intent of one service (no clash check: see :class:`ServiceProcessor`)."""
-    base = ServiceIntent(namespace=svc.namespace, name=svc.name)
     if svc.service_type == "ExternalName":
-        return dataclasses.replace(base, skipped="ExternalName service")
+        return ServiceIntent(svc.namespace, svc.name, (), "ExternalName service")
     cluster_ips = [ip for ip in (svc.cluster_ips or [svc.cluster_ip]) if ip]
-    if not cluster_ips or any(ip == "None" for ip in cluster_ips):
-        return dataclasses.replace(base, skipped="headless service (no ClusterIP)")
+    if not cluster_ips or "None" in cluster_ips:
+        return ServiceIntent(svc.namespace, svc.name, (), "headless service (no ClusterIP)")
     vips = [v for v in (_ipv4(ip, "clusterIP") for ip in cluster_ips) if v]
     externals = [v for v in (_ipv4(ip, "externalIP") for ip in svc.external_ips) if v]
     lbs = [v for v in (_ipv4(ip, "load-balancer IP") for ip in svc.lb_ingress_ips) if v]
-    etp_local = svc.external_traffic_policy == "Local"
-    itp_local = svc.internal_traffic_policy == "Local"
-    node_ports = svc.service_type in ("NodePort", "LoadBalancer")
     affinity = (svc.session_affinity_timeout or DEFAULT_AFFINITY_TIMEOUT_S) if svc.session_affinity == "ClientIP" else 0
     slice_ports = _slice_ports(slices)
     ports = []
     for port in svc.ports:
-        protocol = _PROTOCOLS.get(str(port.protocol))
+        protocol = _PROTOCOLS.get(port.protocol)
         if protocol is None:
             raise ServiceError(f"port {port.name or port.port}: protocol {port.protocol!r} is not TCP, UDP or SCTP")
-        number = _port(port.port, f"port {port.name or '(unnamed)'}")
-        fe = Frontend
-        fronts = [fe(ip=v, protocol=protocol, port=number, kind=FrontendKind.CLUSTER_IP,
-                     local_only=itp_local, masquerade=False) for v in vips]
-        masq = not etp_local
-        fronts += [fe(ip=v, protocol=protocol, port=number, kind=FrontendKind.EXTERNAL_IP, local_only=etp_local,
-                      masquerade=masq) for v in externals]
-        fronts += [fe(ip=v, protocol=protocol, port=number, kind=FrontendKind.LOAD_BALANCER, local_only=etp_local,
-                      masquerade=masq) for v in lbs]
-        if node_ports and port.node_port:
-            np = _port(port.node_port, f"nodePort of port {port.name or port.port}")
-            fronts += [fe(ip=a, protocol=protocol, port=np, kind=FrontendKind.NODE_PORT, local_only=etp_local,
-                          masquerade=masq) for a in nodes.own]
-            fronts += [fe(ip=a, protocol=protocol, port=np, kind=FrontendKind.NODE_PORT, local_only=False,
-                          masquerade=False) for a in nodes.others if a not in nodes.own]
+        number = _port(port.port, "port {}", port.name or "(unnamed)")
         everything = _backends(port, protocol, slice_ports, nodes.node_name)
+        usable = _usable(everything)
+        local = [b for b in everything if b.local]
         ports.append(ServicePortIntent(
-            name=port.name, protocol=protocol, frontends=tuple(dict.fromkeys(fronts)),
-            backends=_usable(everything), local_backends=_usable([b for b in everything if b.local]),
-            affinity_timeout_s=affinity))
-    return ServiceIntent(namespace=svc.namespace, name=svc.name, ports=tuple(ports), skipped="")
+            port.name, protocol, _frontends(port, protocol, number, svc, nodes, (vips, externals, lbs)),
+            usable, usable if len(local) == len(everything) else _usable(local), affinity))
+    return ServiceIntent(svc.namespace, svc.name, tuple(ports), "")
 
 
 @dataclass
@@ -244,7 +264,7 @@ class ServiceProcessor:
         svc = self.services[key]
         self.errors.pop(key, None)
         try:
-            intent = service_intent(svc, self.slices.get(key, {}).values(), self.nodes)
+            intent = service_intent(svc, self.slices.get(key, _NO_SLICES).values(), self.nodes)
         except ServiceError as exc:
             self.errors[key] = str(exc)
             self.intents[key] = ServiceIntent(namespace=svc.namespace, name=svc.name, skipped=str(exc))

@@ -130,8 +130,9 @@ class NftTableDescriptor(Descriptor[NftTableValue]):
         if sum(len(v) for v in texts.values()) < max(self.bulk_min, 1):
             return {}
         encoded = {}
+        fields = nftraw.Fields()  # shared: one set's keys are the prefixes of another's
         for name, elements in texts.items():
-            found = nftraw.encode(layouts[name], elements) if elements else None
+            found = nftraw.encode(layouts[name], elements, fields) if elements else None
             if found is not None:
                 encoded[name] = found
         return encoded

@@ -28,10 +28,10 @@ elements (see :mod:`plugins.linux.nfttable`).
 from __future__ import annotations
 
 import hashlib
-import zlib
 from collections import Counter
 from collections.abc import Mapping
 from ipaddress import IPv4Network
+from zlib import crc32
 
 from pydantic import BaseModel
 
@@ -83,17 +83,21 @@ def lb_chain(protocol: str, count: int) -> NftChain:
     return NftChain(rules=(f"dnat ip to {FRONTEND} . numgen random mod {count} map @be-{protocol}",))
 
 
+_NO_SETS: dict[str, NftSet] = {}
+_NO_CHAINS: dict[str, NftChain] = {}
+
+
 class _Rendered:
-    """What one service contributes to the table."""
+    """What one service contributes to the table (``sets``/``chains``: affinity only)."""
 
     __slots__ = ("chains", "counts", "elements", "hairpin", "sets")
 
     def __init__(self) -> None:
         self.elements: list[Element] = []
-        self.counts: Counter[tuple[str, int]] = Counter()
-        self.hairpin: set[str] = set()
-        self.sets: dict[str, NftSet] = {}
-        self.chains: dict[str, NftChain] = {}
+        self.counts: dict[tuple[str, int], int] = {}
+        self.hairpin: tuple[str, ...] = ()
+        self.sets: dict[str, NftSet] = _NO_SETS
+        self.chains: dict[str, NftChain] = _NO_CHAINS
 
 
 def _affinity(key: str, port: ServicePortIntent, local: bool, backends: tuple[Backend, ...], out: _Rendered) -> str:
@@ -104,6 +108,8 @@ def _affinity(key: str, port: ServicePortIntent, local: bool, backends: tuple[Ba
     rules = [f"{proto} ip saddr @a-{ident}-{bid} dnat ip to {b.ip}:{b.port}" for b, bid in names]
     picks = ", ".join(f"{i} : goto ep-{ident}-{bid}" for i, (_, bid) in enumerate(names))
     rules.append(f"numgen random mod {len(names)} vmap {{ {picks} }}")
+    if out.chains is _NO_CHAINS:
+        out.chains, out.sets = {}, {}
     out.chains[f"aff-{ident}"] = NftChain(rules=tuple(rules))
     for b, bid in names:
         out.sets[f"a-{ident}-{bid}"] = NftSet(decl=decl, managed=False)
@@ -114,25 +120,38 @@ def _affinity(key: str, port: ServicePortIntent, local: bool, backends: tuple[Ba
 
 def render_service(intent: ServiceIntent) -> _Rendered:
     out = _Rendered()
+    elements = out.elements
+    append = elements.append
+    counts = out.counts
+    hairpin: dict[str, None] = {}
     for port in intent.ports:
         for fe in port.frontends:
             triple = f"{fe.ip} . {fe.protocol} . {fe.port}"
-            backends = port.backends_for(fe)
+            backends = port.local_backends if fe.local_only else port.backends
             if fe.masquerade:
-                out.elements.append(("masq", triple, ""))
+                append(("masq", triple, ""))
             if not backends:
-                out.elements.append(("noep", triple, ""))
+                append(("noep", triple, ""))
                 continue
-            out.hairpin.update(b.ip for b in backends if b.local)
+            for b in backends:
+                if b.local:
+                    hairpin[b.ip] = None
             if port.affinity_timeout_s:
                 chain = _affinity(intent.key, port, fe.local_only, backends, out)
-                out.elements.append(("fe", triple, f"goto {chain}"))
+                append(("fe", triple, f"goto {chain}"))
                 continue
-            out.counts[(fe.protocol, len(backends))] += 1
-            out.elements.append(("fe", triple, f"goto lb-{fe.protocol}-{len(backends)}"))
-            out.elements.extend((f"be-{fe.protocol}", f"{triple} . {i}", f"{b.ip} . {b.port}")
-                                for i, b in enumerate(backends))
+            count = (fe.protocol, len(backends))
+            counts[count] = counts.get(count, 0) + 1
+            append(("fe", triple, f"goto lb-{fe.protocol}-{len(backends)}"))
+            be = f"be-{fe.protocol}"
+            for i, b in enumerate(backends):
+                append((be, f"{triple} . {i}", f"{b.ip} . {b.port}"))
+    out.hairpin = tuple(hairpin)
     return out
+
+
+#: The 64 bucket names (see NftRenderer._put).
+_BUCKETS = [f"{i:02d}" for i in range(64)]
 
 
 class NftRenderer:
@@ -168,8 +187,10 @@ class NftRenderer:
         self._last: NftTableValue | None = None
 
     def _put(self, group: str, elements: tuple[Element, ...] | None) -> None:
-        bucket = f"{zlib.crc32(group.encode()) & 63:02d}"
-        groups = self._buckets.setdefault(bucket, {})
+        bucket = _BUCKETS[crc32(group.encode()) & 63]
+        groups = self._buckets.get(bucket)
+        if groups is None:
+            groups = self._buckets[bucket] = {}
         if elements:
             groups[group] = elements
         else:
@@ -179,8 +200,10 @@ class NftRenderer:
     def set_service(self, key: str, intent: ServiceIntent | None) -> None:
         old = self._services.pop(key, None)
         self._affinity.pop(key, None)
+        counts = self._counts
         if old is not None:
-            self._counts.subtract(old.counts)
+            for count, n in old.counts.items():
+                counts[count] -= n
             self._hairpin_refs(old.hairpin, -1)
         if intent is None:
             self._put(key, None)
@@ -189,20 +212,23 @@ class NftRenderer:
         self._services[key] = new
         if new.chains:
             self._affinity[key] = new
-        self._counts.update(new.counts)
+        for count, n in new.counts.items():
+            counts[count] += n
         self._hairpin_refs(new.hairpin, +1)
         self._put(key, tuple(new.elements))
         new.elements = []  # the bucket holds them now
 
-    def _hairpin_refs(self, ips: set[str], delta: int) -> None:
+    def _hairpin_refs(self, ips: tuple[str, ...], delta: int) -> None:
+        refs = self._hairpin
         for ip in ips:
-            self._hairpin[ip] += delta
-            refs = self._hairpin[ip]
-            if refs == 0:
-                del self._hairpin[ip]
+            now = refs[ip] + delta
+            if now == 0:
+                del refs[ip]
                 self._put(f"~hp/{ip}", None)
-            elif refs == 1 and delta > 0:
-                self._put(f"~hp/{ip}", (("hairpin", f"{ip} . {ip}", ""),))
+            else:
+                refs[ip] = now
+                if now == 1 and delta > 0:
+                    self._put(f"~hp/{ip}", (("hairpin", f"{ip} . {ip}", ""),))
 
     def table_value(self) -> NftTableValue:
         chains = dict(self._chains)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import weakref
 from typing import Any
 
+from plugins.kvscheduler import gcpause
 from plugins.kvscheduler.scheduler import KVScheduler
 from plugins.kvscheduler.testing import Item, ItemDescriptor, MemoryDevice, item_key
 
@@ -68,3 +70,44 @@ async def test_a_collection_switched_off_elsewhere_stays_off() -> None:
     finally:
         gc.enable()
         await scheduler.close()
+
+
+class _Node:
+    """A GC-tracked object that can be part of a reference cycle."""
+
+    def __init__(self) -> None:
+        self.other: object = None
+
+
+def test_a_pause_that_built_much_moves_it_to_the_oldest_generation_and_cycles_still_go() -> None:
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.collect()
+    with gcpause.planning():
+        built = [[i] for i in range(gcpause.PROMOTE_AFTER + 10_000)]  # what a big resync leaves
+        cycle, partner = _Node(), _Node()
+        cycle.other, partner.other = partner, cycle
+        gone = weakref.ref(cycle)
+        del cycle, partner
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0  # promoted, not left frozen
+    assert gc.get_count()[0] < gcpause.PROMOTE_AFTER  # no scan of the young objects pending
+    oldest = {id(o) for o in gc.get_objects(generation=2)}
+    assert id(built[-1]) in oldest and id(built) in oldest
+    assert gone() is not None  # garbage cycles wait for a full collection ...
+    gc.collect()
+    assert gone() is None  # ... which frees them
+
+
+def test_objects_frozen_by_someone_else_stay_frozen() -> None:
+    gc.collect()
+    theirs = [[i] for i in range(10)]
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with gcpause.planning():
+            built = [[i] for i in range(gcpause.PROMOTE_AFTER + 10_000)]
+        assert gc.isenabled() and len(built) > gcpause.PROMOTE_AFTER
+        assert gc.get_freeze_count() == frozen  # their freeze untouched, ours not done
+        assert theirs
+    finally:
+        gc.unfreeze()

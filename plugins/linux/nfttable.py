@@ -4,7 +4,8 @@
 the elements of the sets and maps, grouped (a group is what one producer owns, e.g. one
 service; a ``(set, key)`` must appear in one group only). Its descriptor
 (:class:`plugins.linux.descriptors.nfttable.NftTableDescriptor`) turns every change of the value
-into ONE nft batch, so a scheduler transaction is one atomic kernel transaction:
+into ONE nft batch, so a scheduler transaction is one atomic kernel transaction (except the
+creation of a table with many elements: :func:`create_batches`):
 
 * :func:`create_batch`: the table from scratch (``add table`` + ``delete table`` first, so
   whatever a crash left under that name goes in the same transaction);

@@ -1,6 +1,7 @@
 """The descriptor of agent-owned nftables tables (:class:`plugins.linux.nfttable.NftTableValue`).
 
-Create, update and delete are each ONE nft batch (one kernel transaction). Read-back lists
+Create, update and delete are each ONE nft batch (one kernel transaction); the creation of a
+table with many elements is three, none of which traffic sees half-done (see ``create``). Read-back lists
 only the tables the scheduler knows of (never the ruleset) and rebuilds the value from what the
 kernel has, through the hash comments, so an unchanged table reads back equal to the desired
 value (an agent restart writes nothing) and a table edited behind the agent's back reads back

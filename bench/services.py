@@ -53,6 +53,7 @@ from plugins.kvscheduler import gcpause
 from plugins.kvscheduler.scheduler import KVScheduler
 from plugins.linux import nftraw
 from plugins.linux.descriptors.nfttable import NftTableDescriptor
+from plugins.linux.descriptors.sessions import SessionsDescriptor
 from plugins.linux.nft import Nft
 from plugins.linux.nfttable import bulk_elements, create_batch
 from plugins.service.processor import NodeAddresses, ServiceProcessor
@@ -95,6 +96,7 @@ async def agent_path(ns: str, count: int, changes: int) -> dict[str, Any]:
     scheduler = KVScheduler()
     desc = NftTableDescriptor("lib")
     scheduler.register_descriptor(desc)
+    scheduler.register_descriptor(SessionsDescriptor())  # the probed service's UDP port
     objects = [make(i, [pod_ip(2 * i), pod_ip(2 * i + 1)]) for i in range(count - 1)]
     objects.append(make(count - 1, [BACKEND_IP], udp=True))  # the probed one
     processor = ServiceProcessor(NODE)

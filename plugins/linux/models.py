@@ -33,6 +33,7 @@ ROUTE_SPEC = ModelSpec("linux", "v1", "route")
 NEIGHBOUR_SPEC = ModelSpec("linux", "v1", "neighbour")
 FDB_SPEC = ModelSpec("linux", "v1", "fdb")
 SYSCTL_SPEC = ModelSpec("linux", "v1", "sysctl")
+SESSIONS_SPEC = ModelSpec("linux", "v1", "sessions")
 
 _IFNAME = re.compile(r"^[^\s/:]{1,15}$")
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -193,6 +194,40 @@ class Sysctl(_Value):
     _ns = field_validator("namespace")(_check_ns)
 
 
+class Sessions(_Value):
+    """The connection-tracking sessions of one DNAT frontend (UDP or SCTP) and its backends.
+
+    NAT is decided on a flow's first packet, and a UDP or SCTP flow's conntrack entry outlives
+    the backend it was sent to (and entries made before the frontend was served bypass it):
+    entries to a backend the frontend no longer has are deleted, and a frontend that appears,
+    gets its first backend, or goes has all its entries deleted (kube-proxy does the same).
+    TCP needs none of this: a connection to a gone backend is reset. ``backends`` are
+    ``ip:port``.
+    """
+
+    namespace: str = ""
+    protocol: str = Field(pattern=r"^(udp|sctp)$")
+    ip: IPv4Address
+    port: int = Field(ge=1, le=65535)
+    backends: tuple[str, ...] = ()
+
+    _ns = field_validator("namespace")(_check_ns)
+
+    @field_validator("backends")
+    @classmethod
+    def _backends(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            host, _, port = item.rpartition(":")
+            try:
+                IPv4Address(host)
+                ok = port.isdigit() and 0 < int(port) < 65536
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(f"backend {item!r} is not <IPv4 address>:<port>")
+        return value
+
+
 # ---- keys, from the models alone (as vpp-agent derives them): no descriptor needed ---------
 
 _KEYS: dict[type[BaseModel], tuple[ModelSpec, Callable[[Any], str]]] = {}
@@ -235,3 +270,4 @@ register_key(Route, ROUTE_SPEC, _route_name)
 register_key(Neighbour, NEIGHBOUR_SPEC, _on_link(lambda v: v.ip))
 register_key(FdbEntry, FDB_SPEC, _on_link(lambda v: v.mac))
 register_key(Sysctl, SYSCTL_SPEC, lambda v: f"{namespace_label(v.namespace)}/{v.name}")
+register_key(Sessions, SESSIONS_SPEC, lambda v: f"{namespace_label(v.namespace)}/{v.protocol}/{v.ip}/{v.port}")

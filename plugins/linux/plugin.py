@@ -12,6 +12,7 @@ from plugins.linux.descriptors.neighbour import FdbDescriptor, NeighbourDescript
 from plugins.linux.descriptors.nfttable import NftTableDescriptor
 from plugins.linux.descriptors.offload import OffloadDescriptor
 from plugins.linux.descriptors.route import RouteDescriptor
+from plugins.linux.descriptors.sessions import SessionsDescriptor
 from plugins.linux.descriptors.sysctl import SysctlDescriptor
 from plugins.linux.descriptors.veth import VethDescriptor
 from plugins.linux.descriptors.vxlan import VxlanDescriptor
@@ -33,6 +34,7 @@ def linux_descriptors(
         FdbDescriptor(extra, pool),
         SysctlDescriptor(extra, pool),
         NftTableDescriptor(nft_backend),
+        SessionsDescriptor(),
         OffloadDescriptor(extra, pool),
     ]
 

@@ -35,7 +35,7 @@ from zlib import crc32
 
 from pydantic import BaseModel
 
-from plugins.linux.models import Route, value_key
+from plugins.linux.models import Route, Sessions, value_key
 from plugins.linux.nfttable import Element, NftChain, NftSet, NftTableValue, note_changes, table_key
 from plugins.service.intent import Backend, ServiceIntent, ServicePortIntent
 
@@ -90,7 +90,7 @@ _NO_CHAINS: dict[str, NftChain] = {}
 class _Rendered:
     """What one service contributes to the table (``sets``/``chains``: affinity only)."""
 
-    __slots__ = ("chains", "counts", "elements", "hairpin", "sets")
+    __slots__ = ("chains", "counts", "elements", "hairpin", "session_keys", "sessions", "sets")
 
     def __init__(self) -> None:
         self.elements: list[Element] = []
@@ -98,6 +98,9 @@ class _Rendered:
         self.hairpin: tuple[str, ...] = ()
         self.sets: dict[str, NftSet] = _NO_SETS
         self.chains: dict[str, NftChain] = _NO_CHAINS
+        #: UDP/SCTP frontends: (protocol, ip, port, its backends as ip:port).
+        self.sessions: list[tuple[str, str, int, tuple[str, ...]]] = []
+        self.session_keys: tuple[str, ...] = ()  # their values' keys, once made
 
 
 def _affinity(key: str, port: ServicePortIntent, local: bool, backends: tuple[Backend, ...], out: _Rendered) -> str:
@@ -130,6 +133,8 @@ def render_service(intent: ServiceIntent) -> _Rendered:
             backends = port.local_backends if fe.local_only else port.backends
             if fe.masquerade:
                 append(("masq", triple, ""))
+            if fe.protocol != "tcp":  # connectionless: their sessions follow the backends
+                out.sessions.append((fe.protocol, fe.ip, fe.port, tuple(f"{b.ip}:{b.port}" for b in backends)))
             if not backends:
                 append(("noep", triple, ""))
                 continue
@@ -175,6 +180,10 @@ class NftRenderer:
             if net is not None:
                 cfg.append(("nomasq", str(net), ""))
         self._services: dict[str, _Rendered] = {}
+        #: The sessions value of every UDP/SCTP frontend, by key; keys dropped since the last
+        #: take_removed (the caller deletes them).
+        self._sessions: dict[str, Sessions] = {}
+        self._removed: set[str] = set()
         self._affinity: dict[str, _Rendered] = {}  # services with their own chains
         #: The table's element groups (one per service, one per hairpin IP), kept up to date in
         #: 64 buckets; a published value copies only the buckets changed since the last one.
@@ -205,11 +214,21 @@ class NftRenderer:
             for count, n in old.counts.items():
                 counts[count] -= n
             self._hairpin_refs(old.hairpin, -1)
+            for session_key in old.session_keys:
+                self._sessions.pop(session_key, None)
+                self._removed.add(session_key)
         if intent is None:
             self._put(key, None)
             return
         new = render_service(intent)
         self._services[key] = new
+        keys = []
+        for protocol, ip, port, backends in new.sessions:
+            value = Sessions(namespace=self.namespace, protocol=protocol, ip=ip, port=port, backends=backends)
+            keys.append(value_key(value))
+            self._sessions[keys[-1]] = value
+            self._removed.discard(keys[-1])
+        new.session_keys, new.sessions = tuple(keys), []
         if new.chains:
             self._affinity[key] = new
         for count, n in new.counts.items():
@@ -244,19 +263,25 @@ class NftRenderer:
                 published[bucket] = dict(groups)
             else:
                 published.pop(bucket, None)
+        static = {"~cfg": self._cfg} if self._cfg else {}  # an empty group reads back as none
         value = NftTableValue.model_construct(namespace=self.namespace, family="ip", name=self.table,
-                                              sets=sets, chains=chains, elements={"~cfg": self._cfg},
-                                              buckets=published)
+                                              sets=sets, chains=chains, elements=static, buckets=published)
         if self._last is not None:
             note_changes(self._last, value, self._dirty)
         self._last, self._dirty, self._published = value, set(), published
         return value
+
+    def take_removed(self) -> list[str]:
+        """Keys of sessions values dropped since the last call (the caller deletes them)."""
+        removed, self._removed = sorted(self._removed), set()
+        return removed
 
     def values(self) -> Mapping[str, BaseModel]:
         values: dict[str, BaseModel] = {self.key: self.table_value()}
         if self.route_service_network and self.service_network is not None:
             route = Route(namespace=self.namespace, dst=self.service_network, dev="lo", dev_is_ours=False)
             values[route_key(route)] = route
+        values.update(self._sessions)
         return values
 
 

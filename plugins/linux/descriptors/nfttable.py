@@ -108,16 +108,16 @@ class NftTableDescriptor(Descriptor[NftTableValue]):
         no table of that name exists: replacing one stays a single transaction.
         """
         bulk = self._bulk(value)
-        if bulk and not await self.nft(value.namespace).atable_exists(value.family, value.name):
-            inert, hooks = create_batches(value, bulk)
-            await self._apply(value.namespace, inert)
-            try:
+        try:
+            if bulk and not await self.nft(value.namespace).atable_exists(value.family, value.name):
+                inert, hooks = create_batches(value, bulk)
+                await self._apply(value.namespace, inert)
                 await nftraw.awrite(value.namespace, value.family, value.name, bulk)
-            except NamespaceNotFoundError as exc:
-                raise TransientError(str(exc)) from exc
-            self.writes += 1
-            await self._apply(value.namespace, hooks)
-            return
+                self.writes += 1
+                await self._apply(value.namespace, hooks)
+                return
+        except NamespaceNotFoundError as exc:
+            raise TransientError(str(exc)) from exc
         await self._apply(value.namespace, create_batch(value))
 
     def _bulk(self, value: NftTableValue) -> dict[str, list[bytes]]:

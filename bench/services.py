@@ -12,7 +12,8 @@ Run (root): ``python bench/services.py --json out.json [--services 10000] [--cha
   renderer, scheduler graph and history); ``peak_rss_mb`` is its high-water mark (libnftables
   parsing the 10k-service batch).
 * ``conn_ratio`` / ``udp_ratio``: TCP connections (UDP request/replies) per second from the node
-  namespace to a ClusterIP among the 10k, divided by the same to the backend pod IP directly.
+  namespace to a ClusterIP among the 10k, divided by the same to the backend pod IP directly;
+  one client alternates the two paths connection by connection (from two addresses).
 * ``backend_*``: the 10k-service load through libnftables text (the agent's default), libnftables
   JSON, and ``nft -f`` from a subprocess - the measurement behind the backend choice
   (docs/services.md); ``backend_*_elements_s`` the elements alone (into the table without
@@ -201,29 +202,45 @@ def backends(ns: str, text: str, pairs: dict[str, tuple[nftraw.Layout, list[tupl
 
 RATE = """
 import socket, sys, time
-proto, ip, port, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-n = 0
+proto, seconds = sys.argv[1], float(sys.argv[2])
+paths = [(sys.argv[i], int(sys.argv[i + 1]), sys.argv[i + 2]) for i in (3, 6)]  # (ip, port, source)
+done, spent = [0, 0], [0.0, 0.0]
 end = time.perf_counter() + seconds
+i = 0
 while time.perf_counter() < end:
+    which = i % 2  # the paths take turns, connection by connection: load drift hits both alike
+    i += 1
+    ip, port, source = paths[which]
+    t0 = time.perf_counter()
     try:
         if proto == "tcp":
-            s = socket.create_connection((ip, port), 2)
+            s = socket.create_connection((ip, port), 2, source_address=(source, 0))
             s.sendall(b"x"); s.recv(200); s.close()
         else:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5)
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5); s.bind((source, 0))
             try:
                 s.sendto(b"x", (ip, port)); s.recv(200)
             finally:
                 s.close()
-    except OSError:  # a lost datagram or a refused attempt: not counted
-        continue
-    n += 1
-print(n / seconds)
+        done[which] += 1
+    except OSError:  # a lost datagram or a refused attempt: its time counts, not itself
+        pass
+    spent[which] += time.perf_counter() - t0
+print(done[0] / spent[0], done[1] / spent[1])
 """
+#: Client addresses of the two paths. One address for both would make a direct connection's
+#: conntrack entry clash with a DNATed one's still in TIME_WAIT (the same reply tuple, from the
+#: backend to the same client port), and the kernel drop its SYN (a 1 s retransmission).
+VIA_VIP_SOURCE, DIRECT_SOURCE = "10.1.9.1", "10.1.9.11"
 
 
-def rate(ns: str, proto: str, ip: str, port: int, seconds: float) -> float:
-    return float(sh(sys.executable, "-c", RATE, proto, ip, str(port), str(seconds), ns=ns))
+def rates(ns: str, proto: str, vip: str, seconds: float) -> tuple[float, float]:
+    """(per second to the ClusterIP, per second to the pod IP directly), the two paths taking
+    turns connection by connection in one client (rounds of seconds each would compare two
+    different moments of a shared machine)."""
+    out = sh(sys.executable, "-c", RATE, proto, str(seconds), vip, "80", VIA_VIP_SOURCE, BACKEND_IP, "8080",
+             DIRECT_SOURCE, ns=ns).split()
+    return float(out[0]), float(out[1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--services", type=int, default=10000)
     parser.add_argument("--changes", type=int, default=200)
-    parser.add_argument("--seconds", type=float, default=5.0, help="per traffic measurement (5 rounds)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per traffic measurement (TCP, UDP)")
     args = parser.parse_args(argv)
     node, pod = f"{PREFIX}-n", f"{PREFIX}-p"
     echo = None
@@ -242,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         sh("ip", "link", "add", "eth0", "netns", pod, "type", "veth", "peer", "name", "cvb", "netns", node)
         sh("ip", "addr", "add", f"{BACKEND_IP}/24", "dev", "eth0", ns=pod)
         sh("ip", "link", "set", "eth0", "up", ns=pod)
-        sh("ip", "addr", "add", "10.1.9.1/24", "dev", "cvb", ns=node)
+        sh("ip", "addr", "add", f"{VIA_VIP_SOURCE}/24", "dev", "cvb", ns=node)
+        sh("ip", "addr", "add", f"{DIRECT_SOURCE}/24", "dev", "cvb", ns=node)
         sh("ip", "link", "set", "cvb", "up", ns=node)
         sh("ip", "route", "add", "10.96.0.0/12", "dev", "lo", ns=node)
         echo = subprocess.Popen(["ip", "netns", "exec", pod, sys.executable, "-m", "apps.lab.echo", "--name",
@@ -258,11 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         Nft(node).apply(text)  # the agent's table again, for the traffic ratios
         vip = str(IPv4Address("10.96.0.10") + args.services - 1)
         for proto, key in (("tcp", "conn_ratio"), ("udp", "udp_ratio")):
-            # Alternating rounds, the median of each: the machine is shared, load comes and goes.
-            rounds = [(rate(node, proto, vip, 80, args.seconds / 5), rate(node, proto, BACKEND_IP, 8080,
-                                                                           args.seconds / 5)) for _ in range(5)]
-            via_vip = statistics.median(r[0] for r in rounds)
-            direct = statistics.median(r[1] for r in rounds)
+            via_vip, direct = rates(node, proto, vip, args.seconds)
             out[key] = via_vip / direct
             out[f"{proto}_per_s_clusterip"], out[f"{proto}_per_s_direct"] = via_vip, direct
         out["services"] = args.services

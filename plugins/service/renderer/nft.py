@@ -22,7 +22,8 @@ Services with ``sessionAffinity: ClientIP`` get their own small chains instead (
 with a dynamic set per backend, timeout = the service's), since affinity is rare.
 
 The table's elements are grouped by service, so a change of one service rewrites only its
-elements (see :mod:`plugins.linux.nfttable`).
+elements (see :mod:`plugins.linux.nfttable`). Each UDP/SCTP frontend also gets a sessions value
+(its backends), whose descriptor deletes the conntrack entries of backends it lost.
 """
 
 from __future__ import annotations
@@ -160,7 +161,9 @@ _BUCKETS = [f"{i:02d}" for i in range(64)]
 
 
 class NftRenderer:
-    """Keeps the rendered form of every service; :meth:`values` is the table (+ the route)."""
+    """Keeps the rendered form of every service; :meth:`values` is the table, the route of the
+    service network, and a sessions value per UDP/SCTP frontend (plugins.linux.models.Sessions:
+    their conntrack entries follow the backends); :meth:`take_removed` the sessions that went."""
 
     name = "nft"
 

@@ -110,18 +110,21 @@ class NftTableDescriptor(Descriptor[NftTableValue]):
         bulk = self._bulk(value)
         try:
             if bulk and not await self.nft(value.namespace).atable_exists(value.family, value.name):
-                inert, hooks = create_batches(value, bulk)
-                await self._apply(value.namespace, inert)
-                await nftraw.awrite(value.namespace, value.family, value.name, bulk)
-                self.writes += 1
-                await self._apply(value.namespace, hooks)
-                return
+                encoded = _encode(bulk)
+                if encoded:
+                    inert, hooks = create_batches(value, encoded)
+                    await self._apply(value.namespace, inert)
+                    await nftraw.awrite(value.namespace, value.family, value.name, encoded)
+                    self.writes += 1
+                    await self._apply(value.namespace, hooks)
+                    return
         except NamespaceNotFoundError as exc:
             raise TransientError(str(exc)) from exc
         await self._apply(value.namespace, create_batch(value))
 
-    def _bulk(self, value: NftTableValue) -> dict[str, list[bytes]]:
-        """The encoded elements of the sets written over netlink ({} when below ``bulk_min``)."""
+    def _bulk(self, value: NftTableValue) -> dict[str, tuple[nftraw.Layout, list[tuple[str, str]]]]:
+        """The elements of the sets that may go over netlink, with their layouts ({} when fewer
+        than ``bulk_min``)."""
         if self.bulk_min is None:
             return {}
         layouts = {n: lay for n, s in value.sets.items() if s.managed and (lay := nftraw.layout(s.decl))}
@@ -130,13 +133,7 @@ class NftTableDescriptor(Descriptor[NftTableValue]):
         texts = bulk_elements(value, layouts)
         if sum(len(v) for v in texts.values()) < max(self.bulk_min, 1):
             return {}
-        encoded = {}
-        fields = nftraw.Fields()  # shared: one set's keys are the prefixes of another's
-        for name, elements in texts.items():
-            found = nftraw.encode(layouts[name], elements, fields) if elements else None
-            if found is not None:
-                encoded[name] = found
-        return encoded
+        return {name: (layouts[name], elements) for name, elements in texts.items() if elements}
 
     async def update(self, key: str, old: NftTableValue, new: NftTableValue, metadata: Any) -> None:
         batch = update_batch(old, new)
@@ -172,6 +169,18 @@ class NftTableDescriptor(Descriptor[NftTableValue]):
                 continue
             found.append(RetrievedValue(item.key, read_back(table, want)))
         return found
+
+
+def _encode(bulk: dict[str, tuple[nftraw.Layout, list[tuple[str, str]]]]) -> dict[str, list[bytes]]:
+    """The elements encoded for netlink, by set; a set one of whose elements does not parse is
+    left out (it goes with nft text)."""
+    encoded = {}
+    fields = nftraw.Fields()  # shared: one set's keys are the prefixes of another's
+    for name, (layout, elements) in bulk.items():
+        found = nftraw.encode(layout, elements, fields)
+        if found is not None:
+            encoded[name] = found
+    return encoded
 
 
 def read_back(table: NftTable, want: NftTableValue) -> NftTableValue:

@@ -100,7 +100,8 @@ class Agent:
     async def _timed(self, plugin: Plugin, phase: str, call: Awaitable[None], timeout_s: float) -> None:
         t0 = time.perf_counter()
         try:
-            await asyncio.wait_for(call, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await call
         except TimeoutError:
             raise PluginTimeoutError(plugin.name, phase, timeout_s) from None
         log.debug("%s %s took %.1f ms", plugin.name, phase, (time.perf_counter() - t0) * 1e3)

@@ -154,7 +154,8 @@ class HTTPPlugin(Plugin):
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             try:
-                await asyncio.wait_for(self._task, 5)
+                async with asyncio.timeout(5):
+                    await self._task
             except TimeoutError:
                 self._task.cancel()
         if self._socket is not None:

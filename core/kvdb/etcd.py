@@ -122,7 +122,8 @@ class EtcdBroker(KVBroker):
         self._lease = rpc.LeaseStub(self._channel)
         self._watch = rpc.WatchStub(self._channel)
         try:
-            await asyncio.wait_for(self._channel.channel_ready(), self.dial_timeout_s)
+            async with asyncio.timeout(self.dial_timeout_s):
+                await self._channel.channel_ready()
         except TimeoutError:
             raise KVUnavailableError(
                 f"etcd at {', '.join(self.endpoints)} did not answer within {self.dial_timeout_s}s"

@@ -103,9 +103,8 @@ class DBWatcher:
             await asyncio.sleep(min(0.2, max(0.0, deadline - loop.time())))
         while True:
             try:
-                await asyncio.wait_for(
-                    self._wake.wait(), self.config.remote_db_probing_interval_s
-                )
+                async with asyncio.timeout(self.config.remote_db_probing_interval_s):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -128,14 +127,16 @@ class DBWatcher:
     async def _went_back(self) -> bool:
         """True when etcd's current revision is below one already seen (etcd restored)."""
         try:
-            revision = await asyncio.wait_for(self.broker.revision(), self.config.probe_timeout_s)
+            async with asyncio.timeout(self.config.probe_timeout_s):
+                revision = await self.broker.revision()
         except Exception:  # noqa: BLE001 - the next probe finds out
             return False
         return revision < self._seen_revision
 
     async def _probe(self) -> bool:
         try:
-            return await asyncio.wait_for(self.broker.healthy(), self.config.probe_timeout_s)
+            async with asyncio.timeout(self.config.probe_timeout_s):
+                return await self.broker.healthy()
         except Exception:  # noqa: BLE001 - any failure means unreachable
             return False
 

@@ -185,7 +185,8 @@ class ControllerPlugin(Plugin):
             shutdown = Shutdown()
             try:
                 self.loop.push(shutdown)
-                await asyncio.wait_for(shutdown.wait(), self.config.shutdown_timeout_s)
+                async with asyncio.timeout(self.config.shutdown_timeout_s):
+                    await shutdown.wait()
             except Exception as exc:  # noqa: BLE001 - stopping goes on whatever handlers did
                 self.log.warning("shutdown event did not complete cleanly: %s", exc)
         if self.loop is not None:

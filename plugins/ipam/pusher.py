@@ -97,7 +97,8 @@ class EtcdAllocationPusher:
     async def flush(self, timeout_s: float) -> bool:
         """Wait until the queue is empty; False when ``timeout_s`` passed first."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._idle.wait()
         except TimeoutError:
             return False
         return True

@@ -102,7 +102,8 @@ class LeaderElector:
                 if self.is_leader and time.monotonic() - self._last_refresh > self.ttl_s:
                     await self._step_down("lease could not be refreshed for a whole TTL")
             try:
-                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+                async with asyncio.timeout(self.interval_s):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 

@@ -191,7 +191,8 @@ class KVScheduler:
             while self._retry_tasks:
                 await asyncio.gather(*list(self._retry_tasks), return_exceptions=True)
 
-        await asyncio.wait_for(wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await wait()
 
     async def close(self) -> None:
         """Cancel scheduled retries; later commits raise :class:`SchedulerError`."""

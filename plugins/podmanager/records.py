@@ -215,9 +215,8 @@ class PodRecordStore:
 
     async def _read_etcd(self) -> dict[PodID, PodRecord] | None:
         try:
-            kvs = await asyncio.wait_for(
-                self.broker.list(records_prefix(self.node_label)), self.etcd_timeout_s
-            )
+            async with asyncio.timeout(self.etcd_timeout_s):
+                kvs = await self.broker.list(records_prefix(self.node_label))
         except (KVError, TimeoutError, OSError) as exc:
             self.log.warning("cannot read pod records from etcd: %s", exc)
             return None
@@ -309,12 +308,11 @@ class PodRecordStore:
         key = record_key(self.node_label, pod)
         async with self._etcd_lock:
             try:
-                if record is None:
-                    await asyncio.wait_for(self.broker.delete(key), self.etcd_timeout_s)
-                else:
-                    await asyncio.wait_for(
-                        self.broker.put(key, encode_model(record)), self.etcd_timeout_s
-                    )
+                async with asyncio.timeout(self.etcd_timeout_s):
+                    if record is None:
+                        await self.broker.delete(key)
+                    else:
+                        await self.broker.put(key, encode_model(record))
             except (KVError, TimeoutError, OSError) as exc:
                 self.log.warning("pod record %s not written to etcd (retrying later): %s", pod, exc)
                 self._mark_stale()
@@ -329,10 +327,9 @@ class PodRecordStore:
         prefix = records_prefix(self.node_label)
         async with self._etcd_lock:
             try:
-                stored = {
-                    kv.key: kv.value
-                    for kv in await asyncio.wait_for(self.broker.list(prefix), self.etcd_timeout_s)
-                }
+                async with asyncio.timeout(self.etcd_timeout_s):
+                    listed = await self.broker.list(prefix)
+                stored = {kv.key: kv.value for kv in listed}
                 if self._adopt_from_etcd:
                     await self._adopt(stored)
                 self._unmirrored.clear()
@@ -342,9 +339,11 @@ class PodRecordStore:
                 }
                 for key, value in wanted.items():
                     if stored.get(key) != value:
-                        await asyncio.wait_for(self.broker.put(key, value), self.etcd_timeout_s)
+                        async with asyncio.timeout(self.etcd_timeout_s):
+                            await self.broker.put(key, value)
                 for key in stored.keys() - wanted.keys():
-                    await asyncio.wait_for(self.broker.delete(key), self.etcd_timeout_s)
+                    async with asyncio.timeout(self.etcd_timeout_s):
+                        await self.broker.delete(key)
             except (KVError, TimeoutError, OSError) as exc:
                 self.log.warning("pod records in etcd not synchronised (retrying later): %s", exc)
                 self._mark_stale()

@@ -246,7 +246,8 @@ class PodRequestService:
                 CNICode.TRY_AGAIN_LATER, f"the agent cannot take the {event.name} event: {exc}"
             ) from exc
         try:
-            await asyncio.wait_for(asyncio.shield(event.wait()), self.event_timeout_s)
+            async with asyncio.timeout(self.event_timeout_s):
+                await asyncio.shield(event.wait())
         except TimeoutError as exc:
             raise EventTimeoutError(
                 CNICode.TRY_AGAIN_LATER,

@@ -289,3 +289,23 @@ async def test_start_with_etcd_down_resyncs_from_the_mirror_then_converges(
     finally:
         await second.stop()
         await broker.close()
+
+
+async def test_stop_right_after_a_wake_up_stops(memory: MemoryBroker) -> None:
+    """Python 3.11's ``asyncio.wait_for`` loses a cancellation that arrives in the same loop
+    iteration as the result of what it waits for: the watcher's loop, woken (a resync request,
+    a watch's repair) just as the agent stopped it, ran on and ``stop()`` waited for ever."""
+    stack = Stack(memory, None, remote_db_probing_interval_s=60.0)
+    stack.start()
+    try:
+        await wait_until(lambda: len(stack.handler.resyncs) == 1)
+        for _ in range(3):  # the loop waits to be woken now (probes are a minute apart)
+            await asyncio.sleep(0)
+        stack.watcher.request_resync()
+        try:
+            async with asyncio.timeout(30):
+                await stack.watcher.stop()
+        except TimeoutError:
+            pytest.fail("DBWatcher.stop() did not return: the cancellation was lost")
+    finally:
+        await stack.loop.stop()

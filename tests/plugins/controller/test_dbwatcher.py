@@ -239,7 +239,9 @@ async def test_etcd_restart_mid_stream_loses_and_duplicates_no_change(
         await wait_until(lambda: {k: v.ip for k, v in stack.kube_pods.items()} == written, timeout_s=20)
         # The handler's own view, built from resyncs and change events, matches etcd.
         assert {k: v.ip for k, v in stack.handler.pods.items()} == written
-        assert stack.watcher.remote_resyncs == 2  # the start, and once when etcd came back
+        # The start, and once when etcd came back (more when a loaded machine made a probe of the
+        # restarted etcd time out: each is a full resync, and no change is lost or doubled).
+        assert stack.watcher.remote_resyncs >= 2
         seen = [(c.key, c.revision) for c in stack.handler.changes]
         assert len(seen) == len(set(seen)), "a change was delivered twice"
         per_key: dict[str, int] = {}

@@ -3,9 +3,7 @@ descriptor's default threshold), and the kernel's table reads back as the desire
 
 from __future__ import annotations
 
-import subprocess
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
@@ -30,16 +28,6 @@ from plugins.service.renderer.nft import NftRenderer
 pytestmark = pytest.mark.netns
 
 
-@pytest.fixture
-def node() -> Iterator[str]:
-    name = f"bulk{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
-
-
 def objects(count: int) -> tuple[list[Service], list[EndpointSlice]]:
     """Services of every kind the renderer knows: ClusterIP over 1-3 backends, NodePort (SNAT),
     UDP, ClientIP affinity, and one without endpoints."""
@@ -62,7 +50,10 @@ def objects(count: int) -> tuple[list[Service], list[EndpointSlice]]:
     return services, slices
 
 
-async def test_a_big_service_table_is_created_over_netlink_and_reads_back_as_desired(node: str) -> None:
+async def test_a_big_service_table_is_created_over_netlink_and_reads_back_as_desired(
+    make_netns: Callable[[], str],
+) -> None:
+    node = make_netns()
     processor = ServiceProcessor(NodeAddresses("n1", own=("192.168.16.1",), others=("192.168.16.2",)))
     renderer = NftRenderer(namespace=node, pod_network=IPv4Network("10.1.0.0/16"),
                            service_network=IPv4Network("10.96.0.0/12"), route_service_network=False)

@@ -14,8 +14,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from ipaddress import IPv4Network
 
 import pytest
@@ -35,6 +34,7 @@ from plugins.linux.descriptors.sessions import SessionsDescriptor
 from plugins.linux.netns import run_in_namespace
 from plugins.service.processor import NodeAddresses, ServiceProcessor
 from plugins.service.renderer.nft import NftRenderer
+from tests.plugins.linux.conftest import ip
 
 pytestmark = pytest.mark.netns
 
@@ -52,38 +52,24 @@ while True:
 """
 
 
-def sh(*cmd: str) -> None:
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)}: {done.stderr.strip()}")
-
-
 @pytest.fixture
-def topology() -> Iterator[tuple[str, str]]:
-    tag = uuid.uuid4().hex[:6]
-    node, pods = f"ses{tag}-n", f"ses{tag}-p"
-    responder: subprocess.Popen[str] | None = None
+def topology(make_netns: Callable[[], str]) -> Iterator[tuple[str, str]]:
+    node, pods = make_netns(), make_netns()
+    ip("link", "add", "eth0", "netns", pods, "type", "veth", "peer", "name", "to-pods", "netns", node)
+    for address in BACKENDS:
+        ip("addr", "add", f"{address}/24", "dev", "eth0", ns=pods)
+    ip("link", "set", "eth0", "up", ns=pods)
+    ip("addr", "add", "10.1.9.1/24", "dev", "to-pods", ns=node)
+    ip("link", "set", "to-pods", "up", ns=node)
+    ip("route", "add", "10.96.0.0/12", "dev", "lo", ns=node)
+    responder = subprocess.Popen(["ip", "netns", "exec", pods, sys.executable, "-c", RESPONDER, *BACKENDS],
+                                 stdout=subprocess.PIPE, text=True)
     try:
-        for ns in (node, pods):
-            sh("ip", "netns", "add", ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-        sh("ip", "link", "add", "eth0", "netns", pods, "type", "veth", "peer", "name", "to-pods", "netns", node)
-        for ip in BACKENDS:
-            sh("ip", "-n", pods, "addr", "add", f"{ip}/24", "dev", "eth0")
-        sh("ip", "-n", pods, "link", "set", "eth0", "up")
-        sh("ip", "-n", node, "addr", "add", "10.1.9.1/24", "dev", "to-pods")
-        sh("ip", "-n", node, "link", "set", "to-pods", "up")
-        sh("ip", "-n", node, "route", "add", "10.96.0.0/12", "dev", "lo")
-        responder = subprocess.Popen(["ip", "netns", "exec", pods, sys.executable, "-c", RESPONDER, *BACKENDS],
-                                     stdout=subprocess.PIPE, text=True)
         assert responder.stdout is not None and responder.stdout.readline().strip() == "ready"
         yield node, pods
     finally:
-        if responder is not None:
-            responder.kill()
-            responder.wait()
-        for ns in (node, pods):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+        responder.kill()
+        responder.wait()
 
 
 def service() -> Service:
@@ -159,7 +145,7 @@ async def test_a_new_frontend_drops_entries_that_bypassed_it_and_a_gone_one_drop
     node, _ = topology
     sched, _ = scheduler
     # An entry made before the service was served (no DNAT): it would carry the flow past it.
-    sh("ip", "netns", "exec", node, "conntrack", "-I", "-p", "udp", "-s", "10.1.9.1", "-d", VIP, "--sport", "40000",
+    ip("netns", "exec", node, "conntrack", "-I", "-p", "udp", "-s", "10.1.9.1", "-d", VIP, "--sport", "40000",
        "--dport", "53", "--timeout", "300", "-r", VIP, "-q", "10.1.9.1", "--reply-port-src", "53",
        "--reply-port-dst", "40000")
     assert len(udp_entries(node)) == 1

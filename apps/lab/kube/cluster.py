@@ -1,0 +1,515 @@
+"""``contiv-lab up --kubernetes``: the lab on a real Kubernetes cluster.
+
+* A real control plane (kube-apiserver, kube-controller-manager, kube-scheduler, and an etcd of
+  its own, separate from contiv's) runs in the first node's network namespace, as on a kubeadm
+  control-plane node: the API server listens on that node's address, port 6443.
+* Each node (:class:`~apps.lab.kube.node.KubeNode`) runs Debian's containerd and a real kubelet;
+  the first node is labelled ``node-role.kubernetes.io/control-plane``.
+* Contiv is installed as a user installs it: the images of ``make images`` are imported into
+  every node's containerd, and ``kubectl apply -f deploy/contiv.yaml`` (unmodified) does the rest.
+
+Binaries: ``--kube-bin-dir`` or ``KUBE_BIN_DIR`` (kube-apiserver, kube-controller-manager,
+kube-scheduler, kubelet, kubectl), and the pause image archive ``pause-3.9.tar`` beside it in
+``../images`` or at ``KUBE_PAUSE_IMAGE``. Nothing touches the host namespace's network: the
+nodes and the underlay are namespaces named ``<lab>-*``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from apps.lab import netns
+from apps.lab.kube import configs, pki
+from apps.lab.kube.node import KubeNode, NodeError
+from core.etcdserver import EtcdServer
+
+REPO = Path(__file__).resolve().parents[3]
+DEFAULT_ROOT = Path("/var/tmp/contiv-kubelab")
+UNDERLAY = "192.168.16."
+SERVICE_CIDR = "10.96.0.0/12"
+CLUSTER_CIDR = "10.1.0.0/16"
+API_PORT = 6443
+BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubectl")
+
+
+class KubeLabError(RuntimeError):
+    """A lab operation on the Kubernetes cluster failed (the message says what and why)."""
+
+
+class KubeNodeState(BaseModel):
+    name: str
+    index: int
+    netns: str
+    ip: str
+    containerd_pid: int | None = None
+    kubelet_pid: int | None = None
+    made_dirs: list[str] = []
+
+
+class KubeLabState(BaseModel):
+    name: str
+    root: Path
+    bin_dir: Path
+    pause_image: Path
+    nodes: dict[str, KubeNodeState] = {}
+    etcd_pid: int | None = None
+    apiserver_pid: int | None = None
+    controller_manager_pid: int | None = None
+    scheduler_pid: int | None = None
+    images: list[str] = []
+
+    def save(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / ".state.json.tmp"
+        tmp.write_text(self.model_dump_json(indent=1))
+        os.replace(tmp, self.root / "state.json")
+
+    @classmethod
+    def load(cls, root: Path) -> KubeLabState | None:
+        try:
+            return cls.model_validate_json((root / "state.json").read_text())
+        except FileNotFoundError:
+            return None
+
+
+def find_binaries(bin_dir: str | Path | None = None) -> tuple[Path, Path]:
+    """The directory of the Kubernetes binaries and the pause image archive, or a clear error."""
+    chosen = bin_dir or os.environ.get("KUBE_BIN_DIR") or ""
+    if not chosen:
+        raise KubeLabError("no Kubernetes binaries: give --kube-bin-dir or set KUBE_BIN_DIR to a directory "
+                           f"holding {', '.join(BINARIES)} (v1.28 or later)")
+    d = Path(chosen).resolve()
+    missing = [b for b in BINARIES if not os.access(d / b, os.X_OK)]
+    if missing:
+        raise KubeLabError(f"{d} lacks the Kubernetes binaries {', '.join(missing)} (KUBE_BIN_DIR)")
+    pause = Path(os.environ.get("KUBE_PAUSE_IMAGE") or d.parent / "images" / "pause-3.9.tar")
+    if not pause.exists():
+        raise KubeLabError(f"no pause image archive at {pause} (set KUBE_PAUSE_IMAGE to a docker-archive "
+                           f"of {configs.PAUSE_IMAGE})")
+    for tool in ("containerd", "ctr", "runc", "nsenter", "unshare", "openssl"):
+        if shutil.which(tool) is None:
+            raise KubeLabError(f"{tool} is missing (make deps installs Debian's containerd, runc and openssl)")
+    return d, pause
+
+
+class KubeLab:
+    """A lab cluster of real Kubernetes nodes, identified by its name (the namespace prefix)."""
+
+    def __init__(self, name: str = "klab", root: Path | None = None) -> None:
+        self.name = name
+        self.root = root or DEFAULT_ROOT / name
+        self._state = KubeLabState.load(self.root)
+
+    @property
+    def state(self) -> KubeLabState:
+        if self._state is None:
+            raise KubeLabError(f"Kubernetes lab {self.name!r} is not up ({self.root})")
+        return self._state
+
+    @property
+    def exists(self) -> bool:
+        return self._state is not None
+
+    @property
+    def pki(self) -> Path:
+        return self.root / "pki"
+
+    @property
+    def admin_conf(self) -> Path:
+        return self.root / "admin.conf"
+
+    def log(self, what: str) -> Path:
+        path = self.root / "logs" / f"{what}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def node(self, name: str) -> KubeNode:
+        st = self.state.nodes.get(name)
+        if st is None:
+            raise KubeLabError(f"no node {name!r} in lab {self.name!r} (nodes: {', '.join(self.state.nodes)})")
+        return KubeNode(self.name, st.name, st.netns, st.ip, self.root / "nodes" / st.name)
+
+    @property
+    def control_plane(self) -> KubeNodeState:
+        return next(iter(self.state.nodes.values()))
+
+    @property
+    def api_server(self) -> str:
+        return f"https://{self.control_plane.ip}:{API_PORT}"
+
+    # ------------------------------------------------------------------ up
+
+    def up(self, nodes: int = 2, bin_dir: str | Path | None = None, images: Sequence[str] = ()) -> None:
+        """Underlay, nodes' namespaces, control plane, containerd and kubelet on every node,
+        ``images`` imported everywhere; returns once every node is registered."""
+        if self.exists:
+            raise KubeLabError(f"Kubernetes lab {self.name!r} is already up ({self.root}); run down first")
+        if not 1 <= nodes <= 20:
+            raise KubeLabError(f"--nodes must be between 1 and 20, got {nodes}")
+        kube_bin, pause = find_binaries(bin_dir)
+        self.down()  # what a crashed run left
+        self._state = KubeLabState(name=self.name, root=self.root, bin_dir=kube_bin, pause_image=pause)
+        self.state.save()
+        try:
+            netns.ns_add(self.underlay_ns)
+            netns.run(["ip", "link", "add", "br0", "type", "bridge"], netns=self.underlay_ns)
+            netns.run(["ip", "link", "set", "br0", "up"], netns=self.underlay_ns)
+            for i in range(1, nodes + 1):
+                self._make_node(i)
+            self._pki()
+            self._control_plane()
+            tars = [pause] + [self.image_archive(img) for img in images]
+            self.state.images = list(images)
+            for name in self.state.nodes:
+                self._start_runtime(name)
+            for name in self.state.nodes:
+                for tar in tars:
+                    self.import_image(name, tar)
+                self.start_kubelet(name)
+            self.wait_nodes_registered()
+            self.kubectl("label", "node", self.control_plane.name, "node-role.kubernetes.io/control-plane=",
+                         "--overwrite")
+        finally:
+            self.state.save()
+
+    @property
+    def underlay_ns(self) -> str:
+        return f"{self.name}-u"
+
+    def _make_node(self, index: int) -> None:
+        name = f"node{index}"
+        st = KubeNodeState(name=name, index=index, netns=f"{self.name}-n{index}", ip=f"{UNDERLAY}{index}")
+        self.state.nodes[name] = st
+        self.state.save()
+        netns.ns_add(st.netns)
+        netns.veth(st.netns, "eth0", self.underlay_ns, f"n{index}")
+        netns.run(["ip", "link", "set", f"n{index}", "master", "br0"], netns=self.underlay_ns)
+        netns.run(["ip", "addr", "add", f"{st.ip}/24", "dev", "eth0"], netns=st.netns)
+        netns.run(["ip", "route", "add", "default", "via", f"{UNDERLAY}254"], netns=st.netns, check=False)
+        node = self.node(name)
+        node.create_cgroups()
+        st.made_dirs = node.create_mount_ns()
+        self.state.save()
+
+    def _pki(self) -> None:
+        d = self.pki
+        cp = self.control_plane.ip
+        pki.ensure_ca(d)
+        pki.ensure_sa_key(d)
+        pki.ensure_cert(d, "apiserver", "kube-apiserver", server=True,
+                        ips=("10.96.0.1", cp, "127.0.0.1"),
+                        dns=("kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                             "kubernetes.default.svc.cluster.local", "localhost"))
+        pki.ensure_cert(d, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", org="system:masters")
+        ca = d / "ca.crt"
+        for user, cn, org in (("admin", "kubernetes-admin", "system:masters"),
+                              ("controller-manager", "system:kube-controller-manager", ""),
+                              ("scheduler", "system:kube-scheduler", "")):
+            crt, key = pki.ensure_cert(d, user, cn, org=org)
+            pki.kubeconfig(self.root / f"{user}.conf", self.api_server, ca, crt, key, user)
+        for st in self.state.nodes.values():
+            crt, key = pki.ensure_cert(d, f"kubelet-{st.name}", f"system:node:{st.name}", org="system:nodes")
+            conf = self.node(st.name).path("/etc/kubernetes") / "kubelet.conf"
+            pki.kubeconfig(conf, self.api_server, ca, crt, key, f"system:node:{st.name}")
+
+    def _cp_spawn(self, what: str, cmd: list[str]) -> int:
+        ns = namespace_file(self.control_plane.netns)
+        with open(self.log(what), "ab") as out:
+            proc = subprocess.Popen(["nsenter", f"--net={ns}", "--", *cmd], stdout=out, stderr=out,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        return proc.pid
+
+    def _control_plane(self) -> None:
+        st = self.state
+        d, b = self.pki, st.bin_dir
+        etcd = EtcdServer(data_dir=self.root / "kube-etcd", host="127.0.0.1", client_port=2379, peer_port=2380,
+                          netns=self.control_plane.netns, log_file=self.log("kube-etcd"))
+        etcd.start(timeout_s=60)
+        assert etcd.proc is not None
+        st.etcd_pid = etcd.proc.pid
+        st.apiserver_pid = self._cp_spawn("kube-apiserver", [
+            str(b / "kube-apiserver"),
+            "--etcd-servers=http://127.0.0.1:2379",
+            "--bind-address=0.0.0.0", f"--secure-port={API_PORT}", f"--advertise-address={self.control_plane.ip}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}", "--service-node-port-range=30000-32767",
+            f"--client-ca-file={d / 'ca.crt'}",
+            f"--tls-cert-file={d / 'apiserver.crt'}", f"--tls-private-key-file={d / 'apiserver.key'}",
+            f"--kubelet-client-certificate={d / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={d / 'apiserver-kubelet-client.key'}",
+            "--kubelet-preferred-address-types=InternalIP",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={d / 'sa.pub'}", f"--service-account-signing-key-file={d / 'sa.key'}",
+            "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
+            "--allow-privileged=true", "--profiling=false", "--v=1",
+        ])
+        st.save()
+        self.wait_api(timeout_s=90)
+        st.controller_manager_pid = self._cp_spawn("kube-controller-manager", [
+            str(b / "kube-controller-manager"),
+            f"--kubeconfig={self.root / 'controller-manager.conf'}",
+            f"--authentication-kubeconfig={self.root / 'controller-manager.conf'}",
+            f"--authorization-kubeconfig={self.root / 'controller-manager.conf'}",
+            f"--service-account-private-key-file={d / 'sa.key'}", f"--root-ca-file={d / 'ca.crt'}",
+            "--use-service-account-credentials=true", "--leader-elect=false",
+            "--allocate-node-cidrs=true", f"--cluster-cidr={CLUSTER_CIDR}", "--node-cidr-mask-size=24",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--bind-address=127.0.0.1", "--secure-port=10257", "--profiling=false", "--v=1",
+        ])
+        st.scheduler_pid = self._cp_spawn("kube-scheduler", [
+            str(b / "kube-scheduler"),
+            f"--kubeconfig={self.root / 'scheduler.conf'}",
+            f"--authentication-kubeconfig={self.root / 'scheduler.conf'}",
+            f"--authorization-kubeconfig={self.root / 'scheduler.conf'}",
+            "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=10259", "--profiling=false",
+            "--v=1",
+        ])
+        st.save()
+
+    def _start_runtime(self, name: str) -> None:
+        node = self.node(name)
+        st = self.state.nodes[name]
+        toml = node.root / "containerd.toml"
+        toml.write_text(configs.containerd_toml(node.root / "containerd"))
+        st.containerd_pid = node.spawn(["containerd", "--config", str(toml)], self.log(f"containerd-{name}"))
+        self.state.save()
+        deadline = time.monotonic() + 60
+        while True:
+            if node.run(["ctr", "--address", configs.CONTAINERD_SOCKET, "version"], check=False).returncode == 0:
+                return
+            if not netns.pid_alive(st.containerd_pid) or time.monotonic() > deadline:
+                raise KubeLabError(f"containerd of {name} did not start; see {self.log(f'containerd-{name}')}")
+            time.sleep(0.2)
+
+    def start_kubelet(self, name: str) -> None:
+        node = self.node(name)
+        st = self.state.nodes[name]
+        if netns.pid_alive(st.kubelet_pid):
+            return
+        cfg = node.root / "kubelet.yaml"
+        cfg.write_text(configs.kubelet_config(st.ip, node.cgroup_root, self.pki / "ca.crt"))
+        st.kubelet_pid = node.spawn([
+            str(self.state.bin_dir / "kubelet"), f"--config={cfg}",
+            "--kubeconfig=/etc/kubernetes/kubelet.conf", f"--hostname-override={name}", f"--node-ip={st.ip}",
+            "--root-dir=/var/lib/kubelet", f"--cert-dir={node.root / 'kubelet-pki'}", "--v=1",
+        ], self.log(f"kubelet-{name}"))
+        self.state.save()
+
+    def start_runtime_and_kubelet(self, name: str) -> None:
+        """containerd, then kubelet, of one node (after :meth:`kill_node`)."""
+        self._start_runtime(name)
+        self.start_kubelet(name)
+
+    # ------------------------------------------------------------------ images
+
+    def image_archive(self, image: str) -> Path:
+        """A docker-archive of a podman image (``make images``), saved once per lab."""
+        safe = image.replace("/", "_").replace(":", "_")
+        tar = self.root / "images" / f"{safe}.tar"
+        if not tar.exists():
+            tar.parent.mkdir(parents=True, exist_ok=True)
+            proc = subprocess.run(["podman", "save", "--format", "docker-archive", "-o", str(tar), image],
+                                  capture_output=True, text=True, timeout=600)
+            if proc.returncode != 0:
+                tar.unlink(missing_ok=True)
+                raise KubeLabError(f"podman save {image} failed: {proc.stderr.strip()} (run make images first)")
+        return tar
+
+    def import_image(self, name: str, tar: Path) -> None:
+        out = self.node(name).run(["ctr", "--address", configs.CONTAINERD_SOCKET, "-n", "k8s.io", "images",
+                                   "import", "--no-unpack", str(tar)], net=False, check=False, timeout=600)
+        if out.returncode != 0:
+            raise KubeLabError(f"importing {tar.name} into {name}'s containerd failed: {out.stderr.strip()}")
+
+    def load_image(self, image: str) -> None:
+        """Import another podman image into every node (a new tag for a rollout)."""
+        tar = self.image_archive(image)
+        for name in self.state.nodes:
+            self.import_image(name, tar)
+        self.state.images.append(image)
+        self.state.save()
+
+    # ------------------------------------------------------------------ API
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
+                timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        """kubectl as the cluster admin, from the control-plane node's network namespace."""
+        cmd = ["nsenter", f"--net={namespace_file(self.control_plane.netns)}", "--",
+               str(self.state.bin_dir / "kubectl"), f"--kubeconfig={self.admin_conf}", *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise KubeLabError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc
+
+    def get_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def wait_api(self, timeout_s: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            out = self.kubectl("get", "--raw", "/readyz", check=False, timeout=10)
+            if out.returncode == 0 and out.stdout.strip() == "ok":
+                return
+            if not netns.pid_alive(self.state.apiserver_pid):
+                raise KubeLabError(f"kube-apiserver exited; see {self.log('kube-apiserver')}")
+            if time.monotonic() > deadline:
+                raise KubeLabError(f"kube-apiserver not ready after {timeout_s:g}s: {out.stderr.strip()}")
+            time.sleep(0.3)
+
+    def wait_nodes_registered(self, timeout_s: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            items = self.get_json("nodes").get("items", [])
+            names = {n["metadata"]["name"] for n in items}
+            if names >= set(self.state.nodes):
+                return
+            for name, st in self.state.nodes.items():
+                if not netns.pid_alive(st.kubelet_pid):
+                    raise KubeLabError(f"kubelet of {name} exited; see {self.log(f'kubelet-{name}')}")
+            if time.monotonic() > deadline:
+                raise KubeLabError(f"nodes {sorted(set(self.state.nodes) - names)} did not register "
+                                   f"in {timeout_s:g}s")
+            time.sleep(0.3)
+
+    # ------------------------------------------------------------------ failures
+
+    def kill_node(self, name: str) -> None:
+        """A node 'reboots': every process on it dies (kubelet, containerd, pods, agent), and its
+        namespace's routes and nftables/iptables rules are flushed. Its files stay, as a disk does."""
+        node = self.node(name)
+        st = self.state.nodes[name]
+        node.kill_all()
+        st.containerd_pid = st.kubelet_pid = None
+        self.state.save()
+        node.run(["nft", "flush", "ruleset"], check=False)
+        node.run(["ip", "route", "flush", "table", "main"], check=False)
+        node.run(["ip", "neigh", "flush", "all"], check=False)
+        # Links other than the NIC (pod veths, vxlan) go as on a reboot; the NIC keeps its address.
+        links = json.loads(node.run(["ip", "-j", "link", "show"]).stdout)
+        for link in links:
+            if link["ifname"] not in ("lo", "eth0"):
+                node.run(["ip", "link", "delete", link["ifname"]], check=False)
+        node.run(["ip", "route", "add", "default", "via", f"{UNDERLAY}254"], check=False)
+        # Pod network namespaces, container mounts and /run's files are gone after a real reboot.
+        node.unmount_volatile()
+        for f in node.path("/run/netns").iterdir():
+            f.unlink(missing_ok=True)
+        shutil.rmtree(node.path("/run/containerd"), ignore_errors=True)
+        node.path("/run/containerd").mkdir()
+        shutil.rmtree(node.path("/run/contiv"), ignore_errors=True)
+        node.path("/run/contiv").mkdir()
+
+    # ------------------------------------------------------------------ down
+
+    def down(self) -> list[str]:
+        """Remove everything this lab made (by its state file, or by name after a crash)."""
+        removed: list[str] = []
+        state = KubeLabState.load(self.root)
+        if state is not None:
+            pids = [p for p in (state.scheduler_pid, state.controller_manager_pid, state.apiserver_pid,
+                                state.etcd_pid) if p]
+            netns.kill_pids([p for p in pids if netns.pid_alive(p)])
+            for st in state.nodes.values():
+                node = KubeNode(self.name, st.name, st.netns, st.ip, self.root / "nodes" / st.name)
+                try:
+                    removed += node.destroy(st.made_dirs)
+                except NodeError as err:
+                    removed.append(f"(left: {err})")
+        else:
+            nodes_dir = self.root / "nodes"
+            for d in sorted(nodes_dir.iterdir()) if nodes_dir.exists() else []:
+                index = d.name.removeprefix("node")
+                node = KubeNode(self.name, d.name, f"{self.name}-n{index}", "", d)
+                removed += node.destroy()
+        for ns in netns.ns_list(self.name + "-"):
+            netns.ns_delete(ns)
+            removed.append(f"netns {ns}")
+        if self.root.exists():
+            shutil.rmtree(self.root, ignore_errors=True)
+            removed.append(f"dir {self.root}")
+        self._state = None
+        return removed
+
+
+def namespace_file(name: str) -> str:
+    from plugins.linux.netns import namespace_path
+
+    return str(namespace_path(name))
+
+
+# ---------------------------------------------------------------------- contiv on the cluster
+
+MANIFEST = REPO / "deploy" / "contiv.yaml"
+CONTIV_NS = "kube-system"
+
+
+def contiv_images(tag: str = "") -> list[str]:
+    """The images ``deploy/contiv.yaml`` names (``make images`` builds them)."""
+    import yaml
+
+    found: list[str] = []
+    for doc in yaml.safe_load_all(MANIFEST.read_text()):
+        spec = ((doc or {}).get("spec") or {}).get("template", {}).get("spec", {})
+        for c in [*spec.get("initContainers", []), *spec.get("containers", [])]:
+            image = c["image"] if not tag else c["image"].rsplit(":", 1)[0] + ":" + tag
+            if image not in found:
+                found.append(image)
+    return found
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def node_ready(node: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (node.get("status") or {}).get("conditions") or [])
+
+
+def contiv_pods(lab: KubeLab) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = lab.get_json("pods", "-n", CONTIV_NS,
+                                               "-l", "app.kubernetes.io/part-of=contiv").get("items", [])
+    return items
+
+
+def contiv_gaps(lab: KubeLab) -> list[str]:
+    """What keeps contiv from being up on every node (empty when it is)."""
+    gaps: list[str] = []
+    nodes = {n["metadata"]["name"]: n for n in lab.get_json("nodes").get("items", [])}
+    pods = contiv_pods(lab)
+    for name in lab.state.nodes:
+        if name not in nodes:
+            gaps.append(f"node {name} not registered")
+        elif not node_ready(nodes[name]):
+            gaps.append(f"node {name} NotReady")
+        on_node = [p for p in pods if p["spec"].get("nodeName") == name
+                   and p["metadata"]["labels"].get("app.kubernetes.io/name") == "contiv-vswitch"]
+        if not any(pod_ready(p) and not p["metadata"].get("deletionTimestamp") for p in on_node):
+            gaps.append(f"contiv-vswitch on {name} not Ready")
+    for app in ("contiv-ksr", "contiv-etcd"):
+        mine = [p for p in pods if p["metadata"]["labels"].get("app.kubernetes.io/name") == app]
+        if not any(pod_ready(p) and not p["metadata"].get("deletionTimestamp") for p in mine):
+            gaps.append(f"{app} not Ready")
+    return gaps
+
+
+def wait_for(what: str, check: Any, timeout_s: float, interval_s: float = 0.5) -> Any:
+    """Poll ``check()`` (returns a falsy 'done' or a truthy list/str of what is missing)."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while True:
+        last = check()
+        if not last:
+            return last
+        if time.monotonic() > deadline:
+            raise KubeLabError(f"{what} not done after {timeout_s:g}s: {last}")
+        time.sleep(interval_s)

@@ -39,6 +39,8 @@ from plugins.ksr.source import (
 log = logging.getLogger("contiv.ksr.api")
 
 HTTP_GONE = 410
+#: Seconds to wait for a TCP connection to the API server before reporting it blocked.
+CONNECT_TIMEOUT_S = 5.0
 
 ListFunction = Callable[..., Any]
 
@@ -58,6 +60,9 @@ def load_api_client(kubeconfig: Path | None) -> k8s_client.ApiClient:
     except ConfigException:
         api = k8s_config.new_client_from_config()  # type: ignore[no-untyped-call]
         return api
+    # One try per request: the follower backs off and retries itself, and reports each failure
+    # (urllib3's default of 3 retries hid a blocked connect for 4 connect timeouts).
+    configuration.retries = 0
     return k8s_client.ApiClient(configuration)
 
 
@@ -97,6 +102,8 @@ class ResourceFollower:
         watch_timeout_s: int,
         backoff_initial_s: float,
         backoff_max_s: float,
+        on_problem: Callable[[], None] | None = None,
+        server: str = "",
     ) -> None:
         self.keyword = keyword
         self._list_fn = list_fn
@@ -109,9 +116,19 @@ class ResourceFollower:
         self._resp: Any = None
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"ksr-{keyword}", daemon=True)
+        self._on_problem = on_problem
+        self._server = server
         #: How many times the resource was listed (the first time included).
         self.lists = 0
         self.errors = 0
+        #: Why the last list or watch failed ("" once a list succeeds again).
+        self.problem = ""
+
+    def _set_problem(self, problem: str) -> None:
+        changed = problem != self.problem
+        self.problem = problem
+        if changed and self._on_problem is not None:
+            self._on_problem()
 
     def start(self) -> None:
         self._thread.start()
@@ -129,10 +146,12 @@ class ResourceFollower:
     def _run(self) -> None:
         backoff = self._backoff_initial_s
         version: str | None = None
+        log.info("%s: listing from the API server at %s", self.keyword, self._server or "(default)")
         while not self._stop.is_set():
             try:
                 if version is None:
                     version = self._list()
+                    self._set_problem("")
                 version = self._watch(version)
                 backoff = self._backoff_initial_s
             except _Gone:
@@ -142,7 +161,10 @@ class ResourceFollower:
                 if self._stop.is_set():
                     break
                 self.errors += 1
-                log.warning("%s: list/watch failed (%s), retrying in %.1fs", self.keyword, exc, backoff)
+                where = f"the API server at {self._server}" if self._server else "the API server"
+                self._set_problem(f"{where} failed: {exc}")
+                log.warning("%s: list/watch at %s failed (%s), retrying in %.1fs", self.keyword,
+                            self._server or "the API server", exc, backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self._backoff_max_s)
 
@@ -153,7 +175,9 @@ class ResourceFollower:
             kwargs: dict[str, Any] = {
                 "limit": self._page_size,
                 "_preload_content": False,
-                "_request_timeout": (10, 120),  # a hung server must not block the thread forever
+                # A hung server must not block the thread for ever, and a connect that nothing
+                # answers (an address nobody serves yet) must be reported soon.
+                "_request_timeout": (CONNECT_TIMEOUT_S, 120),
             }
             if token:
                 kwargs["_continue"] = token
@@ -183,7 +207,7 @@ class ResourceFollower:
                 allow_watch_bookmarks=True,
                 timeout_seconds=self._watch_timeout_s,
                 _preload_content=False,
-                _request_timeout=(10, self._watch_timeout_s + 30),
+                _request_timeout=(CONNECT_TIMEOUT_S, self._watch_timeout_s + 30),
             )
         except ApiException as exc:
             if exc.status == HTTP_GONE:
@@ -230,8 +254,12 @@ class APISource(Source):
         watch_timeout_s: int = 300,
         backoff_initial_s: float = 0.1,
         backoff_max_s: float = 1.0,
+        server: str = "",
+        on_problem: Callable[[], None] | None = None,
     ) -> None:
         self._functions = functions
+        self._server = server
+        self._on_problem = on_problem
         self._options = {
             "page_size": page_size,
             "watch_timeout_s": watch_timeout_s,
@@ -252,9 +280,15 @@ class APISource(Source):
                 watch_timeout_s=int(self._options["watch_timeout_s"]),
                 backoff_initial_s=float(self._options["backoff_initial_s"]),
                 backoff_max_s=float(self._options["backoff_max_s"]),
+                on_problem=self._on_problem,
+                server=self._server,
             )
             self.followers[keyword] = follower
             follower.start()
+
+    def problem(self, keyword: str) -> str:
+        follower = self.followers.get(keyword)
+        return follower.problem if follower is not None else ""
 
     async def stop(self) -> None:
         followers, self.followers = list(self.followers.values()), {}

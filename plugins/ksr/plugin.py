@@ -127,8 +127,12 @@ class KSRPlugin(Plugin):
         if self._list_functions is None:
             self._api_client = load_api_client(cfg.kubeconfig)
             self._list_functions = list_functions(self._api_client)
+        loop = asyncio.get_running_loop()
+        server = str(self._api_client.configuration.host) if self._api_client is not None else ""
         return APISource(
             self._list_functions,
+            server=server,
+            on_problem=lambda: loop.call_soon_threadsafe(self._report_health),
             page_size=cfg.list_page_size,
             watch_timeout_s=cfg.watch_timeout_s,
             backoff_initial_s=cfg.backoff_initial_s,
@@ -189,8 +193,11 @@ class KSRPlugin(Plugin):
             for keyword in self.keywords:
                 self.health.report(f"ksr/{keyword}", True, detail)
             return
+        source = self.reflectors.source
         for keyword, synced in self.reflectors.synced().items():
-            self.health.report(f"ksr/{keyword}", synced, "synced" if synced else "not synced with etcd")
+            problem = source.problem(keyword)
+            detail = "synced" if synced else f"not synced: {problem}" if problem else "not synced with etcd"
+            self.health.report(f"ksr/{keyword}", synced, detail)
 
     def status(self) -> dict[str, Any]:
         """What ``GET /ksr/status`` returns."""

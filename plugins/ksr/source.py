@@ -52,3 +52,8 @@ class Source(ABC):
     @abstractmethod
     async def stop(self) -> None:
         """Stop producing; no item is delivered after this returns."""
+
+    def problem(self, keyword: str) -> str:
+        """Why ``keyword`` cannot be listed right now (e.g. the API server does not answer), or
+        "" when nothing is known to be wrong."""
+        return ""

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from apps.vswitch.container import VSwitchContainer
+from apps.vswitch.etcdaddr import EtcdAddressError, fill_etcd_endpoints
 from apps.vswitch.malloc import fix_mmap_threshold
 from core.app import AppSpec, CLIOverride, run_app
 
@@ -23,6 +24,11 @@ SPEC = AppSpec(
 
 def main() -> None:
     fix_mmap_threshold()  # before any plugin allocates: see apps/vswitch/malloc.py
+    try:
+        fill_etcd_endpoints()
+    except EtcdAddressError as err:
+        sys.stderr.write(f"contiv-agent: {err}\n")
+        sys.exit(2)
     sys.exit(run_app(SPEC))
 
 

@@ -25,8 +25,27 @@ HEADER = """\
 """
 
 
+#: Helm's install order (kinds that others refer to come first: a DaemonSet created before its
+#: ServiceAccount fails its pods with FailedCreate until the account exists).
+KIND_ORDER = ("Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange", "PodSecurityPolicy",
+              "PodDisruptionBudget", "ServiceAccount", "Secret", "SecretList", "ConfigMap", "StorageClass",
+              "PersistentVolume", "PersistentVolumeClaim", "CustomResourceDefinition", "ClusterRole",
+              "ClusterRoleList", "ClusterRoleBinding", "ClusterRoleBindingList", "Role", "RoleList",
+              "RoleBinding", "RoleBindingList", "Service", "DaemonSet", "Pod", "ReplicationController",
+              "ReplicaSet", "Deployment", "HorizontalPodAutoscaler", "StatefulSet", "Job", "CronJob")
+
+
+def _kind_rank(doc: str) -> int:
+    for line in doc.splitlines():
+        if line.startswith("kind:"):
+            kind = line.split(":", 1)[1].strip()
+            return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
+    return len(KIND_ORDER)
+
+
 def render(values: dict[str, Any] | None = None) -> str:
-    """The chart's objects as one multi-document YAML, in a stable order."""
+    """The chart's objects as one multi-document YAML, in Helm's install order by kind, then by
+    template path (stable)."""
     import helm_python as helm
 
     chart = helm.Chart.load(CHART)
@@ -39,6 +58,7 @@ def render(values: dict[str, Any] | None = None) -> str:
             body = doc.strip().removeprefix("---").strip()
             if body and any(line and not line.startswith("#") for line in body.splitlines()):
                 parts.append(f"# Source: {path}\n{body}\n")
+    parts.sort(key=_kind_rank)
     return HEADER + "---\n" + "---\n".join(parts)
 
 

@@ -44,10 +44,22 @@ cp "$here/Containerfile" "$ctx/"
 "$PY" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$ctx/wheels" \
   -c "$here/constraints.txt" "$root" pip
 
-for target in vswitch ksr; do
+# contiv-etcd carries Debian's etcd (the host's etcd-server and etcd-client packages, which
+# make deps installs; same suite as the base, so their libc matches).
+mkdir -p "$ctx/etcd"
+for bin in etcd etcdctl; do
+  path="$(command -v "$bin" || true)"
+  [ -n "$path" ] && dpkg -S "$(readlink -f "$path")" >/dev/null 2>&1 \
+    || { echo "build.sh: $bin from Debian's etcd-server/etcd-client is missing (make deps installs it)" >&2; exit 2; }
+  cp "$(readlink -f "$path")" "$ctx/etcd/$bin"
+done
+etcd_version="$(dpkg-query -W -f '${Version}' etcd-server)"
+
+for target in vswitch ksr etcd; do
   step "image localhost/contiv-$target:$IMAGE_TAG"
   podman build --quiet --network=none --format docker --target "$target" \
     --build-arg "BASE=$base" --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
+    --build-arg "ETCD_VERSION=$etcd_version" \
     -t "localhost/contiv-$target:$IMAGE_TAG" "$ctx" >/dev/null
 done
 podman image prune --force --filter label=io.contiv.stage=install >/dev/null

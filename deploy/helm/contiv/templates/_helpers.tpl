@@ -29,3 +29,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- $_ := set $cfg "podmanager" (dict "socket_path" "/var/run/contiv/cni.sock" "records_file" "/var/lib/contiv/pods.json") -}}
 {{- toYaml (mergeOverwrite $cfg (deepCopy .Values.agent.extraConfig)) -}}
 {{- end -}}
+
+{{/* etcd endpoints of KSR: the given ones, or the member beside it (same node). */}}
+{{- define "contiv.ksrEtcdEndpoints" -}}
+{{- if .Values.etcd.endpoints }}{{ join "," .Values.etcd.endpoints }}{{ else }}{{ printf "$(HOST_IP):%v" .Values.etcd.clientPort }}{{ end -}}
+{{- end -}}

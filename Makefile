@@ -1,9 +1,16 @@
 # Two commands on a fresh Debian machine (as root):
 #   make lab    the local lab cluster demo (see docs/lab.md)
 #   make test   installs what the tests need, then lint + type checks + the whole suite
-PY ?= python3
+# Python packages go into a virtual environment that this Makefile owns (VENV, default .venv),
+# never into whatever python3 is first on the PATH; the apps' runtime dependencies are installed at
+# the versions the images install (deploy/images/constraints.txt), so tests see what users run.
+HOST_PY ?= python3
+VENV ?= $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+# The venv's console scripts (contiv-*, ruff, mypy, lint-imports, hadolint) come first.
+export PATH := $(VENV)/bin:$(PATH)
 DEB_PKGS := etcd-server etcd-client nftables libnftables1 iproute2 containernetworking-plugins conntrack iptables iputils-ping procps openssl \
-  podman buildah runc uidmap mmdebstrap
+  podman buildah runc uidmap mmdebstrap python3-venv
 PYTEST_ARGS ?=
 
 .PHONY: deps deb-deps py-deps lint test lab bench soak clean images manifest
@@ -15,8 +22,11 @@ deb-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-py-deps:
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,dev]'
+$(PY):
+	$(HOST_PY) -m venv $(VENV)
+
+py-deps: $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c deploy/images/constraints.txt -e '.[test,dev]'
 
 deps: deb-deps py-deps
 

@@ -58,7 +58,7 @@ from plugins.linux.descriptors.sessions import SessionsDescriptor
 from plugins.linux.nft import Nft
 from plugins.linux.nfttable import bulk_elements, create_batch
 from plugins.service.processor import NodeAddresses, ServiceProcessor
-from plugins.service.renderer.nft import NftRenderer
+from plugins.service.renderer.nftables import NftRenderer
 
 PREFIX = f"svcb{uuid.uuid4().hex[:5]}"
 BACKEND_IP = "10.1.9.2"

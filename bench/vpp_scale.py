@@ -36,15 +36,15 @@ from vpp_papi import VPPApiClient
 
 from plugins.kvscheduler.scheduler import KVScheduler
 from plugins.policy.processor import Delta, LocalPodRules, SetContent
+from plugins.policy.renderer.acl import AclPolicyRenderer
 from plugins.policy.rules import PodRules, PortMatch, Rule
+from plugins.service.renderer.nat44 import Nat44RenderSettings, Nat44ServiceRenderer
 from plugins.vpp import model as m
 from plugins.vpp import nat as n
 from plugins.vpp.connection import VPPConnection
 from plugins.vpp.descriptors import all_descriptors
 from plugins.vpp.descriptors.acl import _encode_rule
 from plugins.vpp.index import Indexes
-from plugins.vpp.renderers.acl import AclPolicyRenderer
-from plugins.vpp.renderers.nat44 import Nat44RenderSettings, Nat44ServiceRenderer
 from tests.vppreal import RealVPP, find_vpp
 from tests.vppreal.services import service
 from tests.vppstub import default_api_dir

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address
 from typing import Any
 
 from core.http import HTTPPlugin
@@ -15,9 +15,10 @@ from core.plugin import Plugin
 from plugins.controller.api import ControllerAPI, Event, EventHandler, EventMethod, KubeStateReader, Transaction
 from plugins.controller.events import KubeStateChange
 from plugins.ipam.allocator import PodSubnetAllocator
-from plugins.ipam.api import IPAMError, NodeAddressPlan
+from plugins.ipam.api import NodeAddressPlan
 from plugins.ipam.config import IPAMConfig
-from plugins.ipam.hostif import interface_ipv4
+from plugins.ipam.nodeaddr import publish_node_address
+from plugins.ipam.persistence import merge_remote, restore_local_file
 from plugins.ipam.plan import ResolvedPlan, node_plan, pod_index_of, resolve_plan
 from plugins.ipam.pusher import (
     PUSH_ERRORS,
@@ -121,7 +122,8 @@ class IPAMPlugin(Plugin, EventHandler):
         loop = asyncio.get_running_loop()
         self._stale_task = loop.create_task(self._stale_loop(), name="ipam-stale")
         if isinstance(self.nodesync, NodeAddressPublisher):
-            self._publish_task = loop.create_task(self._publish_node_ip(self.nodesync), name="ipam-node-ip")
+            publication = publish_node_address(self.nodesync, self.config, self._node_plan(), self.log)
+            self._publish_task = loop.create_task(publication, name="ipam-node-ip")
 
     async def close(self) -> None:
         if self._publish_task is not None:
@@ -341,36 +343,12 @@ class IPAMPlugin(Plugin, EventHandler):
         self._saver.save(self._state())
 
     def _load_local_file(self) -> None:
-        alloc = self._alloc()
-        try:
-            state = self._file.load()
-        except StateFileError as exc:
-            moved = self._file.quarantine()
-            self.log.error("%s; moved it to %s and relying on etcd", exc, moved)
-            return
-        if state is None:
-            return
-        if state.subnet != alloc.subnet:
-            self.log.warning(
-                "state file %s is for subnet %s, this node now has %s: ignoring it",
-                self._file.path, state.subnet, alloc.subnet,
-            )
-            return
-        for pod, reason in alloc.restore_all(state.allocations).items():
-            self.log.error("state file: dropping allocation of %s: %s", pod, reason)
-        alloc.set_last_index(state.last_index)
-        self._had_local_state = True
+        self._had_local_state = restore_local_file(self._file, self._alloc(), self.log)
 
     def _merge_remote(self, remote: dict[PodID, IPv4Address]) -> Mapping[PodID, IPv4Address]:
         """Add etcd's allocations that do not clash with what the local file had."""
         alloc = self._alloc()
-        before = len(alloc)
-        for pod, reason in alloc.restore_all(remote).items():
-            self.log.warning("etcd allocation of %s not restored: %s", pod, reason)
-        if not self._had_local_state:
-            indexes = [pod_index_of(alloc.subnet, ip) for ip in alloc.allocations().values()]
-            alloc.set_last_index(max((i for i in indexes if i is not None), default=alloc.last_index))
-        if len(alloc) != before or not self._had_local_state:
+        if merge_remote(alloc, remote, self._had_local_state, self.log):
             self._saver.save_background(self._state(), "merging the allocations in etcd")
             self._had_local_state = True
         return alloc.allocations()
@@ -397,32 +375,6 @@ class IPAMPlugin(Plugin, EventHandler):
         self._saver.save_background(self._state(), f"adopting {ip} of pod {pod}")
         self._push().enqueue(PutAllocation(pod, ip))
         self.log.info("adopted %s of pod %s from the Kubernetes state", ip, pod)
-
-    async def _dataplane_ip(self) -> IPv4Interface:
-        """This node's dataplane address: its interface's (``node_interface``) or the plan's."""
-        if self.config.node_interface:
-            # pyroute2's sync API runs its own event loop: keep it off ours.
-            return await asyncio.to_thread(interface_ipv4, self.config.node_interface)
-        return self._node_plan().node_ip
-
-    async def _publish_node_ip(self, publisher: NodeAddressPublisher) -> None:
-        """Record this node's dataplane address in its ID record, retrying while etcd is down."""
-        delay = self.config.etcd_retry_initial_s
-        while True:
-            try:
-                await publisher.publish_node_ips([await self._dataplane_ip()])
-                return
-            except IPAMError as exc:  # the interface may get its address later
-                self.log.warning("%s; retrying", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.etcd_retry_max_s)
-            except PUSH_ERRORS as exc:
-                self.log.warning("cannot publish this node's address yet (%s); retrying", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.etcd_retry_max_s)
-            except Exception as exc:  # noqa: BLE001 -- any other failure is permanent: report it
-                self.log.error("cannot publish this node's address: %s", exc)
-                return
 
     async def _stale_loop(self) -> None:
         while True:

@@ -83,7 +83,7 @@ class PolicyPlugin(Plugin, EventHandler):
             on_vpp = ipnet is not None and ipnet.config.dataplane == "vpp"
             self.renderer_name = "vpp-acl" if on_vpp else "nftables"
         self.renderer = NftablesPolicyRenderer(self.config.namespace, self.config.table)
-        if self.renderer_name == "vpp-acl":  # same interface, many values (plugins/vpp/renderers/acl.py)
+        if self.renderer_name == "vpp-acl":  # same interface, many values (plugins/policy/renderer/acl.py)
             self.renderer = cast(NftablesPolicyRenderer, _vpp_acl_renderer(podmanager, ipam, ipnet))
         self.gauges = PolicyGauges(metrics.registry) if metrics is not None else None
         #: For revert: pod key -> its local address before the AddPod/DeletePod being processed.
@@ -247,7 +247,7 @@ def _vpp_acl_renderer(podmanager: PodManagerAPI, ipam: IPAMAPI, ipnet: IPNetPlug
     from ipaddress import IPv4Address
 
     from plugins.ipnet.renderer.vpp import pod_interface_name
-    from plugins.vpp.renderers.acl import AclPolicyRenderer
+    from plugins.policy.renderer.acl import AclPolicyRenderer
 
     def interface_of(key: str, ip: str) -> str | None:
         for pod in podmanager.local_pods().values():

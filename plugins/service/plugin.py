@@ -30,7 +30,7 @@ from plugins.nodesync.api import NodeSyncAPI, NodeUpdate
 from plugins.service.config import ServiceConfig
 from plugins.service.intent import Renderer
 from plugins.service.processor import NodeAddresses, ServiceProcessor, node_addresses
-from plugins.service.renderer.nft import NftRenderer
+from plugins.service.renderer.nftables import NftRenderer
 from plugins.service.rest import build_router
 
 RESOURCE_NAMES = ("service", "endpointslice")
@@ -97,8 +97,8 @@ class ServicePlugin(Plugin, EventHandler):
     def _make_renderer(self) -> Renderer | None:
         plan = self.ipam.plan()
         if self.ipnet.config.dataplane == "vpp":
-            try:  # the VPP NAT44 renderer (plugins/vpp/renderers/nat44.py), when installed
-                nat44 = importlib.import_module("plugins.vpp.renderers.nat44")
+            try:  # the VPP NAT44 renderer (plugins/service/renderer/nat44.py), when installed
+                nat44 = importlib.import_module("plugins.service.renderer.nat44")
             except ImportError:
                 return None
             renderer: Renderer = nat44.Nat44ServiceRenderer(nat44.Nat44RenderSettings(pod_network=plan.pod_network))

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[3]
 PROBE = """
 import gc
 import plugins.ipnet.renderer.linux, plugins.ipnet.renderer.vpp, plugins.ipnet.renderer.vpp_stn
-import plugins.service.renderer.nft
+import plugins.service.renderer.nftables
 from plugins.kvscheduler.api import Descriptor
 from plugins.linux.netns import NetlinkPool
 print(sum(isinstance(o, (Descriptor, NetlinkPool)) for o in gc.get_objects()))

@@ -157,6 +157,9 @@ async def test_vxlan_fdb_and_neighbour(make_netns: Callable[[], str]) -> None:
 
 async def test_sysctl_set_retrieve_restore(make_netns: Callable[[], str]) -> None:
     node = make_netns()
+    # A new namespace copies the host's IPv4 settings (ip_forward is 1 on every Kubernetes node):
+    # start from a known value, not from the host's.
+    ip("netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=0")
     desc = SysctlDescriptor()
     value = Sysctl(namespace=node, name="net.ipv4.ip_forward", value="1")
     key = desc.key_of(value)

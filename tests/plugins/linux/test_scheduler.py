@@ -52,6 +52,9 @@ async def test_commit_verify_resync_and_heal(
     make_netns: Callable[[], str], scheduler: KVScheduler
 ) -> None:
     pod, node = make_netns(), make_netns()
+    # A new namespace copies the host's IPv4 settings (ip_forward is 1 on every Kubernetes node):
+    # start from a known value, not from the host's.
+    ip("netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=0")
     ip("link", "add", "foreign0", "type", "veth", "peer", "name", "foreign1", ns=node)
     ip("link", "set", "foreign0", "up", ns=node)
     ip("route", "add", "10.99.0.0/24", "dev", "foreign0", ns=node)

@@ -33,7 +33,7 @@ from plugins.linux.descriptors.nfttable import NftTableDescriptor
 from plugins.linux.descriptors.sessions import SessionsDescriptor
 from plugins.linux.netns import run_in_namespace
 from plugins.service.processor import NodeAddresses, ServiceProcessor
-from plugins.service.renderer.nft import NftRenderer
+from plugins.service.renderer.nftables import NftRenderer
 from tests.plugins.linux.conftest import ip
 
 pytestmark = pytest.mark.netns

@@ -97,7 +97,8 @@ def test_a_copy_of_the_repository_alone_passes_the_vpp_tests(tmp_path: Path) -> 
     )
     assert probe.stdout.strip() == str(copy / "plugins" / "vpp" / "api")
     renderer = "tests/plugins/ipnet/renderer"
-    tests = ["tests/plugins/vpp", f"{renderer}/test_vpp.py", f"{renderer}/test_vpp_ipnet.py"]
+    tests = ["tests/plugins/vpp", f"{renderer}/test_vpp.py", f"{renderer}/test_vpp_ipnet.py",
+             "tests/plugins/service/renderer/test_nat44.py", "tests/plugins/policy/renderer/test_acl.py"]
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *tests,
          "--deselect", "tests/plugins/vpp/test_apidefs.py::test_a_copy_of_the_repository_alone_passes_the_vpp_tests"],

@@ -18,11 +18,11 @@ from plugins.ipnet.renderer.vpp import nat_loopback_ip
 from plugins.kvscheduler.api import ResyncMode, ValueWithMetadata
 from plugins.linux.descriptors.offload import get_tx_checksum
 from plugins.policy.processor import Delta, LocalPodRules, SetContent
+from plugins.policy.renderer.acl import AclPolicyRenderer
 from plugins.policy.rules import PodRules, PortMatch, Rule
+from plugins.service.renderer.nat44 import Nat44RenderSettings, Nat44ServiceRenderer
 from plugins.vpp.descriptors import all_descriptors
 from plugins.vpp.index import Indexes
-from plugins.vpp.renderers.acl import AclPolicyRenderer
-from plugins.vpp.renderers.nat44 import Nat44RenderSettings, Nat44ServiceRenderer
 from tests.vppreal.cluster import Cluster, Node, commit, mutating, reach, start_agent
 from tests.vppreal.fixtures import NodeVPPs, node_vpps, vpp_install  # noqa: F401 - fixtures
 from tests.vppreal.services import service

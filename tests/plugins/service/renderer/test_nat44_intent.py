@@ -5,7 +5,7 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 
 from plugins.service.processor import service_intent
-from plugins.vpp.renderers.nat44 import Nat44RenderSettings, Nat44ServiceRenderer
+from plugins.service.renderer.nat44 import Nat44RenderSettings, Nat44ServiceRenderer
 from tests.plugins.service.test_processor import NODES, READY, eps, svc
 
 

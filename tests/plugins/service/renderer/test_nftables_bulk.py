@@ -23,7 +23,7 @@ from plugins.linux.descriptors.nfttable import BULK_MIN, NftTableDescriptor
 from plugins.linux.descriptors.sessions import SessionsDescriptor
 from plugins.linux.nft import Nft
 from plugins.service.processor import NodeAddresses, ServiceProcessor
-from plugins.service.renderer.nft import NftRenderer
+from plugins.service.renderer.nftables import NftRenderer
 
 pytestmark = pytest.mark.netns
 

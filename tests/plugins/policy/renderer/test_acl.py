@@ -6,9 +6,9 @@ from ipaddress import IPv4Address, IPv4Network
 
 from plugins.kvscheduler.scheduler import KVScheduler
 from plugins.policy.processor import Delta, LocalPodRules, SetContent
+from plugins.policy.renderer.acl import GLOBAL_ACL_NAME, REFLECT_ACL, AclPolicyRenderer
 from plugins.policy.rules import PodRules, PortMatch, Rule
 from plugins.vpp import model as m
-from plugins.vpp.renderers.acl import GLOBAL_ACL_NAME, REFLECT_ACL, AclPolicyRenderer
 from tests.vppstub import VPPStub
 
 P, D, R = m.AclAction.PERMIT, m.AclAction.DENY, m.AclAction.REFLECT

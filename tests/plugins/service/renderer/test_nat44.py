@@ -5,9 +5,9 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network
 
 from plugins.kvscheduler.scheduler import KVScheduler
+from plugins.service.renderer.nat44 import Nat44RenderSettings, Nat44ServiceRenderer
 from plugins.vpp import model as m
 from plugins.vpp import nat as n
-from plugins.vpp.renderers.nat44 import Nat44RenderSettings, Nat44ServiceRenderer
 from tests.vppreal.services import Backend, Frontend, Port, Service, service
 from tests.vppstub import VPPStub
 

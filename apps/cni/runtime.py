@@ -170,24 +170,12 @@ class CNIRuntime:
 
 
 def write_launcher(directory: str | Path, name: str = "contiv-cni") -> Path:
-    """Write an executable ``contiv-cni`` into ``directory`` that runs this checkout's binary.
+    """Put ``contiv-cni`` into ``directory`` (for a ``CNI_PATH``): a symbolic link to the Go
+    binary of this checkout, built first when missing or out of date (``make cni-bin``)."""
+    from apps.cni.binary import cni_binary
 
-    For tests, benchmarks and the lab, where the package is not installed as a console script.
-    The interpreter runs isolated and without ``site`` (``-IS``): the binary needs nothing but
-    the standard library and this checkout, and skipping site-packages' start-up hooks saves
-    tens of milliseconds per call (this also keeps the binary honest about its imports).
-    """
-    import sys
-
-    repo = Path(__file__).resolve().parents[2]
+    target = cni_binary(build=True)
     path = Path(directory) / name
-    path.write_text(
-        f"#!{sys.executable} -IS\n"
-        "import sys\n"
-        f"sys.path.insert(0, {str(repo)!r})\n"
-        "from apps.cni.main import main\n"
-        "sys.exit(main())\n",
-        encoding="utf-8",
-    )
-    path.chmod(0o755)
+    path.unlink(missing_ok=True)
+    path.symlink_to(target)
     return path

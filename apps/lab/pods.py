@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from apps.cni import binary as cni_build
 from apps.lab import netns
 from apps.lab.cluster import Lab, LabError, python_module, remove_manifest, write_manifest
 from apps.lab.manifests import with_name_label
@@ -29,8 +29,7 @@ CNI_PATH = "/usr/lib/cni"
 
 
 def cni_binary() -> list[str]:
-    found = shutil.which("contiv-cni")
-    return [found] if found else python_module("apps.cni.main")
+    return [str(cni_build.cni_binary(build=True))]
 
 
 def network_config(socket_path: Path) -> dict[str, Any]:

@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cplugins/podmanager/cni.proto\x12\ncontiv.cni\"\xbe\x01\n\nCNIRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontainer_id\x18\x02 \x01(\t\x12\x19\n\x11network_namespace\x18\x03 \x01(\t\x12\x16\n\x0einterface_name\x18\x04 \x01(\t\x12\x17\n\x0f\x65xtra_nw_config\x18\x05 \x01(\t\x12\x17\n\x0f\x65xtra_arguments\x18\x06 \x01(\t\x12\x11\n\tipam_type\x18\x07 \x01(\t\x12\x11\n\tipam_data\x18\x08 \x01(\t\"\xad\x04\n\x08\x43NIReply\x12\x0e\n\x06result\x18\x01 \x01(\r\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x32\n\ninterfaces\x18\x04 \x03(\x0b\x32\x1e.contiv.cni.CNIReply.Interface\x12*\n\x06routes\x18\x05 \x03(\x0b\x32\x1a.contiv.cni.CNIReply.Route\x12%\n\x03\x64ns\x18\x06 \x03(\x0b\x32\x18.contiv.cni.CNIReply.DNS\x12\x15\n\rerror_details\x18\x07 \x01(\t\x1a\xf4\x01\n\tInterface\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03mac\x18\x02 \x01(\t\x12\x0f\n\x07sandbox\x18\x03 \x01(\t\x12\x37\n\x0cip_addresses\x18\x04 \x03(\x0b\x32!.contiv.cni.CNIReply.Interface.IP\x1a\x81\x01\n\x02IP\x12:\n\x07version\x18\x01 \x01(\x0e\x32).contiv.cni.CNIReply.Interface.IP.Version\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07gateway\x18\x03 \x01(\t\"\x1d\n\x07Version\x12\x08\n\x04IPV4\x10\x00\x12\x08\n\x04IPV6\x10\x01\x1a \n\x05Route\x12\x0b\n\x03\x64st\x18\x01 \x01(\t\x12\n\n\x02gw\x18\x02 \x01(\t\x1aK\n\x03\x44NS\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12\x13\n\x0bnameservers\x18\x02 \x03(\t\x12\x0e\n\x06search\x18\x03 \x03(\t\x12\x0f\n\x07options\x18\x04 \x03(\t2\xaf\x01\n\tRemoteCNI\x12\x33\n\x03\x41\x64\x64\x12\x16.contiv.cni.CNIRequest\x1a\x14.contiv.cni.CNIReply\x12\x36\n\x06\x44\x65lete\x12\x16.contiv.cni.CNIRequest\x1a\x14.contiv.cni.CNIReply\x12\x35\n\x05\x43heck\x12\x16.contiv.cni.CNIRequest\x1a\x14.contiv.cni.CNIReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cplugins/podmanager/cni.proto\x12\ncontiv.cni\"\xe8\x01\n\nCNIRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontainer_id\x18\x02 \x01(\t\x12\x19\n\x11network_namespace\x18\x03 \x01(\t\x12\x16\n\x0einterface_name\x18\x04 \x01(\t\x12\x17\n\x0f\x65xtra_nw_config\x18\x05 \x01(\t\x12\x17\n\x0f\x65xtra_arguments\x18\x06 \x01(\t\x12\x11\n\tipam_type\x18\x07 \x01(\t\x12\x11\n\tipam_data\x18\x08 \x01(\t\x12\x10\n\x08\x63ni_path\x18\t \x01(\t\x12\x16\n\x0e\x63ni_invocation\x18\n \x01(\x08\"\xbd\x04\n\x08\x43NIReply\x12\x0e\n\x06result\x18\x01 \x01(\r\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x32\n\ninterfaces\x18\x04 \x03(\x0b\x32\x1e.contiv.cni.CNIReply.Interface\x12*\n\x06routes\x18\x05 \x03(\x0b\x32\x1a.contiv.cni.CNIReply.Route\x12%\n\x03\x64ns\x18\x06 \x03(\x0b\x32\x18.contiv.cni.CNIReply.DNS\x12\x15\n\rerror_details\x18\x07 \x01(\t\x12\x0e\n\x06output\x18\x08 \x01(\t\x1a\xf4\x01\n\tInterface\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03mac\x18\x02 \x01(\t\x12\x0f\n\x07sandbox\x18\x03 \x01(\t\x12\x37\n\x0cip_addresses\x18\x04 \x03(\x0b\x32!.contiv.cni.CNIReply.Interface.IP\x1a\x81\x01\n\x02IP\x12:\n\x07version\x18\x01 \x01(\x0e\x32).contiv.cni.CNIReply.Interface.IP.Version\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07gateway\x18\x03 \x01(\t\"\x1d\n\x07Version\x12\x08\n\x04IPV4\x10\x00\x12\x08\n\x04IPV6\x10\x01\x1a \n\x05Route\x12\x0b\n\x03\x64st\x18\x01 \x01(\t\x12\n\n\x02gw\x18\x02 \x01(\t\x1aK\n\x03\x44NS\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12\x13\n\x0bnameservers\x18\x02 \x03(\t\x12\x0e\n\x06search\x18\x03 \x03(\t\x12\x0f\n\x07options\x18\x04 \x03(\t2\xaf\x01\n\tRemoteCNI\x12\x33\n\x03\x41\x64\x64\x12\x16.contiv.cni.CNIRequest\x1a\x14.contiv.cni.CNIReply\x12\x36\n\x06\x44\x65lete\x12\x16.contiv.cni.CNIRequest\x1a\x14.contiv.cni.CNIReply\x12\x35\n\x05\x43heck\x12\x16.contiv.cni.CNIRequest\x1a\x14.contiv.cni.CNIReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,19 +34,19 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'plugins.podmanager.cni_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CNIREQUEST']._serialized_start=45
-  _globals['_CNIREQUEST']._serialized_end=235
-  _globals['_CNIREPLY']._serialized_start=238
-  _globals['_CNIREPLY']._serialized_end=795
-  _globals['_CNIREPLY_INTERFACE']._serialized_start=440
-  _globals['_CNIREPLY_INTERFACE']._serialized_end=684
-  _globals['_CNIREPLY_INTERFACE_IP']._serialized_start=555
-  _globals['_CNIREPLY_INTERFACE_IP']._serialized_end=684
-  _globals['_CNIREPLY_INTERFACE_IP_VERSION']._serialized_start=655
-  _globals['_CNIREPLY_INTERFACE_IP_VERSION']._serialized_end=684
-  _globals['_CNIREPLY_ROUTE']._serialized_start=686
-  _globals['_CNIREPLY_ROUTE']._serialized_end=718
-  _globals['_CNIREPLY_DNS']._serialized_start=720
-  _globals['_CNIREPLY_DNS']._serialized_end=795
-  _globals['_REMOTECNI']._serialized_start=798
-  _globals['_REMOTECNI']._serialized_end=973
+  _globals['_CNIREQUEST']._serialized_end=277
+  _globals['_CNIREPLY']._serialized_start=280
+  _globals['_CNIREPLY']._serialized_end=853
+  _globals['_CNIREPLY_INTERFACE']._serialized_start=498
+  _globals['_CNIREPLY_INTERFACE']._serialized_end=742
+  _globals['_CNIREPLY_INTERFACE_IP']._serialized_start=613
+  _globals['_CNIREPLY_INTERFACE_IP']._serialized_end=742
+  _globals['_CNIREPLY_INTERFACE_IP_VERSION']._serialized_start=713
+  _globals['_CNIREPLY_INTERFACE_IP_VERSION']._serialized_end=742
+  _globals['_CNIREPLY_ROUTE']._serialized_start=744
+  _globals['_CNIREPLY_ROUTE']._serialized_end=776
+  _globals['_CNIREPLY_DNS']._serialized_start=778
+  _globals['_CNIREPLY_DNS']._serialized_end=853
+  _globals['_REMOTECNI']._serialized_start=856
+  _globals['_REMOTECNI']._serialized_end=1031
 # @@protoc_insertion_point(module_scope)

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CNIRequest(_message.Message):
-    __slots__ = ("version", "container_id", "network_namespace", "interface_name", "extra_nw_config", "extra_arguments", "ipam_type", "ipam_data")
+    __slots__ = ("version", "container_id", "network_namespace", "interface_name", "extra_nw_config", "extra_arguments", "ipam_type", "ipam_data", "cni_path", "cni_invocation")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     NETWORK_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,8 @@ class CNIRequest(_message.Message):
     EXTRA_ARGUMENTS_FIELD_NUMBER: _ClassVar[int]
     IPAM_TYPE_FIELD_NUMBER: _ClassVar[int]
     IPAM_DATA_FIELD_NUMBER: _ClassVar[int]
+    CNI_PATH_FIELD_NUMBER: _ClassVar[int]
+    CNI_INVOCATION_FIELD_NUMBER: _ClassVar[int]
     version: str
     container_id: str
     network_namespace: str
@@ -27,10 +29,12 @@ class CNIRequest(_message.Message):
     extra_arguments: str
     ipam_type: str
     ipam_data: str
-    def __init__(self, version: _Optional[str] = ..., container_id: _Optional[str] = ..., network_namespace: _Optional[str] = ..., interface_name: _Optional[str] = ..., extra_nw_config: _Optional[str] = ..., extra_arguments: _Optional[str] = ..., ipam_type: _Optional[str] = ..., ipam_data: _Optional[str] = ...) -> None: ...
+    cni_path: str
+    cni_invocation: bool
+    def __init__(self, version: _Optional[str] = ..., container_id: _Optional[str] = ..., network_namespace: _Optional[str] = ..., interface_name: _Optional[str] = ..., extra_nw_config: _Optional[str] = ..., extra_arguments: _Optional[str] = ..., ipam_type: _Optional[str] = ..., ipam_data: _Optional[str] = ..., cni_path: _Optional[str] = ..., cni_invocation: _Optional[bool] = ...) -> None: ...
 
 class CNIReply(_message.Message):
-    __slots__ = ("result", "error", "interfaces", "routes", "dns", "error_details")
+    __slots__ = ("result", "error", "interfaces", "routes", "dns", "error_details", "output")
     class Interface(_message.Message):
         __slots__ = ("name", "mac", "sandbox", "ip_addresses")
         class IP(_message.Message):
@@ -81,10 +85,12 @@ class CNIReply(_message.Message):
     ROUTES_FIELD_NUMBER: _ClassVar[int]
     DNS_FIELD_NUMBER: _ClassVar[int]
     ERROR_DETAILS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
     result: int
     error: str
     interfaces: _containers.RepeatedCompositeFieldContainer[CNIReply.Interface]
     routes: _containers.RepeatedCompositeFieldContainer[CNIReply.Route]
     dns: _containers.RepeatedCompositeFieldContainer[CNIReply.DNS]
     error_details: str
-    def __init__(self, result: _Optional[int] = ..., error: _Optional[str] = ..., interfaces: _Optional[_Iterable[_Union[CNIReply.Interface, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[CNIReply.Route, _Mapping]]] = ..., dns: _Optional[_Iterable[_Union[CNIReply.DNS, _Mapping]]] = ..., error_details: _Optional[str] = ...) -> None: ...
+    output: str
+    def __init__(self, result: _Optional[int] = ..., error: _Optional[str] = ..., interfaces: _Optional[_Iterable[_Union[CNIReply.Interface, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[CNIReply.Route, _Mapping]]] = ..., dns: _Optional[_Iterable[_Union[CNIReply.DNS, _Mapping]]] = ..., error_details: _Optional[str] = ..., output: _Optional[str] = ...) -> None: ...

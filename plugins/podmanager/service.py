@@ -15,6 +15,7 @@ from plugins.podmanager.api import AddPod, DeletePod, LocalPod, PodID
 from plugins.podmanager.check import verify_pod_network
 from plugins.podmanager.cni_pb2 import CNIReply, CNIRequest
 from plugins.podmanager.cnicodes import CNICode, CNIError
+from plugins.podmanager.cnispec import check_invocation, fill_output
 from plugins.podmanager.convert import (
     error_reply,
     pod_id_from_args,
@@ -70,6 +71,8 @@ class PodRequestService:
     async def _serve(self, verb: str, request: CNIRequest, op: _Op) -> CNIReply:
         start = time.perf_counter()
         try:
+            if request.cni_invocation:
+                check_invocation(verb, request)
             reply = await op(request)
         except CNIError as exc:
             self.log.warning("CNI %s %s failed: %s", verb, request.container_id[:12], exc)
@@ -77,6 +80,7 @@ class PodRequestService:
         except Exception as exc:  # a bug must still produce a CNI error, not a hung runtime
             self.log.exception("CNI %s %s crashed", verb, request.container_id[:12])
             reply = error_reply(CNIError(CNICode.INTERNAL, f"pod manager error: {exc!r}"))
+        fill_output(verb, request, reply)
         elapsed = time.perf_counter() - start
         self.stats.observe(verb.lower(), reply.result, elapsed)
         if reply.result == 0:

@@ -1,5 +1,6 @@
-"""contiv-cni-install into temporary host directories: the binary it writes runs on a bare
-python3 (standard library only), the conflist chains portmap, uninstall removes only its own."""
+"""contiv-cni-install into temporary host directories: the static binary and the reference
+plugins the conflist needs on an empty bin dir (a node's own plugins kept), the staged conflist
+(portmap without kube-proxy's chain), uninstall removing only its own."""
 
 from __future__ import annotations
 
@@ -7,96 +8,107 @@ import json
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
+import pytest
+
+from apps.cni.binary import cni_binary
+
 ROOT = Path(__file__).resolve().parents[2]
+REFERENCE = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 
 
-def install(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module")
+def binary() -> Path:
+    return cni_binary(build=True)
+
+
+def install(tmp_path: Path, binary: Path, *args: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "bin").mkdir(exist_ok=True)
     (tmp_path / "net.d").mkdir(exist_ok=True)
     return subprocess.run([sys.executable, "-m", "apps.cni.install", "--bin-dir", str(tmp_path / "bin"),
-                           "--conf-dir", str(tmp_path / "net.d"), *args],
+                           "--conf-dir", str(tmp_path / "net.d"), "--cni-binary", str(binary),
+                           "--staged-conf", str(tmp_path / "lib" / "10-contiv.conflist"), *args],
                           capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
 
 
-def test_install_writes_a_runnable_binary_and_a_portmap_chain(tmp_path: Path) -> None:
-    out = install(tmp_path, "--grpc-server", "/run/x/cni.sock")
+def test_empty_bin_dir_gets_the_binary_loopback_and_portmap(tmp_path: Path, binary: Path) -> None:
+    out = install(tmp_path, binary, "--grpc-server", "/run/x/cni.sock")
     assert out.returncode == 0, out.stderr
-    binary = tmp_path / "bin" / "contiv-cni"
-    assert os.access(binary, os.X_OK)
-    conf = json.loads((tmp_path / "net.d" / "10-contiv.conflist").read_text())
+    bin_dir = tmp_path / "bin"
+    assert sorted(p.name for p in bin_dir.iterdir()) == ["contiv-cni", "loopback", "portmap"]
+    installed = bin_dir / "contiv-cni"
+    assert installed.read_bytes() == binary.read_bytes() and os.access(installed, os.X_OK)
+    for name in ("loopback", "portmap"):
+        assert (bin_dir / name).read_bytes() == (REFERENCE / name).read_bytes()
+        assert os.access(bin_dir / name, os.X_OK)
+    assert "statically linked" in subprocess.run(["file", str(installed)], capture_output=True,
+                                                 text=True).stdout
+    # The conflist is staged for the agent, not in the runtime's conf dir.
+    assert list((tmp_path / "net.d").iterdir()) == []
+    conf = json.loads((tmp_path / "lib" / "10-contiv.conflist").read_text())
     assert conf["name"] == "contiv" and [p["type"] for p in conf["plugins"]] == ["contiv-cni", "portmap"]
     assert conf["plugins"][0]["grpcServer"] == "/run/x/cni.sock"
-    assert conf["plugins"][1]["capabilities"] == {"portMappings": True}
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["10-contiv.conflist", "bin", "contiv-cni", "net.d"]
-    members = zipfile.ZipFile(binary).namelist()
-    assert "apps/cni/main.py" in members and "apps/cni/wire.py" in members
-    assert "hpack/__init__.py" in members  # the pure-Python package wire.py decodes trailers with
-    assert not any(m.startswith(("core/", "grpc", "pydantic")) for m in members)
-    code = f"import sys; sys.path.insert(0, {str(binary)!r}); import hpack, apps.cni.wire; print(hpack.__file__)"
-    lazy = subprocess.run(["python3", "-I", "-c", code], capture_output=True, text=True, cwd="/",
-                          env={"PATH": "/usr/bin:/bin"})
-    assert lazy.returncode == 0 and lazy.stdout.startswith(str(binary)), lazy.stderr
-    # No PYTHONPATH, no site-packages: the zip holds everything the binary imports.
-    bare = {"PATH": "/usr/bin:/bin"}
-    version = subprocess.run([str(binary)], env={**bare, "CNI_COMMAND": "VERSION"}, capture_output=True,
+    # No kube-proxy chain (KUBE-MARK-MASQ) named: contiv replaces kube-proxy.
+    assert conf["plugins"][1] == {"type": "portmap", "capabilities": {"portMappings": True}}
+    # Nothing but the binary: no interpreter, no PYTHONPATH, an empty environment.
+    version = subprocess.run([str(installed)], env={"CNI_COMMAND": "VERSION"}, capture_output=True,
                              text=True, input="{}", cwd="/")
     assert version.returncode == 0, version.stderr
-    assert "1.0.0" in json.loads(version.stdout)["supportedVersions"]
-    add = subprocess.run(["python3", "-I", str(binary)], capture_output=True, text=True, cwd="/",
-                         env={**bare, "CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": "/proc/self/ns/net",
+    assert json.loads(version.stdout)["supportedVersions"] == ["0.3.1", "0.4.0", "1.0.0"]
+    sock = tmp_path / "no.sock"
+    add = subprocess.run([str(installed)], capture_output=True, text=True, cwd="/",
+                         env={"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": "/proc/self/ns/net",
                               "CNI_IFNAME": "eth0", "CNI_PATH": "/opt/cni/bin",
                               "CNI_ARGS": "K8S_POD_NAMESPACE=default;K8S_POD_NAME=p1"},
                          input=json.dumps({"cniVersion": "1.0.0", "name": "contiv", "type": "contiv-cni",
-                                           "grpcServer": str(tmp_path / "no.sock")}))
-    assert add.returncode != 0
+                                           "grpcServer": str(sock)}))
+    assert add.returncode == 1
     err = json.loads(add.stdout)
-    assert err["code"] == 11 and "not reachable" in err["msg"]
+    assert err["code"] == 11 and "not reachable" in err["msg"] and str(sock) in err["msg"]
 
 
-def test_no_portmap_reinstall_and_uninstall(tmp_path: Path) -> None:
-    assert install(tmp_path).returncode == 0
-    assert install(tmp_path, "--no-portmap").returncode == 0
+def test_a_plugin_the_node_has_is_kept(tmp_path: Path, binary: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    own = tmp_path / "bin" / "portmap"
+    own.write_text("#!/bin/sh\n# the node's own portmap\n")
+    own.chmod(0o755)
+    out = install(tmp_path, binary)
+    assert out.returncode == 0, out.stderr
+    assert own.read_text() == "#!/bin/sh\n# the node's own portmap\n"
+    assert (tmp_path / "bin" / "loopback").read_bytes() == (REFERENCE / "loopback").read_bytes()
+
+
+def test_a_missing_plugin_is_named(tmp_path: Path, binary: Path) -> None:
+    empty = tmp_path / "no-plugins"
+    empty.mkdir()
+    out = install(tmp_path, binary, "--plugins-dir", str(empty))
+    assert out.returncode == 1
+    assert f"plugin loopback is neither in {tmp_path / 'bin'} nor in {empty}" in out.stderr
+
+
+def test_direct_conf_no_portmap_reinstall_and_uninstall(tmp_path: Path, binary: Path) -> None:
+    assert install(tmp_path, binary).returncode == 0
+    assert install(tmp_path, binary, "--no-portmap", "--conf-dir-direct").returncode == 0
     conf = json.loads((tmp_path / "net.d" / "10-contiv.conflist").read_text())
     assert [p["type"] for p in conf["plugins"]] == ["contiv-cni"]
-    out = install(tmp_path, "--uninstall")
-    assert out.returncode == 0 and out.stdout.count("removed") == 2
-    assert list((tmp_path / "bin").iterdir()) == [] and list((tmp_path / "net.d").iterdir()) == []
+    out = install(tmp_path, binary, "--uninstall")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("removed") == 3  # the conflist in net.d, the staged one, the binary
+    assert sorted(p.name for p in (tmp_path / "bin").iterdir()) == ["loopback", "portmap"]
+    assert list((tmp_path / "net.d").iterdir()) == [] and list((tmp_path / "lib").iterdir()) == []
 
 
-def test_uninstall_leaves_another_network_and_bad_dirs_are_named(tmp_path: Path) -> None:
+def test_uninstall_leaves_another_network_and_bad_dirs_are_named(tmp_path: Path, binary: Path) -> None:
     (tmp_path / "net.d").mkdir()
     other = tmp_path / "net.d" / "10-contiv.conflist"
     other.write_text(json.dumps({"name": "calico", "plugins": []}))
-    out = install(tmp_path, "--uninstall")
+    out = install(tmp_path, binary, "--uninstall")
     assert out.returncode == 1 and "configures network 'calico', not 'contiv': not removed" in out.stderr
     assert other.exists()
     out = subprocess.run([sys.executable, "-m", "apps.cni.install", "--bin-dir", str(tmp_path / "absent"),
-                          "--conf-dir", str(tmp_path / "net.d")], capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                          "--conf-dir", str(tmp_path / "net.d"), "--cni-binary", str(binary)],
+                         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert out.returncode == 1 and f"{tmp_path / 'absent'} is not a directory" in out.stderr
-
-
-def test_the_binary_holds_what_main_imports_and_refuses_third_party_imports(tmp_path: Path) -> None:
-    from apps.cni.install import InstallError, cni_modules
-
-    modules = cni_modules()
-    assert {"apps.cni.main", "apps.cni.client", "apps.cni.wire", "plugins.podmanager.cnicodes"} <= set(modules)
-    assert not any(m.startswith(("plugins.podmanager.plugin", "core")) for m in modules)
-    (tmp_path / "apps" / "cni").mkdir(parents=True)
-    (tmp_path / "apps" / "__init__.py").write_text("")
-    (tmp_path / "apps" / "cni" / "__init__.py").write_text("")
-    (tmp_path / "apps" / "cni" / "main.py").write_text("def main():\n    from apps.cni import helper\n")
-    (tmp_path / "apps" / "cni" / "helper.py").write_text("import pydantic_core\n")
-    try:
-        cni_modules(tmp_path)
-    except InstallError as err:
-        assert "helper.py imports pydantic_core, which has compiled parts" in str(err)
-    else:
-        raise AssertionError("a compiled third-party import was not refused")
-    (tmp_path / "apps" / "cni" / "helper.py").write_text("import hpack\n")
-    vendored: dict[str, Path] = {}
-    cni_modules(tmp_path, vendored)
-    assert "hpack/__init__.py" in vendored and "hpack/hpack.py" in vendored
+    out = install(tmp_path, tmp_path / "net.d" / "10-contiv.conflist")
+    assert out.returncode == 1 and "is not an executable ELF file" in out.stderr

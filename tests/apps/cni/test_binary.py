@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from apps.cni.spec import SUPPORTED_VERSIONS
 from plugins.podmanager.api import PodID
 from plugins.podmanager.cnicodes import CNICode
+from plugins.podmanager.cnispec import SUPPORTED_VERSIONS
 from tests.apps.cni.conftest import Agent, Namespaces, host_ifname, run
 from tests.apps.cni.helpers import exec_cni, netconf, pod_env
 

@@ -1,28 +1,25 @@
-"""The parts of the CNI specification ``contiv-cni`` implements: versions, inputs, outputs.
+"""The CNI specification's side of a request, checked and answered by the agent.
 
-Imports only the standard library's cheapest modules: the binary runs once per pod operation
-and must start fast.
+``contiv-cni`` (Go, ``cni/``) forwards the invocation untouched: the CNI_* environment and the
+network configuration from stdin. Here the agent checks them against the specification (the
+errors name what is wrong, with the specification's codes) and builds what the binary prints:
+the ADD result in the layout of the requested ``cniVersion`` or the error JSON. So the CNI
+logic lives in one place, in Python, and the binary stays a thin static executable.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Any
 
-from apps.cni import jsonlite as json
+from plugins.podmanager.cni_pb2 import CNIReply, CNIRequest
 from plugins.podmanager.cnicodes import CNICode, CNIError
-
-# Type-only imports: mypy treats any TYPE_CHECKING as true; at run time typing stays unloaded.
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from typing import Any
 
 SUPPORTED_VERSIONS = ("0.3.1", "0.4.0", "1.0.0")
 LATEST_VERSION = "1.0.0"
 #: Versions in which the CHECK command exists.
 CHECK_VERSIONS = ("0.4.0", "1.0.0")
-COMMANDS = ("ADD", "DEL", "CHECK", "VERSION")
-DEFAULT_GRPC_SERVER = "/var/run/contiv/cni.sock"
 
 _ID_PUNCTUATION = frozenset("_.-")
 
@@ -45,40 +42,8 @@ def valid_ifname(value: str) -> bool:
     )
 
 
-class Invocation:
-    """One validated CNI call: the command, the CNI_* environment and the network config."""
-
-    __slots__ = ("args", "command", "config", "container_id", "ifname", "netns", "raw_config")
-
-    def __init__(
-        self,
-        command: str,
-        container_id: str,
-        netns: str,
-        ifname: str,
-        args: str,
-        config: dict[str, Any],
-        raw_config: str,
-    ) -> None:
-        self.command = command
-        self.container_id = container_id
-        self.netns = netns
-        self.ifname = ifname
-        self.args = args
-        self.config = config
-        self.raw_config = raw_config
-
-    @property
-    def version(self) -> str:
-        return str(self.config["cniVersion"])
-
-    @property
-    def grpc_server(self) -> str:
-        return str(self.config.get("grpcServer") or DEFAULT_GRPC_SERVER)
-
-
 def parse_config(raw: str) -> dict[str, Any]:
-    """The network configuration from stdin, with the keys ``contiv-cni`` relies on checked."""
+    """The network configuration (stdin of the plugin), with the keys the agent relies on checked."""
     try:
         config = json.loads(raw)
     except ValueError as exc:
@@ -101,12 +66,6 @@ def parse_config(raw: str) -> dict[str, Any]:
         raise CNIError(
             CNICode.INVALID_NETWORK_CONFIG, "network configuration lacks a non-empty 'name'"
         )
-    server = config.get("grpcServer", DEFAULT_GRPC_SERVER)
-    if not isinstance(server, str) or not server:
-        raise CNIError(
-            CNICode.INVALID_NETWORK_CONFIG,
-            f"grpcServer must be a socket path or host:port, got {server!r}",
-        )
     ipam = config.get("ipam")
     if ipam is not None and not isinstance(ipam, dict):
         raise CNIError(CNICode.INVALID_NETWORK_CONFIG, "ipam must be a JSON object")
@@ -119,48 +78,37 @@ def parse_config(raw: str) -> dict[str, Any]:
     return config
 
 
-def _env(environ: Mapping[str, str], key: str) -> str:
-    value = environ.get(key, "")
+def _env(value: str, key: str) -> str:
     if not value:
         raise CNIError(CNICode.INVALID_ENVIRONMENT, f"environment variable {key} is not set")
     return value
 
 
-def parse_invocation(
-    command: str, environ: Mapping[str, str], raw_config: str,
-    config: dict[str, Any] | None = None,
-) -> Invocation:
-    """Validate the CNI_* variables and stdin of an ADD, DEL or CHECK.
+def check_invocation(command: str, request: CNIRequest) -> dict[str, Any]:
+    """Check a forwarded invocation (``command`` is ADD, DEL or CHECK) against the spec.
 
-    ``config`` is the already parsed ``raw_config`` (parsed here when not given).
+    Returns the parsed network configuration; raises :class:`CNIError` naming what is wrong.
     """
-    if config is None:
-        config = parse_config(raw_config)
-    container_id = _env(environ, "CNI_CONTAINERID")
+    config = parse_config(request.extra_nw_config)
+    container_id = _env(request.container_id, "CNI_CONTAINERID")
     if not valid_container_id(container_id):
         raise CNIError(
             CNICode.INVALID_ENVIRONMENT,
             f"CNI_CONTAINERID {container_id!r} is invalid: use letters, digits, '_', '.', '-'",
         )
-    ifname = _env(environ, "CNI_IFNAME")
+    ifname = _env(request.interface_name, "CNI_IFNAME")
     if not valid_ifname(ifname):
         raise CNIError(CNICode.INVALID_ENVIRONMENT, f"CNI_IFNAME {ifname!r} is not a valid name")
-    _env(environ, "CNI_PATH")
-    netns = environ.get("CNI_NETNS", "")
+    _env(request.cni_path, "CNI_PATH")
     if command in ("ADD", "CHECK"):
-        netns = _env(environ, "CNI_NETNS")
+        netns = _env(request.network_namespace, "CNI_NETNS")
         if not os.path.exists(netns):
-            raise CNIError(
-                CNICode.INVALID_ENVIRONMENT, f"CNI_NETNS {netns} does not exist"
-            )
-    args = environ.get("CNI_ARGS", "")
+            raise CNIError(CNICode.INVALID_ENVIRONMENT, f"CNI_NETNS {netns} does not exist")
     if command == "ADD":
-        pairs = dict(p.partition("=")[::2] for p in args.split(";") if p)
+        pairs = dict(p.partition("=")[::2] for p in request.extra_arguments.split(";") if p)
         missing = [k for k in ("K8S_POD_NAME", "K8S_POD_NAMESPACE") if not pairs.get(k)]
         if missing:
-            raise CNIError(
-                CNICode.INVALID_ENVIRONMENT, f"CNI_ARGS lacks {' and '.join(missing)}"
-            )
+            raise CNIError(CNICode.INVALID_ENVIRONMENT, f"CNI_ARGS lacks {' and '.join(missing)}")
     if command == "CHECK":
         if config["cniVersion"] not in CHECK_VERSIONS:
             raise CNIError(
@@ -171,24 +119,24 @@ def parse_invocation(
             raise CNIError(
                 CNICode.INVALID_NETWORK_CONFIG, "CHECK requires prevResult in the configuration"
             )
-    return Invocation(command, container_id, netns, ifname, args, config, raw_config)
+    return config
 
 
-def error_json(error: CNIError, version: str) -> dict[str, Any]:
+def requested_version(request: CNIRequest) -> str:
+    """The cniVersion to answer in: the request's when it is one we speak, else the latest."""
+    return request.version if request.version in SUPPORTED_VERSIONS else LATEST_VERSION
+
+
+def error_document(code: int, msg: str, details: str, version: str) -> dict[str, Any]:
     """The specification's error object."""
-    doc: dict[str, Any] = {"cniVersion": version, "code": error.code, "msg": error.msg}
-    if error.details:
-        doc["details"] = error.details
+    doc: dict[str, Any] = {"cniVersion": version, "code": code, "msg": msg}
+    if details:
+        doc["details"] = details
     return doc
 
 
-def version_json(requested: str) -> dict[str, Any]:
-    """The answer to VERSION."""
-    return {"cniVersion": requested, "supportedVersions": list(SUPPORTED_VERSIONS)}
-
-
-def result_json(version: str, reply: Any) -> dict[str, Any]:
-    """The ADD result, in the layout of ``version``, from a ``CNIReply``."""
+def result_document(version: str, reply: CNIReply) -> dict[str, Any]:
+    """The ADD result, in the layout of ``version``, from a successful ``CNIReply``."""
     legacy = version != "1.0.0"
     interfaces: list[dict[str, Any]] = []
     ips: list[dict[str, Any]] = []
@@ -202,7 +150,8 @@ def result_json(version: str, reply: Any) -> dict[str, Any]:
         for ip in iface.ip_addresses:
             item: dict[str, Any] = {"address": ip.address, "interface": index}
             if legacy:
-                item = {"version": "6" if ip.version == 1 else "4", **item}
+                item = {"version": "6" if ip.version == CNIReply.Interface.IP.IPV6 else "4",
+                        **item}
             if ip.gateway:
                 item["gateway"] = ip.gateway
             ips.append(item)
@@ -222,10 +171,17 @@ def result_json(version: str, reply: Any) -> dict[str, Any]:
             dns["search"] = list(d.search)
         if d.options:
             dns["options"] = list(d.options)
-    return {
-        "cniVersion": version,
-        "interfaces": interfaces,
-        "ips": ips,
-        "routes": routes,
-        "dns": dns,
-    }
+    return {"cniVersion": version, "interfaces": interfaces, "ips": ips, "routes": routes,
+            "dns": dns}
+
+
+def fill_output(command: str, request: CNIRequest, reply: CNIReply) -> None:
+    """Set ``reply.output``: what the binary prints for this reply."""
+    version = requested_version(request)
+    if reply.result != 0:
+        doc = error_document(reply.result, reply.error, reply.error_details, version)
+    elif command == "ADD":
+        doc = result_document(version, reply)
+    else:
+        return
+    reply.output = json.dumps(doc, separators=(",", ":"))

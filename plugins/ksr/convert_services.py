@@ -72,6 +72,7 @@ def service(obj: Obj) -> m.Service:
         session_affinity_timeout=client_ip.get("timeoutSeconds", 0),
         external_traffic_policy=spec.get("externalTrafficPolicy", ""),
         internal_traffic_policy=spec.get("internalTrafficPolicy", ""),
+        labels=str_map(meta.get("labels"), "metadata.labels"),
         health_check_node_port=spec.get("healthCheckNodePort", 0),
         annotations=str_map(meta.get("annotations"), "metadata.annotations"),
     )

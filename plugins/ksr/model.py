@@ -191,6 +191,7 @@ class Service(_Model):
     internal_traffic_policy: str = ""
     health_check_node_port: int = 0
     annotations: dict[str, str] = {}
+    labels: dict[str, str] = {}
 
 
 # ----------------------------------------------------------------------------- Endpoints

@@ -4,7 +4,9 @@ Kubernetes semantics applied here (the renderer gets only their result):
 
 * frontends: ClusterIP(s); NodePort on every address of every node plus this node's own;
   ExternalIPs; LoadBalancer ingress IPs. Headless (``clusterIP: None``) and ExternalName
-  services configure nothing. TCP, UDP and SCTP.
+  services configure nothing, and neither do services labelled
+  ``service.kubernetes.io/headless`` or ``service.kubernetes.io/service-proxy-name`` (another
+  proxy's), which kube-proxy leaves alone too. TCP, UDP and SCTP.
 * backends: the endpoints of every slice of the service, the port taken per slice from the
   slice port named like the service port (that is where a named ``targetPort`` is resolved per
   endpoint); ready endpoints, or when a port has none, serving+terminating ones (KEP-1669).
@@ -32,6 +34,9 @@ from plugins.ksr.model import EndpointSlice, Service, ServicePort
 from plugins.service.intent import Backend, Frontend, FrontendKind, ServiceIntent, ServicePortIntent
 
 DEFAULT_AFFINITY_TIMEOUT_S = 10800
+#: Services with these labels are not ours to proxy (kube-proxy skips them the same way).
+HEADLESS_LABEL = "service.kubernetes.io/headless"
+PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
 _NO_SLICES: dict[str, EndpointSlice] = {}
 _PROTOCOLS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
 
@@ -157,6 +162,11 @@ def service_intent(svc: Service, slices: Collection[EndpointSlice], nodes: NodeA
     """The intent of one service (no clash check: see :class:`ServiceProcessor`)."""
     if svc.service_type == "ExternalName":
         return ServiceIntent(svc.namespace, svc.name, (), "ExternalName service")
+    if HEADLESS_LABEL in svc.labels:
+        return ServiceIntent(svc.namespace, svc.name, (), f"labelled {HEADLESS_LABEL} (left alone, as kube-proxy does)")
+    if PROXY_NAME_LABEL in svc.labels:
+        return ServiceIntent(svc.namespace, svc.name, (),
+                             f"labelled {PROXY_NAME_LABEL}={svc.labels[PROXY_NAME_LABEL]} (meant for another proxy)")
     cluster_ips = [ip for ip in (svc.cluster_ips or [svc.cluster_ip]) if ip]
     if not cluster_ips or "None" in cluster_ips:
         return ServiceIntent(svc.namespace, svc.name, (), "headless service (no ClusterIP)")

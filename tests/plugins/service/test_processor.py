@@ -51,6 +51,22 @@ def test_frontends_of_every_kind_and_protocol() -> None:
     assert service_intent(svc("x", [], type="ExternalName"), [], NODES).skipped == "ExternalName service"
 
 
+def test_services_labelled_headless_or_for_another_proxy_are_left_alone() -> None:
+    """kube-proxy skips services labelled service.kubernetes.io/headless or .../service-proxy-name;
+    a replacement for it must too (the upstream e2e specs create both)."""
+    def labelled(labels: dict[str, str]) -> Service:
+        return convert.service({"metadata": {"name": "l", "namespace": "ns", "labels": labels},
+                                "spec": {"clusterIP": "10.96.0.20", "ports": [{"port": 80}]}})
+
+    backends = [eps("l-1", "l", [("10.1.1.2", "node1", READY)], [{"port": 80}])]
+    plain = service_intent(labelled({"app": "x"}), backends, NODES)
+    assert not plain.skipped and plain.ports[0].frontends
+    headless = service_intent(labelled({"service.kubernetes.io/headless": ""}), backends, NODES)
+    assert headless.ports == () and "service.kubernetes.io/headless" in headless.skipped
+    other = service_intent(labelled({"service.kubernetes.io/service-proxy-name": "foo-bar"}), backends, NODES)
+    assert other.ports == () and "service-proxy-name=foo-bar" in other.skipped
+
+
 def test_backends_ready_terminating_fallback_named_ports_several_slices() -> None:
     s = svc("a", [{"name": "web", "port": 80, "targetPort": "web"}], internalTrafficPolicy="Local",
             sessionAffinity="ClientIP")

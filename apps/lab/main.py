@@ -10,6 +10,8 @@
     contiv-lab status                # nodes, agents, pods, IPs
     contiv-lab down                  # remove everything (also after a crash)
     contiv-lab demo [--keep]         # up 2 nodes, apply examples/lab, probe, down
+
+    contiv-lab up --kubernetes       # the same commands on a real Kubernetes cluster (apps/lab/kube/cli.py)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from apps.lab import env as lab_env
 from apps.lab import netns
 from apps.lab.agentconfig import AgentConfigError, load_overlay
 from apps.lab.cluster import Lab, LabError
+from apps.lab.kube import cli as kube_cli
 from apps.lab.manifests import delete_objects
 from apps.lab.matrix import parse_ports, parse_protocols, print_port_matrix, probe_matrix
 from apps.lab.pods import Kubelet, load_manifests, probe
@@ -80,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="vpp: a real VPP per node owning its data NIC (CONTIV_TEST_VPP_DIR or vpp on PATH)")
     up.add_argument("--agent-config", type=Path, metavar="FILE",
                     help="YAML merged over every node's agent config (e.g. to enable a plugin)")
+    up.add_argument("--kubernetes", action="store_true",
+                    help="a real Kubernetes cluster (kubelet, containerd, API server) with deploy/contiv.yaml applied")
+    up.add_argument("--kube-bin-dir", metavar="DIR",
+                    help="--kubernetes: the Kubernetes binaries (default: KUBE_BIN_DIR)")
     ap = sub.add_parser("apply", help="create what Kubernetes manifests describe")
     ap.add_argument("-f", "--filename", type=Path, required=True, action="append")
     dl = sub.add_parser("delete", help="delete a pod, or every object of manifests (-f)")
@@ -100,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="nodes, agents, pods and IPs")
     sub.add_parser("down", help="remove everything the lab made")
     sub.add_parser("env", help="shell exports for contiv-netctl: eval \"$(contiv-lab env)\"")
+    kc = sub.add_parser("kubectl", help="the Kubernetes lab: kubectl as the cluster admin (kubectl -- ARGS)")
+    kc.add_argument("command", nargs=argparse.REMAINDER)
     nd = sub.add_parser("node", help="add or remove a node, restart or kill its agent")
     nd.add_argument("action", choices=["add", "remove", "restart-agent", "kill-agent"])
     nd.add_argument("node", nargs="?")
@@ -119,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("contiv-lab needs root (it creates network namespaces)", file=sys.stderr)
         return 2
+    if kube_cli.handles(args.name, args):
+        return kube_cli.run(args.name, args)
+    if args.cmd == "kubectl":
+        print(f"contiv-lab: no Kubernetes lab {args.name!r} is up (contiv-lab up --kubernetes)", file=sys.stderr)
+        return 1
     lab = Lab(args.name)
     try:
         return run(lab, args)

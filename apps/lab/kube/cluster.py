@@ -21,7 +21,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -148,9 +148,11 @@ class KubeLab:
 
     # ------------------------------------------------------------------ up
 
-    def up(self, nodes: int = 2, bin_dir: str | Path | None = None, images: Sequence[str] = ()) -> None:
+    def up(self, nodes: int = 2, bin_dir: str | Path | None = None, images: Sequence[str] = (),
+           aliases: Mapping[str, str] | None = None) -> None:
         """Underlay, nodes' namespaces, control plane, containerd and kubelet on every node,
-        ``images`` imported everywhere; returns once every node is registered."""
+        ``images`` (podman's) imported everywhere, each also named as ``aliases`` says (e.g. a
+        test build under the tag the manifest names); returns once every node is registered."""
         if self.exists:
             raise KubeLabError(f"Kubernetes lab {self.name!r} is already up ({self.root}); run down first")
         if not 1 <= nodes <= 20:
@@ -174,6 +176,8 @@ class KubeLab:
             for name in self.state.nodes:
                 for tar in tars:
                     self.import_image(name, tar)
+                for src, dst in (aliases or {}).items():
+                    self.tag_image(name, src, dst)
                 self.start_kubelet(name)
             self.wait_nodes_registered()
             self.kubectl("label", "node", self.control_plane.name, "node-role.kubernetes.io/control-plane=",
@@ -328,6 +332,13 @@ class KubeLab:
                                    "import", "--no-unpack", str(tar)], net=False, check=False, timeout=600)
         if out.returncode != 0:
             raise KubeLabError(f"importing {tar.name} into {name}'s containerd failed: {out.stderr.strip()}")
+
+    def tag_image(self, name: str, src: str, dst: str) -> None:
+        """Name an imported image ``dst`` too, in one node's containerd."""
+        out = self.node(name).run(["ctr", "--address", configs.CONTAINERD_SOCKET, "-n", "k8s.io", "images",
+                                   "tag", "--force", src, dst], net=False, check=False)
+        if out.returncode != 0:
+            raise KubeLabError(f"tagging {src} as {dst} in {name}'s containerd failed: {out.stderr.strip()}")
 
     def load_image(self, image: str) -> None:
         """Import another podman image into every node (a new tag for a rollout)."""

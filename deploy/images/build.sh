@@ -55,6 +55,21 @@ for bin in etcd etcdctl; do
 done
 etcd_version="$(dpkg-query -W -f '${Version}' etcd-server)"
 
+# contiv-cni (the static Go binary, `make cni-bin`) and the reference plugins that
+# contiv-cni-install puts on nodes lacking them: loopback (containerd runs it for every pod) and
+# portmap (chained for HostPort), from the host's Debian containernetworking-plugins (`make deps`
+# installs it; the base image is only made when absent, so its --include list would not reach
+# existing bases).
+step "contiv-cni and the reference plugins"
+cni_bin="$root/build/bin/contiv-cni"
+[ -x "$cni_bin" ] || { echo "build.sh: $cni_bin is missing (make cni-bin builds it)" >&2; exit 2; }
+mkdir -p "$ctx/cni/plugins"
+cp "$cni_bin" "$ctx/cni/contiv-cni"
+for plugin in loopback portmap; do
+  [ -x "/usr/lib/cni/$plugin" ] || { echo "build.sh: /usr/lib/cni/$plugin is missing (Debian's containernetworking-plugins)" >&2; exit 2; }
+  cp "/usr/lib/cni/$plugin" "$ctx/cni/plugins/"
+done
+
 for target in vswitch ksr etcd; do
   step "image localhost/contiv-$target:$IMAGE_TAG"
   podman build --quiet --network=none --format docker --target "$target" \

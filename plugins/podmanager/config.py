@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import PurePosixPath
+
+from pydantic import Field, model_validator
 
 from core.plugin import PluginConfig
 
@@ -34,3 +36,41 @@ class PodManagerConfig(PluginConfig):
 
     etcd_retry_interval_s: float = Field(default=2.0, gt=0)
     """Delay between attempts to bring etcd's copy of the records up to date after a failure."""
+
+    staged_conflist: str = ""
+    """The network configuration list that ``contiv-cni-install`` staged (its
+    ``--staged-conf``, e.g. ``/var/lib/contiv/cni/10-contiv.conflist``). When set, the agent
+    owns the conflist's presence in ``cni_conf_dir``: it puts it there (same file name, atomic
+    rename) once its CNI server is serving, and removes it on a graceful stop when
+    ``remove_conf_on_stop``. Empty (the default): the conf dir is left alone."""
+
+    cni_conf_dir: str = "/etc/cni/net.d"
+    """The container runtime's CNI conf dir, as the agent sees it (the host's directory
+    mounted into its container)."""
+
+    remove_conf_on_stop: bool = True
+    """On a graceful stop (SIGTERM) remove the conflist the agent put, so kubelet reports the
+    node's network not ready instead of failing every pod while no agent serves. A crash leaves
+    it (pods get "try again later" until the agent is back)."""
+
+    @model_validator(mode="after")
+    def _check_conflist_paths(self) -> PodManagerConfig:
+        if not self.staged_conflist:
+            return self
+        staged = PurePosixPath(self.staged_conflist)
+        conf_dir = PurePosixPath(self.cni_conf_dir)
+        if not staged.is_absolute():
+            raise ValueError(f"staged_conflist must be an absolute path, got {self.staged_conflist!r}")
+        if not conf_dir.is_absolute():
+            raise ValueError(f"cni_conf_dir must be an absolute path, got {self.cni_conf_dir!r}")
+        if staged.suffix not in (".conflist", ".conf"):
+            raise ValueError(
+                f"staged_conflist {self.staged_conflist!r} must end in .conflist (the name it "
+                "gets in cni_conf_dir, which runtimes only read with that suffix)"
+            )
+        if staged.parent == conf_dir:
+            raise ValueError(
+                f"staged_conflist {self.staged_conflist!r} is inside cni_conf_dir: the runtime "
+                "would read it before the agent serves; stage it elsewhere (e.g. /var/lib/contiv/cni)"
+            )
+        return self

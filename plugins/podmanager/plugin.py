@@ -16,6 +16,7 @@ from core.servicelabel import ServiceLabelAPI
 from plugins.controller.api import ControllerAPI, Event, EventHandler, Transaction
 from plugins.podmanager.api import AddPod, DeletePod, LocalPod, PodID
 from plugins.podmanager.config import PodManagerConfig
+from plugins.podmanager.conflist import ConflistPresence
 from plugins.podmanager.records import PodRecordStore
 from plugins.podmanager.rest import pod_routes
 from plugins.podmanager.server import RemoteCNIServer
@@ -71,6 +72,7 @@ class PodManagerPlugin(Plugin, EventHandler):
         self._server: RemoteCNIServer | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self._cleanup_task: asyncio.Task[list[PodID]] | None = None
+        self._conflist: ConflistPresence | None = None
 
     def _require_store(self) -> PodRecordStore:
         # A method, not a property: pluggy reads every attribute when registering the plugin.
@@ -103,11 +105,22 @@ class PodManagerPlugin(Plugin, EventHandler):
         )
         self._server = RemoteCNIServer(self.config.socket_path, service, self.log)
         await self._server.start()
+        if self.config.staged_conflist:
+            # Serving now: the runtime may send pods (a failure here fails the start).
+            self._conflist = ConflistPresence(
+                Path(self.config.staged_conflist), Path(self.config.cni_conf_dir), self.log
+            )
+            self._conflist.put()
         self._cleanup_task = asyncio.create_task(
             service.clean_cut_adds(), name="podmanager-cut-adds"
         )
 
     async def close(self) -> None:
+        if self._conflist is not None:
+            # First, so that the runtime stops sending pods before the server goes.
+            if self.config.remove_conf_on_stop:
+                self._conflist.remove()
+            self._conflist = None
         if self._server is not None:
             await self._server.stop()
             self._server = None

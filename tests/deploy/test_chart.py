@@ -130,7 +130,8 @@ def test_workloads_have_what_the_apps_need() -> None:
     assert vswitch["hostNetwork"] is True
     init = vswitch["initContainers"][0]
     assert init["command"][0] == "/opt/contiv/bin/contiv-cni-install"
-    assert {m["mountPath"] for m in init["volumeMounts"]} == {"/host/opt/cni/bin", "/host/etc/cni/net.d"}
+    assert {m["mountPath"] for m in init["volumeMounts"]} == {"/host/opt/cni/bin", "/host/etc/cni/net.d",
+                                                             "/var/lib/contiv"}
     agent = vswitch["containers"][0]
     assert agent["securityContext"]["privileged"] is True
     assert {"/etc/contiv", "/var/run/contiv", "/var/lib/contiv", "/var/run/netns"} <= {

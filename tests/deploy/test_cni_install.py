@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from apps.cni.binary import cni_binary
 
@@ -112,3 +113,31 @@ def test_uninstall_leaves_another_network_and_bad_dirs_are_named(tmp_path: Path,
     assert out.returncode == 1 and f"{tmp_path / 'absent'} is not a directory" in out.stderr
     out = install(tmp_path, tmp_path / "net.d" / "10-contiv.conflist")
     assert out.returncode == 1 and "is not an executable ELF file" in out.stderr
+
+
+@pytest.mark.parametrize("managed", [True, False])
+def test_chart_stages_the_conflist_for_the_agent(managed: bool) -> None:
+    """cni.agentManagesConf: the init container stages, the agent gets the host's conf dir and
+    settings its podmanager accepts; off: the init container writes into the conf dir."""
+    from plugins.podmanager.config import PodManagerConfig
+    from tests.deploy.test_chart import find, rendered
+
+    spec = find(rendered({"cni": {"agentManagesConf": managed, "removeConfOnStop": False}}),
+                "DaemonSet", "contiv-vswitch")["spec"]["template"]["spec"]
+    init, agent = spec["initContainers"][0], spec["containers"][0]
+    env = {e["name"]: e.get("value") for e in agent["env"]}
+    mounts = {m["mountPath"]: m["name"] for m in agent["volumeMounts"]}
+    if not managed:
+        assert "--conf-dir-direct" in init["command"]
+        assert not any(k.startswith("CONTIV_PODMANAGER__") for k in env)
+        assert "/host/etc/cni/net.d" not in mounts
+        return
+    assert "--staged-conf=/var/lib/contiv/cni/10-contiv.conflist" in init["command"]
+    assert mounts["/host/etc/cni/net.d"] == "cni-conf" and mounts["/var/lib/contiv"] == "state"
+    config = PodManagerConfig.model_validate({
+        "staged_conflist": env["CONTIV_PODMANAGER__STAGED_CONFLIST"],
+        "cni_conf_dir": env["CONTIV_PODMANAGER__CNI_CONF_DIR"],
+        "remove_conf_on_stop": yaml.safe_load(env["CONTIV_PODMANAGER__REMOVE_CONF_ON_STOP"]),
+    })
+    assert config.staged_conflist == "/var/lib/contiv/cni/10-contiv.conflist"
+    assert config.cni_conf_dir == "/host/etc/cni/net.d" and config.remove_conf_on_stop is False

@@ -81,12 +81,13 @@ def test_every_app_answers_version_and_ksr_runs_as_non_root(built: str) -> None:
 def test_cni_installer_from_the_image_into_a_host_directory(built: str, tmp_path: Path) -> None:
     (tmp_path / "bin").mkdir()
     (tmp_path / "net.d").mkdir()
-    out = run(VSWITCH, "--bin-dir=/host/bin", "--conf-dir=/host/net.d",
+    out = run(VSWITCH, "--bin-dir=/host/bin", "--conf-dir=/host/net.d", "--conf-dir-direct",
               entrypoint="/opt/contiv/bin/contiv-cni-install",
               volumes=(f"{tmp_path / 'bin'}:/host/bin", f"{tmp_path / 'net.d'}:/host/net.d"))
     assert out.returncode == 0, out.stderr
     conf = json.loads((tmp_path / "net.d" / "10-contiv.conflist").read_text())
     assert [p["type"] for p in conf["plugins"]] == ["contiv-cni", "portmap"]
+    assert sorted(p.name for p in (tmp_path / "bin").iterdir()) == ["contiv-cni", "loopback", "portmap"]
     version = subprocess.run([str(tmp_path / "bin" / "contiv-cni")], capture_output=True, text=True,
                              env={"PATH": "/usr/bin:/bin", "CNI_COMMAND": "VERSION"})
     assert version.returncode == 0 and "supportedVersions" in version.stdout, version.stderr

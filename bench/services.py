@@ -52,11 +52,11 @@ from plugins.ksr.model import (
 )
 from plugins.kvscheduler import gcpause
 from plugins.kvscheduler.scheduler import KVScheduler
-from plugins.linux import nftraw
 from plugins.linux.descriptors.nfttable import NftTableDescriptor
 from plugins.linux.descriptors.sessions import SessionsDescriptor
-from plugins.linux.nft import Nft
-from plugins.linux.nfttable import bulk_elements, create_batch
+from plugins.linux.nft import rawelements as nftraw
+from plugins.linux.nft.driver import Nft
+from plugins.linux.nft.table import bulk_elements, create_batch
 from plugins.service.processor import NodeAddresses, ServiceProcessor
 from plugins.service.renderer.nftables import NftRenderer
 

@@ -23,7 +23,7 @@ def linux_descriptors(
     scan_namespaces: list[str] | None = None, pool: NetlinkPool | None = None, nft_backend: str = "lib"
 ) -> list[Descriptor[Any]]:
     """One instance of every Linux descriptor, links first, sharing ``pool``; agent-owned
-    nftables tables through ``nft_backend`` (see :class:`plugins.linux.nft.Nft`)."""
+    nftables tables through ``nft_backend`` (see :class:`plugins.linux.nft.driver.Nft`)."""
     extra = list(scan_namespaces or [])
     return [
         VethDescriptor(extra, pool),

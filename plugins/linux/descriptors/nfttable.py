@@ -1,4 +1,4 @@
-"""The descriptor of agent-owned nftables tables (:class:`plugins.linux.nfttable.NftTableValue`).
+"""The descriptor of agent-owned nftables tables (:class:`plugins.linux.nft.table.NftTableValue`).
 
 Create, update and delete are each ONE nft batch (one kernel transaction); the creation of a
 table with many elements is three, none of which traffic sees half-done (see ``create``). Read-back lists
@@ -21,10 +21,10 @@ from plugins.kvscheduler.api import (
     TransientError,
     ValueWithMetadata,
 )
-from plugins.linux import nftraw
 from plugins.linux.netns import NamespaceNotFoundError, namespace_label, validate_namespace_ref
-from plugins.linux.nft import Nft, NftError, NftTable
-from plugins.linux.nfttable import (
+from plugins.linux.nft import rawelements as nftraw
+from plugins.linux.nft.driver import Nft, NftError, NftTable
+from plugins.linux.nft.table import (
     FLAT,
     NFT_TABLE_SPEC,
     OWNER,
@@ -59,7 +59,7 @@ class NftTableDescriptor(Descriptor[NftTableValue]):
 
     def __init__(self, backend: str = "lib", bulk_min: int | None = BULK_MIN) -> None:
         self.backend = backend
-        #: A table created with at least this many elements in sets :mod:`plugins.linux.nftraw`
+        #: A table created with at least this many elements in sets :mod:`plugins.linux.nft.rawelements`
         #: can encode has those written over netlink (None: never).
         self.bulk_min = bulk_min
         self.writes = 0
@@ -103,7 +103,7 @@ class NftTableDescriptor(Descriptor[NftTableValue]):
 
         libnftables parses ~10 us per element, so a table with many elements is created as:
         the table without its base chains and bulk elements (inert: nothing hooks into it),
-        the bulk elements over netlink (:mod:`plugins.linux.nftraw`, one transaction), then
+        the bulk elements over netlink (:mod:`plugins.linux.nft.rawelements`, one transaction), then
         the base chains. Traffic sees one switch, from no table to the whole table. Only when
         no table of that name exists: replacing one stays a single transaction.
         """

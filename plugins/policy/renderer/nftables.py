@@ -1,7 +1,7 @@
 """The nftables renderer: local pods' rule sets -> the node's policy table (one scheduler value).
 
 The table (family ``inet``, default name ``contiv-policy``) is an agent-owned
-:class:`~plugins.linux.nfttable.NftTableValue`, applied by the Linux dataplane's table
+:class:`~plugins.linux.nft.table.NftTableValue`, applied by the Linux dataplane's table
 descriptor: each change is ONE nft batch holding only what differs, and read-back repairs only
 what was touched. Layout::
 
@@ -31,7 +31,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
-from plugins.linux.nfttable import Element, NftChain, NftSet, NftTableValue, table_key
+from plugins.linux.nft.table import Element, NftChain, NftSet, NftTableValue, table_key
 from plugins.policy.processor import Delta, LocalPodRules, SetContent
 from plugins.policy.rules import ALL_PORTS, ALLOW_ALL, RuleSet, short_hash
 

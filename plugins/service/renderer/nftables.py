@@ -22,7 +22,7 @@ Services with ``sessionAffinity: ClientIP`` get their own small chains instead (
 with a dynamic set per backend, timeout = the service's), since affinity is rare.
 
 The table's elements are grouped by service, so a change of one service rewrites only its
-elements (see :mod:`plugins.linux.nfttable`). Each UDP/SCTP frontend also gets a sessions value
+elements (see :mod:`plugins.linux.nft.table`). Each UDP/SCTP frontend also gets a sessions value
 (its backends), whose descriptor deletes the conntrack entries of backends it lost.
 """
 
@@ -37,7 +37,7 @@ from zlib import crc32
 from pydantic import BaseModel
 
 from plugins.linux.models import Route, Sessions, value_key
-from plugins.linux.nfttable import Element, NftChain, NftSet, NftTableValue, note_changes, table_key
+from plugins.linux.nft.table import Element, NftChain, NftSet, NftTableValue, note_changes, table_key
 from plugins.service.intent import Backend, ServiceIntent, ServicePortIntent
 
 FRONTEND = "ip daddr . meta l4proto . th dport"

@@ -8,7 +8,7 @@ from typing import Any
 
 from plugins.ksr.convert import convert
 from plugins.ksr.model import Namespace, Pod, Policy
-from plugins.linux.nfttable import NftTableValue
+from plugins.linux.nft.table import NftTableValue
 from plugins.policy.cache import pod_info
 from plugins.policy.processor import PolicyProcessor
 from plugins.policy.renderer.nftables import NftablesPolicyRenderer

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from plugins.linux.nfttable import NftTableValue
+from plugins.linux.nft.table import NftTableValue
 
 
 def _elements(table: NftTableValue, name: str) -> dict[str, str]:

@@ -25,7 +25,7 @@ import pytest
 from plugins.kvscheduler.scheduler import KVScheduler
 from plugins.linux.descriptors.nfttable import NftTableDescriptor
 from plugins.linux.netns import run_in_namespace
-from plugins.linux.nfttable import table_key
+from plugins.linux.nft.table import table_key
 from tests.plugins.policy import netpol_cases as nc
 from tests.plugins.policy.harness import Cluster
 

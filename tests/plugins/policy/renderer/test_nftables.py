@@ -14,7 +14,7 @@ import pytest
 from plugins.kvscheduler.api import Operation, ResyncMode
 from plugins.kvscheduler.scheduler import KVScheduler
 from plugins.linux.descriptors.nfttable import NftTableDescriptor
-from plugins.linux.nfttable import NftTableValue, table_key, update_batch
+from plugins.linux.nft.table import NftTableValue, table_key, update_batch
 from tests.plugins.policy import netpol_cases as nc
 from tests.plugins.policy.harness import Cluster, apply_all
 

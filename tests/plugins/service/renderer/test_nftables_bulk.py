@@ -21,7 +21,7 @@ from plugins.kvscheduler.api import ResyncMode
 from plugins.kvscheduler.scheduler import KVScheduler
 from plugins.linux.descriptors.nfttable import BULK_MIN, NftTableDescriptor
 from plugins.linux.descriptors.sessions import SessionsDescriptor
-from plugins.linux.nft import Nft
+from plugins.linux.nft.driver import Nft
 from plugins.service.processor import NodeAddresses, ServiceProcessor
 from plugins.service.renderer.nftables import NftRenderer
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from plugins.linux.netns import call_in_namespace, run_in_namespace
-from plugins.linux.nft import NftError
+from plugins.linux.nft.driver import NftError
 
 _NETLINK_NETFILTER = 12
 _SUBSYS_NFTABLES = 10

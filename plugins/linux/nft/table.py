@@ -141,7 +141,7 @@ def create_batch(value: NftTableValue) -> str:
 
 def create_batches(value: NftTableValue, bulk: Collection[str] = ()) -> tuple[str, str]:
     """:func:`create_batch` in two parts, for a table whose elements of the sets named in
-    ``bulk`` are written another way in between (:mod:`plugins.linux.nftraw`): the table with
+    ``bulk`` are written another way in between (:mod:`plugins.linux.nft.rawelements`): the table with
     its sets, regular chains and the other elements (nothing hooks into it yet, so traffic does
     not see it), then the base chains (traffic sees the whole table at once)."""
     where = f"{value.family} {value.name}"

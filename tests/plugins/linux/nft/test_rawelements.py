@@ -1,4 +1,4 @@
-"""Elements written over nf_tables netlink (plugins.linux.nftraw) against nft's own writes.
+"""Elements written over nf_tables netlink (plugins.linux.nft.rawelements) against nft's own writes.
 
 The kernel and nft are the judges: a table created through the netlink path must list exactly
 like the same table created from nft text, read back as unchanged (no write on resync), and a
@@ -14,10 +14,10 @@ import pytest
 
 from plugins.kvscheduler.api import ResyncMode
 from plugins.kvscheduler.scheduler import KVScheduler
-from plugins.linux import nftraw
 from plugins.linux.descriptors.nfttable import NftTableDescriptor
-from plugins.linux.nft import Nft, NftError
-from plugins.linux.nfttable import NftChain, NftSet, NftTableValue, table_key
+from plugins.linux.nft import rawelements as nftraw
+from plugins.linux.nft.driver import Nft, NftError
+from plugins.linux.nft.table import NftChain, NftSet, NftTableValue, table_key
 
 FE = "type ipv4_addr . inet_proto . inet_service : verdict;"
 BE = "typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . tcp dport;"

@@ -9,8 +9,8 @@ import pytest
 from plugins.kvscheduler.api import ResyncMode, ValueState
 from plugins.kvscheduler.scheduler import KVScheduler
 from plugins.linux.descriptors.nfttable import NftTableDescriptor
-from plugins.linux.nft import Nft
-from plugins.linux.nfttable import NftChain, NftSet, NftTableValue, table_key
+from plugins.linux.nft.driver import Nft
+from plugins.linux.nft.table import NftChain, NftSet, NftTableValue, table_key
 
 pytestmark = pytest.mark.netns
 

@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 import pytest
 
-import plugins.linux.nft as nftmod
+import plugins.linux.nft.driver as nftmod
 from plugins.linux.netns import namespace_path, run_in_namespace
-from plugins.linux.nft import Nft, NftError, _library, _pool
-from plugins.linux.nftctx import ContextPool, context_factory
+from plugins.linux.nft.contexts import ContextPool, context_factory
+from plugins.linux.nft.driver import Nft, NftError, _library, _pool
 
 pytestmark = pytest.mark.netns
 

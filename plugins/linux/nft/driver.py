@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plugins.linux.netns import call_in_namespace, namespace_path, run_in_namespace
-from plugins.linux.nftctx import ContextPool, context_factory
+from plugins.linux.nft.contexts import ContextPool, context_factory
 
 _JSON_FLAG = 1 << 4  # NFT_CTX_OUTPUT_JSON
 _lib: ctypes.CDLL | None = None
@@ -98,7 +98,7 @@ def _pool() -> ContextPool:
 def _lib_run(text: str, json_output: bool) -> str:
     """One libnftables command buffer in the calling thread's namespace; returns its output.
 
-    Batches reuse a pooled context of this namespace (:mod:`plugins.linux.nftctx`: closing one
+    Batches reuse a pooled context of this namespace (:mod:`plugins.linux.nft.contexts`: closing one
     costs a kernel RCU wait after deletes); listings use their own, freed at once.
     """
     lib = _library()

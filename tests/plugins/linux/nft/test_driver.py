@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from plugins.linux.nft import Nft, NftError
+from plugins.linux.nft.driver import Nft, NftError
 
 pytestmark = pytest.mark.netns
 

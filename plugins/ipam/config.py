@@ -49,6 +49,11 @@ class AddressPlanConfig(PluginConfig):
     plan: on the Linux dataplane the node already has its address, and the node mesh must use it.
     Unset: the plan's address from ``node_interconnect_cidr``."""
 
+    node_ip: IPv4Address | None = None
+    """This node's own address as the cluster knows it (the kubelet's InternalIP: the chart
+    passes the pod's ``status.hostIP``); the node's interface that holds it gives the prefix,
+    and the node mesh uses it. Ignored when ``node_interface`` is set; unset: the plan's."""
+
     vxlan_cidr: IPv4Network = IPv4Network("192.168.30.0/24")
     """VXLAN BVI addresses of the node mesh: node ID N gets host #N."""
 

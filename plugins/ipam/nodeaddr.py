@@ -8,16 +8,19 @@ from ipaddress import IPv4Interface
 
 from plugins.ipam.api import IPAMError, NodeAddressPlan
 from plugins.ipam.config import IPAMConfig
-from plugins.ipam.hostif import interface_ipv4
+from plugins.ipam.hostif import interface_holding, interface_ipv4
 from plugins.ipam.pusher import PUSH_ERRORS
 from plugins.nodesync.api import NodeAddressPublisher
 
 
 async def dataplane_address(config: IPAMConfig, plan: NodeAddressPlan) -> IPv4Interface:
-    """This node's dataplane address: its interface's (``node_interface``) or the plan's."""
+    """This node's dataplane address: its interface's (``node_interface``), the one it holds
+    (``node_ip``), or the plan's."""
+    # pyroute2's sync API runs its own event loop: keep it off ours.
     if config.node_interface:
-        # pyroute2's sync API runs its own event loop: keep it off ours.
         return await asyncio.to_thread(interface_ipv4, config.node_interface)
+    if config.node_ip is not None:
+        return await asyncio.to_thread(interface_holding, config.node_ip)
     return plan.node_ip
 
 

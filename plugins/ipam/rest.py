@@ -26,7 +26,7 @@ def build_router(ipam: IPAMPlugin) -> APIRouter:
         if published:
             node_ip: str | None = published[0]
         else:
-            node_ip = None if ipam.config.node_interface else str(plan.node_ip)
+            node_ip = None if ipam.config.node_interface or ipam.config.node_ip else str(plan.node_ip)
         return {
             "nodeId": plan.node_id,
             "nodeName": name,

@@ -88,6 +88,10 @@ class KubeNode:
         hold.mkdir(exist_ok=True)
         self.run(["sh", "-c", f"mount --rbind {CGROUP_FS} {hold} && mount -t sysfs sysfs /sys "
                               f"&& mount --move {hold} {CGROUP_FS}"])
+        # Inside the node every mount is shared, as on a systemd host: kubelet's HostToContainer
+        # volumes (the agent's view of /var/run/netns) need a shared or slave source. The host's
+        # own mounts are private here, so nothing propagates back to it.
+        self.run(["mount", "--make-rshared", "/"], net=False)
         return made
 
     def create_cgroups(self) -> None:

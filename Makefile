@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 # The venv's console scripts (contiv-*, ruff, mypy, lint-imports, hadolint) come first.
 export PATH := $(VENV)/bin:$(PATH)
 DEB_PKGS := etcd-server etcd-client nftables libnftables1 iproute2 containernetworking-plugins conntrack iptables iputils-ping procps openssl \
-  podman buildah runc uidmap mmdebstrap python3-venv
+  podman buildah runc uidmap mmdebstrap python3-venv containerd
 PYTEST_ARGS ?=
 
 .PHONY: deps deb-deps py-deps lint test lab bench soak clean images manifest

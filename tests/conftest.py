@@ -42,3 +42,14 @@ def etcd(etcd_server: EtcdServer) -> Iterator[EtcdServer]:
             check=False, capture_output=True, env={"ETCDCTL_API": "3"},
         )
     yield etcd_server
+
+
+@pytest.fixture(scope="session")
+def contiv_images() -> Iterator[str]:
+    """The project's images built once per session (tests/imagebuild.py); yields their tag."""
+    from tests import imagebuild
+
+    try:
+        yield imagebuild.build()
+    finally:
+        imagebuild.remove()

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,32 +21,22 @@ from apps.lab import env as lab_env
 from apps.lab import images
 from apps.lab.cluster import Lab
 from apps.lab.pods import Kubelet, load_manifests, probe
+from tests import imagebuild
 
 pytestmark = [pytest.mark.netns, pytest.mark.images, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parents[2]
-TAG = f"test{os.getpid() % 100000}"
+TAG = imagebuild.TAG
 VSWITCH = f"localhost/contiv-vswitch:{TAG}"
 KSR = f"localhost/contiv-ksr:{TAG}"
 LAB = f"im{os.getpid() % 100000}"
 
 
 @pytest.fixture(scope="module")
-def built() -> Iterator[str]:
-    start = time.monotonic()
-    out = subprocess.run(["bash", str(ROOT / "deploy" / "images" / "build.sh")], capture_output=True, text=True,
-                         env=dict(os.environ, IMAGE_TAG=TAG, PY=sys.executable), timeout=1700)
-    took = time.monotonic() - start
-    steps = [line for line in out.stdout.splitlines() if line.startswith("==") or "contiv-" in line]
-    report = f"make images took {took:.0f}s:\n" + "\n".join(steps)
-    print(report)
-    (ROOT / "build" / "images").mkdir(parents=True, exist_ok=True)
-    (ROOT / "build" / "images" / "build-time.txt").write_text(report + "\n")
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    try:
-        yield VSWITCH
-    finally:
-        images.podman("rmi", "--force", VSWITCH, KSR, check=False)
+def built(contiv_images: str) -> str:
+    """The session's build (tests/imagebuild.py), shared with tests/k8s."""
+    assert contiv_images == TAG
+    return VSWITCH
 
 
 def run(image: str, *args: str, entrypoint: str | None = None,

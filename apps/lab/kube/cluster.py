@@ -350,12 +350,16 @@ class KubeLab:
 
     # ------------------------------------------------------------------ API
 
+    def kubectl_command(self, *args: str) -> list[str]:
+        """The command line of kubectl as the cluster admin, run from the control-plane node's
+        network namespace."""
+        return ["nsenter", f"--net={namespace_file(self.control_plane.netns)}", "--",
+                str(self.state.bin_dir / "kubectl"), f"--kubeconfig={self.admin_conf}", *args]
+
     def kubectl(self, *args: str, check: bool = True, input: str | None = None,
                 timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-        """kubectl as the cluster admin, from the control-plane node's network namespace."""
-        cmd = ["nsenter", f"--net={namespace_file(self.control_plane.netns)}", "--",
-               str(self.state.bin_dir / "kubectl"), f"--kubeconfig={self.admin_conf}", *args]
-        proc = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
+        """kubectl as the cluster admin."""
+        proc = subprocess.run(self.kubectl_command(*args), capture_output=True, text=True, input=input, timeout=timeout)
         if check and proc.returncode != 0:
             raise KubeLabError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc

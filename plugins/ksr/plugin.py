@@ -129,10 +129,14 @@ class KSRPlugin(Plugin):
             self._list_functions = list_functions(self._api_client)
         loop = asyncio.get_running_loop()
         server = str(self._api_client.configuration.host) if self._api_client is not None else ""
+
+        def on_problem() -> None:  # from a follower's thread
+            loop.call_soon_threadsafe(self._report_health)
+
         return APISource(
             self._list_functions,
             server=server,
-            on_problem=lambda: loop.call_soon_threadsafe(self._report_health),
+            on_problem=on_problem,
             page_size=cfg.list_page_size,
             watch_timeout_s=cfg.watch_timeout_s,
             backoff_initial_s=cfg.backoff_initial_s,

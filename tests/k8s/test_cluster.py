@@ -145,9 +145,21 @@ spec:
 
 
 def test_a_pod_with_a_host_port_answers_on_it(cluster: KubeLab, installed: dict[str, float]) -> None:
-    pod = DEMO.read_text().split("---")[2].replace("name: web-1", "name: hostport").replace(
-        "app: web", "app: hostport").replace("[{containerPort: 8080}]", "[{containerPort: 8080, hostPort: 18080}]")
-    pod = pod.replace("kubernetes.io/hostname: node1", "kubernetes.io/hostname: node2")
+    pod = """apiVersion: v1
+kind: Pod
+metadata: {name: hostport, namespace: demo, labels: {app: hostport}}
+spec:
+  nodeSelector: {kubernetes.io/hostname: node2}
+  terminationGracePeriodSeconds: 1
+  automountServiceAccountToken: false
+  containers:
+    - name: echo
+      image: localhost/contiv-vswitch:0.1.0
+      imagePullPolicy: Never
+      command: ["/opt/contiv/bin/python", "-m", "apps.lab.echo", "--name", "demo/hostport", "--port", "8080"]
+      ports: [{containerPort: 8080, hostPort: 18080}]
+      readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+"""
     cluster.kubectl("apply", "-f", "-", input=pod)
     wait_for("the hostPort pod Ready", lambda: not pod_ready(cluster.get_json("pod", "-n", "demo", "hostport")), 120)
     node2 = cluster.state.nodes["node2"].ip

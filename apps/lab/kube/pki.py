@@ -65,6 +65,7 @@ def ensure_cert(d: Path, name: str, cn: str, org: str = "", ips: tuple[str, ...]
 def ensure_sa_key(d: Path) -> tuple[Path, Path]:
     """The service-account token signing key pair (``sa.key``, ``sa.pub``)."""
     key, pub = d / "sa.key", d / "sa.pub"
+    d.mkdir(parents=True, exist_ok=True)
     if not key.exists():
         _key(key)
         _openssl("pkey", "-in", str(key), "-pubout", "-out", str(pub))

@@ -100,8 +100,9 @@ async def test_initial_list_and_watched_changes(k8s: RealKubernetes, broker: Etc
         labelled = h.service("other-proxy", ip="10.96.0.11")
         labelled["metadata"]["labels"] = {"service.kubernetes.io/service-proxy-name": "x"}
         k8s.apply("services", labelled)
+        proxy_label = {"service.kubernetes.io/service-proxy-name": "x"}
         await h.wait_stored(broker, ks.service_key("other-proxy", "default"),
-                            lambda v: v is not None and v["labels"] == {"service.kubernetes.io/service-proxy-name": "x"})
+                            lambda v: v is not None and v["labels"] == proxy_label)
 
 
 async def test_a_compacted_watch_version_relists(k8s: RealKubernetes, broker: EtcdBroker, run_ksr: RunKSR) -> None:

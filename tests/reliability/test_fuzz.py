@@ -99,6 +99,12 @@ def test_cni_binary_stdin_and_environment(bed: NodeTestbed, stdin: str, env: dic
     report.add(fuzz_cases=1)
     assert out.returncode in (0, 1), out
     assert b"Traceback" not in out.stderr, out.stderr
+    if out.returncode == 0 and not out.stdout.strip():
+        # A successful DEL (or CHECK) prints nothing; ADD cannot succeed here.
+        assert env["CNI_COMMAND"] in ("DEL", "CHECK"), (env, out)
+        assert state(bed) == before
+        assert_alive(bed)
+        return
     doc = json.loads(out.stdout)
     assert isinstance(doc, dict)
     if out.returncode == 1:
@@ -116,7 +122,7 @@ requests = st.builds(
     CNIRequest, version=versions, container_id=text, network_namespace=st.sampled_from(
         ["/var/run/netns/wrf-missing", ""]) | text, interface_name=text,
     extra_nw_config=stdins, extra_arguments=text | st.just("K8S_POD_NAME=a;K8S_POD_NAMESPACE=b"),
-    ipam_type=text,
+    ipam_type=text, cni_path=text, cni_invocation=st.booleans(),
 )
 
 

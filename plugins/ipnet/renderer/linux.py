@@ -12,12 +12,12 @@ via its overlay address. With ``nooverlay`` plain routes via the other node's ad
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from ipaddress import IPv4Interface
 
 from pydantic import BaseModel
 
+from core.naming import short_hash
 from plugins.ipnet.intent import NodeIntent, PodIntent, RemoteNodeIntent, Transport
 from plugins.linux.models import (
     FdbEntry,
@@ -46,8 +46,7 @@ def _keyed(values: list[BaseModel]) -> dict[str, BaseModel]:
 
 def host_ifname(pod: PodIntent) -> str:
     """Name of the node-side veth end: ``cv`` + 12 hex digits of the container's hash."""
-    digest = hashlib.sha256(f"{pod.container_id}/{pod.interface_name}".encode()).hexdigest()
-    return "cv" + digest[:12]
+    return "cv" + short_hash(f"{pod.container_id}/{pod.interface_name}")
 
 
 class LinuxRenderer:

@@ -28,15 +28,15 @@ from typing import Literal
 from plugins.linux import netlink as nl
 from plugins.linux.netns import call_in_namespace, run_in_namespace
 from plugins.linux.nft.driver import NftError
+from plugins.linux.nft.table import NFT_FAMILIES
+from plugins.linux.protocols import IP_PROTOCOLS
 
 _NETLINK_NETFILTER = 12
 _SUBSYS_NFTABLES = 10
 _NEWSETELEM = (_SUBSYS_NFTABLES << 8) | 12
 _BATCH_BEGIN, _BATCH_END = 16, 17
 _SO_SNDBUFFORCE = 32
-_FAMILIES = {"ip": socket.AF_INET, "ip6": socket.AF_INET6, "inet": 1, "arp": 3, "bridge": 7, "netdev": 5}
 _VERDICTS = {"accept": 1, "drop": 0, "continue": -1, "return": -5, "jump": -3, "goto": -4}
-_PROTOCOLS = {"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1}
 #: Elements per NEWSETELEM message (a netlink attribute is at most 64 KiB; ~60 bytes each).
 _PER_MESSAGE = 800
 #: Seconds to wait for the kernel's answers (it answers after the whole batch).
@@ -127,7 +127,7 @@ def _encode(kind: str, token: str) -> bytes:
     if kind == "a":
         return socket.inet_pton(socket.AF_INET, token)
     if kind == "p":
-        number = _PROTOCOLS[token] if token in _PROTOCOLS else int(token)
+        number = IP_PROTOCOLS[token] if token in IP_PROTOCOLS else int(token)
         return bytes((number, 0, 0, 0)) if 0 <= number < 256 else _bad(token)
     if kind == "s":
         number = int(token)
@@ -212,7 +212,7 @@ def _message(kind: int, flags: int, seq: int, family: int, payload: bytes, res_i
 
 def batch(family: str, table: str, encoded: Mapping[str, list[bytes]]) -> tuple[bytes, dict[int, str]]:
     """One netlink batch adding the encoded elements; (bytes, message seq -> set name)."""
-    fam = _FAMILIES[family]
+    fam = NFT_FAMILIES[family]
     head = nl.attribute(1, table.encode() + b"\0")
     parts = [_message(_BATCH_BEGIN, nl.F_REQUEST, 1, 0, b"", socket.htons(_SUBSYS_NFTABLES))]
     seqs: dict[int, str] = {}

@@ -29,13 +29,14 @@ name (its rules are replaced in place, the interfaces keep their lists).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Address
 from typing import Any
 
 from pydantic import BaseModel
 
+from core.naming import short_hash
+from plugins.kvscheduler.removed import RemovedKeys
 from plugins.policy.renderer.acl_tables import Tables, restricts, rule_text
 from plugins.policy.rules import PodRules
 from plugins.vpp.model import Acl, AclAction, AclInterface, AclRule, acl_interface_key, acl_key
@@ -46,7 +47,7 @@ GLOBAL_ACL_NAME = "pol-NODE-GLOBAL"
 
 def _acl_name(rules: tuple[AclRule, ...]) -> str:
     text = "\n".join(map(rule_text, rules))
-    return "pol-" + hashlib.sha1(text.encode()).hexdigest()[:16]
+    return "pol-" + short_hash(text, 16)
 
 
 class _Open:
@@ -82,7 +83,7 @@ class AclPolicyRenderer:
         #: Every local pod's address, isolated or not (any may need a local table).
         self.local: dict[str, str] = {}
         self._keys: set[str] = set()
-        self._removed: set[str] = set()
+        self._removed = RemovedKeys()
         # What the policy plugin's REST, gauges and internal state read (as of the nft renderer):
         self.ingress: dict[str, str] = {}  # pod IP -> its local table (output ACL)
         self.egress: dict[str, str] = {}  # pod IP -> the global table holding its egress rules
@@ -170,15 +171,13 @@ class AclPolicyRenderer:
         self.chains = {
             v.name: tuple(map(rule_text, v.rules)) for v in out.values() if isinstance(v, Acl)
         }
-        self._removed |= self._keys - set(out)
-        self._removed -= set(out)
+        self._removed.replaced(self._keys, out)
         self._keys = set(out)
         return out
 
     def take_removed(self) -> list[str]:
         """Keys :meth:`values` no longer renders since the last call (the caller deletes them)."""
-        removed, self._removed = sorted(self._removed), set()
-        return removed
+        return self._removed.take()
 
     @staticmethod
     def _put_acl(out: dict[str, BaseModel], rules: tuple[AclRule, ...], name: str = "") -> Acl:

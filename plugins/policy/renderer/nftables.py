@@ -31,9 +31,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
+from core.naming import short_hash
 from plugins.linux.nft.table import Element, NftChain, NftSet, NftTableValue, table_key
 from plugins.policy.processor import Delta, LocalPodRules, SetContent
-from plugins.policy.rules import ALL_PORTS, ALLOW_ALL, RuleSet, short_hash
+from plugins.policy.rules import ALL_PORTS, ALLOW_ALL, RuleSet
 
 FAMILY = "inet"
 BASE_CHAIN = "forward"

@@ -26,6 +26,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
+from plugins.kvscheduler.removed import RemovedKeys
 from plugins.vpp.nat import PROTOCOLS, Nat44Mapping, NatLocal, TwiceNat, nat_mapping_key
 
 #: Frontend kinds that are external addresses (full twice-NAT when cluster-wide).
@@ -90,7 +91,7 @@ class Nat44ServiceRenderer:
     def __init__(self, settings: Nat44RenderSettings) -> None:
         self.settings = settings
         self._by_service: dict[str, dict[str, Nat44Mapping]] = {}
-        self._removed: set[str] = set()
+        self._removed = RemovedKeys()
 
     def set_service(self, key: str, intent: ServiceIntentLike | None) -> None:
         old = self._by_service.pop(key, {})
@@ -98,8 +99,7 @@ class Nat44ServiceRenderer:
         if new:
             self._by_service[key] = new
         still = {k for mappings in self._by_service.values() for k in mappings}
-        self._removed |= set(old) - still
-        self._removed -= still
+        self._removed.replaced(old, still)
 
     def values(self) -> Mapping[str, BaseModel]:
         out: dict[str, BaseModel] = {}
@@ -109,8 +109,7 @@ class Nat44ServiceRenderer:
 
     def take_removed(self) -> list[str]:
         """Keys of mappings dropped since the last call (the caller deletes them)."""
-        removed, self._removed = sorted(self._removed), set()
-        return removed
+        return self._removed.take()
 
     # ------------------------------------------------------------------------------ rendering
 

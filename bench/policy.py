@@ -213,8 +213,8 @@ async def run_bench(node_ns: str, pods: int, policies: int, rounds: int) -> dict
         "pod_add_ms": round(statistics.median(adds), 2),
         "pod_add_policies": len(info["policies"]),
         "policy_change_ms": round(statistics.median(changes), 2),
-        "rule_sets": len(plugin.renderer.chains),
-        "peer_sets": len(plugin.renderer.set_refs),
+        "rule_sets": len(plugin.renderer.rendered().tables),
+        "peer_sets": len(plugin.renderer.rendered().peer_sets),
     }
 
 

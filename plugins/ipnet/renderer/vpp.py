@@ -35,8 +35,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.naming import short_hash
-from plugins.ipnet.config import VppRenderSettings
+from plugins.ipnet.config import IPNetConfig, VppRenderSettings
 from plugins.ipnet.intent import NodeIntent, PodIntent, RemoteNodeIntent, Transport
+from plugins.ipnet.renderer import Renderer
 from plugins.ipnet.stn import StolenNic
 from plugins.linux import models as lx
 from plugins.linux.descriptors.offload import LinkOffload
@@ -115,16 +116,25 @@ class Values:
         self.put(vpp.neighbour_key(value.interface, value.ip), value)
 
 
+def make(config: IPNetConfig) -> Renderer:
+    """The renderer of ``ipnet.dataplane: vpp`` (see :func:`plugins.ipnet.renderer.make_renderer`)."""
+    return VppRenderer(config)
+
+
 class VppRenderer:
     """Renders ipnet intent for the VPP dataplane (see the module docstring)."""
 
     name = "vpp"
+    supports_stn = True
 
     def __init__(self, config: Any = None, settings: VppRenderSettings | None = None) -> None:
         self.settings = settings if settings is not None else _settings(config)
         self.node_namespace: str = getattr(config, "node_namespace", "") or ""
         #: The NIC contiv-stn stole for VPP (STN mode, ``renderer/vpp_stn.py``); set by ipnet.
         self.stolen: StolenNic | None = None
+
+    def use_stolen_nic(self, nic: StolenNic) -> None:
+        self.stolen = nic
 
     # ------------------------------------------------------------------------------ node
 

@@ -36,10 +36,13 @@ from zlib import crc32
 from pydantic import BaseModel
 
 from core.naming import short_hash
+from plugins.ipam.api import NodeAddressPlan
 from plugins.kvscheduler.removed import RemovedKeys
 from plugins.linux.models import Route, Sessions, value_key
 from plugins.linux.nft.table import Element, NftChain, NftSet, NftTableValue, note_changes, table_key
+from plugins.service.config import ServiceConfig
 from plugins.service.intent import Backend, ServiceIntent, ServicePortIntent
+from plugins.service.renderer import Renderer
 
 FRONTEND = "ip daddr . meta l4proto . th dport"
 #: Packet mark bit of connections to SNAT (kube-proxy's bit: the agent replaces it).
@@ -157,12 +160,20 @@ def render_service(intent: ServiceIntent) -> _Rendered:
 _BUCKETS = [f"{i:02d}" for i in range(64)]
 
 
+def make(config: ServiceConfig, plan: NodeAddressPlan, node_namespace: str) -> Renderer:
+    """The renderer of ``ipnet.dataplane: linux`` (see :func:`plugins.service.renderer.make_renderer`)."""
+    return NftRenderer(
+        namespace=node_namespace, table=config.table, pod_network=plan.pod_network,
+        service_network=plan.service_network, non_masquerade=list(config.non_masquerade_cidrs),
+        masquerade_egress=config.masquerade_egress, route_service_network=config.route_service_network)
+
+
 class NftRenderer:
     """Keeps the rendered form of every service; :meth:`values` is the table, the route of the
     service network, and a sessions value per UDP/SCTP frontend (plugins.linux.models.Sessions:
     their conntrack entries follow the backends); :meth:`take_removed` the sessions that went."""
 
-    name = "nft"
+    name = "nftables"
 
     def __init__(self, *, namespace: str = "", table: str = "contiv-svc", pod_network: IPv4Network | None = None,
                  service_network: IPv4Network | None = None, non_masquerade: list[IPv4Network] | None = None,

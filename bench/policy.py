@@ -39,9 +39,9 @@ from pydantic import BaseModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core import tuning as gcpause
 from plugins.controller.events import DBResync, KubeStateChange
 from plugins.ksr.convert import convert
-from plugins.kvscheduler import gcpause
 from plugins.kvscheduler.api import ResyncMode
 from plugins.kvscheduler.scheduler import KVScheduler
 from plugins.linux.descriptors.nfttable import NftTableDescriptor

@@ -40,6 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core import tuning as gcpause
 from plugins.ksr.model import (
     EndpointPort,
     EndpointSlice,
@@ -50,7 +51,6 @@ from plugins.ksr.model import (
     SliceEndpoint,
     TargetPort,
 )
-from plugins.kvscheduler import gcpause
 from plugins.kvscheduler.scheduler import KVScheduler
 from plugins.linux.descriptors.nfttable import NftTableDescriptor
 from plugins.linux.descriptors.sessions import SessionsDescriptor

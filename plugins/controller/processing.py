@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from core import tuning as gcpause
 from plugins.controller.api import (
     AbortEventError,
     Direction,
@@ -35,7 +36,6 @@ from plugins.controller.handlers import check_handlers, handler_name
 from plugins.controller.history import EventRecord, HandlerRecord
 from plugins.controller.kubestate import KubeStateCache
 from plugins.controller.txn import EventTransaction, ExternalConfig
-from plugins.kvscheduler import gcpause
 from plugins.kvscheduler.api import KVSchedulerAPI, ResyncMode, TxnResult
 
 #: The source name of external config read by the dbwatcher.

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from plugins.kvscheduler import gcpause
+from core import tuning as gcpause
 from plugins.kvscheduler.api import (
     Descriptor,
     Origin,

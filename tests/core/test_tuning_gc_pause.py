@@ -8,7 +8,7 @@ import gc
 import weakref
 from typing import Any
 
-from plugins.kvscheduler import gcpause
+from core import tuning as gcpause
 from plugins.kvscheduler.scheduler import KVScheduler
 from plugins.kvscheduler.testing import Item, ItemDescriptor, MemoryDevice, item_key
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from table import agent_process_policy  # bench/table.py (the script's directory is on sys.path)
 
 from core.plugin import Plugin
 from plugins.controller.api import Event, EventHandler, EventMethod, KubeStateReader, Transaction
@@ -145,6 +146,7 @@ async def run(events: int, blocking: int) -> dict[str, float]:
 
 
 def main() -> None:
+    agent_process_policy()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20000, help="non-blocking events to push")
     parser.add_argument("--blocking", type=int, default=2000, help="blocking events to time")

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from table import agent_process_policy  # bench/table.py (the script's directory is on sys.path)
 
 from core.kvdb.plugin import KVDBPlugin
 from plugins.controller.events import DBResync
@@ -127,6 +128,7 @@ async def run(pods: int) -> dict[str, float]:
 
 
 def main() -> None:
+    agent_process_policy()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", type=int, default=50)
     parser.add_argument("--json", type=Path, help="write the results as one JSON object")

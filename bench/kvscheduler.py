@@ -28,8 +28,8 @@ import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from pydantic import BaseModel
+from table import agent_process_policy  # bench/table.py (the script's directory is on sys.path)
 
 from plugins.kvscheduler.api import ResyncMode
 from plugins.kvscheduler.scheduler import KVScheduler
@@ -155,6 +155,7 @@ async def run(count: int, changes: int, repeat: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    agent_process_policy()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write the results to this file")
     parser.add_argument("--values", type=int, default=10_000)

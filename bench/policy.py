@@ -38,10 +38,11 @@ from typing import Any
 from pydantic import BaseModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from table import agent_process_policy  # bench/table.py (the script's directory is on sys.path)
 
+from core import tuning
 from plugins.controller.events import DBResync, KubeStateChange
 from plugins.ksr.convert import convert
-from plugins.kvscheduler import gcpause
 from plugins.kvscheduler.api import ResyncMode
 from plugins.kvscheduler.scheduler import KVScheduler
 from plugins.linux.descriptors.nfttable import NftTableDescriptor
@@ -166,7 +167,7 @@ async def run_bench(node_ns: str, pods: int, policies: int, rounds: int) -> dict
 
     start = time.perf_counter()
     txn = Txn()
-    with gcpause.planning():  # as the controller runs its handlers
+    with tuning.gc_paused():  # as the controller runs its handlers
         plugin.resync(DBResync(data, {}), KubeState(data), 1, txn)
     result = await scheduler.commit(txn.changes, resync=ResyncMode.FULL)
     full_render_s = time.perf_counter() - start
@@ -180,7 +181,7 @@ async def run_bench(node_ns: str, pods: int, policies: int, rounds: int) -> dict
         new_pod = model("pod", {**pod_obj(ns, name, i), "status": {"phase": "Pending"}})
         start = time.perf_counter()
         txn = Txn()
-        with gcpause.planning():
+        with tuning.gc_paused():
             plugin.update(KubeStateChange("pod", f"{name}/namespace/{ns}", None, new_pod), txn)
         await committed(scheduler, txn)
         pid = PodID(name, ns)
@@ -188,7 +189,7 @@ async def run_bench(node_ns: str, pods: int, policies: int, rounds: int) -> dict
         local.pods[pid] = LocalPod(name=name, namespace=ns, container_id=f"n{k}", netns_path="/x")
         start = time.perf_counter()
         txn = Txn()
-        with gcpause.planning():
+        with tuning.gc_paused():
             plugin.update(AddPod(local.pods[pid]), txn)
         await committed(scheduler, txn)
         adds.append((time.perf_counter() - start) * 1000)
@@ -199,7 +200,7 @@ async def run_bench(node_ns: str, pods: int, policies: int, rounds: int) -> dict
         new = model("policy", policy_obj(0, port=81 if k % 2 == 0 else 80))
         start = time.perf_counter()
         txn = Txn()
-        with gcpause.planning():
+        with tuning.gc_paused():
             plugin.update(KubeStateChange("policy", "pol-0/namespace/ns-0", prev, new), txn)
         await committed(scheduler, txn)
         changes.append((time.perf_counter() - start) * 1000)
@@ -213,8 +214,8 @@ async def run_bench(node_ns: str, pods: int, policies: int, rounds: int) -> dict
         "pod_add_ms": round(statistics.median(adds), 2),
         "pod_add_policies": len(info["policies"]),
         "policy_change_ms": round(statistics.median(changes), 2),
-        "rule_sets": len(plugin.renderer.chains),
-        "peer_sets": len(plugin.renderer.set_refs),
+        "rule_sets": len(plugin.renderer.rendered().tables),
+        "peer_sets": len(plugin.renderer.rendered().peer_sets),
     }
 
 
@@ -262,6 +263,7 @@ def start_sink(server_ns: str, port: int) -> subprocess.Popen[str]:
 
 
 def main() -> None:
+    agent_process_policy()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--pods", type=int, default=1000)

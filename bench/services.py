@@ -39,7 +39,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from table import agent_process_policy  # bench/table.py (the script's directory is on sys.path)
 
+from core import tuning
 from plugins.ksr.model import (
     EndpointPort,
     EndpointSlice,
@@ -50,7 +52,6 @@ from plugins.ksr.model import (
     SliceEndpoint,
     TargetPort,
 )
-from plugins.kvscheduler import gcpause
 from plugins.kvscheduler.scheduler import KVScheduler
 from plugins.linux.descriptors.nfttable import NftTableDescriptor
 from plugins.linux.descriptors.sessions import SessionsDescriptor
@@ -102,7 +103,7 @@ async def agent_path(ns: str, count: int, changes: int) -> dict[str, Any]:
     objects.append(make(count - 1, [BACKEND_IP], udp=True))  # the probed one
     processor = ServiceProcessor(NODE)
     started = time.perf_counter()
-    with gcpause.planning():  # as the controller runs its handlers
+    with tuning.gc_paused():  # as the controller runs its handlers
         processor.resync([s for s, _ in objects], [e for _, e in objects], NODE)
         for key, intent in processor.intents.items():
             renderer.set_service(key, intent)
@@ -117,7 +118,7 @@ async def agent_path(ns: str, count: int, changes: int) -> dict[str, Any]:
         ips = [pod_ip(2 * i), pod_ip(2 * i + 1)] + ([extra] if extra else [])
         new = make(i, ips)[1]
         t0 = time.perf_counter()
-        with gcpause.planning():
+        with tuning.gc_paused():
             for key in processor.set_slice(new, eps):
                 renderer.set_service(key, processor.intents.get(key))
         result = await scheduler.commit(dict(renderer.values()))
@@ -244,6 +245,7 @@ def rates(ns: str, proto: str, vip: str, seconds: float) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    agent_process_policy()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path)
     parser.add_argument("--services", type=int, default=10000)

@@ -15,3 +15,12 @@ def emit(results: Mapping[str, object], json_path: Path | None) -> None:
         print(f"{key:<{width}}  {value}")
     if json_path:
         json_path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def agent_process_policy() -> None:
+    """Run with the agent's process-wide policy (its ``process`` plugin's defaults: GC pause,
+    heap trim), as the code measured runs inside contiv-agent."""
+    from apps.vswitch.process import ProcessPlugin
+    from core import tuning
+
+    tuning.configure(ProcessPlugin().policy())

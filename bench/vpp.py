@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pydantic import BaseModel
-from table import emit  # bench/table.py (the script's directory is on sys.path)
+from table import agent_process_policy, emit  # bench/table.py (the script's directory is on sys.path)
 from vpp_papi import VPPApiClient
 
 from plugins.controller.events import DBResync
@@ -137,6 +137,7 @@ def raw_rate(socket_path: str, routes: int, vrf: int) -> float:
 
 
 async def main() -> None:
+    agent_process_policy()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, help="write the results as one flat JSON object")
     parser.add_argument("--pods", type=int, default=20)

@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from table import emit  # bench/table.py (the script's directory is on sys.path)
+from table import agent_process_policy, emit  # bench/table.py (the script's directory is on sys.path)
 from vpp_papi import VPPApiClient
 
 from plugins.kvscheduler.scheduler import KVScheduler
@@ -209,6 +209,7 @@ async def measure(target: Target, setup: dict[str, Any], values: dict[str, Any],
 
 
 async def main() -> None:
+    agent_process_policy()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--services", type=int, default=1000)

@@ -24,7 +24,7 @@ from apps.lab.state import ETCD_HOST, UNDERLAY_PREFIX, LabState, NodeState
 from core.etcdserver import EtcdServer
 
 AGENT_PLUGINS = [
-    "service-label", "http", "health", "metrics", "logs", "kvdb", "kvscheduler", "controller",
+    "process", "service-label", "http", "health", "metrics", "logs", "kvdb", "kvscheduler", "controller",
     "linux", "nodesync", "ipam", "podmanager", "ipnet", "service", "policy",
 ]
 HANDLER_ORDER = ["nodesync", "ipam", "podmanager", "ipnet", "service", "policy"]

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import yaml
 
 from apps.lab.cluster import LabError, remove_manifest, write_manifest
 from apps.lab.state import LabState
+from core.naming import short_hash
 
 SERVICE_CIDR = IPv4Network("10.96.0.0/12")
 NODE_PORTS = range(30000, 32768)
@@ -162,7 +162,7 @@ def desired_slices(state: LabState, terminating: frozenset[str] = frozenset()) -
                 "targetRef": {"kind": "Pod", "namespace": ns, "name": pmeta.get("name")},
             })
         for ports, endpoints in sorted(groups.items()):
-            suffix = hashlib.sha256(repr(ports).encode()).hexdigest()[:5]
+            suffix = short_hash(repr(ports), 5)
             slice_name = f"{name}-{suffix}"
             out[f"endpointslice-{ns}-{slice_name}.yaml"] = {
                 "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",

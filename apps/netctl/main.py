@@ -48,21 +48,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--token", help="the agents' REST bearer token (env CONTIV_AGENT_TOKEN, "
                                    "or a file in CONTIV_AGENT_TOKEN_FILE)")
     p.add_argument("--timeout", type=float, default=3.0, help="etcd dial timeout in seconds")
+    # -o also after the subcommand, as kubectl, calicoctl and cilium take it (there it wins;
+    # SUPPRESS: absent there, the value given before the subcommand stays).
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("-o", "--output", choices=FORMATS, default=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="cmd")
-    sub.add_parser("nodes", help="node IDs, addresses and agent readiness")
+    sub.add_parser("nodes", help="node IDs, addresses and agent readiness", parents=[output])
     for name, what in (("pods", "pods: IP, interfaces, node"), ("ipam", "address plan and allocations"),
                        ("services", "service frontends and backends"), ("events", "controller event history")):
-        sp = sub.add_parser(name, help=what)
+        sp = sub.add_parser(name, help=what, parents=[output])
         sp.add_argument("--node")
-    pol = sub.add_parser("policies", help="network policies as the agents apply them")
+    pol = sub.add_parser("policies", help="network policies as the agents apply them", parents=[output])
     pol.add_argument("--node")
     pol.add_argument("--pod", help="only policies selecting this pod (NAMESPACE/NAME)")
-    sch = sub.add_parser("scheduler", help="the KV scheduler of the agents")
+    sch = sub.add_parser("scheduler", help="the KV scheduler of the agents", parents=[output])
     sch.add_argument("action", choices=["dump", "status", "history"])
     sch.add_argument("key", nargs="?", help="the key, for status")
     sch.add_argument("--node")
     sch.add_argument("--view", choices=["nb", "applied", "sb"], default="applied", help="for dump")
-    sub.add_parser("check", help="cluster health summary; exit 1 when something is wrong")
+    sub.add_parser("check", help="cluster health summary; exit 1 when something is wrong", parents=[output])
     sp = sub.add_parser("probe", help="GET a URL; exit 0 when it answers 2xx (image health check)")
     sp.add_argument("url")
     return p

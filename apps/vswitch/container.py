@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dependency_injector import containers, providers
 
+from apps.vswitch.process import ProcessPlugin
 from core.di import optional, plugin_provider
 from core.health import HealthPlugin
 from core.http import HTTPPlugin
@@ -33,6 +34,7 @@ class VSwitchContainer(containers.DeclarativeContainer):
 
     configs = providers.Dependency(instance_of=dict)
 
+    process = plugin_provider(ProcessPlugin, configs)  # the process-wide policy (process.py)
     service_label = plugin_provider(ServiceLabelPlugin, configs)
     http = plugin_provider(HTTPPlugin, configs, title="contiv-agent")
     health = plugin_provider(HealthPlugin, configs, http=http)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from apps.vswitch.container import VSwitchContainer
 from apps.vswitch.etcdaddr import EtcdAddressError, fill_etcd_endpoints
-from apps.vswitch.malloc import fix_mmap_threshold
+from apps.vswitch.malloc import MMAP_THRESHOLD_BYTES, fix_mmap_threshold
 from core.app import AppSpec, CLIOverride, run_app
 
 SPEC = AppSpec(
@@ -23,7 +24,9 @@ SPEC = AppSpec(
 
 
 def main() -> None:
-    fix_mmap_threshold()  # before any plugin allocates: see apps/vswitch/malloc.py
+    # Before anything allocates (apps/vswitch/malloc.py); the rest of the process-wide policy
+    # is the ``process`` plugin's (apps/vswitch/process.py).
+    fix_mmap_threshold(int(os.environ.get("CONTIV_MMAP_THRESHOLD_BYTES", MMAP_THRESHOLD_BYTES)))
     try:
         fill_etcd_endpoints()
     except EtcdAddressError as err:

@@ -24,10 +24,13 @@ MMAP_THRESHOLD_BYTES = 128 * 1024
 
 
 def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
-    """Pin glibc's mmap threshold to ``threshold`` bytes (disabling its dynamic raise).
+    """Pin glibc's mmap threshold to ``threshold`` bytes (disabling its dynamic raise; 0: leave
+    glibc's dynamic threshold).
 
     Returns False where there is no glibc ``mallopt`` (another C library) or it refuses.
     """
+    if threshold <= 0:
+        return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt

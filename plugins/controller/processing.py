@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from core import tuning
 from plugins.controller.api import (
     AbortEventError,
     Direction,
@@ -35,7 +36,6 @@ from plugins.controller.handlers import check_handlers, handler_name
 from plugins.controller.history import EventRecord, HandlerRecord
 from plugins.controller.kubestate import KubeStateCache
 from plugins.controller.txn import EventTransaction, ExternalConfig
-from plugins.kvscheduler import gcpause
 from plugins.kvscheduler.api import KVSchedulerAPI, ResyncMode, TxnResult
 
 #: The source name of external config read by the dbwatcher.
@@ -182,7 +182,7 @@ class EventProcessor:
         # Handlers run synchronously (nothing else runs meanwhile) and a resync builds the whole
         # desired state: automatic collection is paused for that stretch, as for the scheduler's
         # planning (10k services: the processor spent ~40% of its time in the collector).
-        with gcpause.planning():
+        with tuning.gc_paused():
             return self._run_handlers_paused(event, txn, outcome, is_resync, ignore_errors, revert_mode)
 
     def _run_handlers_paused(

@@ -23,9 +23,7 @@ to produce stable keys).
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -140,37 +138,3 @@ class RemoteNodeIntent(_Frozen):
     transport: Transport = Transport.VXLAN
     #: Networks routed to that node: its pod subnet, host subnet, management addresses (/32).
     networks: tuple[IPv4Network, ...]
-
-
-class Renderer(Protocol):
-    """Turns intent into KV-scheduler values (key -> value) of one dataplane.
-
-    Every method is pure: the same intent gives the same keys and values, so ipnet can delete
-    exactly what it put by rendering the old intent again. A renderer never touches the
-    dataplane itself; the scheduler's descriptors do.
-    """
-
-    #: The ``dataplane`` config value that selects this renderer (``linux``, ``vpp``).
-    name: str
-
-    def render_node(self, node: NodeIntent) -> Mapping[str, BaseModel]:
-        """Values of this node's base config."""
-        ...
-
-    def render_pod(self, node: NodeIntent, pod: PodIntent) -> Mapping[str, BaseModel]:
-        """Values wiring one pod on this node."""
-        ...
-
-    def render_remote_node(
-        self, node: NodeIntent, remote: RemoteNodeIntent
-    ) -> Mapping[str, BaseModel]:
-        """Values connecting this node to one other node (the node mesh)."""
-        ...
-
-    def result_host_interfaces(self, pod: PodIntent) -> list[tuple[str, str]]:
-        """Node-side interfaces of ``pod`` for the CNI result: (name, MAC or "") each.
-
-        Listed before the pod interface (no sandbox), as the reference plugins do, so chained
-        plugins (``bandwidth``, ``firewall``...) find the host end of the pod's link.
-        """
-        ...

@@ -12,7 +12,6 @@ values its renderer makes of it into the event's transaction:
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -24,8 +23,8 @@ from plugins.controller.api import Event, EventHandler, EventMethod, KubeStateRe
 from plugins.ipam.api import IPAMAPI
 from plugins.ipnet.compute import IntentError, node_intent, pod_intent, remote_node_intent
 from plugins.ipnet.config import IPNetConfig
-from plugins.ipnet.intent import NodeIntent, PodIntent, RemoteNodeIntent, Renderer, Transport
-from plugins.ipnet.renderer.linux import LinuxRenderer
+from plugins.ipnet.intent import NodeIntent, PodIntent, RemoteNodeIntent, Transport
+from plugins.ipnet.renderer import Renderer, make_renderer
 from plugins.ipnet.stn import StolenNic, fetch_stolen_nic
 from plugins.nodesync.api import Node, NodeSyncAPI, NodeUpdate
 from plugins.podmanager.api import (
@@ -40,18 +39,6 @@ from plugins.podmanager.api import (
 )
 
 
-def make_renderer(config: IPNetConfig) -> Renderer:
-    """The renderer of ``config.dataplane``; ``vpp`` comes from ``plugins.ipnet.renderer.vpp``."""
-    if config.dataplane == "linux":
-        return LinuxRenderer(config.node_namespace)
-    try:
-        module = importlib.import_module("plugins.ipnet.renderer.vpp")
-    except ImportError as exc:
-        raise ValueError(f"ipnet: dataplane {config.dataplane!r} has no renderer ({exc})") from exc
-    renderer: Renderer = module.VppRenderer(config)
-    return renderer
-
-
 def _diff(txn: Transaction, old: Mapping[str, BaseModel], new: Mapping[str, BaseModel]) -> None:
     """Delete what only ``old`` has, put everything of ``new``."""
     for key in old:
@@ -62,7 +49,8 @@ def _diff(txn: Transaction, old: Mapping[str, BaseModel], new: Mapping[str, Base
 
 
 class IPNetPlugin(Plugin, EventHandler):
-    """Name ``ipnet``; deps ``ipam``, ``nodesync``, ``podmanager``.
+    """Name ``ipnet``; deps ``ipam``, ``nodesync``, ``podmanager``. Implements
+    :class:`plugins.ipnet.api.IPNetAPI`.
 
     An :class:`~plugins.controller.api.EventHandler` (the controller adopts it at start).
     Optional: ``renderer`` (instead of the one ``dataplane`` selects).
@@ -106,11 +94,26 @@ class IPNetPlugin(Plugin, EventHandler):
 
     async def _fetch_stolen_nic(self) -> None:
         """STN mode: the stolen NIC from contiv-stn, handed to the renderer (before any resync)."""
-        if not hasattr(self.renderer, "stolen"):
+        if not self.renderer.supports_stn:
             raise ValueError(f"ipnet.stn: the {self.renderer.name!r} renderer has no STN mode")
         cfg = self.config
         self.stolen = await fetch_stolen_nic(cfg.stn_socket, cfg.stn_interface, cfg.stn_timeout_s, self.log)
-        self.renderer.stolen = self.stolen
+        self.renderer.use_stolen_nic(self.stolen)
+
+    # ---------------------------------------------------------------------------- IPNetAPI
+
+    def dataplane(self) -> str:
+        return self.config.dataplane
+
+    def node_namespace(self) -> str:
+        return self.config.node_namespace
+
+    def pod_interface_name(self, pod: PodID) -> str | None:
+        intent = self.pods.get(pod)
+        return None if intent is None else self.renderer.pod_interface_name(intent)
+
+    def outbound_interfaces(self) -> tuple[str, ...]:
+        return self.renderer.outbound_interfaces(vxlan=not self.config.nooverlay)
 
     # ---------------------------------------------------------------------------- intent
 

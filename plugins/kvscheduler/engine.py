@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel
 
+from core.tuning import dataplane_call
 from plugins.kvscheduler.api import Operation, Origin, ValueState
 from plugins.kvscheduler.desired import (
     AbortTransaction,
@@ -23,7 +24,6 @@ from plugins.kvscheduler.desired import (
     dependencies_first,
     describe_error,
 )
-from plugins.kvscheduler.gcpause import dataplane_call
 from plugins.kvscheduler.graph import Graph, Node
 from plugins.kvscheduler.registry import DescriptorRegistry
 from plugins.kvscheduler.teardown import Teardown

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from core.tuning import dataplane_call
 from plugins.kvscheduler.api import (
     Descriptor,
     Origin,
@@ -15,7 +16,6 @@ from plugins.kvscheduler.api import (
 )
 from plugins.kvscheduler.desired import DescriptorCheckError
 from plugins.kvscheduler.engine import Executor, describe_error
-from plugins.kvscheduler.gcpause import dataplane_call
 from plugins.kvscheduler.graph import Node
 
 

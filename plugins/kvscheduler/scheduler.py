@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from plugins.kvscheduler import gcpause
+from core import tuning
 from plugins.kvscheduler.api import (
     Descriptor,
     Origin,
@@ -136,7 +136,7 @@ class KVScheduler:
         async with self._lock:
             if self._closed:
                 raise SchedulerError("the scheduler is closed")
-            with gcpause.planning():
+            with tuning.gc_paused():
                 return await self._run(kind, dict(changes), resync, revert_on_failure, description)
 
     def value_status(self, key: str) -> ValueStatus:
@@ -339,7 +339,7 @@ class KVScheduler:
                     keys.append(key)
             if keys:
                 try:
-                    with gcpause.planning():
+                    with tuning.gc_paused():
                         await self._run(
                             TxnKind.RETRY,
                             {},

@@ -11,9 +11,9 @@ import time
 
 from pydantic import BaseModel
 
+from core.tuning import dataplane_call
 from plugins.kvscheduler.api import Operation, OperationRecord, Origin, TxnKind, ValueState
 from plugins.kvscheduler.desired import AbortTransaction, DesiredState, describe_error
-from plugins.kvscheduler.gcpause import dataplane_call
 from plugins.kvscheduler.graph import Node
 
 

@@ -14,7 +14,7 @@ Bad policies (a bad CIDR, an unknown protocol, ...) are logged and skipped; the 
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from core.http import HTTPPlugin
 from core.metrics import MetricsPlugin
@@ -29,7 +29,7 @@ from plugins.controller.api import (
 )
 from plugins.controller.events import KubeStateChange
 from plugins.ipam.api import IPAMAPI
-from plugins.ipnet.plugin import IPNetPlugin
+from plugins.ipnet.api import IPNetAPI
 from plugins.ksr.keys import RESOURCES
 from plugins.ksr.model import Namespace, Pod, Policy
 from plugins.podmanager.api import AddPod, DeletePod, PodID, PodManagerAPI
@@ -37,7 +37,7 @@ from plugins.policy.cache import pod_info
 from plugins.policy.config import PolicyConfig
 from plugins.policy.metrics import PolicyGauges
 from plugins.policy.processor import Delta, PolicyProcessor
-from plugins.policy.renderer.nftables import NftablesPolicyRenderer
+from plugins.policy.renderer import make_renderer
 from plugins.policy.rest import build_router
 
 RESOURCE_KINDS = ("pod", "namespace", "policy")
@@ -68,7 +68,7 @@ class PolicyPlugin(Plugin, EventHandler):
         ipam: IPAMAPI,
         podmanager: PodManagerAPI,
         controller: ControllerAPI | None = None,
-        ipnet: IPNetPlugin | None = None,
+        ipnet: IPNetAPI | None = None,
         http: HTTPPlugin | None = None,
         metrics: MetricsPlugin | None = None,
     ) -> None:
@@ -80,11 +80,9 @@ class PolicyPlugin(Plugin, EventHandler):
         self.processor = PolicyProcessor()
         self.renderer_name = self.config.renderer
         if self.renderer_name == "auto":  # follow the dataplane ipnet renders pods on
-            on_vpp = ipnet is not None and ipnet.config.dataplane == "vpp"
+            on_vpp = ipnet is not None and ipnet.dataplane() == "vpp"
             self.renderer_name = "vpp-acl" if on_vpp else "nftables"
-        self.renderer = NftablesPolicyRenderer(self.config.namespace, self.config.table)
-        if self.renderer_name == "vpp-acl":  # same interface, many values (plugins/policy/renderer/acl.py)
-            self.renderer = cast(NftablesPolicyRenderer, _vpp_acl_renderer(podmanager, ipam, ipnet))
+        self.renderer = make_renderer(self.renderer_name, self.config, ipam, ipnet)
         self.gauges = PolicyGauges(metrics.registry) if metrics is not None else None
         #: For revert: pod key -> its local address before the AddPod/DeletePod being processed.
         self._undo: dict[str, str | None] = {}
@@ -95,7 +93,10 @@ class PolicyPlugin(Plugin, EventHandler):
                 self.controller.register_resource(kind, *RESOURCES[kind])
         if self.http is not None:
             self.http.add_router(build_router(self))
-        self.log.info("renderer %s, table inet %s", self.renderer_name, self.config.table)
+        if self.renderer_name == "nftables":
+            self.log.info("renderer nftables, table inet %s", self.config.table)
+        else:
+            self.log.info("renderer %s", self.renderer_name)
 
     # ------------------------------------------------------------------ handler
 
@@ -152,12 +153,11 @@ class PolicyPlugin(Plugin, EventHandler):
                 self.renderer.set_local_pods(self.processor.local)
 
     def describe_internal_state(self) -> dict[str, object]:
+        r = self.renderer.rendered()
         return {
-            "pods": {key: {"ip": self.renderer.pods[key].ip,
-                           "ingress": self.renderer.ingress.get(self.renderer.pods[key].ip),
-                           "egress": self.renderer.egress.get(self.renderer.pods[key].ip)}
-                     for key in sorted(self.renderer.pods)},
-            "rule_sets": sorted(self.renderer.chains),
+            "pods": {key: {"ip": pod.ip, "ingress": r.ingress.get(pod.ip), "egress": r.egress.get(pod.ip)}
+                     for key, pod in sorted(r.pods.items())},
+            "rule_sets": sorted(r.tables),
             "bad_policies": dict(sorted(self.processor.cache.bad_policies.items())),
         }
 
@@ -188,11 +188,7 @@ class PolicyPlugin(Plugin, EventHandler):
         if not delta and not force:
             return None
         self.renderer.apply(delta)
-        put_into = getattr(self.renderer, "put_into", None)
-        if put_into is not None:  # a renderer of many values (VPP ACLs): puts and deletes
-            put_into(txn)
-        else:
-            txn.put(self.renderer.key, self.renderer.value())
+        self.renderer.put_into(txn)
         self._update_gauges()
         if not delta:
             return None
@@ -206,17 +202,17 @@ class PolicyPlugin(Plugin, EventHandler):
     def _update_gauges(self) -> None:
         if self.gauges is None:
             return
-        r = self.renderer
+        r = self.renderer.rendered()
         self.gauges.policies.set(len(self.processor.cache.policies))
         self.gauges.bad_policies.set(len(self.processor.cache.bad_policies))
         self.gauges.isolated_pods.set(len({p.ip for p in r.pods.values()}))
-        self.gauges.rule_sets.set(len(r.chains))
-        self.gauges.peer_sets.set(len(r.set_refs))
-        self.gauges.set_elements.set(sum(len(r.contents[s].elements) for s in r.set_refs if s in r.contents))
+        self.gauges.rule_sets.set(len(r.tables))
+        self.gauges.peer_sets.set(len(r.peer_sets))
+        self.gauges.set_elements.set(sum(len(c.elements) for c in r.peer_sets.values() if c is not None))
 
     def describe(self) -> dict[str, Any]:
         """The REST view (see :mod:`plugins.policy.rest`)."""
-        r, cache = self.renderer, self.processor.cache
+        r, cache = self.renderer.rendered(), self.processor.cache
         pods = []
         for key in sorted(self.processor.local):
             info = cache.pods.get(key)
@@ -227,41 +223,16 @@ class PolicyPlugin(Plugin, EventHandler):
             }
             rendered = r.pods.get(key)
             for side, vmap in (("ingress", r.ingress), ("egress", r.egress)):
-                chain = vmap.get(rendered.ip) if rendered is not None else None
-                entry[side] = None if chain is None else {"chain": chain, "rules": list(r.chains[chain])}
+                table = vmap.get(rendered.ip) if rendered is not None else None
+                # "chain": the rule table's name (an nftables chain, or a VPP ACL)
+                entry[side] = None if table is None else {"chain": table, "rules": list(r.tables[table])}
             pods.append(entry)
         return {
             "table": f"inet {self.config.table}",
             "namespace": self.config.namespace,
             "pods": pods,
-            "rule_sets": len(r.chains),
-            "peer_sets": {s: sorted(r.contents[s].elements) for s in sorted(r.set_refs) if s in r.contents},
+            "rule_sets": len(r.tables),
+            "peer_sets": {s: sorted(c.elements) for s, c in sorted(r.peer_sets.items()) if c is not None},
             "policies": sorted(cache.policies),
             "bad_policies": dict(sorted(cache.bad_policies.items())),
         }
-
-
-def _vpp_acl_renderer(podmanager: PodManagerAPI, ipam: IPAMAPI, ipnet: IPNetPlugin | None = None) -> Any:
-    """The VPP ACL renderer, finding each pod's VPP interface as ipnet's VPP renderer names it,
-    and the node's outbound interfaces (the global table's) from that renderer."""
-    from ipaddress import IPv4Address
-
-    from plugins.ipnet.renderer.vpp import pod_interface_name
-    from plugins.policy.renderer.acl import AclPolicyRenderer
-
-    def interface_of(key: str, ip: str) -> str | None:
-        for pod in podmanager.local_pods().values():
-            if f"{pod.namespace}/{pod.name}" == key:
-                return pod_interface_name(pod.container_id, pod.interface_name)
-        return None
-
-    def nat_loopback() -> IPv4Address:  # ipnet's twice-NAT address: a pod may reach itself via a service
-        return IPv4Address(int(ipam.plan().pod_subnet.broadcast_address) - 1)
-
-    def outbound() -> tuple[str, ...]:  # main NIC, host interconnect, VXLAN BVI
-        names = getattr(getattr(ipnet, "renderer", None), "outbound_interfaces", None)
-        if ipnet is None or names is None:
-            return ()
-        return tuple(names(vxlan=not getattr(ipnet.config, "nooverlay", False)))
-
-    return AclPolicyRenderer(interface_of, nat_loopback, outbound)

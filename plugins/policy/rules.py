@@ -14,19 +14,14 @@ ports; on egress on each destination pod, through a :class:`NamedPortSetDef` who
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from core.naming import short_hash
 from plugins.policy.spec import PeerSpec, PolicySpec, RuleSpec
 
 #: Port ``first`` value meaning "every port of the protocol".
 ALL_PORTS = 0
-
-
-def short_hash(text: str) -> str:
-    """12 hex digits of SHA-1: stable names across agent restarts (never Python's ``hash``)."""
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True, order=True, slots=True)

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-from pydantic import BaseModel
+from typing import Any
 
 
 class FrontendKind(enum.StrEnum):
@@ -95,17 +92,3 @@ class ServiceIntent:
         """A JSON-ready dict (REST, internal state)."""
         return dataclasses.asdict(self, dict_factory=lambda items: {
             k: (v.value if isinstance(v, enum.Enum) else v) for k, v in items})
-
-
-class Renderer(Protocol):
-    """Turns service intents into the dataplane values of one node."""
-
-    name: str
-
-    def set_service(self, key: str, intent: ServiceIntent | None) -> None:
-        """Record the new intent of service ``key`` (None: the service is gone)."""
-        ...
-
-    def values(self) -> Mapping[str, BaseModel]:
-        """Every value the current intents need (the renderer's whole desired state)."""
-        ...

@@ -10,7 +10,6 @@ elements of the services it changed.
 
 from __future__ import annotations
 
-import importlib
 import time
 from typing import Any
 
@@ -23,14 +22,13 @@ from core.plugin import Plugin
 from plugins.controller.api import ControllerAPI, Event, EventHandler, EventMethod, KubeStateReader, Transaction
 from plugins.controller.events import KubeStateChange
 from plugins.ipam.api import IPAMAPI
-from plugins.ipnet.plugin import IPNetPlugin
+from plugins.ipnet.api import IPNetAPI
 from plugins.ksr.keys import RESOURCES
 from plugins.ksr.model import EndpointSlice, Service
 from plugins.nodesync.api import NodeSyncAPI, NodeUpdate
 from plugins.service.config import ServiceConfig
-from plugins.service.intent import Renderer
 from plugins.service.processor import NodeAddresses, ServiceProcessor, node_addresses
-from plugins.service.renderer.nftables import NftRenderer
+from plugins.service.renderer import Renderer, make_renderer
 from plugins.service.rest import build_router
 
 RESOURCE_NAMES = ("service", "endpointslice")
@@ -70,7 +68,7 @@ class ServicePlugin(Plugin, EventHandler):
         *,
         nodesync: NodeSyncAPI,
         ipam: IPAMAPI,
-        ipnet: IPNetPlugin,
+        ipnet: IPNetAPI,
         controller: ControllerAPI,
         http: HTTPPlugin | None = None,
         metrics: MetricsPlugin | None = None,
@@ -90,27 +88,12 @@ class ServicePlugin(Plugin, EventHandler):
             self.controller.register_resource(keyword, *RESOURCES[keyword])
         if self.http is not None:
             self.http.add_router(build_router(self))
-        dataplane = self.ipnet.config.dataplane
-        if dataplane not in ("linux", "vpp"):
-            self.log.warning("dataplane %s has no service renderer: services are not configured", dataplane)
+        # The dataplane's renderer now: none, or one that cannot load, stops the start here.
+        self.renderer = self._make_renderer()
+        self.log.info("renderer %s (dataplane %s)", self.renderer.name, self.ipnet.dataplane())
 
-    def _make_renderer(self) -> Renderer | None:
-        plan = self.ipam.plan()
-        if self.ipnet.config.dataplane == "vpp":
-            try:  # the VPP NAT44 renderer (plugins/service/renderer/nat44.py), when installed
-                nat44 = importlib.import_module("plugins.service.renderer.nat44")
-            except ImportError:
-                return None
-            renderer: Renderer = nat44.Nat44ServiceRenderer(nat44.Nat44RenderSettings(pod_network=plan.pod_network))
-            return renderer
-        if self.ipnet.config.dataplane != "linux":
-            return None
-        return NftRenderer(
-            namespace=self.ipnet.config.node_namespace, table=self.config.table,
-            pod_network=plan.pod_network, service_network=plan.service_network,
-            non_masquerade=list(self.config.non_masquerade_cidrs),
-            masquerade_egress=self.config.masquerade_egress,
-            route_service_network=self.config.route_service_network)
+    def _make_renderer(self) -> Renderer:
+        return make_renderer(self.ipnet.dataplane(), self.config, self.ipam.plan(), self.ipnet.node_namespace())
 
     def _nodes(self) -> NodeAddresses:
         return node_addresses(self.nodesync.node_name(), {
@@ -132,9 +115,7 @@ class ServicePlugin(Plugin, EventHandler):
         slices = [s for s in kube_state.list("endpointslice").values() if isinstance(s, EndpointSlice)]
         self.processor.resync(services, slices, self._nodes())
         self._log_errors(set(self.processor.services))
-        self.renderer = self._make_renderer()
-        if self.renderer is None:
-            return
+        self.renderer = self._make_renderer()  # a resync starts from nothing
         for key, intent in sorted(self.processor.intents.items()):
             self.renderer.set_service(key, intent)
         self._put(txn, started)
@@ -173,10 +154,8 @@ class ServicePlugin(Plugin, EventHandler):
         assert self.renderer is not None
         for key, value in self.renderer.values().items():
             txn.put(key, value)
-        take_removed = getattr(self.renderer, "take_removed", None)
-        if take_removed is not None:  # renderers with one value per frontend (VPP NAT44)
-            for key in take_removed():
-                txn.delete(key)
+        for key in self.renderer.take_removed():
+            txn.delete(key)
         if self.metrics is not None:
             self.metrics.duration.observe(time.perf_counter() - started)
             self.metrics.last_sync.set(time.time())

@@ -23,7 +23,7 @@ from typing import Any
 from vpp_papi import VPPApiClient
 
 from plugins.vpp.errors import VPPCallError, VPPConnectionError
-from plugins.vpp.transport import tune
+from plugins.vpp.transport import install
 
 #: Two requests answered slower than this within ``INLINE_PAUSE_S`` suspend inline calls (see
 #: ``_call_inline``); one alone is a one-off cost of VPP (its first ACL on an interface: ~50 ms).
@@ -246,7 +246,7 @@ class VPPConnection:
                 read_timeout=self.reply_timeout_s,
                 async_thread=False,
             )
-            tune(self._client.transport)
+            install(self._client, self.reply_timeout_s, self.api_socket)
         try:
             self._client.connect(self.client_name)
         except (OSError, VPPApiClient.VPPIOError) as err:

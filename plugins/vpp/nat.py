@@ -20,6 +20,7 @@ from ipaddress import IPv4Address
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from plugins.kvscheduler.api import ModelSpec
+from plugins.linux.protocols import IP_PROTOCOLS
 
 NAT_GLOBAL_SPEC = ModelSpec("vpp/nat", "v2", "nat44-global")
 NAT_ADDRESS_SPEC = ModelSpec("vpp/nat", "v2", "address")
@@ -29,8 +30,8 @@ NAT_IDENTITY_SPEC = ModelSpec("vpp/nat", "v2", "identity")
 
 #: VPP's "any VRF" for pool addresses.
 ANY_VRF = 0xFFFFFFFF
-#: IP protocol numbers of the NAT API ("" = address only).
-PROTOCOLS = {"": 0, "icmp": 1, "tcp": 6, "udp": 17}
+#: IP protocol numbers of the protocols NAT44 translates ("" = address only; VPP does not NAT SCTP).
+PROTOCOLS = {"": 0, **{name: IP_PROTOCOLS[name] for name in ("icmp", "tcp", "udp")}}
 GLOBAL_KEY = NAT_GLOBAL_SPEC.key_prefix + "global"
 
 # nat_config_flags

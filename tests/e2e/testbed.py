@@ -28,7 +28,7 @@ from plugins.linux.netns import namespace_path
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_PLUGINS = [
-    "service-label", "http", "health", "metrics", "logs", "kvdb", "kvscheduler", "controller",
+    "process", "service-label", "http", "health", "metrics", "logs", "kvdb", "kvscheduler", "controller",
     "linux", "nodesync", "ipam", "podmanager", "ipnet",
 ]
 HANDLER_ORDER = ["nodesync", "ipam", "podmanager", "ipnet"]

@@ -12,13 +12,16 @@ via its overlay address. With ``nooverlay`` plain routes via the other node's ad
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from ipaddress import IPv4Interface
 
 from pydantic import BaseModel
 
+from core.naming import short_hash
+from plugins.ipnet.config import IPNetConfig
 from plugins.ipnet.intent import NodeIntent, PodIntent, RemoteNodeIntent, Transport
+from plugins.ipnet.renderer import Renderer
+from plugins.ipnet.stn import StolenNic
 from plugins.linux.models import (
     FdbEntry,
     InterfaceAddress,
@@ -46,17 +49,33 @@ def _keyed(values: list[BaseModel]) -> dict[str, BaseModel]:
 
 def host_ifname(pod: PodIntent) -> str:
     """Name of the node-side veth end: ``cv`` + 12 hex digits of the container's hash."""
-    digest = hashlib.sha256(f"{pod.container_id}/{pod.interface_name}".encode()).hexdigest()
-    return "cv" + digest[:12]
+    return "cv" + short_hash(f"{pod.container_id}/{pod.interface_name}")
+
+
+def make(config: IPNetConfig) -> Renderer:
+    """The renderer of ``ipnet.dataplane: linux`` (see :func:`plugins.ipnet.renderer.make_renderer`)."""
+    return LinuxRenderer(config.node_namespace)
 
 
 class LinuxRenderer:
     """Renders ipnet intent for the Linux dataplane; ``node_namespace`` "" is the agent's own."""
 
     name = "linux"
+    supports_stn = False
 
     def __init__(self, node_namespace: str = "") -> None:
         self.node_namespace = node_namespace
+
+    def pod_interface_name(self, pod: PodIntent) -> str:
+        """The node-side veth end."""
+        return host_ifname(pod)
+
+    def outbound_interfaces(self, vxlan: bool) -> tuple[str, ...]:
+        """None: policies filter the node's forward path (nftables), not its interfaces."""
+        return ()
+
+    def use_stolen_nic(self, nic: StolenNic) -> None:
+        raise ValueError("ipnet.stn: the linux renderer has no STN mode (STN needs dataplane: vpp)")
 
     def render_node(self, node: NodeIntent) -> Mapping[str, BaseModel]:
         ns = self.node_namespace

@@ -28,15 +28,16 @@ side (``vpp1`` and its route) like it does for the Linux renderer.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
 from pydantic import BaseModel
 
-from plugins.ipnet.config import VppRenderSettings
+from core.naming import short_hash
+from plugins.ipnet.config import IPNetConfig, VppRenderSettings
 from plugins.ipnet.intent import NodeIntent, PodIntent, RemoteNodeIntent, Transport
+from plugins.ipnet.renderer import Renderer
 from plugins.ipnet.stn import StolenNic
 from plugins.linux import models as lx
 from plugins.linux.descriptors.offload import LinkOffload
@@ -69,13 +70,13 @@ def nat_loopback_ip(node: NodeIntent) -> IPv4Address:
     return IPv4Address(int(node.pod_subnet.broadcast_address) - 1)
 
 
-def _hash(pod: PodIntent) -> str:
-    return hashlib.sha256(f"{pod.container_id}/{pod.interface_name}".encode()).hexdigest()
+def _hash(pod: PodIntent, digits: int) -> str:
+    return short_hash(f"{pod.container_id}/{pod.interface_name}", digits)
 
 
 def pod_interface_name(container_id: str, interface_name: str = "eth0") -> str:
     """The VPP interface name of a pod (the policy plugin's VPP ACL renderer looks it up)."""
-    return "pod-" + hashlib.sha256(f"{container_id}/{interface_name}".encode()).hexdigest()[:16]
+    return "pod-" + short_hash(f"{container_id}/{interface_name}", 16)
 
 
 def _node_mac(prefix: str, node_id: int) -> str:
@@ -115,16 +116,25 @@ class Values:
         self.put(vpp.neighbour_key(value.interface, value.ip), value)
 
 
+def make(config: IPNetConfig) -> Renderer:
+    """The renderer of ``ipnet.dataplane: vpp`` (see :func:`plugins.ipnet.renderer.make_renderer`)."""
+    return VppRenderer(config)
+
+
 class VppRenderer:
     """Renders ipnet intent for the VPP dataplane (see the module docstring)."""
 
     name = "vpp"
+    supports_stn = True
 
     def __init__(self, config: Any = None, settings: VppRenderSettings | None = None) -> None:
         self.settings = settings if settings is not None else _settings(config)
         self.node_namespace: str = getattr(config, "node_namespace", "") or ""
         #: The NIC contiv-stn stole for VPP (STN mode, ``renderer/vpp_stn.py``); set by ipnet.
         self.stolen: StolenNic | None = None
+
+    def use_stolen_nic(self, nic: StolenNic) -> None:
+        self.stolen = nic
 
     # ------------------------------------------------------------------------------ node
 
@@ -247,7 +257,7 @@ class VppRenderer:
         veth has its node end in the host namespace (kernel-chosen MAC, not reported)."""
         if self.settings.pod_interface == "tap":
             return []
-        return [(self.settings.veth_prefix + _hash(pod)[: 15 - len(self.settings.veth_prefix)], "")]
+        return [(self.settings.veth_prefix + _hash(pod, 15 - len(self.settings.veth_prefix)), "")]
 
     def render_pod(self, node: NodeIntent, pod: PodIntent) -> Mapping[str, BaseModel]:
         s, out, node_ns = self.settings, Values(), self.node_namespace
@@ -263,10 +273,10 @@ class VppRenderer:
             )
             value = vpp.Interface(name=name, type=vpp.InterfaceType.TAP, mac=pod.gateway_mac, tap=tap)
         else:
-            host_end = s.veth_prefix + _hash(pod)[: 15 - len(s.veth_prefix)]
+            host_end = s.veth_prefix + _hash(pod, 15 - len(s.veth_prefix))
             out.linux(
                 lx.Veth(
-                    name=f"vpp-{_hash(pod)[:16]}",
+                    name=f"vpp-{_hash(pod, 16)}",
                     end1=lx.VethEnd(namespace=pod_ns, ifname=ifname, mac=pod.pod_mac, mtu=pod.mtu),
                     end2=lx.VethEnd(namespace=node_ns, ifname=host_end, mtu=pod.mtu),
                 )

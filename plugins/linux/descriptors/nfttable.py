@@ -26,6 +26,7 @@ from plugins.linux.nft import rawelements as nftraw
 from plugins.linux.nft.driver import Nft, NftError, NftTable
 from plugins.linux.nft.table import (
     FLAT,
+    NFT_FAMILIES,
     NFT_TABLE_SPEC,
     OWNER,
     OWNER_SET,
@@ -42,7 +43,6 @@ from plugins.linux.nft.table import (
     update_batch,
 )
 
-_FAMILIES = frozenset({"ip", "ip6", "inet", "arp", "bridge", "netdev"})
 #: Elements from which a new table's elements go over netlink (see ``create``).
 BULK_MIN = 2000
 
@@ -78,7 +78,7 @@ class NftTableDescriptor(Descriptor[NftTableValue]):
         reason = validate_namespace_ref(value.namespace)
         if reason:
             raise InvalidValueError(key, reason)
-        if value.family not in _FAMILIES:
+        if value.family not in NFT_FAMILIES:
             raise InvalidValueError(key, f"unknown nftables family {value.family!r}")
         if not value.name or not value.name.replace("-", "").replace("_", "").isalnum():
             raise InvalidValueError(key, f"bad table name {value.name!r}")

@@ -27,8 +27,7 @@ from plugins.linux.descriptors.base import LinuxDescriptor
 from plugins.linux.models import SESSIONS_SPEC, Sessions
 from plugins.linux.models import value_name as model_value_name
 from plugins.linux.netns import NamespaceNotFoundError, call_in_namespace, namespace_exists
-
-_PROTOCOLS = {"udp": 17, "sctp": 132}
+from plugins.linux.protocols import IP_PROTOCOLS
 
 
 def delete_sessions(value: Sessions, backends: frozenset[str] | None = None) -> int:
@@ -36,7 +35,7 @@ def delete_sessions(value: Sessions, backends: frozenset[str] | None = None) -> 
     given) in the calling thread's namespace; returns how many went."""
     ct = Conntrack()
     try:
-        wanted = NFCTAttrTuple(proto=_PROTOCOLS[value.protocol], daddr=str(value.ip), dport=value.port)
+        wanted = NFCTAttrTuple(proto=IP_PROTOCOLS[value.protocol], daddr=str(value.ip), dport=value.port)
         doomed = []
         for entry in list(ct.dump_entries(tuple_orig=wanted)):
             reply = entry.tuple_reply

@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core import tuning
 from plugins.linux.netns import call_in_namespace, namespace_path, run_in_namespace
 from plugins.linux.nft.contexts import ContextPool, context_factory
 
@@ -77,15 +78,6 @@ def _library() -> ctypes.CDLL:
         return _lib
 
 
-def _trim() -> None:
-    """Give the heap that parsing a big batch grew back to the system (glibc keeps it, per
-    thread arena, otherwise: ~100 MB after a 10k-service table)."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def _pool() -> ContextPool:
     global _contexts
     lib = _library()  # takes _lib_lock itself
@@ -122,8 +114,7 @@ def _lib_run(text: str, json_output: bool) -> str:
             lib.nft_ctx_free(ctx)
         else:
             _pool().release(inode, ctx, healthy=rc == 0)
-        if len(text) > 1 << 20:
-            _trim()
+        tuning.trim_heap(len(text))  # the app's policy: the heap a big batch grew
     if rc != 0:
         raise NftError(err.strip() or f"nft failed (rc {rc})")
     return out

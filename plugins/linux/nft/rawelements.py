@@ -18,7 +18,6 @@ parse - stays with nft text (:func:`encode` returns None for the whole set).
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import struct
 import sys
@@ -26,29 +25,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from plugins.linux import netlink as nl
 from plugins.linux.netns import call_in_namespace, run_in_namespace
 from plugins.linux.nft.driver import NftError
+from plugins.linux.nft.table import NFT_FAMILIES
+from plugins.linux.protocols import IP_PROTOCOLS
 
 _NETLINK_NETFILTER = 12
 _SUBSYS_NFTABLES = 10
 _NEWSETELEM = (_SUBSYS_NFTABLES << 8) | 12
 _BATCH_BEGIN, _BATCH_END = 16, 17
-_NLMSG_ERROR = 2
-_F_REQUEST, _F_ACK, _F_CREATE = 0x1, 0x4, 0x400
-_NESTED = 0x8000
-_SOL_NETLINK, _NETLINK_CAP_ACK = 270, 10
 _SO_SNDBUFFORCE = 32
-_FAMILIES = {"ip": socket.AF_INET, "ip6": socket.AF_INET6, "inet": 1, "arp": 3, "bridge": 7, "netdev": 5}
 _VERDICTS = {"accept": 1, "drop": 0, "continue": -1, "return": -5, "jump": -3, "goto": -4}
-_PROTOCOLS = {"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1}
 #: Elements per NEWSETELEM message (a netlink attribute is at most 64 KiB; ~60 bytes each).
 _PER_MESSAGE = 800
 #: Seconds to wait for the kernel's answers (it answers after the whole batch).
 _REPLY_TIMEOUT_S = 120.0
 
-_HEADER = struct.Struct("=IHHII")
 _GENMSG = struct.Struct("=BBH")
-_ATTR = struct.Struct("=HH")
 _HOST_U32: Literal["little", "big"] = "little" if sys.byteorder == "little" else "big"
 
 #: Field kinds: ``a`` IPv4 address, ``p`` protocol, ``s`` port, ``i`` host-order 32-bit
@@ -101,11 +95,6 @@ def layout(decl: str) -> Layout | None:
     return Layout("".join(k for k in key if k), "".join(d for d in data if d))
 
 
-def _attr(kind: int, payload: bytes) -> bytes:
-    size = 4 + len(payload)
-    return _ATTR.pack(size, kind) + payload + b"\0" * (-size & 3)
-
-
 class Fields:
     """Encoded field values and field sequences, memoised by their text.
 
@@ -138,7 +127,7 @@ def _encode(kind: str, token: str) -> bytes:
     if kind == "a":
         return socket.inet_pton(socket.AF_INET, token)
     if kind == "p":
-        number = _PROTOCOLS[token] if token in _PROTOCOLS else int(token)
+        number = IP_PROTOCOLS[token] if token in IP_PROTOCOLS else int(token)
         return bytes((number, 0, 0, 0)) if 0 <= number < 256 else _bad(token)
     if kind == "s":
         number = int(token)
@@ -147,12 +136,12 @@ def _encode(kind: str, token: str) -> bytes:
         return int(token, 0).to_bytes(4, _HOST_U32)
     word, _, chain = token.partition(" ")
     code = _VERDICTS[word]
-    inner = _attr(1, code.to_bytes(4, "big", signed=True))
+    inner = nl.attribute(1, code.to_bytes(4, "big", signed=True))
     if chain:
-        inner += _attr(2, chain.encode() + b"\0")
+        inner += nl.attribute(2, chain.encode() + b"\0")
     elif code in (-3, -4):
         _bad(token)
-    return _attr(2 | _NESTED, _attr(2 | _NESTED, inner))  # DATA { VERDICT { CODE, CHAIN } }
+    return nl.attribute(2 | nl.NESTED, nl.attribute(2 | nl.NESTED, inner))  # DATA { VERDICT { CODE, CHAIN } }
 
 
 def _bad(token: str) -> bytes:
@@ -170,10 +159,10 @@ def encode(spec: Layout, elements: Sequence[tuple[str, str]], fields: Fields | N
     fields = fields or Fields()
     key_kinds, data_kinds = spec.key, spec.data
     key_size = 4 * len(key_kinds)
-    key_part = _ATTR.pack(8 + key_size, 1 | _NESTED) + _ATTR.pack(4 + key_size, 1)  # KEY { VALUE
+    key_part = nl.ATTR.pack(8 + key_size, 1 | nl.NESTED) + nl.ATTR.pack(4 + key_size, 1)  # KEY { VALUE
     data_size = 4 * len(data_kinds) if data_kinds != "v" else 0
-    data_part = _ATTR.pack(8 + data_size, 2 | _NESTED) + _ATTR.pack(4 + data_size, 1) if data_size else b""
-    fixed = _ATTR.pack(4 + 8 + key_size + (8 + data_size if data_size else 0), 1 | _NESTED) + key_part
+    data_part = nl.ATTR.pack(8 + data_size, 2 | nl.NESTED) + nl.ATTR.pack(4 + data_size, 1) if data_size else b""
+    fixed = nl.ATTR.pack(4 + 8 + key_size + (8 + data_size if data_size else 0), 1 | nl.NESTED) + key_part
     heads: dict[str, bytes] = {}  # verdict maps: the element's head per verdict (its size)
     encoded = fields.fields
     cache = fields.cache
@@ -206,7 +195,7 @@ def encode(spec: Layout, elements: Sequence[tuple[str, str]], fields: Fields | N
                 vb = datas.get(data) or encoded("v", data)
                 head = heads.get(data)
                 if head is None:
-                    head = heads[data] = _ATTR.pack(4 + 8 + key_size + len(vb), 1 | _NESTED) + key_part
+                    head = heads[data] = nl.ATTR.pack(4 + 8 + key_size + len(vb), 1 | nl.NESTED) + key_part
                 append(head + kb + vb)
             elif data:
                 return None
@@ -218,25 +207,24 @@ def encode(spec: Layout, elements: Sequence[tuple[str, str]], fields: Fields | N
 
 
 def _message(kind: int, flags: int, seq: int, family: int, payload: bytes, res_id: int = 0) -> bytes:
-    body = _GENMSG.pack(family, 0, res_id) + payload
-    return _HEADER.pack(16 + len(body), kind, flags, seq, 0) + body
+    return nl.message(kind, flags, seq, _GENMSG.pack(family, 0, res_id) + payload)
 
 
 def batch(family: str, table: str, encoded: Mapping[str, list[bytes]]) -> tuple[bytes, dict[int, str]]:
     """One netlink batch adding the encoded elements; (bytes, message seq -> set name)."""
-    fam = _FAMILIES[family]
-    head = _attr(1, table.encode() + b"\0")
-    parts = [_message(_BATCH_BEGIN, _F_REQUEST, 1, 0, b"", socket.htons(_SUBSYS_NFTABLES))]
+    fam = NFT_FAMILIES[family]
+    head = nl.attribute(1, table.encode() + b"\0")
+    parts = [_message(_BATCH_BEGIN, nl.F_REQUEST, 1, 0, b"", socket.htons(_SUBSYS_NFTABLES))]
     seqs: dict[int, str] = {}
     seq = 2
     for name, elements in encoded.items():
-        where = head + _attr(2, name.encode() + b"\0")
+        where = head + nl.attribute(2, name.encode() + b"\0")
         for start in range(0, len(elements), _PER_MESSAGE):
-            payload = where + _attr(3 | _NESTED, b"".join(elements[start:start + _PER_MESSAGE]))
-            parts.append(_message(_NEWSETELEM, _F_REQUEST | _F_CREATE | _F_ACK, seq, fam, payload))
+            payload = where + nl.attribute(3 | nl.NESTED, b"".join(elements[start:start + _PER_MESSAGE]))
+            parts.append(_message(_NEWSETELEM, nl.F_REQUEST | nl.F_CREATE | nl.F_ACK, seq, fam, payload))
             seqs[seq] = name
             seq += 1
-    parts.append(_message(_BATCH_END, _F_REQUEST, seq, 0, b"", socket.htons(_SUBSYS_NFTABLES)))
+    parts.append(_message(_BATCH_END, nl.F_REQUEST, seq, 0, b"", socket.htons(_SUBSYS_NFTABLES)))
     return b"".join(parts), seqs
 
 
@@ -248,26 +236,18 @@ def _send(data: bytes, seqs: Mapping[int, str]) -> None:
             sock.setsockopt(socket.SOL_SOCKET, _SO_SNDBUFFORCE, len(data) + (1 << 16))
         except PermissionError:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, len(data) + (1 << 16))
-        sock.setsockopt(_SOL_NETLINK, _NETLINK_CAP_ACK, 1)  # errors without the request copied
+        sock.setsockopt(nl.SOL_NETLINK, nl.NETLINK_CAP_ACK, 1)  # errors without the request copied
         sock.bind((0, 0))
         sock.settimeout(_REPLY_TIMEOUT_S)
         sock.sendall(data)
-        pending = dict(seqs)
-        while pending:  # the answers come after the commit (or the abort) of the whole batch
-            try:
-                reply = sock.recv(1 << 20)
-            except TimeoutError:
-                raise NetlinkWriteError(f"no answer from the kernel for {len(pending)} element messages") from None
-            offset = 0
-            while offset + 20 <= len(reply):
-                size, kind, _, seq, _ = _HEADER.unpack_from(reply, offset)
-                if kind == _NLMSG_ERROR:
-                    error = -struct.unpack_from("=i", reply, offset + 16)[0]
-                    if error:  # one refused message aborts the whole transaction
-                        what = f"the elements of set {seqs[seq]}" if seq in seqs else "the element batch"
-                        raise NetlinkWriteError(f"the kernel refused {what}: {os.strerror(error)}")
-                    pending.pop(seq, None)
-                offset += (size + 3) & ~3
+        # The answers come after the commit (or the abort) of the whole batch.
+        try:
+            nl.wait_for_acks(sock, seqs, _REPLY_TIMEOUT_S)
+        except nl.NetlinkAckTimeout as exc:
+            raise NetlinkWriteError(f"no answer from the kernel for {len(exc.pending)} element messages") from None
+        except nl.NetlinkRefused as exc:  # one refused message aborts the whole transaction
+            what = f"the elements of set {seqs[exc.seq]}" if exc.seq in seqs else "the element batch"
+            raise NetlinkWriteError(f"the kernel refused {what}: {exc.strerror}") from None
     finally:
         sock.close()
 

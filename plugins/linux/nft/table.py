@@ -22,17 +22,20 @@ maps what it finds to the desired text through those hashes (see the descriptor)
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict, deque
 from collections.abc import Collection, Iterable, Mapping
+from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict
 
+from core.naming import short_hash
 from plugins.kvscheduler.api import ModelSpec
 from plugins.linux.netns import namespace_label
 
 NFT_TABLE_SPEC = ModelSpec("linux", "v1", "nft-table")
 OWNER = "contiv-agent"
+#: nftables families by name, with their numbers (``NFPROTO_*``).
+NFT_FAMILIES = MappingProxyType({"inet": 1, "ip": 2, "arp": 3, "netdev": 5, "bridge": 7, "ip6": 10})
 OWNER_SET = "contiv_owner"
 
 #: One element: (set or map name, key in nft syntax, value in nft syntax or "" for a set).
@@ -102,7 +105,7 @@ def table_key(namespace: str, family: str, name: str) -> str:
 
 def digest(*parts: str) -> str:
     """The ``h:<12 hex>`` comment of a set declaration or a rule."""
-    return "h:" + hashlib.blake2b("\0".join(parts).encode(), digest_size=6).hexdigest()
+    return "h:" + short_hash("\0".join(parts))
 
 
 def _elements_cmds(verb: str, where: str, items: Mapping[str, list[str]]) -> list[str]:

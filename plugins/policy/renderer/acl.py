@@ -29,13 +29,21 @@ name (its rules are replaced in place, the interfaces keep their lists).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Address
-from typing import Any
 
 from pydantic import BaseModel
 
+from core.naming import short_hash
+from core.renderer import RendererUnavailable
+from plugins.controller.api import Transaction
+from plugins.ipam.api import IPAMAPI
+from plugins.ipnet.api import IPNetAPI
+from plugins.kvscheduler.removed import RemovedKeys
+from plugins.podmanager.api import PodID
+from plugins.policy.config import PolicyConfig
+from plugins.policy.processor import Delta, LocalPodRules, SetContent
+from plugins.policy.renderer import RenderedRules, Renderer
 from plugins.policy.renderer.acl_tables import Tables, restricts, rule_text
 from plugins.policy.rules import PodRules
 from plugins.vpp.model import Acl, AclAction, AclInterface, AclRule, acl_interface_key, acl_key
@@ -46,7 +54,7 @@ GLOBAL_ACL_NAME = "pol-NODE-GLOBAL"
 
 def _acl_name(rules: tuple[AclRule, ...]) -> str:
     text = "\n".join(map(rule_text, rules))
-    return "pol-" + hashlib.sha1(text.encode()).hexdigest()[:16]
+    return "pol-" + short_hash(text, 16)
 
 
 class _Open:
@@ -56,6 +64,24 @@ class _Open:
 
     def __init__(self, ip: str) -> None:
         self.ip = ip
+
+
+def make(config: PolicyConfig, ipam: IPAMAPI, ipnet: IPNetAPI | None) -> Renderer:
+    """The ``vpp-acl`` renderer (see :func:`plugins.policy.renderer.make_renderer`): each pod's VPP
+    interface and the node's outbound interfaces come from ipnet's API, the twice-NAT address
+    from the address plan."""
+    if ipnet is None:
+        raise RendererUnavailable("policy: the vpp-acl renderer needs the ipnet plugin (the pods' VPP interfaces)")
+    api = ipnet
+
+    def interface_of(key: str, ip: str) -> str | None:
+        namespace, _, name = key.partition("/")
+        return api.pod_interface_name(PodID(name, namespace))
+
+    def nat_loopback() -> IPv4Address:  # ipnet's twice-NAT address: a pod may reach itself via a service
+        return IPv4Address(int(ipam.plan().pod_subnet.broadcast_address) - 1)
+
+    return AclPolicyRenderer(interface_of, nat_loopback, api.outbound_interfaces)
 
 
 class AclPolicyRenderer:
@@ -77,24 +103,27 @@ class AclPolicyRenderer:
         self.interface_of = interface_of
         self._nat_loopback = nat_loopback
         self._outbound = outbound
-        self.pods: dict[str, Any] = {}
-        self.contents: dict[str, Any] = {}
+        self.pods: dict[str, LocalPodRules] = {}
+        self.contents: dict[str, SetContent] = {}
         #: Every local pod's address, isolated or not (any may need a local table).
         self.local: dict[str, str] = {}
         self._keys: set[str] = set()
-        self._removed: set[str] = set()
-        # What the policy plugin's REST, gauges and internal state read (as of the nft renderer):
-        self.ingress: dict[str, str] = {}  # pod IP -> its local table (output ACL)
-        self.egress: dict[str, str] = {}  # pod IP -> the global table holding its egress rules
-        self.chains: dict[str, tuple[str, ...]] = {}  # ACL name -> its rules, as text
-        self.set_refs: dict[str, int] = {}  # peer sets the rendered rules use
+        self._removed = RemovedKeys()
+        #: Pod IP -> its local table (the output ACL of its interface), for pods isolated on ingress.
+        self.local_table: dict[str, str] = {}
+        #: Pod IP -> the global table holding its egress rules, for pods isolated on egress.
+        self.global_table: dict[str, str] = {}
+        #: ACL name -> its rules, as text.
+        self.acls: dict[str, tuple[str, ...]] = {}
+        #: Peer set -> how many rendered rules use it.
+        self.peer_set_uses: dict[str, int] = {}
 
     def reset(self) -> None:
         self.pods.clear()
         self.contents.clear()
         self.values()  # everything not wanted any more becomes a removal
 
-    def apply(self, delta: Any) -> None:
+    def apply(self, delta: Delta) -> None:
         """Take the processor's changes (pods' rules and addresses, set contents)."""
         for set_id, content in delta.sets.items():
             if content is None:
@@ -117,12 +146,17 @@ class AclPolicyRenderer:
         self.local = dict(local)
         return True
 
-    def put_into(self, txn: Any) -> None:
+    def put_into(self, txn: Transaction) -> None:
         """Put the desired ACLs and ACL lists into a controller transaction, delete the rest."""
         for key, value in self.values().items():
             txn.put(key, value)
         for key in self.take_removed():
             txn.delete(key)
+
+    def rendered(self) -> RenderedRules:
+        """The ACLs are the rule tables: a pod's local table (ingress), the global one (egress)."""
+        return RenderedRules(pods=self.pods, ingress=self.local_table, egress=self.global_table, tables=self.acls,
+                             peer_sets={s: self.contents.get(s) for s in self.peer_set_uses})
 
     def outbound(self) -> list[str]:
         """The node's outbound interfaces (the global table's)."""
@@ -132,9 +166,9 @@ class AclPolicyRenderer:
     def values(self) -> Mapping[str, BaseModel]:
         """Every ACL in use and every ACL list (the renderer's desired state)."""
         out: dict[str, BaseModel] = {}
-        self.ingress, self.egress, self.set_refs = {}, {}, {}
+        self.local_table, self.global_table, self.peer_set_uses = {}, {}, {}
         loopback = self._nat_loopback() if callable(self._nat_loopback) else self._nat_loopback
-        pods = {key: _Open(ip) for key, ip in self.local.items()}
+        pods: dict[str, LocalPodRules | _Open] = {key: _Open(ip) for key, ip in self.local.items()}
         pods.update(self.pods)
         tables = Tables(self.contents, {p.ip for p in pods.values()}, loopback)
         wired = {key: iface for key, pod in sorted(pods.items())
@@ -150,7 +184,7 @@ class AclPolicyRenderer:
                 acl = self._put_acl(out, local)
                 outputs = (acl.name,)
                 if restricts(ingress):
-                    self.ingress[pod.ip] = acl.name
+                    self.local_table[pod.ip] = acl.name
             if outputs or restricts(ingress) or restricts(pod.rules.egress):
                 self._put_acl(out, REFLECT_ACL.rules, REFLECT_ACL.name)
                 out[acl_interface_key(iface)] = AclInterface(interface=iface, input=(REFLECT_ACL.name,),
@@ -158,27 +192,25 @@ class AclPolicyRenderer:
             for rule in (*(ingress or ()), *(pod.rules.egress or ())):
                 for ref in (rule.peers, rule.named):
                     if ref is not None:
-                        self.set_refs[ref] = self.set_refs.get(ref, 0) + 1
+                        self.peer_set_uses[ref] = self.peer_set_uses.get(ref, 0) + 1
         global_rules = tables.global_rules(senders)
         if global_rules is not None:
             self._put_acl(out, global_rules, GLOBAL_ACL_NAME)
             self._put_acl(out, REFLECT_ACL.rules, REFLECT_ACL.name)
-            self.egress = {ip: GLOBAL_ACL_NAME for ip, _ in senders}
+            self.global_table = {ip: GLOBAL_ACL_NAME for ip, _ in senders}
             for iface in self.outbound():
                 out[acl_interface_key(iface)] = AclInterface(interface=iface, input=(REFLECT_ACL.name,),
                                                               output=(GLOBAL_ACL_NAME,))
-        self.chains = {
+        self.acls = {
             v.name: tuple(map(rule_text, v.rules)) for v in out.values() if isinstance(v, Acl)
         }
-        self._removed |= self._keys - set(out)
-        self._removed -= set(out)
+        self._removed.replaced(self._keys, out)
         self._keys = set(out)
         return out
 
     def take_removed(self) -> list[str]:
         """Keys :meth:`values` no longer renders since the last call (the caller deletes them)."""
-        removed, self._removed = sorted(self._removed), set()
-        return removed
+        return self._removed.take()
 
     @staticmethod
     def _put_acl(out: dict[str, BaseModel], rules: tuple[AclRule, ...], name: str = "") -> Acl:

@@ -23,9 +23,9 @@ from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 from typing import Any
 
+from plugins.linux.protocols import IP_PROTOCOLS
 from plugins.vpp.model import AclAction, AclRule
 
-PROTOCOLS = {"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1}
 ANY = IPv4Network("0.0.0.0/0")
 DENY_ALL = AclRule(action=AclAction.DENY)
 PERMIT_ALL = AclRule(action=AclAction.PERMIT)
@@ -49,7 +49,7 @@ def port_ranges(ports: Any) -> Ports:
     out = set()
     for match in ports:
         first, last = (0, 65535) if match.first == 0 else (match.first, match.last or match.first)
-        out.add((PROTOCOLS.get(match.protocol, 0), first, last))
+        out.add((IP_PROTOCOLS.get(match.protocol, 0), first, last))
     return frozenset(out)
 
 
@@ -164,7 +164,7 @@ class Tables:
                 for element in content.elements if content is not None else ():
                     addr, proto, port = named_element(element)
                     if addr in self.local_ips:
-                        ports: Ports = frozenset({(PROTOCOLS.get(proto, 0), port, port)})
+                        ports: Ports = frozenset({(IP_PROTOCOLS.get(proto, 0), port, port)})
                         per_ip[addr] = union(per_ip.get(addr, NOTHING), ports)
             elif rule.peers is None:
                 anyone = union(anyone, port_ranges(rule.ports))
@@ -236,7 +236,7 @@ class Tables:
                 for element in sorted(content.elements if content is not None else ()):
                     addr, proto, port = named_element(element)
                     rules.append(AclRule(action=AclAction.PERMIT, src=src, dst=_host(addr),
-                                         proto=PROTOCOLS.get(proto, 0), dst_first=port, dst_last=port))
+                                         proto=IP_PROTOCOLS.get(proto, 0), dst_first=port, dst_last=port))
                 continue
             ports = port_ranges(rule.ports)
             for net in self.peers(rule.peers):

@@ -29,11 +29,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import ClassVar
 
+from core.naming import short_hash
+from plugins.controller.api import Transaction
+from plugins.ipam.api import IPAMAPI
+from plugins.ipnet.api import IPNetAPI
 from plugins.linux.nft.table import Element, NftChain, NftSet, NftTableValue, table_key
+from plugins.policy.config import PolicyConfig
 from plugins.policy.processor import Delta, LocalPodRules, SetContent
-from plugins.policy.rules import ALL_PORTS, ALLOW_ALL, RuleSet, short_hash
+from plugins.policy.renderer import RenderedRules, Renderer
+from plugins.policy.rules import ALL_PORTS, ALLOW_ALL, RuleSet
 
 FAMILY = "inet"
 BASE_CHAIN = "forward"
@@ -107,10 +112,15 @@ def _sets_of(ruleset: RuleSet) -> set[str]:
     return {s for rule in ruleset for s in (rule.peers, rule.named) if s is not None}
 
 
+def make(config: PolicyConfig, ipam: IPAMAPI, ipnet: IPNetAPI | None) -> Renderer:
+    """The ``nftables`` renderer (see :func:`plugins.policy.renderer.make_renderer`)."""
+    return NftablesPolicyRenderer(config.namespace, config.table)
+
+
 class NftablesPolicyRenderer:
     """Keeps the rendered table and turns each :class:`Delta` into its next value."""
 
-    name: ClassVar[str] = "nftables"
+    name = "nftables"
 
     def __init__(self, namespace: str = "", table: str = "contiv-policy") -> None:
         self.namespace = namespace
@@ -210,6 +220,15 @@ class NftablesPolicyRenderer:
                     group.append(("ingress" if ingress else "egress", new.ip, f"jump {name}"))
             if group:
                 self._pod_groups[key] = tuple(group)
+
+    def put_into(self, txn: Transaction) -> None:
+        """The table is one value, always put (the descriptor writes only its difference)."""
+        txn.put(self.key, self.value())
+
+    def rendered(self) -> RenderedRules:
+        """The chains are the rule tables."""
+        return RenderedRules(pods=self.pods, ingress=self.ingress, egress=self.egress, tables=self.chains,
+                             peer_sets={s: self.contents.get(s) for s in self.set_refs})
 
     def value(self) -> NftTableValue:
         """The table as it should be now (a fresh model; earlier ones stay unchanged)."""

@@ -1,1 +1,46 @@
-"""Renderers of service intent: ``nft`` for the Linux dataplane (a VPP NAT44 one can follow)."""
+"""Renderers of service intent: :class:`Renderer` (what the service plugin calls, every method
+typed) and :func:`make_renderer` (the one way to get the renderer of ``ipnet.dataplane``:
+``nftables`` on ``linux``, VPP ``nat44`` on ``vpp``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from core.renderer import renderer_module
+from plugins.ipam.api import NodeAddressPlan
+from plugins.service.config import ServiceConfig
+from plugins.service.intent import ServiceIntent
+
+#: The module of each dataplane's renderer (imported only when that dataplane is chosen).
+MODULES = {"linux": "plugins.service.renderer.nftables", "vpp": "plugins.service.renderer.nat44"}
+
+
+class Renderer(Protocol):
+    """Turns service intents into the dataplane values of one node."""
+
+    #: What it renders into (``nftables``, ``vpp-nat44``).
+    name: str
+
+    def set_service(self, key: str, intent: ServiceIntent | None) -> None:
+        """Record the new intent of service ``key`` (None: the service is gone)."""
+        ...
+
+    def values(self) -> Mapping[str, BaseModel]:
+        """Every value the current intents need (the renderer's whole desired state)."""
+        ...
+
+    def take_removed(self) -> list[str]:
+        """Keys :meth:`values` gave before and no longer gives, since the last call (the caller
+        deletes them)."""
+        ...
+
+
+def make_renderer(dataplane: str, config: ServiceConfig, plan: NodeAddressPlan, node_namespace: str) -> Renderer:
+    """The renderer of ``dataplane``; raises :class:`core.renderer.RendererUnavailable` naming the
+    dataplane when there is none or it cannot be loaded."""
+    module = renderer_module("service", dataplane, MODULES)
+    renderer: Renderer = module.make(config, plan, node_namespace)
+    return renderer

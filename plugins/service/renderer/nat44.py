@@ -22,10 +22,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, ip_address
-from typing import Protocol
 
 from pydantic import BaseModel
 
+from plugins.ipam.api import NodeAddressPlan
+from plugins.kvscheduler.removed import RemovedKeys
+from plugins.service.config import ServiceConfig
+from plugins.service.intent import Backend, Frontend, ServiceIntent, ServicePortIntent
+from plugins.service.renderer import Renderer
 from plugins.vpp.nat import PROTOCOLS, Nat44Mapping, NatLocal, TwiceNat, nat_mapping_key
 
 #: Frontend kinds that are external addresses (full twice-NAT when cluster-wide).
@@ -33,43 +37,9 @@ EXTERNAL_KINDS = frozenset({"external-ip", "load-balancer"})
 MAX_LABEL = 60
 
 
-class BackendIntent(Protocol):
-    @property
-    def ip(self) -> str: ...
-    @property
-    def port(self) -> int: ...
-    @property
-    def local(self) -> bool: ...
-
-
-class FrontendIntent(Protocol):
-    @property
-    def ip(self) -> str: ...
-    @property
-    def protocol(self) -> str: ...
-    @property
-    def port(self) -> int: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def local_only(self) -> bool: ...
-
-
-class PortIntent(Protocol):
-    @property
-    def frontends(self) -> Sequence[FrontendIntent]: ...
-    @property
-    def affinity_timeout_s(self) -> int: ...
-    def backends_for(self, frontend: FrontendIntent, /) -> Sequence[BackendIntent]: ...
-
-
-class ServiceIntentLike(Protocol):
-    """What the renderer reads of ``plugins.service.intent.ServiceIntent``."""
-
-    @property
-    def key(self) -> str: ...
-    @property
-    def ports(self) -> Sequence[PortIntent]: ...
+def make(config: ServiceConfig, plan: NodeAddressPlan, node_namespace: str) -> Renderer:
+    """The renderer of ``ipnet.dataplane: vpp`` (see :func:`plugins.service.renderer.make_renderer`)."""
+    return Nat44ServiceRenderer(Nat44RenderSettings(pod_network=plan.pod_network))
 
 
 @dataclass(frozen=True)
@@ -90,16 +60,15 @@ class Nat44ServiceRenderer:
     def __init__(self, settings: Nat44RenderSettings) -> None:
         self.settings = settings
         self._by_service: dict[str, dict[str, Nat44Mapping]] = {}
-        self._removed: set[str] = set()
+        self._removed = RemovedKeys()
 
-    def set_service(self, key: str, intent: ServiceIntentLike | None) -> None:
+    def set_service(self, key: str, intent: ServiceIntent | None) -> None:
         old = self._by_service.pop(key, {})
         new = self.render(intent) if intent is not None else {}
         if new:
             self._by_service[key] = new
         still = {k for mappings in self._by_service.values() for k in mappings}
-        self._removed |= set(old) - still
-        self._removed -= still
+        self._removed.replaced(old, still)
 
     def values(self) -> Mapping[str, BaseModel]:
         out: dict[str, BaseModel] = {}
@@ -109,12 +78,11 @@ class Nat44ServiceRenderer:
 
     def take_removed(self) -> list[str]:
         """Keys of mappings dropped since the last call (the caller deletes them)."""
-        removed, self._removed = sorted(self._removed), set()
-        return removed
+        return self._removed.take()
 
     # ------------------------------------------------------------------------------ rendering
 
-    def render(self, intent: ServiceIntentLike) -> dict[str, Nat44Mapping]:
+    def render(self, intent: ServiceIntent) -> dict[str, Nat44Mapping]:
         out: dict[str, Nat44Mapping] = {}
         label = intent.key[:MAX_LABEL]
         for port in intent.ports:
@@ -124,7 +92,7 @@ class Nat44ServiceRenderer:
                     out[nat_mapping_key(mapping.external_ip, mapping.protocol, mapping.external_port)] = mapping
         return out
 
-    def _mapping(self, label: str, port: PortIntent, frontend: FrontendIntent) -> Nat44Mapping | None:
+    def _mapping(self, label: str, port: ServicePortIntent, frontend: Frontend) -> Nat44Mapping | None:
         protocol = frontend.protocol.lower()
         if protocol not in PROTOCOLS or not protocol or ip_address(frontend.ip).version != 4:
             return None  # SCTP (VPP's NAT has none) and IPv6 are not rendered
@@ -138,7 +106,7 @@ class Nat44ServiceRenderer:
             affinity=port.affinity_timeout_s if len(locals_) > 1 else 0, label=label,
         )
 
-    def _locals(self, backends: Sequence[BackendIntent]) -> tuple[NatLocal, ...]:
+    def _locals(self, backends: Sequence[Backend]) -> tuple[NatLocal, ...]:
         s = self.settings
         found: dict[tuple[str, int], NatLocal] = {}
         for b in backends:

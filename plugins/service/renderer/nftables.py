@@ -28,7 +28,6 @@ elements (see :mod:`plugins.linux.nft.table`). Each UDP/SCTP frontend also gets 
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Mapping
 from ipaddress import IPv4Network
@@ -36,9 +35,14 @@ from zlib import crc32
 
 from pydantic import BaseModel
 
+from core.naming import short_hash
+from plugins.ipam.api import NodeAddressPlan
+from plugins.kvscheduler.removed import RemovedKeys
 from plugins.linux.models import Route, Sessions, value_key
 from plugins.linux.nft.table import Element, NftChain, NftSet, NftTableValue, note_changes, table_key
+from plugins.service.config import ServiceConfig
 from plugins.service.intent import Backend, ServiceIntent, ServicePortIntent
+from plugins.service.renderer import Renderer
 
 FRONTEND = "ip daddr . meta l4proto . th dport"
 #: Packet mark bit of connections to SNAT (kube-proxy's bit: the agent replaces it).
@@ -76,10 +80,6 @@ def _static_chains(masquerade_egress: bool) -> dict[str, NftChain]:
     }
 
 
-def _h(text: str, size: int = 4) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=size).hexdigest()
-
-
 def lb_chain(protocol: str, count: int) -> NftChain:
     return NftChain(rules=(f"dnat ip to {FRONTEND} . numgen random mod {count} map @be-{protocol}",))
 
@@ -105,8 +105,8 @@ class _Rendered:
 
 
 def _affinity(key: str, port: ServicePortIntent, local: bool, backends: tuple[Backend, ...], out: _Rendered) -> str:
-    ident = _h(f"{key}/{port.name}/{port.protocol}/{local}")
-    names = [(b, _h(f"{b.ip}:{b.port}", 3)) for b in backends]
+    ident = short_hash(f"{key}/{port.name}/{port.protocol}/{local}", 8)
+    names = [(b, short_hash(f"{b.ip}:{b.port}", 6)) for b in backends]
     decl = f"type ipv4_addr; flags dynamic,timeout; timeout {port.affinity_timeout_s}s;"
     proto = f"meta l4proto {port.protocol}"
     rules = [f"{proto} ip saddr @a-{ident}-{bid} dnat ip to {b.ip}:{b.port}" for b, bid in names]
@@ -160,12 +160,20 @@ def render_service(intent: ServiceIntent) -> _Rendered:
 _BUCKETS = [f"{i:02d}" for i in range(64)]
 
 
+def make(config: ServiceConfig, plan: NodeAddressPlan, node_namespace: str) -> Renderer:
+    """The renderer of ``ipnet.dataplane: linux`` (see :func:`plugins.service.renderer.make_renderer`)."""
+    return NftRenderer(
+        namespace=node_namespace, table=config.table, pod_network=plan.pod_network,
+        service_network=plan.service_network, non_masquerade=list(config.non_masquerade_cidrs),
+        masquerade_egress=config.masquerade_egress, route_service_network=config.route_service_network)
+
+
 class NftRenderer:
     """Keeps the rendered form of every service; :meth:`values` is the table, the route of the
     service network, and a sessions value per UDP/SCTP frontend (plugins.linux.models.Sessions:
     their conntrack entries follow the backends); :meth:`take_removed` the sessions that went."""
 
-    name = "nft"
+    name = "nftables"
 
     def __init__(self, *, namespace: str = "", table: str = "contiv-svc", pod_network: IPv4Network | None = None,
                  service_network: IPv4Network | None = None, non_masquerade: list[IPv4Network] | None = None,
@@ -186,7 +194,7 @@ class NftRenderer:
         #: The sessions value of every UDP/SCTP frontend, by key; keys dropped since the last
         #: take_removed (the caller deletes them).
         self._sessions: dict[str, Sessions] = {}
-        self._removed: set[str] = set()
+        self._removed = RemovedKeys()
         self._affinity: dict[str, _Rendered] = {}  # services with their own chains
         #: The table's element groups (one per service, one per hairpin IP), kept up to date in
         #: 64 buckets; a published value copies only the buckets changed since the last one.
@@ -219,7 +227,7 @@ class NftRenderer:
             self._hairpin_refs(old.hairpin, -1)
             for session_key in old.session_keys:
                 self._sessions.pop(session_key, None)
-                self._removed.add(session_key)
+                self._removed.gone((session_key,))
         if intent is None:
             self._put(key, None)
             return
@@ -230,7 +238,7 @@ class NftRenderer:
             value = Sessions(namespace=self.namespace, protocol=protocol, ip=ip, port=port, backends=backends)
             keys.append(value_key(value))
             self._sessions[keys[-1]] = value
-            self._removed.discard(keys[-1])
+            self._removed.back((keys[-1],))
         new.session_keys, new.sessions = tuple(keys), []
         if new.chains:
             self._affinity[key] = new
@@ -276,8 +284,7 @@ class NftRenderer:
 
     def take_removed(self) -> list[str]:
         """Keys of sessions values dropped since the last call (the caller deletes them)."""
-        removed, self._removed = sorted(self._removed), set()
-        return removed
+        return self._removed.take()
 
     def values(self) -> Mapping[str, BaseModel]:
         values: dict[str, BaseModel] = {self.key: self.table_value()}

@@ -57,7 +57,7 @@ def _decode_rule(r: Any) -> AclRule:
 class AclDescriptor(VPPDescriptor[Acl]):
     """ACLs; metadata is the ``acl_index`` (kept across in-place rule replacement)."""
 
-    name = "vpp-acl"
+    name = "vpp-access-list"
     spec = ACL_SPEC
     model = Acl
     with_metadata = True
@@ -100,7 +100,7 @@ class AclInterfaceDescriptor(VPPDescriptor[AclInterface]):
     name = "vpp-acl-interface"
     spec = ACL_INTERFACE_SPEC
     model = AclInterface
-    retrieve_after = ("vpp-interface", "vpp-acl")
+    retrieve_after = ("vpp-interface", "vpp-access-list")
 
     def value_name(self, value: AclInterface) -> str:
         return value.interface

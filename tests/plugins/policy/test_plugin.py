@@ -66,6 +66,28 @@ class State:
         return KubeStateChange(keyword, suffix, prev, model)
 
 
+class IPNet:
+    """ipnet's API as the policy plugin and its renderers use it (the pods of ``node`` are wired;
+    VPP names as ipnet's VPP renderer gives them)."""
+
+    def __init__(self, dataplane: str, node: Node) -> None:
+        self._dataplane, self.node = dataplane, node
+
+    def dataplane(self) -> str:
+        return self._dataplane
+
+    def node_namespace(self) -> str:
+        return ""
+
+    def pod_interface_name(self, pod: PodID) -> str | None:
+        return pod_if(pod.name) if pod in self.node.pods else None
+
+    def outbound_interfaces(self) -> tuple[str, ...]:
+        from plugins.ipnet.renderer.vpp import VppRenderer
+
+        return VppRenderer().outbound_interfaces(vxlan=True)
+
+
 def setup() -> tuple[PolicyPlugin, Node, State]:
     node, state = Node(), State()
     plugin = PolicyPlugin(ipam=node, podmanager=node)  # type: ignore[arg-type]
@@ -156,12 +178,10 @@ async def test_bad_policy_is_reported_and_skipped() -> None:
     ("vpp", "nftables", "nftables"),
 ])
 def test_auto_renderer_follows_ipnets_dataplane(dataplane: str | None, setting: str, chosen: str) -> None:
-    from types import SimpleNamespace
-
     from plugins.policy.config import PolicyConfig
 
-    ipnet = None if dataplane is None else SimpleNamespace(config=SimpleNamespace(dataplane=dataplane))
     node = Node()
+    ipnet = None if dataplane is None else IPNet(dataplane, node)
     plugin = PolicyPlugin(PolicyConfig(renderer=setting), ipam=node, podmanager=node,  # type: ignore[arg-type]
                           ipnet=ipnet)  # type: ignore[arg-type]
     assert plugin.renderer_name == chosen
@@ -174,7 +194,6 @@ async def test_vpp_acl_renderer_tables_a_pod_no_policy_selects_against_a_local_e
     from ipaddress import IPv4Network
     from types import SimpleNamespace
 
-    from plugins.ipnet.renderer.vpp import VppRenderer
     from plugins.policy.config import PolicyConfig
     from plugins.vpp import model as m
 
@@ -183,7 +202,7 @@ async def test_vpp_acl_renderer_tables_a_pod_no_policy_selects_against_a_local_e
             return SimpleNamespace(pod_subnet=IPv4Network("10.1.1.0/24"))
 
     node, state = VppNode(), State()
-    ipnet = SimpleNamespace(config=SimpleNamespace(dataplane="vpp", nooverlay=False), renderer=VppRenderer())
+    ipnet = IPNet("vpp", node)
     plugin = PolicyPlugin(PolicyConfig(), ipam=node, podmanager=node, ipnet=ipnet)  # type: ignore[arg-type]
     for ns in nc.NAMESPACES:
         state.add("namespace", nc.namespace_manifest(ns))
@@ -212,3 +231,15 @@ def pod_if(name: str) -> str:
     from plugins.ipnet.renderer.vpp import pod_interface_name
 
     return pod_interface_name(name)
+
+
+def test_an_unknown_renderer_or_one_without_what_it_needs_stops_the_start() -> None:
+    from core.renderer import RendererUnavailable
+    from plugins.policy.config import PolicyConfig
+    from plugins.policy.renderer import make_renderer
+
+    node = Node()
+    with pytest.raises(RendererUnavailable, match=r"policy: no renderer for policy\.renderer 'ebpf'"):
+        make_renderer("ebpf", PolicyConfig(), node, None)  # type: ignore[arg-type]
+    with pytest.raises(RendererUnavailable, match="vpp-acl renderer needs the ipnet plugin"):
+        PolicyPlugin(PolicyConfig(renderer="vpp-acl"), ipam=node, podmanager=node)  # type: ignore[arg-type]

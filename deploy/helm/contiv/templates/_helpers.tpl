@@ -11,7 +11,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 
 {{/* The agent's YAML (contiv-agent --config): the core plugins, the enabled optional ones. */}}
 {{- define "contiv.agentConfig" -}}
-{{- $plugins := list "service-label" "http" "health" "metrics" "logs" "kvdb" "kvscheduler" "controller" "linux" -}}
+{{- $plugins := list "process" "service-label" "http" "health" "metrics" "logs" "kvdb" "kvscheduler" "controller" "linux" -}}
 {{- if eq .Values.dataplane "vpp" }}{{ $plugins = append $plugins "vpp" }}{{ end -}}
 {{- $plugins = concat $plugins (list "nodesync" "ipam" "podmanager" "ipnet") -}}
 {{- $handlers := list "nodesync" "ipam" "podmanager" "ipnet" -}}

@@ -85,7 +85,7 @@ def test_egress_goes_to_the_global_table_on_the_outbound_interfaces_with_ipblock
         "pod-a": m.AclInterface(interface="pod-a", input=(REFLECT_ACL.name,)),
         **{i: m.AclInterface(interface=i, input=(REFLECT_ACL.name,), output=(GLOBAL_ACL_NAME,)) for i in OUTBOUND},
     }
-    assert r.egress == {"10.1.1.2": GLOBAL_ACL_NAME} and r.ingress == {}
+    assert r.global_table == {"10.1.1.2": GLOBAL_ACL_NAME} and r.local_table == {}
     r.apply(Delta(pods={"default/a": LocalPodRules("10.1.1.2", PodRules(ingress=()))}))  # egress isolation gone
     values = dict(r.values())
     removed = set(r.take_removed())

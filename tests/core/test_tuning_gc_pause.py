@@ -1,16 +1,42 @@
 """Garbage collection is paused for a transaction's planning only, never while the
-transaction's task is suspended in a descriptor call (defect 2 of issue 11)."""
+transaction's task is suspended in a descriptor call (defect 2 of issue 11); and only when the
+app's policy asks for it (core.tuning)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
-from plugins.kvscheduler import gcpause
+import pytest
+
+from core import tuning
 from plugins.kvscheduler.scheduler import KVScheduler
 from plugins.kvscheduler.testing import Item, ItemDescriptor, MemoryDevice, item_key
+
+
+@pytest.fixture(autouse=True)
+def agent_policy() -> Iterator[None]:
+    """The agent's policy (apps/vswitch/process.py) for these tests; none again afterwards."""
+    tuning.configure(tuning.ProcessTuning(gc_pause=True, heap_trim=True))
+    try:
+        yield
+    finally:
+        tuning.configure(tuning.ProcessTuning())
+
+
+def test_without_a_policy_nothing_process_wide_happens() -> None:
+    tuning.configure(tuning.ProcessTuning())
+    with tuning.gc_paused():
+        assert gc.isenabled()
+    assert not tuning.trim_heap(1 << 30)
+    tuning.configure(tuning.ProcessTuning(gc_pause=True, heap_trim=True))
+    with tuning.gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    assert tuning.trim_heap(1 << 30) and not tuning.trim_heap(10)
 
 
 class SlowDescriptor(ItemDescriptor):
@@ -82,15 +108,15 @@ class _Node:
 def test_a_pause_that_built_much_moves_it_to_the_oldest_generation_and_cycles_still_go() -> None:
     assert gc.isenabled() and gc.get_freeze_count() == 0
     gc.collect()
-    with gcpause.planning():
-        built = [[i] for i in range(gcpause.PROMOTE_AFTER + 10_000)]  # what a big resync leaves
+    with tuning.gc_paused():
+        built = [[i] for i in range(tuning.PROMOTE_AFTER + 10_000)]  # what a big resync leaves
         cycle, partner = _Node(), _Node()
         cycle.other, partner.other = partner, cycle
         gone = weakref.ref(cycle)
         del cycle, partner
     assert gc.isenabled()
     assert gc.get_freeze_count() == 0  # promoted, not left frozen
-    assert gc.get_count()[0] < gcpause.PROMOTE_AFTER  # no scan of the young objects pending
+    assert gc.get_count()[0] < tuning.PROMOTE_AFTER  # no scan of the young objects pending
     oldest = {id(o) for o in gc.get_objects(generation=2)}
     assert id(built[-1]) in oldest and id(built) in oldest
     assert gone() is not None  # garbage cycles wait for a full collection ...
@@ -104,9 +130,9 @@ def test_objects_frozen_by_someone_else_stay_frozen() -> None:
     gc.freeze()
     try:
         frozen = gc.get_freeze_count()
-        with gcpause.planning():
-            built = [[i] for i in range(gcpause.PROMOTE_AFTER + 10_000)]
-        assert gc.isenabled() and len(built) > gcpause.PROMOTE_AFTER
+        with tuning.gc_paused():
+            built = [[i] for i in range(tuning.PROMOTE_AFTER + 10_000)]
+        assert gc.isenabled() and len(built) > tuning.PROMOTE_AFTER
         assert gc.get_freeze_count() == frozen  # their freeze untouched, ours not done
         assert theirs
     finally:

@@ -1,0 +1,88 @@
+"""The service plugin picks its renderer through the one factory: on VPP, services become NAT44
+mappings; a renderer that cannot be loaded stops the start, naming the dataplane."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from core.renderer import RendererUnavailable
+from plugins.controller.events import DBResync
+from plugins.controller.txn import EventTransaction
+from plugins.ipam.api import NodeAddressPlan
+from plugins.ipam.config import IPAMConfig
+from plugins.ipam.plan import node_plan, resolve_plan
+from plugins.nodesync.api import Node
+from plugins.service.plugin import ServicePlugin
+from plugins.vpp import nat
+from tests.plugins.service.test_processor import READY, eps, svc
+
+
+class Deps:
+    """nodesync, ipam, ipnet and the controller, as far as the service plugin uses them."""
+
+    def __init__(self, dataplane: str) -> None:
+        self._dataplane = dataplane
+        self._plan = node_plan(resolve_plan(IPAMConfig()), 1)
+
+    def node_name(self) -> str:
+        return "node1"
+
+    def nodes(self) -> Mapping[str, Node]:
+        return {}
+
+    def plan(self, node_id: int | None = None) -> NodeAddressPlan:
+        return self._plan
+
+    def dataplane(self) -> str:
+        return self._dataplane
+
+    def node_namespace(self) -> str:
+        return ""
+
+    def register_resource(self, *args: Any) -> None:
+        pass
+
+
+class State:
+    def __init__(self, **resources: dict[str, BaseModel]) -> None:
+        self.data = resources
+
+    def list(self, resource: str) -> Mapping[str, Any]:
+        return self.data.get(resource, {})
+
+    def get(self, resource: str, name: str) -> Any | None:
+        return self.data.get(resource, {}).get(name)
+
+
+def plugin_on(dataplane: str) -> ServicePlugin:
+    deps = Deps(dataplane)
+    return ServicePlugin(nodesync=deps, ipam=deps, ipnet=deps, controller=deps)  # type: ignore[arg-type]
+
+
+async def test_on_vpp_services_are_nat44_mappings() -> None:
+    plugin = plugin_on("vpp")
+    await plugin.init()
+    state = State(service={"ns/a": svc("a", [{"name": "http", "port": 80}])},
+                  endpointslice={"ns/a-1": eps("a-1", "a", [("10.1.1.2", "node1", READY)],
+                                                [{"name": "http", "port": 8080}])})
+    txn = EventTransaction()
+    plugin.resync(DBResync({}, {}), state, 1, txn)
+    mappings = [v for v in txn.values().values() if isinstance(v, nat.Nat44Mapping)]
+    assert [(str(m.external_ip), m.external_port, [str(loc.ip) for loc in m.locals]) for m in mappings] == [
+        ("10.96.0.10", 80, ["10.1.1.2"])]
+
+
+async def test_a_renderer_that_cannot_be_loaded_stops_the_start_naming_the_dataplane(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "plugins.service.renderer.nat44", None)  # importing it fails
+    plugin = plugin_on("vpp")
+    with pytest.raises(RendererUnavailable, match="service: the renderer for dataplane 'vpp'"):
+        await plugin.init()
+    with pytest.raises(RendererUnavailable, match="no renderer for dataplane 'ovs'"):
+        await plugin_on("ovs").init()

@@ -65,7 +65,7 @@ def test_chart_lints_strict(kube: str) -> None:
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_object_validates_strictly(variant: str) -> None:
     objs = rendered(VARIANTS[variant])
-    assert len(objs) >= 11
+    assert len(objs) >= 10
     for obj in objs:
         for kube in KUBE_VERSIONS:
             kubernetes_validate.validate(obj, kube, strict=True)
@@ -142,11 +142,48 @@ def test_workloads_have_what_the_apps_need() -> None:
     assert {r for rule in rules for r in rule["resources"]} >= {
         "pods", "namespaces", "services", "nodes", "endpointslices", "networkpolicies"}
     assert all(set(rule["verbs"]) == {"get", "list", "watch"} for rule in rules)
-    svc = find(objs, "Service", "contiv-etcd")["spec"]
-    assert svc["type"] == "NodePort" and svc["ports"][0]["nodePort"] == 32379
     assert find(objs, "StatefulSet", "contiv-etcd")["spec"]["replicas"] == 1
     assert {o["metadata"]["name"] for o in objs if o["kind"] == "ServiceAccount"} == {
         "contiv-etcd", "contiv-ksr", "contiv-vswitch"}
+
+
+def env_of(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+
+def test_nothing_contiv_needs_at_start_goes_through_a_service() -> None:
+    """A cold start must not wait for what only contiv serves: no Service fronts etcd, KSR
+    reaches the API server and etcd at real addresses, agents take etcd's host from the kubelet's
+    kubeconfig (or the given endpoints)."""
+    objs = rendered({})
+    assert not [o for o in objs if o["kind"] == "Service"]
+    etcd = find(objs, "StatefulSet", "contiv-etcd")["spec"]["template"]["spec"]
+    assert etcd["hostNetwork"] is True and etcd["containers"][0]["image"].startswith("localhost/contiv-etcd:")
+    assert "--listen-client-urls=http://$(HOST_IP):12379,http://127.0.0.1:12379" in etcd["containers"][0]["command"]
+    ksr_pod = find(objs, "Deployment", "contiv-ksr")["spec"]
+    ksr = env_of(ksr_pod["template"]["spec"]["containers"][0])
+    assert ksr["KUBERNETES_SERVICE_HOST"] == "$(HOST_IP)" and ksr["KUBERNETES_SERVICE_PORT"] == "6443"
+    assert ksr["ETCD_ENDPOINTS"] == "$(HOST_IP):12379"
+    assert ksr_pod["template"]["spec"]["affinity"]["podAffinity"]  # beside the etcd member
+    assert ksr_pod["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}  # fixed host port
+    agent = env_of(find(objs, "DaemonSet", "contiv-vswitch")["spec"]["template"]["spec"]["containers"][0])
+    assert agent["CONTIV_ETCD_FROM_KUBECONFIG"] == "/host/kubelet.conf:12379" and "ETCD_ENDPOINTS" not in agent
+    assert agent["CONTIV_IPAM__NODE_IP"] == "$(HOST_IP)"
+    given = rendered({"apiServer": {"host": "10.0.0.1", "port": 443},
+                      "etcd": {"endpoints": ["10.0.0.5:12379", "10.0.0.6:12379"]}})
+    ksr = env_of(find(given, "Deployment", "contiv-ksr")["spec"]["template"]["spec"]["containers"][0])
+    assert ksr["KUBERNETES_SERVICE_HOST"] == "10.0.0.1" and ksr["KUBERNETES_SERVICE_PORT"] == "443"
+    assert ksr["ETCD_ENDPOINTS"] == "10.0.0.5:12379,10.0.0.6:12379"
+    assert "nodeSelector" not in find(given, "Deployment", "contiv-ksr")["spec"]["template"]["spec"]
+    agent = env_of(find(given, "DaemonSet", "contiv-vswitch")["spec"]["template"]["spec"]["containers"][0])
+    assert agent["ETCD_ENDPOINTS"] == "10.0.0.5:12379,10.0.0.6:12379" and "CONTIV_ETCD_FROM_KUBECONFIG" not in agent
+
+
+def test_service_accounts_come_before_the_workloads_that_use_them() -> None:
+    kinds = [o["kind"] for o in render.objects((ROOT / "deploy" / "contiv.yaml").read_text())]
+    last_account = max(i for i, k in enumerate(kinds) if k == "ServiceAccount")
+    first_workload = min(i for i, k in enumerate(kinds) if k in ("DaemonSet", "Deployment", "StatefulSet"))
+    assert last_account < first_workload, kinds
 
 
 def test_committed_manifest_is_a_fresh_render() -> None:

@@ -402,6 +402,7 @@ class KubeLab:
         node = self.node(name)
         st = self.state.nodes[name]
         node.kill_all()
+        node.reset_cgroups()  # a reboot starts with no container cgroups
         st.containerd_pid = st.kubelet_pid = None
         self.state.save()
         node.run(["nft", "flush", "ruleset"], check=False)

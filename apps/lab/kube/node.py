@@ -177,6 +177,11 @@ class KubeNode:
             if point.startswith(volatile):
                 self.run(["umount", "-l", point], net=False, check=False)
 
+    def reset_cgroups(self) -> None:
+        """Drop the node's (empty) cgroup tree and make its root again."""
+        self._remove_cgroups()
+        self.create_cgroups()
+
     def _remove_cgroups(self) -> None:
         for ctrl in self._controllers():
             base = ctrl / self.cgroup_root

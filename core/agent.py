@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Iterable
+from typing import Any
 
 import pluggy
 
@@ -26,6 +27,10 @@ class AgentError(Exception):
         detail = "; ".join(f"{name}: {err}" for name, err in errors)
         super().__init__(f"{what}: {detail}")
         self.errors = errors
+
+
+class StartRefusedError(ValueError):
+    """A plugin found a reason not to start (``contiv_check_start``)."""
 
 
 class PluginTimeoutError(TimeoutError):
@@ -106,8 +111,23 @@ class Agent:
             raise PluginTimeoutError(plugin.name, phase, timeout_s) from None
         log.debug("%s %s took %.1f ms", plugin.name, phase, (time.perf_counter() - t0) * 1e3)
 
+    def start_problems(self) -> list[tuple[str, str]]:
+        """What would make the start fail, found without starting (``contiv_check_start``):
+        (plugin name, problem) each."""
+        problems: list[tuple[str, str]] = []
+        for impl in self.pm.hook.contiv_check_start.get_hookimpls():
+            name = getattr(impl.plugin, "name", "") or impl.plugin_name
+            found: Any = impl.function(plugins=list(self.plugins))  # list[str], as the hook spec says
+            problems += [(name, str(problem)) for problem in found or ()]
+        return problems
+
     async def start(self) -> None:
         """``init`` of every plugin, then ``after_init`` of every plugin; on failure, close."""
+        problems = self.start_problems()  # nothing started yet: nothing to close
+        if problems:
+            for name, why in problems:
+                log.error("start refused by plugin %s: %s", name, why)
+            raise AgentError("agent start refused", [(name, StartRefusedError(why)) for name, why in problems])
         current = self.plugins[0].name if self.plugins else "-"
         try:
             self.pm.hook.contiv_agent_starting(plugins=list(self.plugins))

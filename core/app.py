@@ -250,6 +250,11 @@ def run_app(spec: AppSpec, argv: Sequence[str] | None = None) -> int:
             print(f"config error: {issue}", file=sys.stderr)
         return 2
     if args.validate_config:
+        problems = make_agent(spec, plugins).start_problems()  # what the start would refuse
+        for name, problem in problems:
+            print(f"config error: {cfg.source}: {name}: {problem}", file=sys.stderr)
+        if problems:
+            return 2
         print(f"{cfg.source}: configuration OK ({len(cfg.enabled)} plugins enabled)")
         return 0
     return asyncio.run(_serve(spec, plugins))

@@ -31,6 +31,17 @@ def contiv_agent_starting(plugins: list[Plugin]) -> None:
 
 
 @hookspec
+def contiv_check_start(plugins: list[Plugin]) -> list[str]:
+    """What would make the start of these plugins fail, found without starting anything: each
+    implementation returns its problems (messages naming the config key and why), or ``[]``.
+
+    Called by the agent before ``contiv_agent_starting`` (a problem stops the start) and by
+    ``--validate-config`` (which prints them and exits 2), so the two refuse the same things.
+    """
+    return []
+
+
+@hookspec
 def contiv_plugin_started(plugin: Plugin) -> None:
     """Called after ``plugin``'s ``after_init`` succeeded, for every plugin of the app.
 

@@ -13,7 +13,7 @@ import abc
 import asyncio
 import enum
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
@@ -151,6 +151,12 @@ class EventHandler(abc.ABC):
     #: before their one commit, and ``revert`` then undoes exactly the given event's change
     #: (in any order). A handler that leaves it False never sees a batch.
     supports_batching: bool = False
+
+    #: Handlers (plugin names) this one must come after / before, e.g. ``("ipnet",)`` for one
+    #: that amends pod wiring, as pluggy's ordering marks and Ligato's dependencies do. Names
+    #: not enabled are ignored; ``controller.handler_order`` overrides for the handlers it lists.
+    handler_after: ClassVar[tuple[str, ...]] = ()
+    handler_before: ClassVar[tuple[str, ...]] = ()
 
     @abc.abstractmethod
     def handles_event(self, event: Event) -> bool:

@@ -7,6 +7,7 @@ each handler's result and stopping on errors are the controller's business).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from plugins.controller.api import EventHandler
@@ -42,10 +43,16 @@ def check_handlers(handlers: Sequence[object]) -> list[EventHandler]:
 
 
 def order_handlers(handlers: Sequence[EventHandler], order: Sequence[str]) -> list[EventHandler]:
-    """``handlers`` in ``order`` (plugin names; empty: as given); every handler listed once."""
+    """``handlers`` in calling order.
+
+    ``order`` (``controller.handler_order``; plugin names) is an explicit override: the handlers
+    it lists come in that order. A handler it does not list goes where it declares
+    (``EventHandler.handler_after`` / ``handler_before``: after ipnet, ...), and so does every
+    handler when ``order`` is empty; otherwise the start order decides. A handler ``order``
+    leaves out that declares nothing, or declarations that contradict each other or ``order``,
+    are refused with a message saying which.
+    """
     checked = check_handlers(handlers)
-    if not order:
-        return checked
     by_name = {handler_name(h): h for h in checked}
     unknown = [name for name in order if name not in by_name]
     if unknown:
@@ -55,9 +62,49 @@ def order_handlers(handlers: Sequence[EventHandler], order: Sequence[str]) -> li
         )
     if len(set(order)) != len(order):
         raise HandlerRegistrationError(f"controller.handler_order lists a handler twice: {list(order)}")
-    missing = sorted(set(by_name) - set(order))
-    if missing:
+    if order:
+        undeclared = sorted(name for name, h in by_name.items()
+                            if name not in order and not (h.handler_after or h.handler_before))
+        if undeclared:
+            raise HandlerRegistrationError(
+                f"controller.handler_order does not list the registered handlers {undeclared} "
+                f"(list them, or let each declare handler_after / handler_before)")
+    # Before whom each handler must come: the explicit order's neighbours, then declarations
+    # (a name that is not a registered handler is ignored: that plugin is not enabled).
+    edges: dict[str, set[str]] = {name: set() for name in by_name}
+    for first, second in itertools.pairwise(order):
+        edges[first].add(second)
+    for name, handler in by_name.items():
+        for other in handler.handler_after:
+            if other in by_name:
+                edges[other].add(name)
+        for other in handler.handler_before:
+            if other in by_name:
+                edges[name].add(other)
+    # Ties: the explicit order first, then the start order.
+    rank = {name: (0, order.index(name)) if name in order else (1, i) for i, name in enumerate(by_name)}
+    return [by_name[name] for name in _sorted(edges, rank)]
+
+
+def _sorted(edges: dict[str, set[str]], rank: dict[str, tuple[int, int]]) -> list[str]:
+    """Names so that every edge ``a -> b`` has a first; among the free ones the lowest rank."""
+    waiting = {name: 0 for name in edges}
+    for targets in edges.values():
+        for target in targets:
+            waiting[target] += 1
+    ready = sorted((rank[n], n) for n, count in waiting.items() if count == 0)
+    out: list[str] = []
+    while ready:
+        _, name = ready.pop(0)
+        out.append(name)
+        for target in edges[name]:
+            waiting[target] -= 1
+            if waiting[target] == 0:
+                ready.append((rank[target], target))
+                ready.sort()
+    if len(out) != len(edges):
+        stuck = sorted(n for n in edges if n not in out)
         raise HandlerRegistrationError(
-            f"controller.handler_order does not list the registered handlers {missing}"
-        )
-    return [by_name[name] for name in order]
+            f"the handlers {stuck} cannot be ordered: controller.handler_order and their "
+            f"handler_after / handler_before contradict each other")
+    return out

@@ -25,7 +25,7 @@ from plugins.controller.config import ControllerConfig
 from plugins.controller.dbwatcher import DBWatcher
 from plugins.controller.eventloop import EventLoop
 from plugins.controller.events import RequestedResync, Shutdown
-from plugins.controller.handlers import order_handlers
+from plugins.controller.handlers import HandlerRegistrationError, order_handlers
 from plugins.controller.kubestate import KubeStateCache, ResourceRegistry
 from plugins.controller.metrics import ControllerMetrics
 from plugins.controller.mirror import LocalMirror
@@ -75,6 +75,17 @@ class ControllerPlugin(Plugin):
     def register_resource(self, keyword: str, key_prefix: str, model: type[BaseModel]) -> None:
         """Reflect ``/vnf-agent/contiv-ksr/<key_prefix>...`` as resource ``keyword`` of ``model``."""
         self.resources.register(keyword, key_prefix, model)
+
+    @hookimpl
+    def contiv_check_start(self, plugins: list[Plugin]) -> list[str]:
+        """The handlers among ``plugins`` must be orderable (``controller.handler_order`` and
+        the handlers' ``handler_after`` / ``handler_before``)."""
+        handlers = [p for p in plugins if p is not self and isinstance(p, EventHandler)]
+        try:
+            order_handlers(handlers, self.config.handler_order)
+        except HandlerRegistrationError as err:
+            return [str(err)]
+        return []
 
     @hookimpl
     def contiv_agent_starting(self, plugins: list[Plugin]) -> None:

@@ -76,6 +76,9 @@ class PodTuningPlugin(Plugin, EventHandler):
     config: PodTuningConfig
     #: ``update`` and ``revert`` work per event: AddPods of several pods may share one commit.
     supports_batching = True
+    #: It amends ipnet's pod wiring in the same transaction: it must see each event after ipnet
+    #: (so enabling it is one line in ``plugins:``; ``controller.handler_order`` may still list it).
+    handler_after = ("ipnet",)
 
     def __init__(
         self,

@@ -114,7 +114,16 @@ class NftTableDescriptor(Descriptor[NftTableValue]):
                 if encoded:
                     inert, hooks = create_batches(value, encoded)
                     await self._apply(value.namespace, inert)
-                    await nftraw.awrite(value.namespace, value.family, value.name, encoded)
+                    try:
+                        await nftraw.awrite(value.namespace, value.family, value.name, encoded)
+                    except nftraw.NetlinkWriteError:
+                        # Refused or unanswered: the inert table must not stay (the retry
+                        # creates the whole table again; one left behind it replaces at once).
+                        try:
+                            await self.delete(key, value, None)
+                        except NftError:
+                            pass
+                        raise
                     self.writes += 1
                     await self._apply(value.namespace, hooks)
                     return
@@ -149,7 +158,9 @@ class NftTableDescriptor(Descriptor[NftTableValue]):
             pass  # the namespace is gone, and the table with it
 
     def is_retriable(self, error: Exception) -> bool:
-        return isinstance(error, (TransientError, OSError, TimeoutError))
+        # A refused or unanswered element write (a kernel limit, a timeout) may pass later; no
+        # retry would leave the node without the table until the next change.
+        return isinstance(error, (TransientError, OSError, TimeoutError, nftraw.NetlinkWriteError))
 
     async def retrieve(self, correlate: Sequence[ValueWithMetadata]) -> list[RetrievedValue]:
         found: list[RetrievedValue] = []

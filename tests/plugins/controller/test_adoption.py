@@ -6,12 +6,11 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from core.agent import Agent, AgentError
+from core.agent import Agent, AgentError, StartRefusedError
 from core.plugin import Plugin
 from core.servicelabel import ServiceLabelConfig, ServiceLabelPlugin
 from plugins.controller.api import Event, EventHandler, Transaction
 from plugins.controller.config import ControllerConfig
-from plugins.controller.handlers import HandlerRegistrationError
 from plugins.controller.plugin import ControllerPlugin
 from plugins.kvscheduler.plugin import KVSchedulerPlugin
 
@@ -85,6 +84,6 @@ async def test_an_order_naming_a_missing_handler_fails_start() -> None:
     agent, _ = make(["first", "second", "ghost"], [])
     with pytest.raises(AgentError) as info:
         await agent.start()
-    name, error = info.value.errors[0]
-    assert name == "controller" and isinstance(error, HandlerRegistrationError)
+    name, error = info.value.errors[0]  # refused before any plugin started (contiv_check_start)
+    assert name == "controller" and isinstance(error, StartRefusedError)
     assert "['ghost'], which are not registered handlers" in str(error)

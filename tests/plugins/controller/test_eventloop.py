@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from core import tuning
 from core.plugin import Plugin
 from plugins.controller.api import (
     AbortEventError,
@@ -408,7 +409,9 @@ async def test_verification_resync_reports_only_real_differences(make_loop: Fact
     assert loop.describe_handlers() == {"consistent": {"names": ["a", "b"]}}
 
 
-async def test_handlers_run_with_automatic_collection_paused_and_it_comes_back(make_loop: Factory) -> None:
+async def test_handlers_run_with_automatic_collection_paused_and_it_comes_back(
+    make_loop: Factory, request: pytest.FixtureRequest,
+) -> None:
     """A resync builds a whole desired state in one synchronous stretch: the collector would
     only rescan what all survives (at 10k services, ~40% of the processor's time)."""
     seen: list[bool] = []
@@ -427,6 +430,8 @@ async def test_handlers_run_with_automatic_collection_paused_and_it_comes_back(m
             return None
 
     assert gc.isenabled()
+    tuning.configure(tuning.ProcessTuning(gc_pause=True))  # the agent's policy (apps/vswitch/process.py)
+    request.addfinalizer(lambda: tuning.configure(tuning.ProcessTuning()))
     loop = make_loop([GcNoting()], RecordingScheduler())
     await started(loop)
     ping = Ping("p", blocking=True)

@@ -105,19 +105,17 @@ async def test_a_table_created_over_netlink_lists_as_nft_writes_it(make_netns: C
 
 
 @pytest.mark.netns
-async def test_a_refused_element_batch_leaves_an_inert_table_and_names_the_set(
+async def test_a_refused_element_batch_names_the_set_is_retriable_and_leaves_no_table(
     make_netns: Callable[[], str],
 ) -> None:
     ns = make_netns()
     desc = NftTableDescriptor(bulk_min=0)
     bad = _value(ns, {"bad": (("fe", "10.96.9.9 . tcp . 80", "goto no-such-chain"),)})
-    with pytest.raises(NftError, match="refused the elements of set fe: No such file or directory"):
+    with pytest.raises(NftError, match="refused the elements of set fe: No such file or directory") as refused:
         await desc.create("k", bad)
-    table = Nft(ns).list_table("ip", "rawt")
-    assert table is not None
-    assert table.sets["fe"].elements == {}  # the whole element batch was aborted
-    assert not any(chain.hook for chain in table.chains.values())  # nothing hooks into it
-    # The next create (the scheduler's retry) replaces the leftover in one transaction.
+    assert desc.is_retriable(refused.value)
+    assert Nft(ns).list_table("ip", "rawt") is None  # the inert table went with the failure
+    # The next create (the scheduler's retry) creates the whole table.
     await desc.create("k", _value(ns))
     assert Nft(ns).list_table("ip", "rawt") is not None
     assert "10.96.1.4 . udp . 84 . 1 : 10.1.4.1 . 8001" in _listing(ns)

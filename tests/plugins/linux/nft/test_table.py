@@ -117,3 +117,36 @@ async def test_a_foreign_table_with_our_name_is_not_touched(setup: tuple[KVSched
     got = nft.list_table("ip", "svct")
     assert got is not None and set(got.chains) == {"mine"}
     assert desc.writes == 0
+
+
+def capped(ns: str, size: int, count: int = 2500) -> NftTableValue:
+    """A big table (its elements go over netlink) whose set holds at most ``size`` elements."""
+    return NftTableValue(namespace=ns, name="capped", family="ip",
+                         sets={"ips": NftSet(decl=f"type ipv4_addr; size {size};")},
+                         chains={"in": NftChain(type="filter", hook="input", prio=0, rules=("ip saddr @ips accept",))},
+                         elements={"all": tuple(("ips", f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", "")
+                                                for i in range(1, count + 1))})
+
+
+async def test_a_refused_bulk_create_is_retried_and_leaves_no_inert_table(make_netns: Callable[[], str]) -> None:
+    """The kernel refuses the elements written over netlink (the set is full): the failure is
+    retriable, and the table created without its hooks for them does not stay behind."""
+    node = make_netns()
+    sched = KVScheduler(verify=True)
+    desc = NftTableDescriptor()
+    sched.register_descriptor(desc)
+    try:
+        refused = capped(node, size=100)
+        key = table_key(node, "ip", "capped")
+        result = await sched.commit({key: refused})
+        assert not result.ok
+        assert sched.value_status(key).state is ValueState.RETRYING
+        assert Nft(node).list_table("ip", "capped") is None  # no inert table left
+        # The next attempt (here: a set big enough) creates the whole table.
+        fixed = capped(node, size=4096)
+        result = await sched.commit({key: fixed})
+        assert result.ok, result.errors
+        found = Nft(node).list_table("ip", "capped")
+        assert found is not None and len(found.sets["ips"].elements) == 2500 and "in" in found.chains
+    finally:
+        await sched.close()

@@ -26,6 +26,11 @@ class PoolExhaustedError(IPAMError):
         self.capacity = capacity
 
 
+class PodSubnetPendingError(IPAMError):
+    """This node has no pod subnet yet (``pod_subnet_source: kubernetes`` and its Node has no
+    usable ``spec.podCIDR``): no address can be allocated and no plan of this node given."""
+
+
 @dataclass(frozen=True, slots=True)
 class NodeAddressPlan:
     """Every address derived from one node ID."""
@@ -52,7 +57,13 @@ class IPAMAPI(Protocol):
     """What ipnet and the other handlers use. All methods are synchronous and cheap."""
 
     def plan(self, node_id: int | None = None) -> NodeAddressPlan:
-        """The plan of ``node_id`` (this node's when None)."""
+        """The plan of ``node_id`` (this node's when None).
+
+        With ``pod_subnet_source: kubernetes`` the pod subnet is the Node's ``spec.podCIDR``:
+        raises :class:`PodSubnetPendingError` for this node until it has one, and an
+        ``AddressPlanError`` (a ``ValueError``) naming the node for another node without a
+        usable one.
+        """
         ...
 
     def pod_ip(self, pod: PodID) -> IPv4Address | None:

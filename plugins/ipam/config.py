@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
+from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -23,15 +24,24 @@ class AddressPlanConfig(PluginConfig):
 
     model_config = ConfigDict(extra="forbid", validate_default=True, use_attribute_docstrings=True)
 
+    pod_subnet_source: Literal["plan", "kubernetes"] = "plan"
+    """Where each node's pod subnet comes from: ``plan`` (block N of ``pod_subnet_cidr`` for node
+    ID N, Contiv's scheme) or ``kubernetes`` (the Node's ``spec.podCIDR``, as
+    kube-controller-manager ``--allocate-node-cidrs --cluster-cidr`` assigns it; like Cilium's
+    ``ipam.mode=kubernetes``). With ``kubernetes``, ``pod_subnet_cidr`` (or ``contiv_cidr``) must be
+    set explicitly to the cluster CIDR, and a Node podCIDR outside it is reported, not used."""
+
     contiv_cidr: IPv4Network | None = None
     """One CIDR (prefix /14 or shorter) split automatically into pod, host, node-interconnect and
     VXLAN networks (Contiv's ``contivCIDR``); when set, the pod and host CIDRs below are ignored."""
 
     pod_subnet_cidr: IPv4Network = IPv4Network("10.1.0.0/16")
-    """All pods of the cluster; each node gets one block of ``pod_subnet_one_node_prefix_len``."""
+    """All pods of the cluster; each node gets one block of ``pod_subnet_one_node_prefix_len``
+    (with ``pod_subnet_source: kubernetes``: the cluster CIDR holding every Node's podCIDR)."""
 
     pod_subnet_one_node_prefix_len: int = Field(24, ge=1, le=29)
-    """Prefix length of one node's pod subnet (node ID N gets block N of the pod CIDR)."""
+    """Prefix length of one node's pod subnet (node ID N gets block N of the pod CIDR); unused
+    with ``pod_subnet_source: kubernetes`` (the Node's podCIDR has its own)."""
 
     vpp_host_subnet_cidr: IPv4Network = IPv4Network("172.30.0.0/16")
     """Host interconnect networks (vswitch <-> host stack), one block per node."""
@@ -68,6 +78,13 @@ class AddressPlanConfig(PluginConfig):
     def _check_plan(self) -> AddressPlanConfig:
         from plugins.ipam.plan import AddressPlanError, resolve_plan
 
+        if self.pod_subnet_source == "kubernetes" and not (
+            {"pod_subnet_cidr", "contiv_cidr"} & self.model_fields_set
+        ):
+            raise ValueError(
+                "pod_subnet_source kubernetes needs pod_subnet_cidr set to the cluster CIDR "
+                "(kube-controller-manager --cluster-cidr): every Node's spec.podCIDR must lie in it"
+            )
         try:
             resolve_plan(self)
         except AddressPlanError as exc:
@@ -98,3 +115,9 @@ class IPAMConfig(AddressPlanConfig):
 
     etcd_retry_max_s: float = Field(10.0, gt=0)
     """Longest back-off delay between attempts to push an allocation change to etcd."""
+
+    pod_cidr_wait_s: float = Field(5.0, ge=0, le=10)
+    """``pod_subnet_source: kubernetes``: how long start-up waits for this node's reflected Node
+    to carry ``spec.podCIDR``. After that the agent starts anyway, not ready ("waiting for Node
+    <name> spec.podCIDR") and wiring no pod, and takes the subnet as soon as the Node has one.
+    At most 10 s: the whole ``init`` of a plugin must finish within the agent's start timeout."""

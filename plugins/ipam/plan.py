@@ -9,13 +9,17 @@ talk to each other:
 * host interconnect of node N: block N of the host CIDR, vswitch end = host #1, host end = #2;
 * node dataplane IP: host #N of the node interconnect CIDR (skipping a default gateway that
   lies inside it); VXLAN BVI IP: host #N of the VXLAN CIDR;
-* ``contiv_cidr``: one CIDR with at least 18 host bits split into all of the above.
+* ``contiv_cidr``: one CIDR with at least 18 host bits split into all of the above;
+* ``pod_subnet_source: kubernetes``: the pod subnet of a node is its Node's ``spec.podCIDR``
+  instead (:func:`node_pod_subnet` validates it against the cluster CIDR, :func:`with_pod_subnet`
+  puts it into the node's plan); everything else stays derived from the node ID.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_network
 from itertools import combinations
 from typing import TYPE_CHECKING
 
@@ -32,8 +36,23 @@ CONTIV_CIDR_ONE_NODE_PREFIX_LEN = 25
 FIRST_POD_INDEX = 2
 
 
+#: ``pod_subnet_source`` values.
+SOURCE_PLAN = "plan"
+SOURCE_KUBERNETES = "kubernetes"
+#: The longest pod subnet a node may have (gateway, two pods, NAT loopback and broadcast).
+LONGEST_POD_SUBNET_PREFIX = 29
+
+
 class AddressPlanError(IPAMError, ValueError):
     """The address plan settings are inconsistent, or a node ID does not fit the plan."""
+
+
+class NodePodCIDRError(AddressPlanError):
+    """A Node's ``spec.podCIDR`` cannot be used (not a CIDR, not IPv4, outside the cluster CIDR)."""
+
+
+class NodePodCIDRMissingError(NodePodCIDRError):
+    """A Node has no ``spec.podCIDR`` (yet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +69,8 @@ class ResolvedPlan:
     default_gateway: IPv4Address | None
     #: The largest node ID every part of the plan has room for (IDs run from 1).
     max_node_id: int
+    #: ``plan`` (pod subnet = block <node ID>) or ``kubernetes`` (the Node's spec.podCIDR).
+    pod_subnet_source: str = SOURCE_PLAN
 
 
 def dissect_subnet_for_node(cidr: IPv4Network, one_node_prefix_len: int, node_id: int) -> IPv4Network:
@@ -186,7 +207,9 @@ def resolve_plan(config: AddressPlanConfig) -> ResolvedPlan:
             nodes = split_nodes
     if nodes is None:
         nodes = DEFAULT_NODE_INTERCONNECT_CIDR
-    pod_blocks = _check_per_node("pod_subnet", pods, pod_len, 29)
+    from_kubernetes = config.pod_subnet_source == SOURCE_KUBERNETES
+    # With Node podCIDRs the per-node pod prefix is theirs: no block of the pod CIDR per node ID.
+    pod_blocks = None if from_kubernetes else _check_per_node("pod_subnet", pods, pod_len, LONGEST_POD_SUBNET_PREFIX)
     host_blocks = _check_per_node("vpp_host_subnet", hosts, host_len, 30)
     networks = {
         "pod_subnet_cidr": pods,
@@ -205,12 +228,8 @@ def resolve_plan(config: AddressPlanConfig) -> ResolvedPlan:
     if gateway is not None and gateway in nodes and gateway in (nodes.network_address, nodes.broadcast_address):
         raise AddressPlanError(f"default_gateway {gateway} is not a host address of {nodes}")
     gw_skip = 1 if gateway is not None and gateway in nodes else 0
-    max_node_id = min(
-        pod_blocks,
-        host_blocks,
-        nodes.num_addresses - 2 - gw_skip,
-        vxlan.num_addresses - 2,
-    )
+    rooms = [host_blocks, nodes.num_addresses - 2 - gw_skip, vxlan.num_addresses - 2]
+    max_node_id = min(rooms if pod_blocks is None else [pod_blocks, *rooms])
     return ResolvedPlan(
         pod_subnet_cidr=pods,
         pod_subnet_one_node_prefix_len=pod_len,
@@ -221,6 +240,7 @@ def resolve_plan(config: AddressPlanConfig) -> ResolvedPlan:
         service_cidr=config.service_cidr,
         default_gateway=gateway,
         max_node_id=max_node_id,
+        pod_subnet_source=config.pod_subnet_source,
     )
 
 
@@ -228,7 +248,14 @@ def node_plan(plan: ResolvedPlan, node_id: int) -> NodeAddressPlan:
     """Every address of node ``node_id`` (1..``plan.max_node_id``)."""
     if not 1 <= node_id <= plan.max_node_id:
         raise AddressPlanError(f"node ID {node_id} is outside the plan's range 1..{plan.max_node_id}")
-    pod_subnet = dissect_subnet_for_node(plan.pod_subnet_cidr, plan.pod_subnet_one_node_prefix_len, node_id)
+    if plan.pod_subnet_source == SOURCE_KUBERNETES:
+        # A placeholder until :func:`with_pod_subnet` puts the Node's podCIDR in: the whole pod
+        # CIDR would overlap every node, so the block of the ID (if the split fits) or block 0.
+        prefix = max(plan.pod_subnet_one_node_prefix_len, plan.pod_subnet_cidr.prefixlen + 1)
+        blocks = 1 << (prefix - plan.pod_subnet_cidr.prefixlen)
+        pod_subnet = dissect_subnet_for_node(plan.pod_subnet_cidr, prefix, node_id if node_id <= blocks else 0)
+    else:
+        pod_subnet = dissect_subnet_for_node(plan.pod_subnet_cidr, plan.pod_subnet_one_node_prefix_len, node_id)
     host_subnet = dissect_subnet_for_node(
         plan.vpp_host_subnet_cidr, plan.vpp_host_subnet_one_node_prefix_len, node_id
     )
@@ -251,8 +278,12 @@ def node_id_from_pod_ip(plan: ResolvedPlan, ip: IPv4Address) -> int | None:
     """The ID of the node whose pod subnet holds ``ip`` (None outside the pod CIDR).
 
     Block 0 belongs to the node with ID ``2**new_bits`` (the wrap-around of
-    :func:`dissect_subnet_for_node`).
+    :func:`dissect_subnet_for_node`). With ``pod_subnet_source: kubernetes`` a pod IP says nothing
+    about the node ID: :class:`AddressPlanError`.
     """
+    if plan.pod_subnet_source == SOURCE_KUBERNETES:
+        raise AddressPlanError("with pod_subnet_source kubernetes a pod IP does not encode its node ID "
+                               "(look the IP up in the Node podCIDRs)")
     if ip not in plan.pod_subnet_cidr:
         return None
     offset = int(ip) ^ int(plan.pod_subnet_cidr.network_address)
@@ -260,3 +291,39 @@ def node_id_from_pod_ip(plan: ResolvedPlan, ip: IPv4Address) -> int | None:
     if block == 0:
         return 1 << (plan.pod_subnet_one_node_prefix_len - plan.pod_subnet_cidr.prefixlen)
     return block
+
+
+def node_pod_subnet(node_name: str, pod_cidr: str, pod_cidrs: Sequence[str], cluster_cidr: IPv4Network) -> IPv4Network:
+    """The pod subnet of Node ``node_name`` from its ``spec.podCIDR`` / ``spec.podCIDRs``.
+
+    The first IPv4 CIDR among them (dual-stack Nodes list an IPv6 one too). Raises
+    :class:`NodePodCIDRMissingError` when the Node has none yet, :class:`NodePodCIDRError` naming
+    the node and both CIDRs when it is not a usable subnet of ``cluster_cidr``.
+    """
+    texts = [text for text in dict.fromkeys([pod_cidr, *pod_cidrs]) if text]
+    if not texts:
+        raise NodePodCIDRMissingError(f"Node {node_name} has no spec.podCIDR")
+    subnet: IPv4Network | None = None
+    for text in texts:
+        try:
+            network = ip_network(text, strict=True)
+        except ValueError as exc:
+            raise NodePodCIDRError(f"Node {node_name} spec.podCIDR {text!r} is not a CIDR: {exc}") from exc
+        if isinstance(network, IPv4Network):
+            subnet = network
+            break
+    if subnet is None:
+        raise NodePodCIDRError(f"Node {node_name} has no IPv4 spec.podCIDR (podCIDRs {', '.join(texts)}); "
+                               "pods are IPv4 only")
+    if not subnet.subnet_of(cluster_cidr):
+        raise NodePodCIDRError(f"Node {node_name} spec.podCIDR {subnet} is outside the cluster pod CIDR "
+                               f"{cluster_cidr} (ipam.pod_subnet_cidr)")
+    if subnet.prefixlen > LONGEST_POD_SUBNET_PREFIX:
+        raise NodePodCIDRError(f"Node {node_name} spec.podCIDR {subnet} is too small for pods "
+                               f"(at most /{LONGEST_POD_SUBNET_PREFIX})")
+    return subnet
+
+
+def with_pod_subnet(plan: NodeAddressPlan, pod_subnet: IPv4Network) -> NodeAddressPlan:
+    """``plan`` with ``pod_subnet`` as the node's pod subnet (and its first host as gateway)."""
+    return replace(plan, pod_subnet=pod_subnet, pod_gateway=pod_gateway(pod_subnet))

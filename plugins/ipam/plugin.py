@@ -1,25 +1,50 @@
-"""The ``ipam`` plugin: this node's address plan and persisted, next-fit pod IP allocation."""
+"""The ``ipam`` plugin: this node's address plan and persisted, next-fit pod IP allocation.
+
+With ``pod_subnet_source: kubernetes`` the pod subnets are the Nodes' ``spec.podCIDR``
+(:mod:`plugins.ipam.podcidr`): this node's is waited for at start (bounded; the agent then
+starts not ready and takes it when the Node gets one), other nodes' follow their reflected
+Node, and a change of one is pushed as a ``NodeUpdate`` so that ipnet re-routes that node.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Mapping
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from core.health import HealthPlugin
 from core.http import HTTPPlugin
 from core.kvdb.api import agent_prefix
 from core.kvdb.plugin import KVDBPlugin
 from core.plugin import Plugin
-from plugins.controller.api import ControllerAPI, Event, EventHandler, EventMethod, KubeStateReader, Transaction
+from plugins.controller.api import (
+    AbortEventError,
+    ControllerAPI,
+    Event,
+    EventHandler,
+    EventMethod,
+    KubeStateReader,
+    ResyncEventBase,
+    Transaction,
+)
 from plugins.controller.events import KubeStateChange
 from plugins.ipam.allocator import PodSubnetAllocator
-from plugins.ipam.api import NodeAddressPlan
+from plugins.ipam.api import NodeAddressPlan, PodSubnetPendingError
 from plugins.ipam.config import IPAMConfig
 from plugins.ipam.nodeaddr import publish_node_address
 from plugins.ipam.persistence import merge_remote, restore_local_file
-from plugins.ipam.plan import ResolvedPlan, node_plan, pod_index_of, resolve_plan
+from plugins.ipam.plan import (
+    SOURCE_KUBERNETES,
+    AddressPlanError,
+    ResolvedPlan,
+    node_plan,
+    pod_index_of,
+    resolve_plan,
+    with_pod_subnet,
+)
+from plugins.ipam.podcidr import NodePodSubnets, PodSubnetLookup, wait_for_own_pod_subnet, waiting_for
 from plugins.ipam.pusher import (
     PUSH_ERRORS,
     DeleteAllocation,
@@ -32,11 +57,29 @@ from plugins.ipam.rest import build_router
 from plugins.ipam.saver import AllocationSaver
 from plugins.ipam.store import AllocationState, LocalAllocationFile, StateFileError
 from plugins.ksr.keys import RESOURCES
-from plugins.nodesync.api import NodeAddressPublisher, NodeSyncAPI
+from plugins.ksr.model import KSR_LABEL
+from plugins.nodesync.api import NodeAddressPublisher, NodeSyncAPI, NodeUpdate
 from plugins.podmanager.api import PodID, PodManagerAPI
 
 #: How long ``close`` waits for queued allocation changes to reach etcd.
 CLOSE_FLUSH_TIMEOUT_S = 3.0
+#: The health component ipam reports (``pod_subnet_source: kubernetes`` only).
+HEALTH_COMPONENT = "ipam"
+
+
+class PodSubnetResync(ResyncEventBase):
+    """Pushed by ipam when this node's pod subnet arrived after start: every handler resyncs
+    (the earlier resyncs stopped at ipam, waiting for it)."""
+
+    name = "Pod Subnet Resync"
+    method = EventMethod.FULL_RESYNC
+
+    def __init__(self, subnet: str) -> None:
+        super().__init__()
+        self.subnet = subnet
+
+    def describe(self) -> str:
+        return f"{self.name}: this node's pod subnet is {self.subnet}"
 
 
 class IPAMPlugin(Plugin, EventHandler):
@@ -63,6 +106,7 @@ class IPAMPlugin(Plugin, EventHandler):
         http: HTTPPlugin | None = None,
         podmanager: PodManagerAPI | None = None,
         controller: ControllerAPI | None = None,
+        health: HealthPlugin | None = None,
     ) -> None:
         super().__init__(config)
         self.kvdb = kvdb
@@ -70,8 +114,18 @@ class IPAMPlugin(Plugin, EventHandler):
         self.http = http
         self.podmanager = podmanager
         self.controller = controller
+        self.health = health
         self.resolved: ResolvedPlan = resolve_plan(self.config)
+        #: This node's plan by its node ID alone (the pod subnet is block <ID>, or a placeholder
+        #: with ``pod_subnet_source: kubernetes``); the node addresses are taken from it.
+        self._base_plan: NodeAddressPlan | None = None
         self._plan: NodeAddressPlan | None = None
+        #: ``kubernetes`` source: why this node has no pod subnet yet ("" once it has one).
+        self._pending = ""
+        #: Pods released while pending: dropped from the restored state once it is loaded.
+        self._released_while_pending: set[PodID] = set()
+        #: ``kubernetes`` source: every reflected Node's pod subnet.
+        self.node_subnets = NodePodSubnets(self.resolved.pod_subnet_cidr, self.log)
         self._allocator: PodSubnetAllocator | None = None
         self._file = LocalAllocationFile(self.config.state_file, fsync_directory=self.config.fsync_directory)
         self._saver = AllocationSaver(self._file, self.log)
@@ -89,11 +143,9 @@ class IPAMPlugin(Plugin, EventHandler):
     # ------------------------------------------------------------------ lifecycle
 
     async def init(self) -> None:
-        plan = node_plan(self.resolved, self.nodesync.node_id())
-        self._plan = plan
-        self._allocator = PodSubnetAllocator(plan.pod_subnet)
-        self._load_local_file()
-        broker = self.kvdb.broker.prefixed(agent_prefix(self.nodesync.node_name()))
+        name = self.nodesync.node_name()
+        self._base_plan = node_plan(self.resolved, self.nodesync.node_id())
+        broker = self.kvdb.broker.prefixed(agent_prefix(name))
         self._pusher = EtcdAllocationPusher(
             broker,
             self._merge_remote,
@@ -101,11 +153,23 @@ class IPAMPlugin(Plugin, EventHandler):
             retry_max_s=self.config.etcd_retry_max_s,
             log=self.log,
         )
-        try:
-            await self._pusher.run_once(Reconcile())
-        except PUSH_ERRORS as exc:  # etcd down: start from the local file, merge when it is back
-            self.log.warning("cannot read allocations from etcd now (%s); will merge them later", exc)
-            self._pusher.enqueue(Reconcile())
+        if self._from_kubernetes():
+            found = await wait_for_own_pod_subnet(
+                self.kvdb.broker.prefixed(agent_prefix(KSR_LABEL)), name, self.resolved.pod_subnet_cidr,
+                self.config.pod_cidr_wait_s, self.log,
+            )
+            if found.subnet is not None:
+                self._activate(found.subnet)
+            else:
+                self._set_pending(found)
+        else:
+            self._activate(None)
+        if self._allocator is not None:
+            try:
+                await self._pusher.run_once(Reconcile())
+            except PUSH_ERRORS as exc:  # etcd down: start from the local file, merge when it is back
+                self.log.warning("cannot read allocations from etcd now (%s); will merge them later", exc)
+                self._pusher.enqueue(Reconcile())
         self._pusher.start()
         if self.http is not None:
             self.http.add_router(build_router(self))
@@ -113,16 +177,20 @@ class IPAMPlugin(Plugin, EventHandler):
             # The reflected pods tell which allocations are still in use (idempotent if
             # another plugin registered the same resource).
             self.controller.register_resource("pod", *RESOURCES["pod"])
-        self.log.info(
-            "node %s (ID %d): pod subnet %s, %d allocation(s) restored",
-            self.nodesync.node_name(), plan.node_id, plan.pod_subnet, len(self._allocator),
-        )
+            if self._from_kubernetes():
+                self.controller.register_resource("node", *RESOURCES["node"])
+        if self._allocator is not None:
+            self.log.info(
+                "node %s (ID %d): pod subnet %s, %d allocation(s) restored",
+                name, self._base_plan.node_id, self._allocator.subnet, len(self._allocator),
+            )
 
     async def after_init(self) -> None:
         loop = asyncio.get_running_loop()
         self._stale_task = loop.create_task(self._stale_loop(), name="ipam-stale")
         if isinstance(self.nodesync, NodeAddressPublisher):
-            publication = publish_node_address(self.nodesync, self.config, self._node_plan(), self.log)
+            # The node's addresses come from its ID alone (whatever the pod subnet source).
+            publication = publish_node_address(self.nodesync, self.config, self._base(), self.log)
             self._publish_task = loop.create_task(publication, name="ipam-node-ip")
 
     async def close(self) -> None:
@@ -147,10 +215,24 @@ class IPAMPlugin(Plugin, EventHandler):
     def plan(self, node_id: int | None = None) -> NodeAddressPlan:
         if node_id is None:
             return self._node_plan()
-        return node_plan(self.resolved, node_id)
+        if not self._from_kubernetes():
+            return node_plan(self.resolved, node_id)
+        if node_id == self._base().node_id:
+            return self._node_plan()
+        name = self._node_name_of(node_id)
+        found = self.node_subnets.lookup(name)
+        if found.subnet is None:
+            raise AddressPlanError(found.problem)
+        own = self._plan
+        if own is not None and found.subnet.overlaps(own.pod_subnet):
+            raise AddressPlanError(f"Node {name} spec.podCIDR {found.subnet} overlaps this node's pod "
+                                   f"subnet {own.pod_subnet}")
+        return with_pod_subnet(node_plan(self.resolved, node_id), found.subnet)
 
     def pod_ip(self, pod: PodID) -> IPv4Address | None:
-        return self._alloc().ip_of(pod)
+        if self._allocator is None:
+            return None
+        return self._allocator.ip_of(pod)
 
     def allocate_pod_ip(self, pod: PodID, *, defer_save: bool = False) -> IPv4Address:
         alloc = self._alloc()
@@ -179,6 +261,11 @@ class IPAMPlugin(Plugin, EventHandler):
         await self._saver.wait()
 
     def release_pod_ip(self, pod: PodID) -> None:
+        if self._allocator is None and self._pending:
+            # Still waiting for the subnet: the pod may hold an address in the state not loaded
+            # yet; it is dropped when that is loaded (a CNI DEL must succeed meanwhile).
+            self._released_while_pending.add(pod)
+            return
         alloc = self._alloc()
         ip = alloc.release(pod)
         self._missing_since.pop(pod, None)
@@ -192,7 +279,13 @@ class IPAMPlugin(Plugin, EventHandler):
         self.log.info("released %s of pod %s", ip, pod)
 
     def allocations(self) -> Mapping[PodID, IPv4Address]:
-        return self._alloc().allocations()
+        if self._allocator is None:
+            return {}
+        return self._allocator.allocations()
+
+    def pending_reason(self) -> str:
+        """Why this node has no pod subnet yet ("" when it has one)."""
+        return self._pending
 
     # ------------------------------------------------------------------ more for REST and tests
     # (methods, not properties: pluggy inspects every attribute when the plugin is registered)
@@ -221,7 +314,7 @@ class IPAMPlugin(Plugin, EventHandler):
         Does nothing until some source of existing pods is available (a pod manager, or the
         first resync with the Kubernetes state).
         """
-        if self.podmanager is None and self._kube_pods is None:
+        if (self.podmanager is None and self._kube_pods is None) or self._allocator is None:
             return []
         now = time.monotonic() if now is None else now
         existing = set(self._kube_pods or ())
@@ -249,10 +342,25 @@ class IPAMPlugin(Plugin, EventHandler):
     def handles_event(self, event: Event) -> bool:
         if event.method is not EventMethod.UPDATE:
             return True
-        return isinstance(event, KubeStateChange) and event.resource == "pod"
+        if not isinstance(event, KubeStateChange):
+            return False
+        return event.resource == "pod" or (event.resource == "node" and self._from_kubernetes())
 
     def resync(self, event: Event, kube_state: KubeStateReader, resync_count: int, txn: Transaction) -> None:
         node = self.nodesync.node_name()
+        if self._from_kubernetes():
+            self.node_subnets.replace(kube_state.list("node"))
+            if self._allocator is None:
+                found = self.node_subnets.lookup(node)
+                if found.subnet is None:
+                    self._set_pending(found)
+                    # The handlers after ipam need this node's plan: stop the resync here; the
+                    # Node's podCIDR arriving triggers a new one (PodSubnetResync).
+                    raise AbortEventError(self._pending)
+                self._activate(found.subnet)
+                self._push().enqueue(Reconcile())
+            else:
+                self._check_own_subnet(self.node_subnets.lookup(node))
         pods: set[PodID] = set()
         for obj in kube_state.list("pod").values():
             pod = PodID(obj.name, obj.namespace)
@@ -262,6 +370,8 @@ class IPAMPlugin(Plugin, EventHandler):
         self._kube_pods = pods
 
     def update(self, event: Event, txn: Transaction) -> str | None:
+        if isinstance(event, KubeStateChange) and event.resource == "node" and self._from_kubernetes():
+            return self._node_changed(event.key, event.new_value)
         if not isinstance(event, KubeStateChange) or event.resource != "pod":
             return None
         if self._kube_pods is None:
@@ -278,8 +388,35 @@ class IPAMPlugin(Plugin, EventHandler):
             pod = PodID(getattr(new, "name", ""), getattr(new, "namespace", ""))
             self._kube_pods.add(pod)
             self._missing_since.pop(pod, None)
-            self._adopt_reflected_ip(pod, getattr(new, "ip_address", ""))
+            if self._allocator is not None:  # else: adopted by the resync once the subnet is known
+                self._adopt_reflected_ip(pod, getattr(new, "ip_address", ""))
         return None
+
+    def _node_changed(self, name: str, k8s_node: Any | None) -> str | None:
+        """A reflected Node changed (``kubernetes`` source): this node's subnet may arrive, or
+        another node's pod subnet change; ipnet learns of the latter from a ``NodeUpdate``."""
+        changed = self.node_subnets.apply(name, k8s_node)
+        if name == self.nodesync.node_name():
+            found = self.node_subnets.lookup(name)
+            if self._allocator is not None:
+                self._check_own_subnet(found)
+                return None
+            if found.subnet is None:
+                self._set_pending(found)
+                return None
+            self._activate(found.subnet)
+            self._push().enqueue(Reconcile())
+            if self.controller is not None:
+                self.controller.push_follow_up(PodSubnetResync(str(found.subnet)))
+            return f"this node's pod subnet is {found.subnet} (Node spec.podCIDR)"
+        if not changed:
+            return None
+        found = self.node_subnets.lookup(name)
+        member = self.nodesync.nodes().get(name)
+        if member is not None and self.controller is not None:
+            # Same node record before and after: what changed is what ipam.plan(id) returns.
+            self.controller.push_follow_up(NodeUpdate(name, member, member))
+        return f"Node {name} pod subnet: {found.describe()}"
 
     def _kube_pod_deleted(self, pod: PodID) -> None:
         """Kubernetes deleted ``pod``: no stale record can bring it back; an address adopted
@@ -294,10 +431,14 @@ class IPAMPlugin(Plugin, EventHandler):
 
     def describe_internal_state(self) -> dict[str, object] | None:
         """The allocations (what a no-op resync must leave unchanged)."""
-        return {
-            "podSubnet": str(self._node_plan().pod_subnet),
+        state: dict[str, object] = {
+            "podSubnet": None if self._plan is None else str(self._plan.pod_subnet),
             "allocations": {str(pod): str(ip) for pod, ip in sorted(self.allocations().items())},
         }
+        if self._from_kubernetes():
+            state["pending"] = self._pending
+            state["nodePodCIDRProblems"] = self.node_subnets.problems()
+        return state
 
     def describe(self) -> dict[str, Any]:
         """This node's allocations as JSON-friendly data (also served over REST)."""
@@ -306,6 +447,7 @@ class IPAMPlugin(Plugin, EventHandler):
             "nodeName": self.nodesync.node_name(),
             "nodeId": plan.node_id,
             "podSubnet": str(plan.pod_subnet),
+            "podSubnetSource": self.resolved.pod_subnet_source,
             "capacity": self.capacity(),
             "allocated": len(self._alloc()),
             "lastAssigned": self.last_assigned_index(),
@@ -319,15 +461,76 @@ class IPAMPlugin(Plugin, EventHandler):
 
     # ------------------------------------------------------------------ internals
 
+    def _from_kubernetes(self) -> bool:
+        return self.resolved.pod_subnet_source == SOURCE_KUBERNETES
+
+    def _base(self) -> NodeAddressPlan:
+        if self._base_plan is None:
+            raise RuntimeError("ipam is not initialised yet (its init() has not run)")
+        return self._base_plan
+
     def _node_plan(self) -> NodeAddressPlan:
         if self._plan is None:
+            if self._pending:
+                raise PodSubnetPendingError(self._pending)
             raise RuntimeError("ipam is not initialised yet (its init() has not run)")
         return self._plan
 
     def _alloc(self) -> PodSubnetAllocator:
         if self._allocator is None:
+            if self._pending:
+                raise PodSubnetPendingError(self._pending)
             raise RuntimeError("ipam is not initialised yet (its init() has not run)")
         return self._allocator
+
+    def _node_name_of(self, node_id: int) -> str:
+        for name, node in self.nodesync.nodes().items():
+            if node.id == node_id:
+                return name
+        raise AddressPlanError(f"node ID {node_id} belongs to no known node (nodesync)")
+
+    def _report(self, ok: bool, detail: str) -> None:
+        if self.health is not None:
+            self.health.report(HEALTH_COMPONENT, ok, detail)
+
+    def _activate(self, pod_subnet: IPv4Network | None) -> None:
+        """Take this node's pod subnet (None: the plan's block) and load the persisted state.
+
+        A state file for another subnet (another node ID, or a switch of
+        ``pod_subnet_source``) is ignored, and etcd's records outside the subnet are dropped
+        by the merge: the same as any change of the node's subnet.
+        """
+        base = self._base()
+        plan = base if pod_subnet is None else with_pod_subnet(base, pod_subnet)
+        self._plan = plan
+        self._allocator = PodSubnetAllocator(plan.pod_subnet)
+        self._load_local_file()
+        if self._pending:
+            self.log.info("Node %s spec.podCIDR %s: this node's pod subnet; %d allocation(s) restored",
+                          self.nodesync.node_name(), plan.pod_subnet, len(self._allocator))
+        self._pending = ""
+        if self._from_kubernetes():
+            self._report(True, f"pod subnet {plan.pod_subnet} from Node {self.nodesync.node_name()} spec.podCIDR")
+
+    def _set_pending(self, found: PodSubnetLookup) -> None:
+        """This node has no usable pod subnet yet: not ready, saying why."""
+        name = self.nodesync.node_name()
+        reason = waiting_for(name) if found.missing else f"{waiting_for(name)}: {found.problem}"
+        if reason != self._pending:
+            self.log.error("%s; no pod can be wired until then", reason)
+        self._pending = reason
+        self._report(False, reason)
+
+    def _check_own_subnet(self, found: PodSubnetLookup) -> None:
+        """The subnet in use is kept for the process's life; a different podCIDR is reported."""
+        current = self._node_plan().pod_subnet
+        if found.subnet is None or found.subnet == current:
+            self._report(True, f"pod subnet {current} from Node {self.nodesync.node_name()} spec.podCIDR")
+            return
+        detail = (f"Node {self.nodesync.node_name()} spec.podCIDR is now {found.subnet}, the pods use "
+                  f"{current}: restart the agent to take the new subnet")
+        self.log.error("%s", detail)
+        self._report(False, detail)
 
     def _push(self) -> EtcdAllocationPusher:
         if self._pusher is None:
@@ -348,7 +551,13 @@ class IPAMPlugin(Plugin, EventHandler):
     def _merge_remote(self, remote: dict[PodID, IPv4Address]) -> Mapping[PodID, IPv4Address]:
         """Add etcd's allocations that do not clash with what the local file had."""
         alloc = self._alloc()
-        if merge_remote(alloc, remote, self._had_local_state, self.log):
+        released = bool(self._released_while_pending)
+        for pod in self._released_while_pending:
+            # CNI DELs answered while the subnet was unknown: their addresses are free.
+            remote.pop(pod, None)
+            alloc.release(pod)
+        self._released_while_pending.clear()
+        if merge_remote(alloc, remote, self._had_local_state, self.log) or released:
             self._saver.save_background(self._state(), "merging the allocations in etcd")
             self._had_local_state = True
         return alloc.allocations()

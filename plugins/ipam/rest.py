@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
+
+from plugins.ipam.api import PodSubnetPendingError
 
 if TYPE_CHECKING:
     from plugins.ipam.plugin import IPAMPlugin
@@ -16,8 +18,12 @@ def build_router(ipam: IPAMPlugin) -> APIRouter:
 
     @router.get("")
     async def node_plan() -> dict[str, Any]:
-        """This node's address plan (Contiv's ``/contiv/v1/ipam``) and the IPAM settings."""
-        plan = ipam.plan()
+        """This node's address plan (Contiv's ``/contiv/v1/ipam``) and the IPAM settings;
+        503 naming the reason while the node waits for its Node's ``spec.podCIDR``."""
+        try:
+            plan = ipam.plan()
+        except PodSubnetPendingError as exc:
+            raise HTTPException(503, str(exc)) from exc
         name = ipam.nodesync.node_name()
         own = ipam.nodesync.nodes().get(name)
         published = [str(ip) for ip in own.ip_addresses] if own is not None else []
@@ -32,6 +38,7 @@ def build_router(ipam: IPAMPlugin) -> APIRouter:
             "nodeName": name,
             "nodeIP": node_ip,
             "podSubnetThisNode": str(plan.pod_subnet),
+            "podSubnetSource": ipam.resolved.pod_subnet_source,
             "podGateway": str(plan.pod_gateway),
             "vppHostNetwork": str(plan.host_interconnect_subnet),
             "hostInterconnectVswitch": str(plan.host_interconnect_vswitch),
@@ -46,7 +53,11 @@ def build_router(ipam: IPAMPlugin) -> APIRouter:
 
     @router.get("/allocations")
     async def allocations() -> dict[str, Any]:
-        """Every pod address allocated on this node, and how far etcd is behind."""
-        return ipam.describe()
+        """Every pod address allocated on this node, and how far etcd is behind (503 while
+        the node waits for its pod subnet)."""
+        try:
+            return ipam.describe()
+        except PodSubnetPendingError as exc:
+            raise HTTPException(503, str(exc)) from exc
 
     return router

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from core.health import HealthPlugin
 from core.kvdb.plugin import KVDBPlugin
 from core.servicelabel import ServiceLabelConfig, ServiceLabelPlugin
 from plugins.ipam.config import IPAMConfig
@@ -32,7 +33,8 @@ class RecordedPods:
 class Node:
     """nodesync + ipam of one node, started like the agent does (init, after_init)."""
 
-    def __init__(self, kvdb: KVDBPlugin, state_file: Path, name: str = "node-a", **settings: Any) -> None:
+    def __init__(self, kvdb: KVDBPlugin, state_file: Path, name: str = "node-a",
+                 health: HealthPlugin | None = None, **settings: Any) -> None:
         self.kvdb = kvdb
         self.nodesync = NodeSyncPlugin(
             kvdb=kvdb, service_label=ServiceLabelPlugin(ServiceLabelConfig(label=name))
@@ -40,7 +42,7 @@ class Node:
         self.pods = RecordedPods()
         self.ipam = IPAMPlugin(
             IPAMConfig(state_file=state_file, etcd_retry_initial_s=0.05, etcd_retry_max_s=0.5, **settings),
-            kvdb=kvdb, nodesync=self.nodesync, podmanager=self.pods,
+            kvdb=kvdb, nodesync=self.nodesync, podmanager=self.pods, health=health,
         )
 
     async def start(self) -> IPAMPlugin:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from pydantic import BaseModel, ValidationError
 
@@ -36,6 +36,8 @@ from plugins.controller.processing import ETCD_SOURCE
 #: Given a scheduler key, the model its values parse into (None: unknown key).
 ConfigModelResolver = Callable[[str], type[BaseModel] | None]
 PushEvent = Callable[[Event], None]
+#: Waits until the event queue can take one more event.
+WaitForRoom = Callable[[], Awaitable[None]]
 
 log = logging.getLogger("contiv.controller.dbwatcher")
 
@@ -52,8 +54,12 @@ class DBWatcher:
         push: PushEvent,
         config: DBWatcherConfig | None = None,
         mirror: LocalMirror | None = None,
+        wait_for_room: WaitForRoom | None = None,
     ) -> None:
         self.broker = broker
+        #: Backpressure: a change waits for room in the event queue instead of overflowing it
+        #: (an overflow costs a full resync: every key listed and parsed again).
+        self.wait_for_room = wait_for_room
         self.resources = resources
         self.config_models = config_models
         self.push = push
@@ -154,6 +160,8 @@ class DBWatcher:
         # Stop the old watches first: a change they delivered after the listing would be
         # delivered again by the new watches, which start at the snapshot's revision.
         await self._disconnect()
+        if self.wait_for_room is not None:  # a snapshot the queue cannot take would be wasted
+            await self.wait_for_room()
         try:
             async with asyncio.timeout(self.config.probe_timeout_s):
                 revision = await self.broker.revision()
@@ -235,6 +243,8 @@ class DBWatcher:
                     log.warning("watch of %s needs a resync: %s", prefix, item.reason)
                     self.request_resync()
                     return
+                if self.wait_for_room is not None:
+                    await self.wait_for_room()
                 self._on_change(item)
         except Exception as exc:  # noqa: BLE001 - a broken watch is repaired by a resync
             log.error("watch of %s failed: %s", prefix, exc)

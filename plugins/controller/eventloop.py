@@ -63,6 +63,8 @@ class EventLoop:
         self._follow_ups: deque[tuple[Event, int]] = deque()
         self._held: deque[Event] = deque()
         self._wakeup = asyncio.Event()
+        #: Set whenever events leave the main queue (see :meth:`wait_for_room`).
+        self._room = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._timers: set[asyncio.Task[None]] = set()
         self._seq = 0
@@ -166,6 +168,20 @@ class EventLoop:
             self.metrics.queue_depth.set(len(self._events))
         self._wakeup.set()
 
+    async def wait_for_room(self) -> None:
+        """Return once the main queue can take one more event (at once when it can, or when the
+        loop is not running: :meth:`push` then says why).
+
+        For producers that can wait instead of losing an event to a full queue: the dbwatcher
+        waits here before each change, so a burst of changes (thousands of Services created at
+        once) slows its etcd watch down instead of overflowing the queue into full resyncs.
+        """
+        while self.queue_depth() >= self.config.event_queue_size:
+            if self._task is None or self._task.done():
+                return
+            self._room.clear()
+            await self._room.wait()
+
     # -- the loop --------------------------------------------------------------------------
 
     def _next(self) -> tuple[Event, int | None] | None:
@@ -192,6 +208,7 @@ class EventLoop:
                 continue
             event, follow_up_of = item
             batch = self._batch_after(event) if follow_up_of is None else []
+            self._room.set()  # events left the queue: a waiting producer may go on
             if batch:
                 await self._handle_batch([event, *batch])
                 continue

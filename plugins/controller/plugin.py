@@ -118,6 +118,10 @@ class ControllerPlugin(Plugin):
         """
         self.push_event_nowait(event)
 
+    async def _wait_for_room(self) -> None:
+        if self.loop is not None:
+            await self.loop.wait_for_room()
+
     def push_event_nowait(self, event: Event) -> None:
         """Queue an event without awaiting; from a handler inside the loop it is a follow-up."""
         if self.loop is None:
@@ -176,6 +180,7 @@ class ControllerPlugin(Plugin):
                 self.push_event_nowait,
                 watcher_cfg,
                 self._mirror,
+                wait_for_room=self._wait_for_room,
             )
             if not self._watch_when_started:  # standalone (no agent): watch at once
                 self.dbwatcher.start()

@@ -79,10 +79,11 @@ class Watcher(Plugin, EventHandler):
 class Stack:
     """An event loop, a recording scheduler and a dbwatcher over ``broker``."""
 
-    def __init__(self, broker: KVBroker, mirror_path: Path | None, **watcher_cfg: Any) -> None:
+    def __init__(self, broker: KVBroker, mirror_path: Path | None, controller: ControllerConfig | None = None,
+                 backpressure: bool = False, **watcher_cfg: Any) -> None:
         self.scheduler = RecordingScheduler()
         self.handler = Watcher()
-        self.loop = EventLoop(self.scheduler, [self.handler], ControllerConfig())
+        self.loop = EventLoop(self.scheduler, [self.handler], controller or ControllerConfig())
         registry = ResourceRegistry()
         registry.register("pod", "k8s/pod/", PodObj)
         self.mirror = LocalMirror(mirror_path) if mirror_path is not None else None
@@ -93,7 +94,7 @@ class Stack:
         self.watcher = DBWatcher(
             broker, NODE, registry,
             lambda key: Item if key.startswith("config/test/v1/item/") else None,
-            self.loop.push, cfg, self.mirror,
+            self.loop.push, cfg, self.mirror, wait_for_room=self.loop.wait_for_room if backpressure else None,
         )
 
     def start(self) -> None:
@@ -311,3 +312,68 @@ async def test_stop_right_after_a_wake_up_stops(memory: MemoryBroker) -> None:
             pytest.fail("DBWatcher.stop() did not return: the cancellation was lost")
     finally:
         await stack.loop.stop()
+
+
+
+class GatedScheduler(RecordingScheduler):
+    """Commits wait for ``gate``: while it is closed the loop is stuck in one transaction."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def commit(self, changes: Any, **kwargs: Any) -> Any:
+        await self.gate.wait()
+        return await super().commit(changes, **kwargs)
+
+
+class ChangeWriter(Watcher):
+    """Writes one value per pod change, so every change is a transaction."""
+
+    def update(self, event: Event, txn: Transaction) -> str | None:
+        if isinstance(event, KubeStateChange):
+            txn.put(f"config/test/v1/item/{event.key.replace('/', '-')}", Item(name=event.key))
+        return None
+
+
+@pytest.mark.parametrize("backpressure", [True, False])
+async def test_a_burst_waits_for_room_instead_of_overflowing_into_resyncs(
+    memory: MemoryBroker, backpressure: bool
+) -> None:
+    """A queue of 5 and 40 changes while the loop is stuck in a transaction: with backpressure
+    the watch waits for room, every change arrives once and in order, nothing is rejected and no
+    resync is made. Without it (the control) the overflow costs resyncs, each listing and parsing
+    every key again: on a real cluster, thousands of Services created at once grew the agent
+    past its memory limit that way."""
+    stack = Stack(memory, None, controller=ControllerConfig(event_queue_size=5), backpressure=backpressure)
+    stack.scheduler = GatedScheduler()
+    stack.handler = ChangeWriter()
+    stack.loop = EventLoop(stack.scheduler, [stack.handler], ControllerConfig(event_queue_size=5))
+    stack.watcher.push = stack.loop.push
+    if backpressure:
+        stack.watcher.wait_for_room = stack.loop.wait_for_room
+    stack.start()
+    try:
+        await wait_until(lambda: len(stack.handler.resyncs) == 1)
+        stack.scheduler.gate.clear()
+        await memory.put(pod_key("first"), pod_json("first"))
+        await wait_until(lambda: len(stack.handler.changes) == 1)  # the loop now waits in its commit
+        for i in range(40):
+            await memory.put(pod_key(f"p{i}"), pod_json(f"p{i}"))
+        if backpressure:
+            await wait_until(lambda: stack.loop.queue_depth() == 5)
+        else:
+            await wait_until(lambda: stack.loop.metrics.rejected._value.get() > 0)  # type: ignore[attr-defined]
+        stack.scheduler.gate.set()
+        await wait_until(lambda: len(stack.kube_pods) == 41)
+        rejected = stack.loop.metrics.rejected._value.get()  # type: ignore[attr-defined]
+        if backpressure:
+            keys = [c.key for c in stack.handler.changes]
+            assert keys == ["first/namespace/default", *[f"p{i}/namespace/default" for i in range(40)]]
+            assert stack.watcher.remote_resyncs == 1 and len(stack.handler.resyncs) == 1 and rejected == 0
+        else:
+            await wait_until(lambda: stack.watcher.remote_resyncs >= 2)
+            assert rejected > 0
+    finally:
+        await stack.stop()

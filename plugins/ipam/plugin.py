@@ -161,6 +161,8 @@ class IPAMPlugin(Plugin, EventHandler):
             if found.subnet is not None:
                 self._activate(found.subnet)
             else:
+                if found.missing:
+                    self.log.warning("%s", found.problem)
                 self._set_pending(found)
         else:
             self._activate(None)

@@ -72,20 +72,23 @@ async def wait_for_own_pod_subnet(
 ) -> PodSubnetLookup:
     """Wait up to ``timeout_s`` for the reflected Node ``node_name`` to carry a podCIDR.
 
-    ``broker`` is the KSR view (``/vnf-agent/contiv-ksr/``). Returns at once when the Node has
-    a usable podCIDR or an unusable one (waiting would not fix a wrong one); otherwise after
-    the timeout, or at once when etcd cannot be read, with the reason.
+    ``broker`` is the KSR view (``/vnf-agent/contiv-ksr/``). The Node is read once in any case
+    (``timeout_s`` 0: no waiting beyond that). Returns at once when the Node has a usable
+    podCIDR or an unusable one (waiting would not fix a wrong one); otherwise after the
+    timeout, or at once when etcd cannot be read, with the reason.
     """
     key = node_key(node_name)
-    last = lookup(node_name, None, cluster_cidr)
     try:
+        revision = await broker.revision()
+        kv = await broker.get(key)
+    except (KVError, TimeoutError) as exc:
+        return PodSubnetLookup(None, f"{waiting_for(node_name)}: cannot read it from etcd ({exc})", missing=True)
+    last = lookup(node_name, _parse(node_name, None if kv is None else kv.value, log), cluster_cidr)
+    if not last.missing or timeout_s <= 0:
+        return last
+    try:
+        log.warning("%s (up to %gs before starting not ready)", waiting_for(node_name), timeout_s)
         async with asyncio.timeout(timeout_s):
-            revision = await broker.revision()
-            kv = await broker.get(key)
-            last = lookup(node_name, _parse(node_name, None if kv is None else kv.value, log), cluster_cidr)
-            if not last.missing:
-                return last
-            log.warning("%s (up to %gs before starting not ready)", waiting_for(node_name), timeout_s)
             events = broker.watch(key, revision + 1)
             try:
                 async for item in events:

@@ -107,7 +107,8 @@ def test_kubernetes_source_does_not_split_the_pod_cidr_per_node_id() -> None:
 
 async def test_this_nodes_subnet_is_its_node_pod_cidr(etcd_kvdb: KVDBPlugin, tmp_path: Path) -> None:
     await put_node(etcd_kvdb, "node-a", "10.244.7.0/24")
-    node = Node(etcd_kvdb, tmp_path / "ipam.json", **K8S)
+    # No waiting allowed: the Node is still read once at start.
+    node = Node(etcd_kvdb, tmp_path / "ipam.json", pod_cidr_wait_s=0, **K8S)
     ipam = await node.start()
     try:
         plan = ipam.plan()

@@ -28,6 +28,7 @@ from core.kvdb.plugin import KVDBConfig, KVDBPlugin
 from core.servicelabel import ServiceLabelConfig, ServiceLabelPlugin
 from plugins.controller.config import ControllerConfig, DBWatcherConfig
 from plugins.controller.plugin import ControllerPlugin
+from plugins.ipam.api import PodSubnetPendingError
 from plugins.ipam.config import IPAMConfig
 from plugins.ipam.plugin import IPAMPlugin
 from plugins.ipnet.config import IPNetConfig
@@ -40,6 +41,7 @@ from plugins.linux.config import LinuxConfig
 from plugins.linux.plugin import LinuxDataplanePlugin
 from plugins.nodesync.api import VppNode
 from plugins.nodesync.plugin import NodeSyncPlugin
+from plugins.podmanager.api import AddPod, DeletePod, LocalPod
 from tests.plugins.ipam.helpers import RecordedPods
 from tests.plugins.linux.conftest import ip
 
@@ -142,6 +144,15 @@ async def test_not_ready_until_the_node_has_a_pod_cidr(running: Running) -> None
     assert readiness.json()["components"]["ipam"]["detail"] == WAITING
     assert (plan.status_code, plan.json()["detail"]) == (503, WAITING)
     assert "10.244.9.0/24" not in running.routes()  # nothing was wired
+    # A CNI ADD meanwhile fails saying why (the runtime retries it); a DEL succeeds.
+    web = LocalPod(name="web", namespace="default", container_id="cid-web", netns_path="/proc/1/ns/net")
+    add = AddPod(web)
+    await running.controller.push_event(add)
+    with pytest.raises(PodSubnetPendingError, match=WAITING):
+        await add.wait()
+    delete = DeletePod(web)
+    await running.controller.push_event(delete)
+    await delete.wait()
 
     await put_k8s_node(running.kvdb, ME, "10.244.5.0/24")
     await wait_until(running.health.ready)

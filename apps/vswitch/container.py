@@ -68,6 +68,7 @@ class VSwitchContainer(containers.DeclarativeContainer):
     ipam = plugin_provider(
         IPAMPlugin, configs, kvdb=kvdb, nodesync=nodesync, http=optional("http", configs, http),
         controller=controller, podmanager=optional("podmanager", configs, podmanager),
+        health=optional("health", configs, health),
     )
     ipnet = plugin_provider(IPNetPlugin, configs, ipam=ipam, nodesync=nodesync, podmanager=podmanager)
     service = plugin_provider(

@@ -30,6 +30,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
                                         "agent": {"rest": {"expose": True}}, "dataplane": "vpp"},
     "no policy, node interface, 3 KSR replicas": {"plugins": {"policy": False}, "ksr": {"replicas": 3},
                                                   "ipam": {"nodeInterface": "eth0"}},
+    "pod subnets from the Nodes, given API server and etcd": {
+        "ipam": {"podSubnetSource": "kubernetes", "podSubnetCIDR": "10.244.0.0/16"},
+        "apiServer": {"host": "10.0.0.1"}, "etcd": {"endpoints": ["10.0.0.5:12379"]}},
 }
 
 
@@ -177,6 +180,14 @@ def test_nothing_contiv_needs_at_start_goes_through_a_service() -> None:
     assert "nodeSelector" not in find(given, "Deployment", "contiv-ksr")["spec"]["template"]["spec"]
     agent = env_of(find(given, "DaemonSet", "contiv-vswitch")["spec"]["template"]["spec"]["containers"][0])
     assert agent["ETCD_ENDPOINTS"] == "10.0.0.5:12379,10.0.0.6:12379" and "CONTIV_ETCD_FROM_KUBECONFIG" not in agent
+
+
+def test_pod_subnets_from_the_nodes_reach_the_agent_config() -> None:
+    objs = rendered(VARIANTS["pod subnets from the Nodes, given API server and etcd"])
+    agent = yaml.safe_load(find(objs, "ConfigMap", "contiv-agent-cfg")["data"]["agent.yaml"])
+    assert agent["ipam"]["pod_subnet_source"] == "kubernetes" and agent["ipam"]["pod_subnet_cidr"] == "10.244.0.0/16"
+    default = yaml.safe_load(find(rendered({}), "ConfigMap", "contiv-agent-cfg")["data"]["agent.yaml"])
+    assert "pod_subnet_source" not in default["ipam"]
 
 
 def test_service_accounts_come_before_the_workloads_that_use_them() -> None:

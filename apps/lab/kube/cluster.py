@@ -31,6 +31,7 @@ from apps.lab import netns
 from apps.lab.kube import configs, pki
 from apps.lab.kube.node import KubeNode, NodeError
 from core.etcdserver import EtcdServer
+from plugins.linux.netns import NETNS_RUN_DIR
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_ROOT = Path("/var/tmp/contiv-kubelab")
@@ -419,7 +420,7 @@ class KubeLab:
         node.run(["ip", "route", "add", "default", "via", f"{UNDERLAY}254"], check=False)
         # Pod network namespaces, container mounts and /run's files are gone after a real reboot.
         node.unmount_volatile()
-        for f in node.path("/run/netns").iterdir():
+        for f in node.path(NETNS_RUN_DIR).iterdir():
             f.unlink(missing_ok=True)
         for tmpfs in ("/run/containerd", "/run/contiv"):  # emptied; the directories stay (bind mounts)
             for entry in node.path(tmpfs).iterdir():

@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from apps.lab import netns
-from plugins.linux.netns import namespace_path
+from plugins.linux.netns import NETNS_RUN_DIR, namespace_path
 
 #: Host paths each node gets its own copy of (a bind mount of a per-node directory).
 NODE_PATHS = (
     "/etc/cni/net.d", "/opt/cni/bin", "/var/lib/kubelet", "/var/log/pods", "/var/log/containers",
-    "/var/lib/cni", "/run/containerd", "/run/netns", "/run/contiv", "/var/lib/contiv", "/var/etcd",
+    "/var/lib/cni", "/run/containerd", NETNS_RUN_DIR, "/run/contiv", "/var/lib/contiv", "/var/etcd",
     "/etc/kubernetes",
 )
 CGROUP_FS = Path("/sys/fs/cgroup")
@@ -89,8 +89,8 @@ class KubeNode:
         self.run(["sh", "-c", f"mount --rbind {CGROUP_FS} {hold} && mount -t sysfs sysfs /sys "
                               f"&& mount --move {hold} {CGROUP_FS}"])
         # Inside the node every mount is shared, as on a systemd host: kubelet's HostToContainer
-        # volumes (the agent's view of /var/run/netns) need a shared or slave source. The host's
-        # own mounts are private here, so nothing propagates back to it.
+        # volumes (the agent's view of the runtime's pod namespaces) need a shared or slave
+        # source. The host's own mounts are private here, so nothing propagates back to it.
         self.run(["mount", "--make-rshared", "/"], net=False)
         return made
 
@@ -172,7 +172,7 @@ class KubeNode:
     def unmount_volatile(self) -> None:
         """What a reboot drops: pod network namespaces, container root file systems and state,
         kubelet's volume mounts (the node's processes must be dead)."""
-        volatile = ("/run/netns/", "/run/containerd/", str(self.root / "containerd") + "/", "/var/lib/kubelet/pods/")
+        volatile = (os.path.realpath(NETNS_RUN_DIR) + "/", "/run/containerd/", str(self.root / "containerd") + "/", "/var/lib/kubelet/pods/")
         for point in self.mounts():
             if point.startswith(volatile):
                 self.run(["umount", "-l", point], net=False, check=False)

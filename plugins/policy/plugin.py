@@ -151,6 +151,7 @@ class PolicyPlugin(Plugin, EventHandler):
                 self.processor.set_local(key, self._undo.pop(key))
                 self.renderer.apply(self.processor.flush())
                 self.renderer.set_local_pods(self.processor.local)
+                self.renderer.forget_written()  # the scheduler reverted what it put
 
     def describe_internal_state(self) -> dict[str, object]:
         r = self.renderer.rendered()

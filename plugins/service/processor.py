@@ -2,7 +2,11 @@
 
 Kubernetes semantics applied here (the renderer gets only their result):
 
-* frontends: ClusterIP(s); NodePort on every address of every node plus this node's own;
+* frontends: ClusterIP(s); NodePort on this node's own addresses, and on the other nodes'
+  addresses only for ``externalTrafficPolicy: Cluster`` (a shortcut for this node's pods that
+  cannot change the answer: any backend may answer either way; with ``Local`` only the
+  addressed node's backends may, so such a connection must reach that node, as kube-proxy's
+  ``addrtype LOCAL`` match does);
   ExternalIPs; LoadBalancer ingress IPs. Headless (``clusterIP: None``) and ExternalName
   services configure nothing, and neither do services labelled
   ``service.kubernetes.io/headless`` or ``service.kubernetes.io/service-proxy-name`` (another
@@ -12,8 +16,8 @@ Kubernetes semantics applied here (the renderer gets only their result):
   endpoint); ready endpoints, or when a port has none, serving+terminating ones (KEP-1669).
 * ``externalTrafficPolicy: Local``: NodePorts on this node's addresses, ExternalIPs and LB IPs
   balance over local backends only, without SNAT; ``internalTrafficPolicy: Local`` does the
-  same for ClusterIPs. NodePorts on other nodes' addresses (reached from this node's pods)
-  use every backend.
+  same for ClusterIPs. NodePorts on other nodes' addresses (``Cluster`` services only, reached
+  from this node's pods) use every backend.
 * ``sessionAffinity: ClientIP`` with its timeout (default 10800 s).
 
 Bad input (an unparsable address or port, an unknown protocol) skips that service with the
@@ -153,8 +157,9 @@ def _frontends(port: ServicePort, protocol: str, number: int, svc: Service, node
     if svc.service_type in ("NodePort", "LoadBalancer") and port.node_port:
         np = _port(port.node_port, "nodePort of port {}", str(port.name or port.port))
         fronts += [Frontend(a, protocol, np, FrontendKind.NODE_PORT, etp_local, masq) for a in nodes.own]
-        fronts += [Frontend(a, protocol, np, FrontendKind.NODE_PORT, False, False)
-                   for a in nodes.others if a not in nodes.own]
+        if not etp_local:  # another node's NodePort answered here: only where it cannot change the answer
+            fronts += [Frontend(a, protocol, np, FrontendKind.NODE_PORT, False, False)
+                       for a in nodes.others if a not in nodes.own]
     return tuple(dict.fromkeys(fronts))
 
 

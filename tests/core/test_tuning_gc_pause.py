@@ -133,7 +133,9 @@ def test_objects_frozen_by_someone_else_stay_frozen() -> None:
         with tuning.gc_paused():
             built = [[i] for i in range(tuning.PROMOTE_AFTER + 10_000)]
         assert gc.isenabled() and len(built) > tuning.PROMOTE_AFTER
-        assert gc.get_freeze_count() == frozen  # their freeze untouched, ours not done
+        # Their freeze untouched (an unfreeze would empty it), ours not done (it would add what
+        # was built); frozen objects that died meanwhile (other tests' leftovers) may leave it.
+        assert 0 < gc.get_freeze_count() <= frozen
         assert theirs
     finally:
         gc.unfreeze()

@@ -60,7 +60,13 @@ class Renderer(Protocol):
         ...
 
     def put_into(self, txn: Transaction) -> None:
-        """Put the rendered values into ``txn`` and delete those no longer rendered."""
+        """Put the rendered values into ``txn`` (a renderer of many values: those that changed
+        since the last call) and delete those no longer rendered."""
+        ...
+
+    def forget_written(self) -> None:
+        """The transaction of the last :meth:`put_into` was reverted: the next one writes
+        everything it renders again."""
         ...
 
     def rendered(self) -> RenderedRules:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Address
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -44,7 +45,7 @@ from plugins.podmanager.api import PodID
 from plugins.policy.config import PolicyConfig
 from plugins.policy.processor import Delta, LocalPodRules, SetContent
 from plugins.policy.renderer import RenderedRules, Renderer
-from plugins.policy.renderer.acl_tables import Tables, restricts, rule_text
+from plugins.policy.renderer.acl_tables import SenderBlock, Tables, restricts, rule_text
 from plugins.policy.rules import PodRules
 from plugins.vpp.model import Acl, AclAction, AclInterface, AclRule, acl_interface_key, acl_key
 
@@ -113,15 +114,23 @@ class AclPolicyRenderer:
         self.local_table: dict[str, str] = {}
         #: Pod IP -> the global table holding its egress rules, for pods isolated on egress.
         self.global_table: dict[str, str] = {}
-        #: ACL name -> its rules, as text.
-        self.acls: dict[str, tuple[str, ...]] = {}
         #: Peer set -> how many rendered rules use it.
         self.peer_set_uses: dict[str, int] = {}
+        #: Sender blocks of the local tables, by what they derive from (kept while in use), so an
+        #: event recomputes only the blocks whose pods' rules or peer sets changed. Keyed by the
+        #: rule sets' identities; the entry keeps the rule sets, and a hit must be them.
+        self._blocks: dict[tuple[Any, ...], tuple[Any, Any, tuple[AclRule, ...]]] = {}
+        self._blocks_used: set[tuple[Any, ...]] = set()
+        #: What the last :meth:`put_into` put, so the next one puts only what changed.
+        self._put: dict[str, BaseModel] = {}
+        self._put_all = True
+        self._rendered: dict[str, BaseModel] = {}
 
     def reset(self) -> None:
         self.pods.clear()
         self.contents.clear()
         self.values()  # everything not wanted any more becomes a removal
+        self._put_all = True  # a resync's transaction holds the whole desired state
 
     def apply(self, delta: Delta) -> None:
         """Take the processor's changes (pods' rules and addresses, set contents)."""
@@ -143,19 +152,30 @@ class AclPolicyRenderer:
         still gets a local table while another local pod restricts its egress."""
         if dict(local) == self.local:
             return False
+        # (No block goes stale: a block depends on whether its two pods are in a peer set, which
+        # only the set's content decides, both being local pods.)
         self.local = dict(local)
         return True
 
     def put_into(self, txn: Transaction) -> None:
-        """Put the desired ACLs and ACL lists into a controller transaction, delete the rest."""
-        for key, value in self.values().items():
-            txn.put(key, value)
+        """Put the ACLs and ACL lists that changed since the last call (all of them after a
+        reset) into a controller transaction, delete those no longer rendered."""
+        values = self.values()
+        for key, value in values.items():
+            last = self._put.get(key)
+            if self._put_all or (last is not value and last != value):
+                txn.put(key, value)
         for key in self.take_removed():
             txn.delete(key)
+        self._put, self._put_all = dict(values), False
+
+    def forget_written(self) -> None:
+        self._put_all = True
 
     def rendered(self) -> RenderedRules:
         """The ACLs are the rule tables: a pod's local table (ingress), the global one (egress)."""
-        return RenderedRules(pods=self.pods, ingress=self.local_table, egress=self.global_table, tables=self.acls,
+        acls = {v.name: tuple(map(rule_text, v.rules)) for v in self._rendered.values() if isinstance(v, Acl)}
+        return RenderedRules(pods=self.pods, ingress=self.local_table, egress=self.global_table, tables=acls,
                              peer_sets={s: self.contents.get(s) for s in self.peer_set_uses})
 
     def outbound(self) -> list[str]:
@@ -175,10 +195,12 @@ class AclPolicyRenderer:
                  if (iface := self.interface_of(key, pod.ip)) is not None}
         senders = sorted({(pod.ip, pod.rules.egress) for key, pod in pods.items()
                           if key in wired and restricts(pod.rules.egress)}, key=lambda s: s[0])
+        self._blocks_used = set()
+        block = self._memoised_block(tables)
         for key, iface in wired.items():
             pod = pods[key]
             ingress = pod.rules.ingress
-            local = tables.local(pod.ip, ingress, senders)
+            local = tables.local(pod.ip, ingress, senders, block)
             outputs: tuple[str, ...] = ()
             if local is not None:
                 acl = self._put_acl(out, local)
@@ -201,12 +223,35 @@ class AclPolicyRenderer:
             for iface in self.outbound():
                 out[acl_interface_key(iface)] = AclInterface(interface=iface, input=(REFLECT_ACL.name,),
                                                               output=(GLOBAL_ACL_NAME,))
-        self.acls = {
-            v.name: tuple(map(rule_text, v.rules)) for v in out.values() if isinstance(v, Acl)
-        }
+        if len(self._blocks) > 2 * len(self._blocks_used) + 1024:  # drop those no longer in use
+            self._blocks = {k: v for k, v in self._blocks.items() if k in self._blocks_used}
         self._removed.replaced(self._keys, out)
         self._keys = set(out)
+        self._rendered = out
         return out
+
+    def _memoised_block(self, tables: Tables) -> SenderBlock:
+        """:meth:`Tables.sender_block`, reused while what it derives from is the same: both pods'
+        rule sets (the same objects) and, of the peer sets they reference, whether each pod is in
+        them and the named ports of the receiving pod. A pod joining a set changes only the
+        blocks of that pod."""
+        refs_of = _RefsOf()
+
+        def block(ip: str, ingress: Any, q_ip: str, q_egress: Any) -> tuple[AclRule, ...]:
+            peers_in, named_in = refs_of(ingress), refs_of(q_egress)
+            key = (ip, id(ingress), q_ip, id(q_egress),
+                   tuple(q_ip in tables.members(s) for s in peers_in[0]),
+                   tuple(ip in tables.members(s) for s in named_in[0]),
+                   tuple(tables.named_for(s, ip) for s in named_in[1]))
+            self._blocks_used.add(key)
+            found = self._blocks.get(key)
+            if found is not None and found[0] is ingress and found[1] is q_egress:
+                return found[2]
+            rules = tables.sender_block(ip, ingress, q_ip, q_egress)
+            self._blocks[key] = (ingress, q_egress, rules)
+            return rules
+
+        return block
 
     def take_removed(self) -> list[str]:
         """Keys :meth:`values` no longer renders since the last call (the caller deletes them)."""
@@ -217,3 +262,20 @@ class AclPolicyRenderer:
         acl = Acl(name=name or _acl_name(rules), rules=rules)
         out[acl_key(acl.name)] = acl
         return acl
+
+
+class _RefsOf:
+    """The peer sets a rule set references (sorted), and its named-port sets, computed once per
+    rule set object (one render)."""
+
+    def __init__(self) -> None:
+        self._found: dict[int, tuple[Any, tuple[tuple[str, ...], tuple[str, ...]]]] = {}
+
+    def __call__(self, ruleset: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        found = self._found.get(id(ruleset))
+        if found is None or found[0] is not ruleset:
+            rules = ruleset or ()
+            refs = (tuple(sorted({r.peers for r in rules if r.peers is not None})),
+                    tuple(sorted({r.named for r in rules if r.named is not None})))
+            found = self._found[id(ruleset)] = (ruleset, refs)
+        return found[1]

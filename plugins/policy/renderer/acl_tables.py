@@ -19,7 +19,7 @@ A traffic class is a :data:`Ports` value: None for all traffic, else a set of
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 from typing import Any
 
@@ -32,6 +32,8 @@ PERMIT_ALL = AclRule(action=AclAction.PERMIT)
 
 Ports = frozenset[tuple[int, int, int]] | None
 NOTHING: Ports = frozenset()
+#: (pod ip, its ingress rule set, sender ip, the sender's egress rule set) -> the sender's block.
+SenderBlock = Callable[[str, Any, str, Any], tuple[AclRule, ...]]
 
 
 def restricts(ruleset: Any) -> bool:
@@ -121,6 +123,7 @@ class Tables:
         #: id(rule set) -> (_by_peer result); rule sets live as long as the snapshot.
         self._maps: dict[tuple[int, bool], tuple[Ports, dict[str, Ports]]] = {}
         self._ingress: dict[int, tuple[AclRule, ...]] = {}
+        self._named: dict[str, dict[str, tuple[str, ...]]] = {}
 
     def peers(self, set_id: str | None) -> list[IPv4Network]:
         """The prefixes a peer set stands for (None: anyone; an unknown set: nobody)."""
@@ -148,6 +151,17 @@ class Tables:
                 found = frozenset(ip for ip in self.local_ips if any(ip_address(ip) in n for n in nets))
             self._members[set_id] = found
         return found
+
+    def named_for(self, set_id: str, addr: str) -> tuple[str, ...]:
+        """The elements of a named-port set for the address ``addr`` (sorted)."""
+        by_addr = self._named.get(set_id)
+        if by_addr is None:
+            content = self.contents.get(set_id)
+            grouped: dict[str, list[str]] = {}
+            for element in content.elements if content is not None else ():
+                grouped.setdefault(named_element(element)[0], []).append(element)
+            by_addr = self._named[set_id] = {a: tuple(sorted(e)) for a, e in grouped.items()}
+        return by_addr.get(addr, ())
 
     # ------------------------------------------------------------------------------ classes
 
@@ -191,9 +205,13 @@ class Tables:
 
     # ------------------------------------------------------------------------------ tables
 
-    def local(self, ip: str, ingress: Any, egress_isolated: Iterable[tuple[str, Any]]) -> tuple[AclRule, ...] | None:
+    def local(self, ip: str, ingress: Any, egress_isolated: Iterable[tuple[str, Any]],
+              block: SenderBlock | None = None) -> tuple[AclRule, ...] | None:
         """The local table of the pod ``ip`` (None: it needs none); ``egress_isolated``: the other
-        local pods' (address, egress rule set) that restrict their egress, in address order."""
+        local pods' (address, egress rule set) that restrict their egress, in address order.
+        ``block`` computes one sender's block (default :meth:`sender_block`; the renderer passes
+        a memoised one)."""
+        block = block if block is not None else self.sender_block
         blocks: list[AclRule] = []
         accepted: dict[str, Ports] | None = None  # None: any sender may be accepted something
         if restricts(ingress):
@@ -202,14 +220,20 @@ class Tables:
         for q_ip, q_egress in egress_isolated:
             if q_ip == ip or (accepted is not None and q_ip not in accepted):
                 continue  # (accepted nothing from q: the pod's own final DENY covers q)
-            sends, accepts = self.egress_to(q_egress, ip), self.ingress_from(ingress, q_ip)
-            if covers(sends, accepts):
-                continue  # the pod's own ingress rules already say it all
-            blocks += _rules(AclAction.PERMIT, intersect(sends, accepts), src=_host(q_ip))
-            blocks.append(AclRule(action=AclAction.DENY, src=_host(q_ip)))
+            blocks += block(ip, ingress, q_ip, q_egress)
         if restricts(ingress):
             return (*blocks, *self.ingress_rules(ingress))
         return (*blocks, PERMIT_ALL) if blocks else None
+
+    def sender_block(self, ip: str, ingress: Any, q_ip: str, q_egress: Any) -> tuple[AclRule, ...]:
+        """What the local table of pod ``ip`` says about traffic from the local egress-isolated
+        pod ``q_ip``: PERMIT what both allow, then DENY from it; nothing when the pod's own
+        ingress rules already say it all."""
+        sends, accepts = self.egress_to(q_egress, ip), self.ingress_from(ingress, q_ip)
+        if covers(sends, accepts):
+            return ()
+        return (*_rules(AclAction.PERMIT, intersect(sends, accepts), src=_host(q_ip)),
+                AclRule(action=AclAction.DENY, src=_host(q_ip)))
 
     def ingress_rules(self, ruleset: Any) -> tuple[AclRule, ...]:
         """A pod's own ingress rules: PERMIT per peer x port, from the NAT loopback, then DENY all."""

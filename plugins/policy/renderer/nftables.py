@@ -225,6 +225,9 @@ class NftablesPolicyRenderer:
         """The table is one value, always put (the descriptor writes only its difference)."""
         txn.put(self.key, self.value())
 
+    def forget_written(self) -> None:
+        """Nothing to forget: the table is put whole every time."""
+
     def rendered(self) -> RenderedRules:
         """The chains are the rule tables."""
         return RenderedRules(pods=self.pods, ingress=self.ingress, egress=self.egress, tables=self.chains,

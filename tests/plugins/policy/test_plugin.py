@@ -208,9 +208,20 @@ async def test_vpp_acl_renderer_tables_a_pod_no_policy_selects_against_a_local_e
         state.add("namespace", nc.namespace_manifest(ns))
     state.add("policy", nc.policy("x", "a-out", nc.pod_sel("a"), types=["Egress"],
                                   egress=[{"to": [{"ipBlock": {"cidr": "192.168.0.0/16"}}]}]))
-    plugin.resync(DBResync(state.data, {}), state, 1, Txn())
-    add_pod(plugin, node, state, "a", "10.1.1.2")
-    _, txn = add_pod(plugin, node, state, "b", "10.1.1.3")
+    desired: dict[str, Any] = {}  # what the scheduler desires after each transaction
+
+    def commit(txn: Txn) -> Txn:
+        for key, value in txn.changes.items():
+            if value is None:
+                desired.pop(key, None)
+            else:
+                desired[key] = value
+        return txn
+
+    commit(resynced := Txn())
+    plugin.resync(DBResync(state.data, {}), state, 1, resynced)
+    commit(add_pod(plugin, node, state, "a", "10.1.1.2")[1])
+    txn = commit(add_pod(plugin, node, state, "b", "10.1.1.3")[1])
     a = IPv4Network("10.1.1.2/32")
 
     # b's AddPod changed no rule set, yet its commit gave b a table: what a may send b (nothing)
@@ -220,9 +231,11 @@ async def test_vpp_acl_renderer_tables_a_pod_no_policy_selects_against_a_local_e
     assert isinstance(table, m.Acl)
     assert table.rules == (m.AclRule(action=m.AclAction.DENY, src=a), m.AclRule(action=m.AclAction.PERMIT))
     # a's egress rules: the global table on the node's outbound interfaces (ipnet's VPP renderer names them)
-    assert {k for k, v in txn.changes.items() if isinstance(v, m.AclInterface)} == {
+    assert {k for k, v in desired.items() if isinstance(v, m.AclInterface)} == {
         m.acl_interface_key(i) for i in (pod_if("a"), pod_if("b"), "loopbackNIC", "tap-vpp2", "vxlanBVI")}
-    global_table = txn.changes[m.acl_key("pol-NODE-GLOBAL")]
+    # b's transaction carries only what changed: b's list and table (a's and the global are as they were)
+    assert {k for k, v in txn.changes.items() if isinstance(v, m.AclInterface)} == {m.acl_interface_key(pod_if("b"))}
+    global_table = desired[m.acl_key("pol-NODE-GLOBAL")]
     assert isinstance(global_table, m.Acl)
     assert global_table.rules[0] == m.AclRule(action=m.AclAction.PERMIT, src=a, dst=IPv4Network("192.168.0.0/16"))
 

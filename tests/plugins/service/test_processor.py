@@ -44,11 +44,23 @@ def test_frontends_of_every_kind_and_protocol() -> None:
         (FrontendKind.EXTERNAL_IP, "203.0.113.5", 80, True, False),
         (FrontendKind.LOAD_BALANCER, "198.51.100.7", 80, True, False),
         (FrontendKind.NODE_PORT, "192.168.16.1", 30080, True, False),  # own address: ETP Local
-        (FrontendKind.NODE_PORT, "192.168.16.2", 30080, False, False),  # another node's: all backends
-    }
+    }  # (none on another node's address: see the next test)
     assert [p.protocol for p in intent.ports] == ["tcp", "udp", "sctp"]
     assert service_intent(svc("h", [{"port": 80}], clusterIP="None"), [], NODES).skipped.startswith("headless")
     assert service_intent(svc("x", [], type="ExternalName"), [], NODES).skipped == "ExternalName service"
+
+
+def test_a_nodeport_addressed_to_another_node_is_answered_here_only_when_that_cannot_change_the_answer() -> None:
+    """externalTrafficPolicy Local: only the addressed node's backends may answer, so a
+    connection from this node to node2:30081 must reach node2 (issue 23, item 11: it was
+    translated here, to any backend). Cluster: any backend may answer either way."""
+    ports = [{"name": "http", "port": 80, "nodePort": 30081}]
+    local = service_intent(svc("l", ports, type="NodePort", externalTrafficPolicy="Local"), [], NODES)
+    assert {(f.ip, f.local_only) for f in local.ports[0].frontends if f.kind is FrontendKind.NODE_PORT} == {
+        ("192.168.16.1", True)}
+    cluster = service_intent(svc("c", ports, type="NodePort"), [], NODES)
+    assert {(f.ip, f.local_only, f.masquerade) for f in cluster.ports[0].frontends
+            if f.kind is FrontendKind.NODE_PORT} == {("192.168.16.1", False, True), ("192.168.16.2", False, False)}
 
 
 def test_services_labelled_headless_or_for_another_proxy_are_left_alone() -> None:

@@ -172,7 +172,8 @@ class KubeNode:
     def unmount_volatile(self) -> None:
         """What a reboot drops: pod network namespaces, container root file systems and state,
         kubelet's volume mounts (the node's processes must be dead)."""
-        volatile = (os.path.realpath(NETNS_RUN_DIR) + "/", "/run/containerd/", str(self.root / "containerd") + "/", "/var/lib/kubelet/pods/")
+        volatile = (os.path.realpath(NETNS_RUN_DIR) + "/", "/run/containerd/", str(self.root / "containerd") + "/",
+                    "/var/lib/kubelet/pods/")
         for point in self.mounts():
             if point.startswith(volatile):
                 self.run(["umount", "-l", point], net=False, check=False)

@@ -152,6 +152,13 @@ class EventHandler(abc.ABC):
     #: (in any order). A handler that leaves it False never sees a batch.
     supports_batching: bool = False
 
+    #: Reflected resources (``KubeStateChange.resource``) whose changes this handler takes in
+    #: batches: ``update`` may run for several changes before their one commit, and ``revert``
+    #: undoes exactly the given change. A run of queued changes is then one transaction (a burst
+    #: of thousands of Services is committed 32 at a time, as kube-proxy folds a second's changes
+    #: into one sync). A resource some handler of it does not list goes one change at a time.
+    batched_resources: ClassVar[frozenset[str]] = frozenset()
+
     #: Handlers (plugin names) this one must come after / before, e.g. ``("ipnet",)`` for one
     #: that amends pod wiring, as pluggy's ordering marks and Ligato's dependencies do. Names
     #: not enabled are ignored; ``controller.handler_order`` overrides for the handlers it lists.

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from plugins.controller.api import Event, EventHandler, EventMethod, UpdateTxnType
 from plugins.controller.errors import TransactionFailedError
+from plugins.controller.events import KubeStateChange
 from plugins.controller.history import EventRecord, HandlerRecord
 from plugins.controller.processing import EventProcessor, Outcome, summarize_txn
 from plugins.controller.txn import EventTransaction
@@ -33,15 +34,19 @@ from plugins.controller.txn import EventTransaction
 MAX_BATCH = 32
 
 
+def _takes_batches(handler: EventHandler, event: Event) -> bool:
+    if isinstance(event, KubeStateChange):
+        return event.resource in handler.batched_resources
+    return handler.supports_batching
+
+
 def batchable(processor: EventProcessor, event: Event) -> bool:
-    """Whether ``event`` may join a batch at all."""
+    """Whether ``event`` may join a batch at all: an update with a batch key whose every
+    handler takes it in batches (``supports_batching``; for a reflected resource's change,
+    ``batched_resources``)."""
     if event.method is not EventMethod.UPDATE or event.batch_key() is None:
         return False
-    return all(
-        getattr(handler, "supports_batching", False)
-        for handler in processor.handlers
-        if handler.handles_event(event)
-    )
+    return all(_takes_batches(handler, event) for handler in processor.handlers if handler.handles_event(event))
 
 
 def _record(event: Event, seq: int) -> EventRecord:

@@ -88,6 +88,11 @@ class KubeStateChange(Event):
         change = "add" if self.prev_value is None else "delete" if self.new_value is None else "update"
         return f"{self.name}: {change} {self.resource} {self.key} (rev {self.revision})"
 
+    def batch_key(self) -> object | None:
+        """Changes of different objects may share a batch when every handler of their resource
+        lists it in ``EventHandler.batched_resources``; two changes of one object never do."""
+        return (self.resource, self.key)
+
 
 class ExternalConfigChange(Event):
     """Dataplane values an operator wrote (or removed: None) outside the agent's own handlers."""

@@ -61,6 +61,8 @@ class ServicePlugin(Plugin, EventHandler):
     name = "service"
     Config = ServiceConfig
     config: ServiceConfig
+    #: A burst of Service and EndpointSlice changes is committed in batches (``revert`` below).
+    batched_resources = frozenset(RESOURCE_NAMES)
 
     def __init__(
         self,
@@ -139,6 +141,20 @@ class ServicePlugin(Plugin, EventHandler):
             self.renderer.set_service(key, self.processor.intents.get(key))
         self._put(txn, started)
         return f"services {', '.join(sorted(changed))} re-rendered"
+
+    def revert(self, event: Event) -> None:
+        """Undo one batched Service or EndpointSlice change (the scheduler reverted the values)."""
+        if not isinstance(event, KubeStateChange) or self.renderer is None:
+            return
+        if event.resource == "service":
+            changed = self.processor.set_service(_as(event.prev_value, Service), _as(event.new_value, Service))
+        elif event.resource == "endpointslice":
+            changed = self.processor.set_slice(_as(event.prev_value, EndpointSlice),
+                                               _as(event.new_value, EndpointSlice))
+        else:
+            return
+        for key in sorted(changed):
+            self.renderer.set_service(key, self.processor.intents.get(key))
 
     def describe_internal_state(self) -> dict[str, object]:
         intents = self.processor.intents

@@ -65,6 +65,8 @@ class Watcher(Plugin, EventHandler):
         return None
 
     def handles_event(self, event: Event) -> bool:
+        if any(seen is event for seen in [*self.changes, *self.external]):
+            return True  # asked again (whether it may join a batch): recorded once
         if isinstance(event, KubeStateChange):
             self.changes.append(event)
             if event.new_value is None:

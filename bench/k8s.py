@@ -41,15 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from apps.lab import netns
 from apps.lab.kube.cli import install_contiv
-from apps.lab.kube.cluster import (
-    MANIFEST,
-    UNDERLAY,
-    KubeLab,
-    contiv_images,
-    namespace_file,
-    node_ready,
-    wait_for,
-)
+from apps.lab.kube.cluster import UNDERLAY, KubeLab, namespace_file
+from apps.lab.kube.contiv import MANIFEST, contiv_images, node_ready, wait_for
 
 PAUSE = "registry.k8s.io/pause:3.9"
 BRIDGE_CONF = {

@@ -26,16 +26,11 @@ import pytest
 
 from apps.lab.kube import probes
 from apps.lab.kube.cli import apply_and_wait, install_contiv
-from apps.lab.kube.cluster import (
-    MANIFEST,
-    KubeLab,
-    KubeLabError,
-    contiv_gaps,
-    node_ready,
-    pod_ready,
-    wait_for,
-)
-from apps.lab.kube.cluster import contiv_images as manifest_images
+from apps.lab.kube.cluster import KubeLab
+from apps.lab.kube.contiv import MANIFEST, contiv_gaps, node_ready, pod_ready, wait_for
+from apps.lab.kube.contiv import contiv_images as manifest_images
+from apps.lab.kube.failures import reboot
+from apps.lab.kube.state import KubeLabError
 from tests import imagebuild
 
 pytestmark = [pytest.mark.netns, pytest.mark.images, pytest.mark.timeout(2400)]
@@ -205,7 +200,7 @@ def test_a_node_reboot_converges_and_the_other_node_keeps_its_traffic(cluster: K
     wait_matrix(cluster)
     reach = Reach(cluster, "client-1", [reach_targets(cluster)[0]])  # node1 to node1: must not notice
     time.sleep(0.5)
-    cluster.kill_node("node2")
+    reboot(cluster, "node2")
     cluster.start_runtime_and_kubelet("node2")
     wait_for("node2 and contiv back", lambda: contiv_gaps(cluster), 240, interval_s=1.0)
     wait_for("the demo pods Ready again",

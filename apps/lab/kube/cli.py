@@ -22,10 +22,9 @@ import time
 from pathlib import Path
 
 from apps.lab.kube import probes
-from apps.lab.kube.cluster import (
+from apps.lab.kube.cluster import KubeLab
+from apps.lab.kube.contiv import (
     MANIFEST,
-    KubeLab,
-    KubeLabError,
     contiv_gaps,
     contiv_images,
     contiv_pods,
@@ -33,6 +32,7 @@ from apps.lab.kube.cluster import (
     pod_ready,
     wait_for,
 )
+from apps.lab.kube.state import KubeLabError
 
 COMMANDS = ("up", "status", "apply", "delete", "probe", "down", "kubectl")
 

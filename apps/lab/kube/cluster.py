@@ -17,7 +17,6 @@ nodes and the underlay are namespaces named ``<lab>-*``.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -25,13 +24,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from apps.lab import netns
 from apps.lab.kube import configs, pki
 from apps.lab.kube.node import KubeNode, NodeError
+from apps.lab.kube.state import KubeLabError, KubeLabState, KubeNodeState, find_binaries
 from core.etcdserver import EtcdServer
-from plugins.linux.netns import NETNS_RUN_DIR
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_ROOT = Path("/var/tmp/contiv-kubelab")
@@ -39,67 +36,6 @@ UNDERLAY = "192.168.16."
 SERVICE_CIDR = "10.96.0.0/12"
 CLUSTER_CIDR = "10.1.0.0/16"
 API_PORT = 6443
-BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubectl")
-
-
-class KubeLabError(RuntimeError):
-    """A lab operation on the Kubernetes cluster failed (the message says what and why)."""
-
-
-class KubeNodeState(BaseModel):
-    name: str
-    index: int
-    netns: str
-    ip: str
-    containerd_pid: int | None = None
-    kubelet_pid: int | None = None
-    made_dirs: list[str] = []
-
-
-class KubeLabState(BaseModel):
-    name: str
-    root: Path
-    bin_dir: Path
-    pause_image: Path
-    nodes: dict[str, KubeNodeState] = {}
-    etcd_pid: int | None = None
-    apiserver_pid: int | None = None
-    controller_manager_pid: int | None = None
-    scheduler_pid: int | None = None
-    images: list[str] = []
-
-    def save(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / ".state.json.tmp"
-        tmp.write_text(self.model_dump_json(indent=1))
-        os.replace(tmp, self.root / "state.json")
-
-    @classmethod
-    def load(cls, root: Path) -> KubeLabState | None:
-        try:
-            return cls.model_validate_json((root / "state.json").read_text())
-        except FileNotFoundError:
-            return None
-
-
-def find_binaries(bin_dir: str | Path | None = None) -> tuple[Path, Path]:
-    """The directory of the Kubernetes binaries and the pause image archive, or a clear error."""
-    chosen = bin_dir or os.environ.get("KUBE_BIN_DIR") or ""
-    if not chosen:
-        raise KubeLabError("no Kubernetes binaries: give --kube-bin-dir or set KUBE_BIN_DIR to a directory "
-                           f"holding {', '.join(BINARIES)} (v1.28 or later)")
-    d = Path(chosen).resolve()
-    missing = [b for b in BINARIES if not os.access(d / b, os.X_OK)]
-    if missing:
-        raise KubeLabError(f"{d} lacks the Kubernetes binaries {', '.join(missing)} (KUBE_BIN_DIR)")
-    pause = Path(os.environ.get("KUBE_PAUSE_IMAGE") or d.parent / "images" / "pause-3.9.tar")
-    if not pause.exists():
-        raise KubeLabError(f"no pause image archive at {pause} (set KUBE_PAUSE_IMAGE to a docker-archive "
-                           f"of {configs.PAUSE_IMAGE})")
-    for tool in ("containerd", "ctr", "runc", "nsenter", "unshare", "openssl"):
-        if shutil.which(tool) is None:
-            raise KubeLabError(f"{tool} is missing (make deps installs Debian's containerd, runc and openssl)")
-    return d, pause
 
 
 class KubeLab:
@@ -309,7 +245,7 @@ class KubeLab:
         self.state.save()
 
     def start_runtime_and_kubelet(self, name: str) -> None:
-        """containerd, then kubelet, of one node (after :meth:`kill_node`)."""
+        """containerd, then kubelet, of one node (after :func:`apps.lab.kube.failures.reboot`)."""
         self._start_runtime(name)
         self.start_kubelet(name)
 
@@ -395,40 +331,6 @@ class KubeLab:
                                    f"in {timeout_s:g}s")
             time.sleep(0.3)
 
-    # ------------------------------------------------------------------ failures
-
-    def kill_node(self, name: str) -> None:
-        """A node 'reboots': every process on it dies (kubelet, containerd, pods, agent), and its
-        namespace's routes and nftables/iptables rules are flushed. Its files stay, as a disk does."""
-        node = self.node(name)
-        st = self.state.nodes[name]
-        node.kill_all()
-        node.reset_cgroups()  # a reboot starts with no container cgroups
-        st.containerd_pid = st.kubelet_pid = None
-        self.state.save()
-        node.run(["nft", "flush", "ruleset"], check=False)
-        node.run(["ip", "route", "flush", "table", "main"], check=False)
-        node.run(["ip", "neigh", "flush", "all"], check=False)
-        # Links other than the NIC (pod veths, vxlan) go as on a reboot; the NIC keeps its address.
-        links = json.loads(node.run(["ip", "-j", "link", "show"]).stdout)
-        for link in links:
-            if link["ifname"] not in ("lo", "eth0"):
-                node.run(["ip", "link", "delete", link["ifname"]], check=False)
-        # The NIC comes back configured, as the node's network setup does at boot.
-        node.run(["ip", "addr", "flush", "dev", "eth0"], check=False)
-        node.run(["ip", "addr", "add", f"{st.ip}/24", "dev", "eth0"])
-        node.run(["ip", "route", "add", "default", "via", f"{UNDERLAY}254"], check=False)
-        # Pod network namespaces, container mounts and /run's files are gone after a real reboot.
-        node.unmount_volatile()
-        for f in node.path(NETNS_RUN_DIR).iterdir():
-            f.unlink(missing_ok=True)
-        for tmpfs in ("/run/containerd", "/run/contiv"):  # emptied; the directories stay (bind mounts)
-            for entry in node.path(tmpfs).iterdir():
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
-
     # ------------------------------------------------------------------ down
 
     def save_logs(self, dest: Path) -> Path:
@@ -480,73 +382,3 @@ def namespace_file(name: str) -> str:
     from plugins.linux.netns import namespace_path
 
     return str(namespace_path(name))
-
-
-# ---------------------------------------------------------------------- contiv on the cluster
-
-MANIFEST = REPO / "deploy" / "contiv.yaml"
-CONTIV_NS = "kube-system"
-
-
-def contiv_images(tag: str = "") -> list[str]:
-    """The images ``deploy/contiv.yaml`` names (``make images`` builds them)."""
-    import yaml
-
-    found: list[str] = []
-    for doc in yaml.safe_load_all(MANIFEST.read_text()):
-        spec = ((doc or {}).get("spec") or {}).get("template", {}).get("spec", {})
-        for c in [*spec.get("initContainers", []), *spec.get("containers", [])]:
-            image = c["image"] if not tag else c["image"].rsplit(":", 1)[0] + ":" + tag
-            if image not in found:
-                found.append(image)
-    return found
-
-
-def pod_ready(pod: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
-
-
-def node_ready(node: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (node.get("status") or {}).get("conditions") or [])
-
-
-def contiv_pods(lab: KubeLab) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = lab.get_json("pods", "-n", CONTIV_NS,
-                                               "-l", "app.kubernetes.io/part-of=contiv").get("items", [])
-    return items
-
-
-def contiv_gaps(lab: KubeLab) -> list[str]:
-    """What keeps contiv from being up on every node (empty when it is)."""
-    gaps: list[str] = []
-    nodes = {n["metadata"]["name"]: n for n in lab.get_json("nodes").get("items", [])}
-    pods = contiv_pods(lab)
-    for name in lab.state.nodes:
-        if name not in nodes:
-            gaps.append(f"node {name} not registered")
-        elif not node_ready(nodes[name]):
-            gaps.append(f"node {name} NotReady")
-        on_node = [p for p in pods if p["spec"].get("nodeName") == name
-                   and p["metadata"]["labels"].get("app.kubernetes.io/name") == "contiv-vswitch"]
-        if not any(pod_ready(p) and not p["metadata"].get("deletionTimestamp") for p in on_node):
-            gaps.append(f"contiv-vswitch on {name} not Ready")
-    for app in ("contiv-ksr", "contiv-etcd"):
-        mine = [p for p in pods if p["metadata"]["labels"].get("app.kubernetes.io/name") == app]
-        if not any(pod_ready(p) and not p["metadata"].get("deletionTimestamp") for p in mine):
-            gaps.append(f"{app} not Ready")
-    return gaps
-
-
-def wait_for(what: str, check: Any, timeout_s: float, interval_s: float = 0.5) -> Any:
-    """Poll ``check()`` (returns a falsy 'done' or a truthy list/str of what is missing)."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while True:
-        last = check()
-        if not last:
-            return last
-        if time.monotonic() > deadline:
-            raise KubeLabError(f"{what} not done after {timeout_s:g}s: {last}")
-        time.sleep(interval_s)

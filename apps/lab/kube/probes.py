@@ -12,7 +12,9 @@ import subprocess
 import sys
 from typing import Any
 
-from apps.lab.kube.cluster import KubeLab, KubeLabError, namespace_file, pod_ready
+from apps.lab.kube.cluster import KubeLab, namespace_file
+from apps.lab.kube.contiv import pod_ready
+from apps.lab.kube.state import KubeLabError
 
 IMAGE_PYTHON = "/opt/contiv/bin/python"
 

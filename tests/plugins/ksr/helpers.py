@@ -149,3 +149,15 @@ async def wait_stored(
 async def ksr_keys(broker: KVBroker, keyword: str) -> set[str]:
     listed = await broker.list(m.KSR_PREFIX + ks.key_prefix(keyword), keys_only=True)
     return {kv.key[len(m.KSR_PREFIX):] for kv in listed}
+
+
+async def all_synced(ksr: object, timeout_s: float = 15.0) -> None:
+    """Wait until ``ksr`` (a KSRPlugin) leads and every reflector is synced."""
+    from plugins.ksr.plugin import KSRPlugin
+
+    assert isinstance(ksr, KSRPlugin)
+
+    async def synced() -> bool:
+        return ksr.is_leader and all(ksr.synced().values())
+
+    await wait_for(synced, timeout_s, "every reflector synced")

@@ -26,15 +26,7 @@ def _populate(fake: FakeKubernetes) -> None:
     fake.apply("nodes", h.node("node1"))
 
 
-async def _all_synced(ksr: object) -> None:
-    from plugins.ksr.plugin import KSRPlugin
-
-    assert isinstance(ksr, KSRPlugin)
-
-    async def synced() -> bool:
-        return ksr.is_leader and all(ksr.synced().values())
-
-    await h.wait_for(synced, what="every reflector synced")
+_all_synced = h.all_synced
 
 
 async def test_initial_sync_of_every_resource(

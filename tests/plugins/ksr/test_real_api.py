@@ -59,14 +59,7 @@ def populate(api: RealKubernetes) -> None:
 
 
 async def all_synced(ksr: object) -> None:
-    from plugins.ksr.plugin import KSRPlugin
-
-    assert isinstance(ksr, KSRPlugin)
-
-    async def synced() -> bool:
-        return ksr.is_leader and all(ksr.synced().values())
-
-    await h.wait_for(synced, 30, "every reflector synced")
+    await h.all_synced(ksr, timeout_s=30)
 
 
 async def test_initial_list_and_watched_changes(k8s: RealKubernetes, broker: EtcdBroker, run_ksr: RunKSR) -> None:

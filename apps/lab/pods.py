@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -183,9 +184,22 @@ class Kubelet:
             raise LabError(f"CNI ADD for {key} returned no IP: {result}")
         pod.ip = ips[0]
         self.state.save()
+        self._wait_serving(pod, key)  # as a readiness probe: the workload answers before "Ready"
         write_manifest(self.state, self._manifest_name(pod), self._pod_status(obj, pod))
         self._sync_endpoints()
         return pod
+
+    def _wait_serving(self, pod: PodState, key: str, timeout_s: float = 30.0) -> None:
+        """Until the pod's echo workload says it serves (its log's "serving" line); the CNI ADD
+        of the static binary can finish before the workload's interpreter has bound its ports."""
+        log = self.lab._log(f"echo-{pod.netns}")
+        deadline = time.monotonic() + timeout_s
+        while f"echo {key}: serving" not in log.read_text(errors="replace"):
+            if not netns.pid_alive(pod.echo_pid):
+                raise LabError(f"the workload of pod {key} exited; see {log}")
+            if time.monotonic() > deadline:
+                raise LabError(f"the workload of pod {key} does not serve after {timeout_s:g}s; see {log}")
+            time.sleep(0.02)
 
     def _sync_endpoints(self, terminating: frozenset[str] = frozenset()) -> None:
         sync_endpoints(self.state, terminating)

@@ -36,8 +36,8 @@ from plugins.controller.processing import ETCD_SOURCE
 #: Given a scheduler key, the model its values parse into (None: unknown key).
 ConfigModelResolver = Callable[[str], type[BaseModel] | None]
 PushEvent = Callable[[Event], None]
-#: Waits until the event queue can take one more event.
-WaitForRoom = Callable[[], Awaitable[None]]
+#: Waits until the event queue can take one more event (``True``: a resync).
+WaitForRoom = Callable[[bool], Awaitable[None]]
 
 log = logging.getLogger("contiv.controller.dbwatcher")
 
@@ -161,7 +161,7 @@ class DBWatcher:
         # delivered again by the new watches, which start at the snapshot's revision.
         await self._disconnect()
         if self.wait_for_room is not None:  # a snapshot the queue cannot take would be wasted
-            await self.wait_for_room()
+            await self.wait_for_room(True)
         try:
             async with asyncio.timeout(self.config.probe_timeout_s):
                 revision = await self.broker.revision()
@@ -244,7 +244,7 @@ class DBWatcher:
                     self.request_resync()
                     return
                 if self.wait_for_room is not None:
-                    await self.wait_for_room()
+                    await self.wait_for_room(False)
                 self._on_change(item)
         except Exception as exc:  # noqa: BLE001 - a broken watch is repaired by a resync
             log.error("watch of %s failed: %s", prefix, exc)

@@ -168,15 +168,16 @@ class EventLoop:
             self.metrics.queue_depth.set(len(self._events))
         self._wakeup.set()
 
-    async def wait_for_room(self) -> None:
-        """Return once the main queue can take one more event (at once when it can, or when the
-        loop is not running: :meth:`push` then says why).
+    async def wait_for_room(self, resync: bool = False) -> None:
+        """Return once the main queue can take one more update (``resync``: one more resync) event,
+        at once when it can or when the loop is not running (:meth:`push` then says why).
 
         For producers that can wait instead of losing an event to a full queue: the dbwatcher
         waits here before each change, so a burst of changes (thousands of Services created at
         once) slows its etcd watch down instead of overflowing the queue into full resyncs.
         """
-        while self.queue_depth() >= self.config.event_queue_size:
+        # As push() counts: held updates wait for a resync and must never keep it out.
+        while (len(self._events) if resync else self.queue_depth()) >= self.config.event_queue_size:
             if self._task is None or self._task.done():
                 return
             self._room.clear()
@@ -188,9 +189,11 @@ class EventLoop:
         if self._follow_ups:
             return self._follow_ups.popleft()
         if self._started and self._held:
+            self._room.set()  # an event left the queue: a waiting producer may go on
             return self._held.popleft(), None
         while self._events:
             event = self._events.popleft()
+            self._room.set()
             if self._started or event.method is not EventMethod.UPDATE:
                 return event, None
             if self._startup_missed:
@@ -208,7 +211,6 @@ class EventLoop:
                 continue
             event, follow_up_of = item
             batch = self._batch_after(event) if follow_up_of is None else []
-            self._room.set()  # events left the queue: a waiting producer may go on
             if batch:
                 await self._handle_batch([event, *batch])
                 continue
@@ -233,6 +235,7 @@ class EventLoop:
                 break
             keys.add(key)
             taken.append(self._events.popleft())
+            self._room.set()
         return taken
 
     async def _handle_batch(self, events: list[Event]) -> None:

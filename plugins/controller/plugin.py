@@ -118,9 +118,9 @@ class ControllerPlugin(Plugin):
         """
         self.push_event_nowait(event)
 
-    async def _wait_for_room(self) -> None:
+    async def _wait_for_room(self, resync: bool) -> None:
         if self.loop is not None:
-            await self.loop.wait_for_room()
+            await self.loop.wait_for_room(resync)
 
     def push_event_nowait(self, event: Event) -> None:
         """Queue an event without awaiting; from a handler inside the loop it is a follow-up."""

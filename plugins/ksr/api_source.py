@@ -128,7 +128,10 @@ class ResourceFollower:
         changed = problem != self.problem
         self.problem = problem
         if changed and self._on_problem is not None:
-            self._on_problem()
+            try:
+                self._on_problem()
+            except RuntimeError:  # the plugin's event loop is closed: it is shutting down
+                pass
 
     def start(self) -> None:
         self._thread.start()

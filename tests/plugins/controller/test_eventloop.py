@@ -164,6 +164,25 @@ async def test_full_queue_is_an_error_to_the_producer(make_loop: Factory) -> Non
     await wait_until(lambda: len(sched.commits) == 4)
 
 
+async def test_waiting_for_room_counts_as_push_does(make_loop: Factory) -> None:
+    """Held updates fill the queue before the first resync: an update producer waits, a resync
+    producer does not (the resync is what releases them), and the update producer goes on once
+    the loop has started and drained them."""
+    sched = RecordingScheduler()
+    loop = make_loop([make_handler("a", [])], sched, event_queue_size=3)
+    for tag in ("1", "2", "3"):
+        loop.push(Ping(tag))
+    await wait_until(lambda: loop.queue_depth() == 3)
+    update_waiter = asyncio.ensure_future(loop.wait_for_room())
+    async with asyncio.timeout(10):
+        await loop.wait_for_room(resync=True)  # at once: held updates never keep a resync out
+    assert not update_waiter.done()
+    await started(loop)
+    async with asyncio.timeout(10):
+        await update_waiter
+    assert loop.queue_depth() < 3
+
+
 async def test_blocking_follow_up_is_refused(make_loop: Factory) -> None:
     errors: list[BaseException] = []
     holder: list[EventLoop] = []

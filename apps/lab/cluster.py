@@ -222,13 +222,7 @@ class Lab:
                             *(n.agent_pid for n in self.state.nodes.values()),
                             *(p.echo_pid for p in self.state.pods.values())] if p]
         netns.kill_pids([p for p in pids if netns.pid_alive(p)])
-        for ns in netns.ns_list(self.name + "-"):
-            netns.ns_delete(ns)
-            removed.append(f"netns {ns}")
-        if self.root.exists():
-            shutil.rmtree(self.root, ignore_errors=True)
-            removed.append(f"dir {self.root}")
-        return removed
+        return removed + netns.remove_lab(self.name + "-", self.root)
 
     # ------------------------------------------------------------------ nodes
 

@@ -7,6 +7,7 @@ namespace module); the lab only adds creating, populating and deleting them with
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -94,6 +95,18 @@ def ns_delete(name: str) -> None:
         return
     kill_pids(ns_pids(name))
     run(["ip", "netns", "delete", name], check=False)
+
+
+def remove_lab(prefix: str, root: Path) -> list[str]:
+    """Delete every namespace named ``prefix*`` and the lab's directory ``root``; what went."""
+    removed: list[str] = []
+    for ns in ns_list(prefix):
+        ns_delete(ns)
+        removed.append(f"netns {ns}")
+    if root.exists():
+        shutil.rmtree(root, ignore_errors=True)
+        removed.append(f"dir {root}")
+    return removed
 
 
 def veth(ns_a: str, name_a: str, ns_b: str, name_b: str, mtu: int = 1500) -> None:

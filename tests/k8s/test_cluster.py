@@ -7,8 +7,8 @@ In order: the cold start, traffic (pods on both nodes, ClusterIP and NodePort ov
 a NetworkPolicy, a hostPort), a node reboot, rollouts of KSR and the vswitch DaemonSet (a new
 image tag, then a changed ConfigMap) with a client probing all along, and uninstall/re-install.
 
-Needs the Kubernetes binaries: KUBE_BIN_DIR (``.ci/run`` unpacks ``../shared/k8s``); without
-them every test here is skipped with that reason.
+Needs the Kubernetes binaries: KUBE_BIN_DIR (``.ci/run`` sets it when a Kubernetes release
+archive lies beside the clone); without them every test here is skipped with that reason.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ DEMO = ROOT / "examples" / "kube" / "demo.yaml"
 LAB = f"k{os.getpid() % 10000}"
 
 if not os.environ.get("KUBE_BIN_DIR"):
-    pytest.skip("no Kubernetes binaries: set KUBE_BIN_DIR (.ci/run unpacks ../shared/k8s when it is there)",
-                allow_module_level=True)
+    pytest.skip("no Kubernetes binaries: set KUBE_BIN_DIR (.ci/run sets it when a Kubernetes release "
+                "archive lies beside the clone)", allow_module_level=True)
 
 
 def manifest_aliases(tag: str) -> dict[str, str]:

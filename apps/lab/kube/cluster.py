@@ -368,12 +368,7 @@ class KubeLab:
                 index = d.name.removeprefix("node")
                 node = KubeNode(self.name, d.name, f"{self.name}-n{index}", "", d)
                 removed += node.destroy()
-        for ns in netns.ns_list(self.name + "-"):
-            netns.ns_delete(ns)
-            removed.append(f"netns {ns}")
-        if self.root.exists():
-            shutil.rmtree(self.root, ignore_errors=True)
-            removed.append(f"dir {self.root}")
+        removed += netns.remove_lab(self.name + "-", self.root)
         self._state = None
         return removed
 

@@ -21,8 +21,8 @@ from tests.plugins.ksr.conftest import RunKSR
 pytestmark = pytest.mark.etcd
 
 if bin_dir() is None:
-    pytest.skip("no kube-apiserver: set KUBE_BIN_DIR (.ci/run unpacks ../shared/k8s when it is there)",
-                allow_module_level=True)
+    pytest.skip("no kube-apiserver: set KUBE_BIN_DIR (.ci/run sets it when a Kubernetes release "
+                "archive lies beside the clone)", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")

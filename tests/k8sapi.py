@@ -55,17 +55,11 @@ class RealKubernetes:
         pki.kubeconfig(self.admin, self.url, d / "ca.crt", crt, key, "admin")
         self.etcd.start(timeout_s=30)
         with open(self.dir / "apiserver.log", "ab") as log:
-            self.proc = subprocess.Popen([
-                str(self.bin / "kube-apiserver"), f"--etcd-servers={self.etcd.url}",
-                "--bind-address=127.0.0.1", f"--secure-port={self.port}", "--advertise-address=127.0.0.1",
-                "--service-cluster-ip-range=10.96.0.0/12", f"--client-ca-file={d / 'ca.crt'}",
-                f"--tls-cert-file={d / 'apiserver.crt'}", f"--tls-private-key-file={d / 'apiserver.key'}",
-                "--service-account-issuer=https://kubernetes.default.svc",
-                f"--service-account-key-file={d / 'sa.pub'}", f"--service-account-signing-key-file={d / 'sa.key'}",
-                "--authorization-mode=RBAC", "--watch-cache=false", "--profiling=false",
+            self.proc = subprocess.Popen(pki.apiserver_command(
+                self.bin / "kube-apiserver", d, self.etcd.url, "127.0.0.1", self.port, "127.0.0.1", "10.96.0.0/12",
+                "--authorization-mode=RBAC", "--watch-cache=false", "--enable-priority-and-fairness=false",
                 "--disable-admission-plugins=ServiceAccount",  # no controller-manager makes accounts
-                "--enable-priority-and-fairness=false",
-            ], stdout=log, stderr=log, start_new_session=True)
+            ), stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + 90
         while self.kubectl("get", "--raw", "/readyz", check=False).stdout.strip() != "ok":
             if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -177,21 +177,15 @@ class KubeLab:
         etcd.start(timeout_s=60)
         assert etcd.proc is not None
         st.etcd_pid = etcd.proc.pid
-        st.apiserver_pid = self._cp_spawn("kube-apiserver", [
-            str(b / "kube-apiserver"),
-            "--etcd-servers=http://127.0.0.1:2379",
-            "--bind-address=0.0.0.0", f"--secure-port={API_PORT}", f"--advertise-address={self.control_plane.ip}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}", "--service-node-port-range=30000-32767",
-            f"--client-ca-file={d / 'ca.crt'}",
-            f"--tls-cert-file={d / 'apiserver.crt'}", f"--tls-private-key-file={d / 'apiserver.key'}",
+        st.apiserver_pid = self._cp_spawn("kube-apiserver", pki.apiserver_command(
+            b / "kube-apiserver", d, "http://127.0.0.1:2379", "0.0.0.0", API_PORT, self.control_plane.ip,
+            SERVICE_CIDR, "--service-node-port-range=30000-32767",
             f"--kubelet-client-certificate={d / 'apiserver-kubelet-client.crt'}",
             f"--kubelet-client-key={d / 'apiserver-kubelet-client.key'}",
             "--kubelet-preferred-address-types=InternalIP",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={d / 'sa.pub'}", f"--service-account-signing-key-file={d / 'sa.key'}",
             "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
-            "--allow-privileged=true", "--profiling=false", "--v=1",
-        ])
+            "--allow-privileged=true", "--v=1",
+        ))
         st.save()
         self.wait_api(timeout_s=90)
         st.controller_manager_pid = self._cp_spawn("kube-controller-manager", [

@@ -82,3 +82,19 @@ def kubeconfig(path: Path, server: str, ca: Path, crt: Path, key: Path, user: st
         "current-context: lab\n")
     path.chmod(0o600)
     return path
+
+
+def apiserver_command(binary: Path, pki_dir: Path, etcd_url: str, bind: str, port: int, advertise: str,
+                      service_cidr: str, *extra: str) -> list[str]:
+    """kube-apiserver serving with the certificates of ``pki_dir`` (the CA, ``apiserver.*``,
+    ``sa.*``), storing in ``etcd_url``; ``extra`` flags added (authorization, admission, ...)."""
+    d = pki_dir
+    return [
+        str(binary), f"--etcd-servers={etcd_url}",
+        f"--bind-address={bind}", f"--secure-port={port}", f"--advertise-address={advertise}",
+        f"--service-cluster-ip-range={service_cidr}", f"--client-ca-file={d / 'ca.crt'}",
+        f"--tls-cert-file={d / 'apiserver.crt'}", f"--tls-private-key-file={d / 'apiserver.key'}",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-account-key-file={d / 'sa.pub'}", f"--service-account-signing-key-file={d / 'sa.key'}",
+        "--profiling=false", *extra,
+    ]

@@ -350,8 +350,17 @@ class KubeLab:
             pids = [p for p in (state.scheduler_pid, state.controller_manager_pid, state.apiserver_pid,
                                 state.etcd_pid) if p]
             netns.kill_pids([p for p in pids if netns.pid_alive(p)])
-            for st in state.nodes.values():
-                node = KubeNode(self.name, st.name, st.netns, st.ip, self.root / "nodes" / st.name)
+            nodes = [(KubeNode(self.name, st.name, st.netns, st.ip, self.root / "nodes" / st.name), st)
+                     for st in state.nodes.values()]
+            # Every node's processes die before any node's mount points go: removing a host
+            # directory that is a mount point in another node's namespace unmounts it there, and
+            # that node's kubelet, still running, would then write into the host's directory.
+            for node, _ in nodes:
+                try:
+                    node.kill_all()
+                except NodeError as err:
+                    removed.append(f"(left: {err})")
+            for node, st in nodes:
                 try:
                     removed += node.destroy(st.made_dirs)
                 except NodeError as err:

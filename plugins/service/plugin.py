@@ -11,6 +11,7 @@ elements of the services it changed.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
@@ -27,6 +28,7 @@ from plugins.ksr.keys import RESOURCES
 from plugins.ksr.model import EndpointSlice, Service
 from plugins.nodesync.api import NodeSyncAPI, NodeUpdate
 from plugins.service.config import ServiceConfig
+from plugins.service.intent import ServicePortIntent
 from plugins.service.processor import NodeAddresses, ServiceProcessor, node_addresses
 from plugins.service.renderer import Renderer, make_renderer
 from plugins.service.rest import build_router
@@ -35,14 +37,23 @@ RESOURCE_NAMES = ("service", "endpointslice")
 
 
 class ServiceMetrics:
-    """kube-proxy-like gauges (same names where kube-proxy has one)."""
+    """kube-proxy-like gauges (same names where kube-proxy has one).
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.services = Gauge("contiv_services", "Services with at least one frontend rendered.", registry=registry)
-        self.frontends = Gauge("contiv_service_frontends", "Service frontends (address, protocol, port).",
-                               registry=registry)
-        self.endpoints = Gauge("contiv_service_endpoints", "Backends over all service ports.", registry=registry)
-        self.errors = Gauge("contiv_service_errors", "Services skipped or trimmed for bad input.", registry=registry)
+    The counts are computed when the registry is scraped, not per event: summing over every
+    intent on each change made a burst of N Service changes cost O(N^2)."""
+
+    def __init__(self, registry: CollectorRegistry, processor: ServiceProcessor) -> None:
+        def ports() -> Iterator[ServicePortIntent]:  # the processor's resync replaces its dict
+            return (p for i in processor.intents.values() for p in i.ports)
+
+        Gauge("contiv_services", "Services with at least one frontend rendered.", registry=registry).set_function(
+            lambda: sum(1 for i in processor.intents.values() if any(p.frontends for p in i.ports)))
+        Gauge("contiv_service_frontends", "Service frontends (address, protocol, port).",
+              registry=registry).set_function(lambda: sum(len(p.frontends) for p in ports()))
+        Gauge("contiv_service_endpoints", "Backends over all service ports.", registry=registry).set_function(
+            lambda: sum(len(p.backends) for p in ports()))
+        Gauge("contiv_service_errors", "Services skipped or trimmed for bad input.", registry=registry).set_function(
+            lambda: len(processor.errors))
         self.duration = Histogram(
             "kubeproxy_sync_proxy_rules_duration_seconds",
             "Time to compute the rules of one event (processor + renderer; the kernel write is in "
@@ -81,8 +92,8 @@ class ServicePlugin(Plugin, EventHandler):
         self.ipnet = ipnet
         self.controller = controller
         self.http = http
-        self.metrics = ServiceMetrics(metrics.registry) if metrics is not None else None
         self.processor = ServiceProcessor(NodeAddresses(""))
+        self.metrics = ServiceMetrics(metrics.registry, self.processor) if metrics is not None else None
         self.renderer: Renderer | None = None
 
     async def init(self) -> None:
@@ -175,11 +186,6 @@ class ServicePlugin(Plugin, EventHandler):
         if self.metrics is not None:
             self.metrics.duration.observe(time.perf_counter() - started)
             self.metrics.last_sync.set(time.time())
-            intents = self.processor.intents.values()
-            self.metrics.services.set(sum(1 for i in intents if any(p.frontends for p in i.ports)))
-            self.metrics.frontends.set(sum(len(p.frontends) for i in intents for p in i.ports))
-            self.metrics.endpoints.set(sum(len(p.backends) for i in intents for p in i.ports))
-            self.metrics.errors.set(len(self.processor.errors))
 
     def _log_errors(self, keys: set[str]) -> None:
         for key in sorted(keys):

@@ -147,3 +147,29 @@ async def test_revert_undoes_exactly_one_batched_change() -> None:
     assert set(plugin.processor.services) == {"ns/a"}
     assert plugin.processor.services["ns/a"].ports[0].port == 80
     assert plugin.renderer is not None and dict(plugin.renderer.values()) == rendered
+
+
+async def test_gauges_count_the_rendered_services_when_scraped() -> None:
+    """The gauges are read from the processor at scrape time (no per-event sum over every
+    service), also after a resync has replaced the processor's state."""
+    from types import SimpleNamespace
+
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    deps = Deps("linux")
+    plugin = ServicePlugin(nodesync=deps, ipam=deps, ipnet=deps, controller=deps,  # type: ignore[arg-type]
+                           metrics=SimpleNamespace(registry=registry))  # type: ignore[arg-type]
+    await plugin.init()
+    state = State(service={"a/namespace/ns": svc("a", [{"name": "http", "port": 80}, {"name": "dns", "port": 53}])},
+                  endpointslice={"a-1/namespace/ns": eps("a-1", "a", [("10.1.1.2", "node1", READY),
+                                                                      ("10.1.1.3", "node1", READY)],
+                                                         [{"name": "http", "port": 8080}])})
+    plugin.resync(DBResync({}, {}), state, 1, EventTransaction())
+    assert registry.get_sample_value("contiv_services") == 1
+    assert registry.get_sample_value("contiv_service_frontends") == 2
+    assert registry.get_sample_value("contiv_service_endpoints") == 2  # http's two; dns has none
+    plugin.update(change("service", "b/namespace/ns", svc("b", [{"name": "http", "port": 81}],
+                                                          clusterIP="10.96.0.11")), EventTransaction())
+    assert registry.get_sample_value("contiv_services") == 2
+    assert registry.get_sample_value("contiv_service_errors") == 0

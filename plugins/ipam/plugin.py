@@ -20,18 +20,17 @@ from core.kvdb.api import agent_prefix
 from core.kvdb.plugin import KVDBPlugin
 from core.plugin import Plugin
 from plugins.controller.api import (
-    AbortEventError,
     ControllerAPI,
     Event,
     EventHandler,
     EventMethod,
     KubeStateReader,
-    ResyncEventBase,
     Transaction,
 )
 from plugins.controller.events import KubeStateChange
+from plugins.ipam import follow
 from plugins.ipam.allocator import PodSubnetAllocator
-from plugins.ipam.api import NodeAddressPlan, PodSubnetPendingError
+from plugins.ipam.api import NodeAddressPlan
 from plugins.ipam.config import IPAMConfig
 from plugins.ipam.nodeaddr import publish_node_address
 from plugins.ipam.persistence import merge_remote, restore_local_file
@@ -40,11 +39,10 @@ from plugins.ipam.plan import (
     AddressPlanError,
     ResolvedPlan,
     node_plan,
-    pod_index_of,
     resolve_plan,
     with_pod_subnet,
 )
-from plugins.ipam.podcidr import NodePodSubnets, PodSubnetLookup, wait_for_own_pod_subnet, waiting_for
+from plugins.ipam.podcidr import NodePodSubnets, wait_for_own_pod_subnet
 from plugins.ipam.pusher import (
     PUSH_ERRORS,
     DeleteAllocation,
@@ -53,35 +51,18 @@ from plugins.ipam.pusher import (
     Reconcile,
 )
 from plugins.ipam.released import ReleasedPods
-from plugins.ipam.rest import build_router
+from plugins.ipam.rest import build_router, describe
 from plugins.ipam.saver import AllocationSaver
+from plugins.ipam.stale import StalePods
 from plugins.ipam.store import AllocationState, LocalAllocationFile, StateFileError
+from plugins.ipam.subnet import NOT_INITIALISED, OwnPodSubnet
 from plugins.ksr.keys import RESOURCES
 from plugins.ksr.model import KSR_LABEL
-from plugins.nodesync.api import NodeAddressPublisher, NodeSyncAPI, NodeUpdate
+from plugins.nodesync.api import NodeAddressPublisher, NodeSyncAPI
 from plugins.podmanager.api import PodID, PodManagerAPI
 
 #: How long ``close`` waits for queued allocation changes to reach etcd.
 CLOSE_FLUSH_TIMEOUT_S = 3.0
-#: The health component ipam reports (``pod_subnet_source: kubernetes`` only).
-HEALTH_COMPONENT = "ipam"
-
-
-class PodSubnetResync(ResyncEventBase):
-    """Pushed by ipam when this node's pod subnet arrived after start: every handler resyncs
-    (the earlier resyncs stopped at ipam, waiting for it)."""
-
-    name = "Pod Subnet Resync"
-    method = EventMethod.FULL_RESYNC
-
-    def __init__(self, subnet: str) -> None:
-        super().__init__()
-        self.subnet = subnet
-
-    def describe(self) -> str:
-        return f"{self.name}: this node's pod subnet is {self.subnet}"
-
-
 class IPAMPlugin(Plugin, EventHandler):
     """Implements :class:`plugins.ipam.api.IPAMAPI` for this node.
 
@@ -116,12 +97,7 @@ class IPAMPlugin(Plugin, EventHandler):
         self.controller = controller
         self.health = health
         self.resolved: ResolvedPlan = resolve_plan(self.config)
-        #: This node's plan by its node ID alone (the pod subnet is block <ID>, or a placeholder
-        #: with ``pod_subnet_source: kubernetes``); the node addresses are taken from it.
-        self._base_plan: NodeAddressPlan | None = None
-        self._plan: NodeAddressPlan | None = None
-        #: ``kubernetes`` source: why this node has no pod subnet yet ("" once it has one).
-        self._pending = ""
+        self._subnet = OwnPodSubnet(self.nodesync.node_name, self._from_kubernetes(), health, self.log)
         #: Pods released while pending: dropped from the restored state once it is loaded.
         self._released_while_pending: set[PodID] = set()
         #: ``kubernetes`` source: every reflected Node's pod subnet.
@@ -131,10 +107,7 @@ class IPAMPlugin(Plugin, EventHandler):
         self._saver = AllocationSaver(self._file, self.log)
         self._pusher: EtcdAllocationPusher | None = None
         self._had_local_state = False
-        #: Pods Kubernetes places on this node (None until the first resync).
-        self._kube_pods: set[PodID] | None = None
-        #: Since when (monotonic) an allocation's pod has been seen missing.
-        self._missing_since: dict[PodID, float] = {}
+        self._stale = StalePods(self.config.release_grace_s, self.log)
         self._stale_task: asyncio.Task[None] | None = None
         self._publish_task: asyncio.Task[None] | None = None
         #: Addresses released by CNI DEL that a stale Kubernetes pod record must not bring back.
@@ -144,7 +117,7 @@ class IPAMPlugin(Plugin, EventHandler):
 
     async def init(self) -> None:
         name = self.nodesync.node_name()
-        self._base_plan = node_plan(self.resolved, self.nodesync.node_id())
+        self._subnet.base_plan = node_plan(self.resolved, self.nodesync.node_id())
         broker = self.kvdb.broker.prefixed(agent_prefix(name))
         self._pusher = EtcdAllocationPusher(
             broker,
@@ -163,7 +136,7 @@ class IPAMPlugin(Plugin, EventHandler):
             else:
                 if found.missing:
                     self.log.warning("%s", found.problem)
-                self._set_pending(found)
+                self._subnet.set_pending(found)
         else:
             self._activate(None)
         if self._allocator is not None:
@@ -184,7 +157,7 @@ class IPAMPlugin(Plugin, EventHandler):
         if self._allocator is not None:
             self.log.info(
                 "node %s (ID %d): pod subnet %s, %d allocation(s) restored",
-                name, self._base_plan.node_id, self._allocator.subnet, len(self._allocator),
+                name, self._base().node_id, self._allocator.subnet, len(self._allocator),
             )
 
     async def after_init(self) -> None:
@@ -196,18 +169,10 @@ class IPAMPlugin(Plugin, EventHandler):
             self._publish_task = loop.create_task(publication, name="ipam-node-ip")
 
     async def close(self) -> None:
-        if self._publish_task is not None:
-            self._publish_task.cancel()
-            try:
-                await self._publish_task
-            except asyncio.CancelledError:
-                pass
-        if self._stale_task is not None:
-            self._stale_task.cancel()
-            try:
-                await self._stale_task
-            except asyncio.CancelledError:
-                pass
+        for task in (self._publish_task, self._stale_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await asyncio.to_thread(self._saver.close)
         if self._pusher is not None:
             await self._pusher.stop(CLOSE_FLUSH_TIMEOUT_S)
@@ -225,7 +190,7 @@ class IPAMPlugin(Plugin, EventHandler):
         found = self.node_subnets.lookup(name)
         if found.subnet is None:
             raise AddressPlanError(found.problem)
-        own = self._plan
+        own = self._subnet.plan
         if own is not None and found.subnet.overlaps(own.pod_subnet):
             raise AddressPlanError(f"Node {name} spec.podCIDR {found.subnet} overlaps this node's pod "
                                    f"subnet {own.pod_subnet}")
@@ -254,7 +219,7 @@ class IPAMPlugin(Plugin, EventHandler):
                     raise
             self._push().enqueue(PutAllocation(pod, ip))
             self.log.info("allocated %s to pod %s", ip, pod)
-        self._missing_since.pop(pod, None)
+        self._stale.present(pod)
         self._released.forget(pod)
         return ip
 
@@ -263,14 +228,14 @@ class IPAMPlugin(Plugin, EventHandler):
         await self._saver.wait()
 
     def release_pod_ip(self, pod: PodID) -> None:
-        if self._allocator is None and self._pending:
+        if self._allocator is None and self._subnet.pending:
             # Still waiting for the subnet: the pod may hold an address in the state not loaded
             # yet; it is dropped when that is loaded (a CNI DEL must succeed meanwhile).
             self._released_while_pending.add(pod)
             return
         alloc = self._alloc()
         ip = alloc.release(pod)
-        self._missing_since.pop(pod, None)
+        self._stale.present(pod)
         if ip is None:
             return
         # Not waited for: until it is written the file still holds the address, which only
@@ -287,7 +252,7 @@ class IPAMPlugin(Plugin, EventHandler):
 
     def pending_reason(self) -> str:
         """Why this node has no pod subnet yet ("" when it has one)."""
-        return self._pending
+        return self._subnet.pending
 
     # ------------------------------------------------------------------ more for REST and tests
     # (methods, not properties: pluggy inspects every attribute when the plugin is registered)
@@ -316,27 +281,13 @@ class IPAMPlugin(Plugin, EventHandler):
         Does nothing until some source of existing pods is available (a pod manager, or the
         first resync with the Kubernetes state).
         """
-        if (self.podmanager is None and self._kube_pods is None) or self._allocator is None:
+        if (self.podmanager is None and self._stale.kube_pods is None) or self._allocator is None:
             return []
-        now = time.monotonic() if now is None else now
-        existing = set(self._kube_pods or ())
-        if self.podmanager is not None:
-            existing.update(self.podmanager.local_pods())
-        released: list[PodID] = []
-        for pod in list(self.allocations()):
-            if pod in existing:
-                self._missing_since.pop(pod, None)
-                continue
-            since = self._missing_since.setdefault(pod, now)
-            if now - since >= self.config.release_grace_s:
-                self.log.warning(
-                    "pod %s no longer exists (missing for %.0fs): releasing its address", pod, now - since
-                )
-                self.release_pod_ip(pod)
-                released.append(pod)
-        for pod in list(self._missing_since):
-            if self._alloc().ip_of(pod) is None:
-                del self._missing_since[pod]
+        wired = self.podmanager.local_pods() if self.podmanager is not None else ()
+        released = self._stale.due(list(self.allocations()), wired, time.monotonic() if now is None else now)
+        for pod in released:
+            self.release_pod_ip(pod)
+        self._stale.prune(self.allocations())
         return released
 
     # ------------------------------------------------------------------ controller handler
@@ -349,117 +300,29 @@ class IPAMPlugin(Plugin, EventHandler):
         return event.resource == "pod" or (event.resource == "node" and self._from_kubernetes())
 
     def resync(self, event: Event, kube_state: KubeStateReader, resync_count: int, txn: Transaction) -> None:
-        node = self.nodesync.node_name()
-        if self._from_kubernetes():
-            self.node_subnets.replace(kube_state.list("node"))
-            if self._allocator is None:
-                found = self.node_subnets.lookup(node)
-                if found.subnet is None:
-                    self._set_pending(found)
-                    # The handlers after ipam need this node's plan: stop the resync here; the
-                    # Node's podCIDR arriving triggers a new one (PodSubnetResync).
-                    raise AbortEventError(self._pending)
-                self._activate(found.subnet)
-                self._push().enqueue(Reconcile())
-            else:
-                self._check_own_subnet(self.node_subnets.lookup(node))
-        pods: set[PodID] = set()
-        for obj in kube_state.list("pod").values():
-            pod = PodID(obj.name, obj.namespace)
-            if obj.node_name == node:
-                pods.add(pod)
-            self._adopt_reflected_ip(pod, getattr(obj, "ip_address", ""))
-        self._kube_pods = pods
+        follow.resync(self, kube_state)
 
     def update(self, event: Event, txn: Transaction) -> str | None:
         if isinstance(event, KubeStateChange) and event.resource == "node" and self._from_kubernetes():
-            return self._node_changed(event.key, event.new_value)
-        if not isinstance(event, KubeStateChange) or event.resource != "pod":
-            return None
-        if self._kube_pods is None:
-            self._kube_pods = set()
-        node = self.nodesync.node_name()
-        for obj in (event.prev_value, event.new_value):
-            if obj is not None:
-                self._kube_pods.discard(PodID(getattr(obj, "name", ""), getattr(obj, "namespace", "")))
-        new = event.new_value
-        if new is None and event.prev_value is not None:
-            prev = event.prev_value
-            self._kube_pod_deleted(PodID(getattr(prev, "name", ""), getattr(prev, "namespace", "")))
-        if new is not None and getattr(new, "node_name", "") == node:
-            pod = PodID(getattr(new, "name", ""), getattr(new, "namespace", ""))
-            self._kube_pods.add(pod)
-            self._missing_since.pop(pod, None)
-            if self._allocator is not None:  # else: adopted by the resync once the subnet is known
-                self._adopt_reflected_ip(pod, getattr(new, "ip_address", ""))
+            return follow.node_changed(self, event.key, event.new_value)
+        if isinstance(event, KubeStateChange) and event.resource == "pod":
+            follow.pod_changed(self, event.prev_value, event.new_value)
         return None
-
-    def _node_changed(self, name: str, k8s_node: Any | None) -> str | None:
-        """A reflected Node changed (``kubernetes`` source): this node's subnet may arrive, or
-        another node's pod subnet change; ipnet learns of the latter from a ``NodeUpdate``."""
-        changed = self.node_subnets.apply(name, k8s_node)
-        if name == self.nodesync.node_name():
-            found = self.node_subnets.lookup(name)
-            if self._allocator is not None:
-                self._check_own_subnet(found)
-                return None
-            if found.subnet is None:
-                self._set_pending(found)
-                return None
-            self._activate(found.subnet)
-            self._push().enqueue(Reconcile())
-            if self.controller is not None:
-                self.controller.push_follow_up(PodSubnetResync(str(found.subnet)))
-            return f"this node's pod subnet is {found.subnet} (Node spec.podCIDR)"
-        if not changed:
-            return None
-        found = self.node_subnets.lookup(name)
-        member = self.nodesync.nodes().get(name)
-        if member is not None and self.controller is not None:
-            # Same node record before and after: what changed is what ipam.plan(id) returns.
-            self.controller.push_follow_up(NodeUpdate(name, member, member))
-        return f"Node {name} pod subnet: {found.describe()}"
-
-    def _kube_pod_deleted(self, pod: PodID) -> None:
-        """Kubernetes deleted ``pod``: no stale record can bring it back; an address adopted
-        for it (no pod wired here) goes now instead of after the stale grace period."""
-        self._released.forget(pod)
-        if self.podmanager is None or self.pod_ip(pod) is None:
-            return
-        if pod not in self.podmanager.local_pods():
-            self.log.info("pod %s was deleted and is not wired here: releasing its address", pod)
-            self.release_pod_ip(pod)
-            self._released.forget(pod)
 
     def describe_internal_state(self) -> dict[str, object] | None:
         """The allocations (what a no-op resync must leave unchanged)."""
         state: dict[str, object] = {
-            "podSubnet": None if self._plan is None else str(self._plan.pod_subnet),
+            "podSubnet": None if self._subnet.plan is None else str(self._subnet.plan.pod_subnet),
             "allocations": {str(pod): str(ip) for pod, ip in sorted(self.allocations().items())},
         }
         if self._from_kubernetes():
-            state["pending"] = self._pending
+            state["pending"] = self._subnet.pending
             state["nodePodCIDRProblems"] = self.node_subnets.problems()
         return state
 
     def describe(self) -> dict[str, Any]:
         """This node's allocations as JSON-friendly data (also served over REST)."""
-        plan = self._node_plan()
-        return {
-            "nodeName": self.nodesync.node_name(),
-            "nodeId": plan.node_id,
-            "podSubnet": str(plan.pod_subnet),
-            "podSubnetSource": self.resolved.pod_subnet_source,
-            "capacity": self.capacity(),
-            "allocated": len(self._alloc()),
-            "lastAssigned": self.last_assigned_index(),
-            "allocations": [
-                {"namespace": pod.namespace, "name": pod.name, "ip": str(ip)}
-                for pod, ip in sorted(self.allocations().items())
-            ],
-            "etcdPending": self.etcd_pending(),
-            "etcdLastError": self.etcd_last_error(),
-        }
+        return describe(self)
 
     # ------------------------------------------------------------------ internals
 
@@ -467,22 +330,15 @@ class IPAMPlugin(Plugin, EventHandler):
         return self.resolved.pod_subnet_source == SOURCE_KUBERNETES
 
     def _base(self) -> NodeAddressPlan:
-        if self._base_plan is None:
-            raise RuntimeError("ipam is not initialised yet (its init() has not run)")
-        return self._base_plan
+        return self._subnet.base()
 
     def _node_plan(self) -> NodeAddressPlan:
-        if self._plan is None:
-            if self._pending:
-                raise PodSubnetPendingError(self._pending)
-            raise RuntimeError("ipam is not initialised yet (its init() has not run)")
-        return self._plan
+        return self._subnet.node_plan()
 
     def _alloc(self) -> PodSubnetAllocator:
         if self._allocator is None:
-            if self._pending:
-                raise PodSubnetPendingError(self._pending)
-            raise RuntimeError("ipam is not initialised yet (its init() has not run)")
+            self._subnet.require()
+            raise RuntimeError(NOT_INITIALISED)
         return self._allocator
 
     def _node_name_of(self, node_id: int) -> str:
@@ -491,10 +347,6 @@ class IPAMPlugin(Plugin, EventHandler):
                 return name
         raise AddressPlanError(f"node ID {node_id} belongs to no known node (nodesync)")
 
-    def _report(self, ok: bool, detail: str) -> None:
-        if self.health is not None:
-            self.health.report(HEALTH_COMPONENT, ok, detail)
-
     def _activate(self, pod_subnet: IPv4Network | None) -> None:
         """Take this node's pod subnet (None: the plan's block) and load the persisted state.
 
@@ -502,41 +354,14 @@ class IPAMPlugin(Plugin, EventHandler):
         ``pod_subnet_source``) is ignored, and etcd's records outside the subnet are dropped
         by the merge: the same as any change of the node's subnet.
         """
-        base = self._base()
-        plan = base if pod_subnet is None else with_pod_subnet(base, pod_subnet)
-        self._plan = plan
+        plan = self._subnet.plan_with(pod_subnet)
         self._allocator = PodSubnetAllocator(plan.pod_subnet)
         self._load_local_file()
-        if self._pending:
-            self.log.info("Node %s spec.podCIDR %s: this node's pod subnet; %d allocation(s) restored",
-                          self.nodesync.node_name(), plan.pod_subnet, len(self._allocator))
-        self._pending = ""
-        if self._from_kubernetes():
-            self._report(True, f"pod subnet {plan.pod_subnet} from Node {self.nodesync.node_name()} spec.podCIDR")
-
-    def _set_pending(self, found: PodSubnetLookup) -> None:
-        """This node has no usable pod subnet yet: not ready, saying why."""
-        name = self.nodesync.node_name()
-        reason = waiting_for(name) if found.missing else f"{waiting_for(name)}: {found.problem}"
-        if reason != self._pending:
-            self.log.error("%s; no pod can be wired until then", reason)
-        self._pending = reason
-        self._report(False, reason)
-
-    def _check_own_subnet(self, found: PodSubnetLookup) -> None:
-        """The subnet in use is kept for the process's life; a different podCIDR is reported."""
-        current = self._node_plan().pod_subnet
-        if found.subnet is None or found.subnet == current:
-            self._report(True, f"pod subnet {current} from Node {self.nodesync.node_name()} spec.podCIDR")
-            return
-        detail = (f"Node {self.nodesync.node_name()} spec.podCIDR is now {found.subnet}, the pods use "
-                  f"{current}: restart the agent to take the new subnet")
-        self.log.error("%s", detail)
-        self._report(False, detail)
+        self._subnet.taken(plan, len(self._allocator))
 
     def _push(self) -> EtcdAllocationPusher:
         if self._pusher is None:
-            raise RuntimeError("ipam is not initialised yet (its init() has not run)")
+            raise RuntimeError(NOT_INITIALISED)
         return self._pusher
 
     def _state(self) -> AllocationState:
@@ -563,29 +388,6 @@ class IPAMPlugin(Plugin, EventHandler):
             self._saver.save_background(self._state(), "merging the allocations in etcd")
             self._had_local_state = True
         return alloc.allocations()
-
-    def _adopt_reflected_ip(self, pod: PodID, ip_text: str) -> None:
-        """Keep an address Kubernetes reports for a pod of this subnet (Contiv's resync rule)."""
-        if not ip_text:
-            return
-        try:
-            ip = IPv4Address(ip_text)
-        except ValueError:
-            return
-        alloc = self._alloc()
-        if pod_index_of(alloc.subnet, ip) is None or alloc.ip_of(pod) == ip:
-            return
-        if self._released.blocks(pod, ip):
-            self.log.info("not adopting %s of pod %s: released here by its CNI DEL (the "
-                          "Kubernetes state is older than that)", ip, pod)
-            return
-        reason = alloc.restore(pod, ip)
-        if reason is not None:
-            self.log.warning("reflected address %s of pod %s not adopted: %s", ip, pod, reason)
-            return
-        self._saver.save_background(self._state(), f"adopting {ip} of pod {pod}")
-        self._push().enqueue(PutAllocation(pod, ip))
-        self.log.info("adopted %s of pod %s from the Kubernetes state", ip, pod)
 
     async def _stale_loop(self) -> None:
         while True:

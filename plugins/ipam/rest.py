@@ -61,3 +61,23 @@ def build_router(ipam: IPAMPlugin) -> APIRouter:
             raise HTTPException(503, str(exc)) from exc
 
     return router
+
+
+def describe(ipam: IPAMPlugin) -> dict[str, Any]:
+    """This node's allocations as JSON-friendly data (``GET /contiv/v1/ipam/allocations``)."""
+    plan = ipam.plan()
+    return {
+        "nodeName": ipam.nodesync.node_name(),
+        "nodeId": plan.node_id,
+        "podSubnet": str(plan.pod_subnet),
+        "podSubnetSource": ipam.resolved.pod_subnet_source,
+        "capacity": ipam.capacity(),
+        "allocated": len(ipam.allocations()),
+        "lastAssigned": ipam.last_assigned_index(),
+        "allocations": [
+            {"namespace": pod.namespace, "name": pod.name, "ip": str(ip)}
+            for pod, ip in sorted(ipam.allocations().items())
+        ],
+        "etcdPending": ipam.etcd_pending(),
+        "etcdLastError": ipam.etcd_last_error(),
+    }

@@ -136,6 +136,7 @@ async def test_local_file_wins_over_a_stale_etcd_record_and_etcd_is_repaired(
         assert dict(ipam2.allocations()) == expected
         assert await ipam2.flush_to_etcd(5)
         assert await etcd_allocations(etcd_kvdb) == expected
+        await ipam2.persisted()  # the merge's save runs in the background
         assert file_allocations(tmp_path / "ipam.json") == expected
     finally:
         await again.stop()

@@ -151,7 +151,7 @@ async def test_reflected_pods_feed_ipam(running: Running) -> None:
     # grace 0 an allocation whose pod the agent has not seen yet may be swept at once.
     known = Pod(name="known", namespace="default", node_name=NODE)
     await broker.put(KSR_PREFIX + pod_key("known", "default"), known.model_dump_json().encode())
-    await wait_until(lambda: PodID("known", "default") in (ipam._kube_pods or ()))
+    await wait_until(lambda: PodID("known", "default") in (ipam._stale.kube_pods or ()))
     ipam.allocate_pod_ip(PodID("known", "default"))
     ipam.allocate_pod_ip(PodID("ghost", "default"))
     await wait_until(lambda: PodID("ghost", "default") not in ipam.allocations())

@@ -330,33 +330,8 @@ class EventLoop:
 
     def _log_block(self, record: EventRecord) -> None:
         level = logging.WARNING if record.error else logging.INFO
-        if not self.log.isEnabledFor(level):
-            return
-        follow = f" (follow-up of #{record.follow_up_of})" if record.follow_up_of is not None else ""
-        lines = [
-            f">>>>> EVENT #{record.seq}{follow}: {record.description}",
-            f"      method={record.method} txn={record.txn_type} direction={record.direction}",
-        ]
-        for h in record.handlers:
-            detail = h.change or "-"
-            if h.error:
-                detail += f" ERROR {h.error}"
-            if h.reverted or h.revert_error:
-                detail += f" reverted{' ERROR ' + h.revert_error if h.revert_error else ''}"
-            lines.append(f"      {h.handler}: {detail}")
-        if record.txn is not None:
-            lines.append(
-                f"      txn #{record.txn['seq']}: {len(record.txn['operations'])} operations"
-            )
-        if record.txn_error:
-            lines.append(f"      txn error: {record.txn_error}")
-        if record.healing_scheduled:
-            lines.append("      healing resync scheduled")
-        lines.append(
-            f"<<<<< EVENT #{record.seq} {'FAILED' if record.error else 'done'} "
-            f"in {record.duration_s * 1000:.1f} ms"
-        )
-        self.log.log(level, "\n".join(lines))
+        if self.log.isEnabledFor(level):
+            self.log.log(level, "%s", record.log_block())
 
     # -- healing and timers ----------------------------------------------------------------
 

@@ -49,6 +49,34 @@ class EventRecord:
         out["duration_ms"] = round(self.duration_s * 1000, 3)
         return out
 
+    def log_block(self) -> str:
+        """The record as the multi-line block the event loop logs."""
+        follow = f" (follow-up of #{self.follow_up_of})" if self.follow_up_of is not None else ""
+        lines = [
+            f">>>>> EVENT #{self.seq}{follow}: {self.description}",
+            f"      method={self.method} txn={self.txn_type} direction={self.direction}",
+        ]
+        for h in self.handlers:
+            detail = h.change or "-"
+            if h.error:
+                detail += f" ERROR {h.error}"
+            if h.reverted or h.revert_error:
+                detail += f" reverted{' ERROR ' + h.revert_error if h.revert_error else ''}"
+            lines.append(f"      {h.handler}: {detail}")
+        if self.txn is not None:
+            lines.append(
+                f"      txn #{self.txn['seq']}: {len(self.txn['operations'])} operations"
+            )
+        if self.txn_error:
+            lines.append(f"      txn error: {self.txn_error}")
+        if self.healing_scheduled:
+            lines.append("      healing resync scheduled")
+        lines.append(
+            f"<<<<< EVENT #{self.seq} {'FAILED' if self.error else 'done'} "
+            f"in {self.duration_s * 1000:.1f} ms"
+        )
+        return "\n".join(lines)
+
 
 class EventHistory:
     """Processed events, oldest first, bounded by count and age; the first ``permanent_max``

@@ -19,6 +19,7 @@ from plugins.controller.api import (
     Transaction,
     UpdateTxnType,
 )
+from plugins.controller.eventloop import EventLoop
 from plugins.kvscheduler.api import Descriptor, ResyncMode, TxnKind, TxnResult, ValueState, ValueStatus
 
 
@@ -188,3 +189,17 @@ async def wait_until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> 
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s")
         await asyncio.sleep(0.01)
+
+
+class HealthRecordingLoop(EventLoop):
+    """An event loop that keeps every health report it made."""
+
+    health_log: list[tuple[bool, str]]
+
+
+Factory = Callable[..., HealthRecordingLoop]
+
+
+async def started(loop: EventLoop) -> None:
+    loop.push(FullResync())
+    await wait_until(lambda: loop.started)

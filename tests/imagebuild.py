@@ -41,6 +41,6 @@ def build() -> str:
 
 
 def remove() -> None:
-    from apps.lab import images
+    from apps.lab.runtime import podman as images
 
     images.podman("rmi", "--force", *(image(app) for app in APPS), check=False)

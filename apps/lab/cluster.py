@@ -101,7 +101,7 @@ class Lab:
     def up(self, nodes: int, agent_overlay: dict[str, Any] | None = None,
            etcd_members: int = 1, image: str = "", dataplane: str = "linux") -> None:
         if dataplane == "vpp":  # says so at once where no VPP is installed
-            from apps.lab import vpplab
+            from apps.lab.dataplane import vpp as vpplab
 
             try:
                 vpplab.find_or_explain()
@@ -117,7 +117,7 @@ class Lab:
         for stale in netns.ns_list(self.name + "-"):
             netns.ns_delete(stale)
         if image:
-            from apps.lab import images
+            from apps.lab.runtime import podman as images
 
             for img in (image, images.ksr_image(image)):
                 images.check_image(img)
@@ -153,7 +153,7 @@ class Lab:
 
     def _etcd(self) -> None:
         if self.state.etcd_members > 1:
-            from apps.lab.etcdcluster import start_cluster
+            from apps.lab.etcd import start_cluster
 
             start_cluster(self)
             return
@@ -175,7 +175,7 @@ class Lab:
 
     def etcd_start(self) -> None:
         if self.state.etcd_members > 1:
-            from apps.lab.etcdcluster import member_names, start_member
+            from apps.lab.etcd import member_names, start_member
 
             for name in member_names(self.state.etcd_members):
                 start_member(self, name)
@@ -204,7 +204,7 @@ class Lab:
     def _spawn(self, app: str, cfg: Path, ns: str, log: Path, env: dict[str, str], name: str = "ksr") -> int:
         """Start ``app`` ("agent" or "ksr") in ``ns``: from the source tree, or the lab's image."""
         if self.state.image:
-            from apps.lab import images
+            from apps.lab.runtime import podman as images
 
             return images.run_app(self, app, cfg, ns, log, env, name)
         module = "apps.vswitch.main" if app == "agent" else "apps.ksr.main"
@@ -214,7 +214,7 @@ class Lab:
         """Remove everything this lab made; returns what was removed. Works without a state file."""
         removed: list[str] = []
         if self.state.image:
-            from apps.lab import images
+            from apps.lab.runtime import podman as images
 
             removed += images.remove_containers(self.name)
         pids = [p for p in [self.state.ksr_pid, self.state.etcd_pid,
@@ -241,7 +241,7 @@ class Lab:
         self.state.nodes[name] = node
         write_manifest(self.state, f"node-{name}.yaml", node_manifest(node))
         if self.state.dataplane == "vpp":
-            from apps.lab import vpplab
+            from apps.lab.dataplane import vpp as vpplab
 
             vpplab.prepare_node(self.state, node)
         self.start_agent(name)
@@ -258,7 +258,7 @@ class Lab:
         cfg = self.state.node_dir(name) / "agent.yaml"
         config = agent_config(self.state, node)
         if self.state.dataplane == "vpp":
-            from apps.lab import vpplab
+            from apps.lab.dataplane import vpp as vpplab
 
             config = merge(config, vpplab.agent_overlay(self.state, node, AGENT_PLUGINS))
         cfg.write_text(yaml.safe_dump(merge(config, self.state.agent_overlay)))
@@ -341,7 +341,7 @@ class Lab:
     def data_ip(self, node: NodeState) -> str:
         """The node's dataplane address: its eth0's, or with VPP the one on VPP's data NIC."""
         if self.state.dataplane == "vpp":
-            from apps.lab import vpplab
+            from apps.lab.dataplane import vpp as vpplab
 
             return vpplab.data_ip(node)
         return node.ip.split("/")[0]

@@ -70,7 +70,7 @@ class LabState(BaseModel):
     @property
     def etcd_endpoint(self) -> str:
         if self.etcd_members > 1:
-            from apps.lab.etcdcluster import endpoints
+            from apps.lab.etcd import endpoints
 
             return endpoints(self.etcd_members)
         return f"{ETCD_HOST}:{self.etcd_port}"

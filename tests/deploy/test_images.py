@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from apps.lab import env as lab_env
-from apps.lab import images
 from apps.lab.cluster import Lab
 from apps.lab.pods import Kubelet, load_manifests, probe
+from apps.lab.runtime import podman as images
 from tests import imagebuild
 
 pytestmark = [pytest.mark.netns, pytest.mark.images, pytest.mark.timeout(1800)]

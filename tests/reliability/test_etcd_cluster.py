@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from apps.lab import etcdcluster, netns
+from apps.lab import etcd as etcdcluster
+from apps.lab import netns
 from apps.lab.cluster import Lab, LabError
 from apps.lab.pods import Kubelet, probe
 from tests.reliability import report

@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from apps.lab import etcdcluster, netns
+from apps.lab import etcd as etcdcluster
+from apps.lab import netns
 from apps.lab.cluster import Lab
 from apps.lab.pods import Kubelet, probe
 from tests.reliability import report

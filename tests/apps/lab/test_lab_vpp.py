@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from apps.lab.cluster import Lab, LabError
+from apps.lab.dataplane.realvpp import ENV_VAR
 from apps.lab.manifests import delete_objects
 from apps.lab.pods import Kubelet, load_manifests, probe
 from apps.lab.svclab import probe_service, wait_service
-from apps.lab.vpp import ENV_VAR
 from tests.vppreal.fixtures import vpp_install  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.netns

@@ -15,8 +15,8 @@ from ipaddress import ip_network
 from typing import Any
 
 from apps.lab import netns
+from apps.lab.dataplane.realvpp import RealVPP, VPPInstall, find_vpp
 from apps.lab.state import LabState, NodeState
-from apps.lab.vpp import RealVPP, VPPInstall, find_vpp
 
 DATA_BRIDGE = "br1"
 DATA_CIDR = "192.168.17.0/24"

@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,11 @@ from pathlib import Path
 from plugins.linux.netns import NETNS_RUN_DIR, namespace_exists
 
 NETNS_DIR = Path(NETNS_RUN_DIR)
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """The command that runs ``python -m module args...`` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
 
 
 class LabCommandError(RuntimeError):

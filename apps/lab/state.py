@@ -10,13 +10,21 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import yaml
 from pydantic import BaseModel, PrivateAttr
+
+from apps.lab.errors import LabError
 
 DEFAULT_STATE_ROOT = Path("/run/contiv-lab")
 UNDERLAY_PREFIX = "192.168.16."
 ETCD_HOST = UNDERLAY_PREFIX + "254"
+
+
+def etcd_member_host(index: int) -> str:
+    """The underlay address of etcd member ``m<index>``: .254 for ``m1``, .253 for ``m2``, ..."""
+    return ETCD_HOST if index == 1 else f"{UNDERLAY_PREFIX}{255 - index}"
 
 
 class NodeState(BaseModel):
@@ -69,14 +77,24 @@ class LabState(BaseModel):
 
     @property
     def etcd_endpoint(self) -> str:
-        if self.etcd_members > 1:
-            from apps.lab.etcd import endpoints
-
-            return endpoints(self.etcd_members)
-        return f"{ETCD_HOST}:{self.etcd_port}"
+        """``ETCD_ENDPOINTS``: every member's client address (one for a single-member etcd)."""
+        return ",".join(f"{etcd_member_host(i)}:{self.etcd_port}" for i in range(1, self.etcd_members + 1))
 
     def node_dir(self, node: str) -> Path:
         return self.root / "nodes" / node
+
+    def log_path(self, what: str) -> Path:
+        """``<root>/logs/<what>.log`` (its directory made)."""
+        path = self.root / "logs" / f"{what}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def node(self, name: str) -> NodeState:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise LabError(f"no node {name!r} in lab {self.name!r} "
+                           f"(nodes: {', '.join(self.nodes) or 'none'})") from None
 
     #: What this process last read or wrote (the base of the three-way merge in :meth:`save`).
     _base: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -133,6 +151,24 @@ class LabState(BaseModel):
         state = cls.model_validate(doc)
         state._base = doc
         return state
+
+
+class HasState(Protocol):
+    """Anything that carries a lab's state (the :class:`~apps.lab.cluster.Lab` facade, a part of it)."""
+
+    state: LabState
+
+
+def write_manifest(state: LabState, filename: str, obj: dict[str, Any]) -> None:
+    """Put ``obj`` into the lab's manifest directory (KSR's source), atomically."""
+    path = state.manifests / filename
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(obj, sort_keys=False))
+    os.replace(tmp, path)
+
+
+def remove_manifest(state: LabState, filename: str) -> None:
+    (state.manifests / filename).unlink(missing_ok=True)
 
 
 _COUNTERS = ("next_node_index", "next_pod_index", "round_robin")

@@ -1,6 +1,8 @@
-"""The lab's etcd as a cluster of several members (``contiv-lab up --etcd-members 3``).
+"""The lab's etcd: one runner (:class:`EtcdRunner`) for a single member or a cluster of several
+(``contiv-lab up --etcd-members 3``).
 
-Member ``m1`` listens on 192.168.16.254 (the single-member lab's address), ``m2`` on .253,
+A single member is :class:`core.etcdserver.EtcdServer` on 192.168.16.254 in the underlay namespace.
+In a cluster, member ``m1`` listens on 192.168.16.254 (the single-member lab's address), ``m2`` on .253,
 ``m3`` on .252, ... all in the underlay namespace; agents and KSR get every member in
 ``ETCD_ENDPOINTS`` and follow the cluster when a member (the leader, say) dies. Also: find the
 leader, kill and restart one member, take and restore a snapshot.
@@ -11,14 +13,10 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from typing import TYPE_CHECKING
 
 from apps.lab import netns
-from apps.lab.state import ETCD_HOST, UNDERLAY_PREFIX
-from core.etcdserver import etcd_binary
-
-if TYPE_CHECKING:
-    from apps.lab.cluster import Lab
+from apps.lab.state import ETCD_HOST, HasState, LabState, etcd_member_host
+from core.etcdserver import EtcdServer, etcd_binary
 
 CLIENT_PORT = 2379
 PEER_PORT = 2380
@@ -29,8 +27,7 @@ def member_names(count: int) -> list[str]:
 
 
 def member_host(name: str) -> str:
-    index = int(name[1:])
-    return ETCD_HOST if index == 1 else f"{UNDERLAY_PREFIX}{255 - index}"
+    return etcd_member_host(int(name[1:]))
 
 
 def endpoints(count: int) -> str:
@@ -38,7 +35,50 @@ def endpoints(count: int) -> str:
     return ",".join(f"{member_host(n)}:{CLIENT_PORT}" for n in member_names(count))
 
 
-def start_cluster(lab: Lab) -> None:
+class EtcdRunner:
+    """Starts and stops the lab's etcd, whatever its size (``state.etcd_members``)."""
+
+    def __init__(self, state: LabState) -> None:
+        self.state = state
+
+    def start(self) -> None:
+        """Start a new etcd (``up``): the single member, or every member and wait for a leader."""
+        if self.state.etcd_members > 1:
+            start_cluster(self)
+        else:
+            self._start_single()
+
+    def start_again(self) -> None:
+        """Start what is not running (``contiv-lab etcd start``), keeping the data."""
+        if self.state.etcd_members > 1:
+            for name in member_names(self.state.etcd_members):
+                start_member(self, name)
+        elif not netns.pid_alive(self.state.etcd_pid):
+            self._start_single()
+
+    def stop(self) -> None:
+        if self.state.etcd_member_pids:
+            netns.kill_pids(list(self.state.etcd_member_pids.values()))
+            self.state.etcd_member_pids.clear()
+        if self.state.etcd_pid:
+            netns.kill_pids([self.state.etcd_pid])
+            self.state.etcd_pid = None
+            self.state.save()
+
+    def pids(self) -> list[int]:
+        return [p for p in [self.state.etcd_pid, *self.state.etcd_member_pids.values()] if p]
+
+    def _start_single(self) -> None:
+        state = self.state
+        server = EtcdServer(data_dir=state.root / "etcd", host=ETCD_HOST, client_port=state.etcd_port,
+                            peer_port=PEER_PORT, netns=state.underlay_ns, log_file=state.log_path("etcd"))
+        server.start(timeout_s=30)
+        assert server.proc is not None
+        state.etcd_pid = server.proc.pid  # ``ip netns exec`` execs etcd: the same PID
+        state.save()
+
+
+def start_cluster(lab: HasState) -> None:
     """Start every member (a new cluster) and wait until it has a leader."""
     state = lab.state
     for name in member_names(state.etcd_members):
@@ -51,7 +91,7 @@ def start_cluster(lab: Lab) -> None:
     wait_leader(lab)
 
 
-def start_member(lab: Lab, name: str, new: bool = False) -> None:
+def start_member(lab: HasState, name: str, new: bool = False) -> None:
     """Start member ``name`` (its data directory kept: it rejoins the cluster)."""
     state = lab.state
     if netns.pid_alive(state.etcd_member_pids.get(name)):
@@ -59,7 +99,7 @@ def start_member(lab: Lab, name: str, new: bool = False) -> None:
     host = member_host(name)
     cluster = ",".join(f"{n}=http://{member_host(n)}:{PEER_PORT}"
                        for n in member_names(state.etcd_members))
-    data = lab.root / "etcd" / name
+    data = state.root / "etcd" / name
     cmd = [
         etcd_binary(), "--name", name, "--data-dir", str(data),
         "--listen-client-urls", f"http://{host}:{CLIENT_PORT}",
@@ -70,14 +110,14 @@ def start_member(lab: Lab, name: str, new: bool = False) -> None:
         "--initial-cluster-state", "new" if new else "existing",
         "--log-level", "error", "--logger", "zap",
     ]
-    pid = netns.spawn(cmd, state.underlay_ns, lab._log(f"etcd-{name}"))
+    pid = netns.spawn(cmd, state.underlay_ns, state.log_path(f"etcd-{name}"))
     state.etcd_member_pids[name] = pid
     if name == "m1":
         state.etcd_pid = pid
     state.save()
 
 
-def kill_member(lab: Lab, name: str, sig: int = 9) -> None:
+def kill_member(lab: HasState, name: str, sig: int = 9) -> None:
     pid = lab.state.etcd_member_pids.get(name)
     if pid:
         netns.kill_pids([pid], sig=sig)
@@ -87,7 +127,7 @@ def kill_member(lab: Lab, name: str, sig: int = 9) -> None:
     lab.state.save()
 
 
-def member_status(lab: Lab) -> dict[str, dict[str, object]]:
+def member_status(lab: HasState) -> dict[str, dict[str, object]]:
     """Per reachable member: its ID and the leader's ID (``etcdctl endpoint status``)."""
     out = netns.run(["etcdctl", "--endpoints", lab.state.etcd_endpoint, "endpoint", "status",
                      "--write-out", "json"], netns=lab.state.underlay_ns, check=False, timeout=20)
@@ -105,7 +145,7 @@ def member_status(lab: Lab) -> dict[str, dict[str, object]]:
     return status
 
 
-def leader(lab: Lab) -> str | None:
+def leader(lab: HasState) -> str | None:
     """The name of the current leader (None without quorum)."""
     for name, row in member_status(lab).items():
         if row["leader"] and row["id"] == row["leader"]:
@@ -113,7 +153,7 @@ def leader(lab: Lab) -> str | None:
     return None
 
 
-def wait_leader(lab: Lab, timeout_s: float = 60.0) -> str:
+def wait_leader(lab: HasState, timeout_s: float = 60.0) -> str:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         found = leader(lab)
@@ -123,13 +163,13 @@ def wait_leader(lab: Lab, timeout_s: float = 60.0) -> str:
     raise TimeoutError(f"the lab's etcd cluster has no leader after {timeout_s:g} s")
 
 
-def snapshot(lab: Lab, path: str) -> None:
+def snapshot(lab: HasState, path: str) -> None:
     """Save a snapshot of the (single-member) lab etcd to ``path``."""
     netns.run(["etcdctl", "--endpoints", lab.state.etcd_endpoint, "snapshot", "save", path],
               netns=lab.state.underlay_ns, timeout=60)
 
 
-def restore(lab: Lab, path: str) -> None:
+def restore(lab: HasState, path: str) -> None:
     """Replace the single-member lab etcd's data by ``path`` (an older snapshot) and restart it.
 
     What an operator's restore does: every key written since the snapshot is gone, the
@@ -137,10 +177,11 @@ def restore(lab: Lab, path: str) -> None:
     """
     if lab.state.etcd_members != 1:
         raise ValueError("restore is for the single-member lab etcd")
-    lab.etcd_stop()
-    data = lab.root / "etcd" / "member-data"
+    runner = EtcdRunner(lab.state)
+    runner.stop()
+    data = lab.state.root / "etcd" / "member-data"
     shutil.rmtree(data, ignore_errors=True)
     netns.run(["etcdctl", "snapshot", "restore", path, "--name", "contiv",
                "--data-dir", str(data), "--initial-cluster", f"contiv=http://{ETCD_HOST}:{PEER_PORT}",
                "--initial-advertise-peer-urls", f"http://{ETCD_HOST}:{PEER_PORT}"], timeout=60)
-    lab.etcd_start()
+    runner.start_again()

@@ -19,13 +19,11 @@ import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from apps.lab.cluster import LabError
+from apps.lab.errors import LabError
+from apps.lab.runtime.base import App
+from apps.lab.state import LabState
 from plugins.linux.netns import NETNS_RUN_DIR, namespace_path
-
-if TYPE_CHECKING:
-    from apps.lab.cluster import Lab
 
 REPO_CONF = Path(__file__).resolve().parents[2] / "deploy" / "podman" / "containers.conf"
 #: Environment variables of the lab's process mode that the containers get too.
@@ -69,12 +67,29 @@ def check_image(image: str) -> None:
         raise ImageError(f"image {image} is not built: run 'make images' (or 'podman images' to see what is)")
 
 
-def run_app(lab: Lab, app: str, config: Path, netns_name: str, log: Path,
+class PodmanRuntime:
+    """The apps run from the lab's images (``state.image`` and its KSR twin) with podman."""
+
+    name = "podman"
+
+    def check(self, state: LabState) -> None:
+        for image in images_of(state):
+            check_image(image)
+
+    def start(self, state: LabState, app: App, config: Path, netns_name: str, log: Path,
+              env: Mapping[str, str], name: str) -> int:
+        return run_app(state, app, config, netns_name, log, env, name)
+
+    def remove_all(self, state: LabState) -> list[str]:
+        return remove_containers(state.name)
+
+
+def run_app(state: LabState, app: App, config: Path, netns_name: str, log: Path,
             env: Mapping[str, str], name: str) -> int:
-    """Start ``app`` ("agent" or "ksr") from the lab's image in ``netns_name``; returns its PID."""
-    image = lab.state.image if app == "agent" else ksr_image(lab.state.image)
-    cname = f"{lab.name}-{name}"
-    args = ["run", "--detach", "--rm", "--replace", "--name", cname, "--label", f"contiv-lab={lab.name}",
+    """Start ``app`` from the lab's image in ``netns_name``; returns its PID."""
+    image = state.image if app == "agent" else ksr_image(state.image)
+    cname = f"{state.name}-{name}"
+    args = ["run", "--detach", "--rm", "--replace", "--name", cname, "--label", f"contiv-lab={state.name}",
             "--network", f"ns:{namespace_path(netns_name)}", "--no-healthcheck",
             "--log-driver", "k8s-file", "--log-opt", f"path={log}",
             "--volume", f"{config}:{config}:ro"]
@@ -88,7 +103,7 @@ def run_app(lab: Lab, app: str, config: Path, netns_name: str, log: Path,
         args += ["--privileged", "--volume", f"{node_dir}:{node_dir}",
                  "--volume", f"{NETNS_RUN_DIR}:{NETNS_RUN_DIR}:rslave"]
     else:
-        manifests = lab.state.manifests
+        manifests = state.manifests
         args += ["--volume", f"{manifests}:{manifests}:ro", "--read-only"]
     podman(*args, image, "--config", str(config))
     return container_pid(cname)
@@ -114,5 +129,5 @@ def remove_containers(lab_name: str) -> list[str]:
     return [f"container {c}" for c in listed]
 
 
-def images_of(lab: Lab) -> Sequence[str]:
-    return [lab.state.image, ksr_image(lab.state.image)]
+def images_of(state: LabState) -> Sequence[str]:
+    return [state.image, ksr_image(state.image)]

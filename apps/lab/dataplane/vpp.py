@@ -16,6 +16,7 @@ from typing import Any
 
 from apps.lab import netns
 from apps.lab.dataplane.realvpp import RealVPP, VPPInstall, find_vpp
+from apps.lab.errors import LabError
 from apps.lab.state import LabState, NodeState
 
 DATA_BRIDGE = "br1"
@@ -65,3 +66,25 @@ def agent_overlay(state: LabState, node: NodeState, plugins: list[str]) -> dict[
         "ipam": {"node_interface": None, "node_interconnect_cidr": DATA_CIDR},
         "policy": {"renderer": "vpp-acl"},
     }
+
+
+class VppDataplane:
+    """A real VPP per node owning its data NIC (this module's functions)."""
+
+    name = "vpp"
+
+    def check(self) -> None:
+        """Says so at once where no VPP is installed."""
+        try:
+            find_or_explain()
+        except RuntimeError as err:
+            raise LabError(str(err)) from None
+
+    def prepare_node(self, state: LabState, node: NodeState) -> None:
+        prepare_node(state, node)
+
+    def agent_overlay(self, state: LabState, node: NodeState, plugins: list[str]) -> dict[str, Any]:
+        return agent_overlay(state, node, plugins)
+
+    def data_ip(self, node: NodeState) -> str:
+        return data_ip(node)

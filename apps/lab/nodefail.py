@@ -9,18 +9,12 @@ manifest goes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from apps.lab import netns
-from apps.lab.cluster import remove_manifest
-
-if TYPE_CHECKING:
-    from apps.lab.cluster import Lab
+from apps.lab.state import LabState, remove_manifest
 
 
-def drop_pods_of_dead_node(lab: Lab, keys: list[str]) -> None:
+def drop_pods_of_dead_node(state: LabState, keys: list[str]) -> None:
     """Forget the pods ``keys`` ("namespace/name") of a node whose agent is already dead."""
-    state = lab.state
     for key in keys:
         pod = state.pods.get(key)
         if pod is None:

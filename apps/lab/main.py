@@ -26,7 +26,9 @@ from typing import Any
 from apps.lab import env as lab_env
 from apps.lab import netns
 from apps.lab.agentconfig import AgentConfigError, load_overlay
-from apps.lab.cluster import Lab, LabError
+from apps.lab.cluster import Lab
+from apps.lab.dataplane import DATAPLANES
+from apps.lab.errors import LabError
 from apps.lab.kube import cli as kube_cli
 from apps.lab.manifests import delete_objects
 from apps.lab.matrix import parse_ports, parse_protocols, print_port_matrix, probe_matrix
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--etcd-members", type=int, default=1, help="etcd cluster size (1, 3, 5)")
     up.add_argument("--image", default="", metavar="IMAGE",
                     help="run agents and KSR from this contiv-vswitch image (make images) with podman")
-    up.add_argument("--dataplane", choices=["linux", "vpp"], default="linux",
+    up.add_argument("--dataplane", choices=sorted(DATAPLANES), default="linux",
                     help="vpp: a real VPP per node owning its data NIC (CONTIV_TEST_VPP_DIR or vpp on PATH)")
     up.add_argument("--agent-config", type=Path, metavar="FILE",
                     help="YAML merged over every node's agent config (e.g. to enable a plugin)")

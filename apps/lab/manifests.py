@@ -13,7 +13,9 @@ from typing import Any
 
 import yaml
 
-from apps.lab.cluster import Lab, LabError, remove_manifest
+from apps.lab.cluster import Lab
+from apps.lab.errors import LabError
+from apps.lab.state import remove_manifest
 
 #: The label the API server puts on every namespace.
 NAME_LABEL = "kubernetes.io/metadata.name"

@@ -13,7 +13,8 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-from apps.lab.cluster import Lab, LabError
+from apps.lab.cluster import Lab
+from apps.lab.errors import LabError
 from apps.lab.netns import NETNS_DIR
 from apps.lab.portprobe import SocketFactory, probe_one
 from apps.lab.state import PodState

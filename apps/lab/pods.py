@@ -19,10 +19,12 @@ import yaml
 
 from apps.cni import binary as cni_build
 from apps.lab import netns
-from apps.lab.cluster import Lab, LabError, python_module, remove_manifest, write_manifest
+from apps.lab.cluster import Lab
+from apps.lab.errors import LabError
 from apps.lab.manifests import with_name_label
+from apps.lab.netns import python_module
 from apps.lab.services import default_service, sync_endpoints
-from apps.lab.state import PodState
+from apps.lab.state import PodState, remove_manifest, write_manifest
 
 ECHO_PORT = 8080
 CNI_VERSION = "1.0.0"
@@ -164,7 +166,7 @@ class Kubelet:
         self.state.save()
         port_args = [arg for spec in ports for arg in ("--port", spec)]
         pod.echo_pid = netns.spawn(python_module("apps.lab.echo", *port_args, "--name", key),
-                                   pod.netns, self.lab._log(f"echo-{pod.netns}"))
+                                   pod.netns, self.state.log_path(f"echo-{pod.netns}"))
         # The API server has the pod (labels, no IP yet) before the kubelet runs it: policies
         # selecting it can be known to the agent when the CNI ADD arrives.
         write_manifest(self.state, self._manifest_name(pod), self._pod_status(obj, pod))
@@ -192,7 +194,7 @@ class Kubelet:
     def _wait_serving(self, pod: PodState, key: str, timeout_s: float = 30.0) -> None:
         """Until the pod's echo workload says it serves (its log's "serving" line); the CNI ADD
         of the static binary can finish before the workload's interpreter has bound its ports."""
-        log = self.lab._log(f"echo-{pod.netns}")
+        log = self.state.log_path(f"echo-{pod.netns}")
         deadline = time.monotonic() + timeout_s
         while f"echo {key}: serving" not in log.read_text(errors="replace"):
             if not netns.pid_alive(pod.echo_pid):

@@ -8,9 +8,11 @@ import time
 from pathlib import Path
 
 from apps.lab import netns
-from apps.lab.cluster import Lab, LabError, python_module
+from apps.lab.cluster import Lab
+from apps.lab.errors import LabError
 from apps.lab.manifests import delete_objects
 from apps.lab.matrix import print_port_matrix, probe_matrix
+from apps.lab.netns import python_module
 
 DEMO = Path("policy") / "demo.yaml"
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from apps.lab.cluster import LabError, remove_manifest, write_manifest
-from apps.lab.state import LabState
+from apps.lab.errors import LabError
+from apps.lab.state import LabState, remove_manifest, write_manifest
 from core.naming import short_hash
 
 SERVICE_CIDR = IPv4Network("10.96.0.0/12")

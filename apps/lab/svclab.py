@@ -17,7 +17,9 @@ from typing import Any
 import yaml
 
 from apps.lab import netns
-from apps.lab.cluster import Lab, LabError, python_module
+from apps.lab.cluster import Lab
+from apps.lab.errors import LabError
+from apps.lab.netns import python_module
 from apps.lab.services import find_service
 
 

@@ -22,10 +22,12 @@ import pytest
 import yaml
 
 from apps.lab import netns
-from apps.lab.cluster import Lab, python_module, write_manifest
+from apps.lab.cluster import Lab
 from apps.lab.manifests import delete_objects
 from apps.lab.matrix import probe_matrix
+from apps.lab.netns import python_module
 from apps.lab.pods import Kubelet
+from apps.lab.state import write_manifest
 from tests.plugins.policy import netpol_cases as nc
 from tests.plugins.policy.netpol_model import ModelPod, NetpolModel
 

@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from apps.lab import netns
-from apps.lab.cluster import AGENT_PLUGINS, HANDLER_ORDER, Lab
+from apps.lab.cluster import Lab
+from apps.lab.nodes import AGENT_PLUGINS, HANDLER_ORDER
 from apps.lab.pods import Kubelet, probe
 
 pytestmark = pytest.mark.netns

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from apps.lab import netns
-from apps.lab.cluster import Lab, write_manifest
+from apps.lab.cluster import Lab
 from apps.lab.pods import Kubelet
 from apps.lab.services import find_service
+from apps.lab.state import write_manifest
 from apps.lab.svclab import agent_service, probe_service, wait_service
 
 pytestmark = pytest.mark.netns

@@ -25,7 +25,7 @@ from apps.lab.runtime.base import App
 from apps.lab.state import LabState
 from plugins.linux.netns import NETNS_RUN_DIR, namespace_path
 
-REPO_CONF = Path(__file__).resolve().parents[2] / "deploy" / "podman" / "containers.conf"
+REPO_CONF = Path(__file__).resolve().parents[3] / "deploy" / "podman" / "containers.conf"
 #: Environment variables of the lab's process mode that the containers get too.
 PASSED_ENV = ("ETCD_ENDPOINTS", "NODE_NAME")
 

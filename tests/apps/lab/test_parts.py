@@ -9,7 +9,7 @@ import pytest
 from apps.lab import etcd
 from apps.lab.dataplane import DATAPLANES, dataplane_of
 from apps.lab.errors import LabError
-from apps.lab.runtime import RUNTIMES, runtime_name, runtime_of
+from apps.lab.runtime import RUNTIMES, podman, runtime_name, runtime_of
 from apps.lab.state import LabState, NodeState
 
 
@@ -40,3 +40,10 @@ def test_state_and_etcd_agree_on_the_endpoints(tmp_path: Path, members: int) -> 
     state = LabState(name="plab", root=tmp_path, etcd_members=members)
     assert state.etcd_endpoint == etcd.endpoints(members)
     assert state.etcd_endpoint.split(",")[0] == "192.168.16.254:2379"
+
+
+def test_podman_gets_the_repositorys_containers_conf(monkeypatch: pytest.MonkeyPatch) -> None:
+    # runc refuses the ulimits podman derives from the host: the lab's containers need this file.
+    monkeypatch.delenv("CONTAINERS_CONF", raising=False)
+    assert podman.REPO_CONF.is_file(), podman.REPO_CONF
+    assert podman.podman_env()["CONTAINERS_CONF"] == str(podman.REPO_CONF)

@@ -140,6 +140,17 @@ def test_external_traffic_policy_local_keeps_the_client_address_and_the_node(lab
         assert result["seen_as"] == ["192.168.16.254"]
 
 
+def test_a_node_port_addressed_to_another_node_is_that_nodes_to_answer(lab: Lab) -> None:
+    """From one node to the other's NodePort with ``externalTrafficPolicy: Local``: the sending
+    node must not translate it (kube-proxy matches NodePorts on its own addresses only), so only
+    the addressed node's backends answer; from outside through each node, see the test above."""
+    for source, node_ip, local in (("node2", "192.168.16.1", {"web-1", "web-2"}),
+                                   ("node1", "192.168.16.2", {"web-3"})):
+        result = from_ns(lab, lab.state.nodes[source].netns, f"tcp:{node_ip}:30081", count=15)
+        assert result["failed"] == 0, result
+        assert {p.split("/")[1] for p in result["answers"]} == local, (source, result)
+
+
 def test_internal_traffic_policy_local(lab: Lab) -> None:
     rows = probe_service(lab, NS, "web-itp", count=12, sources=[f"{NS}/client-1"])
     assert set(answers(rows)) == {"web-1", "web-2"}

@@ -39,6 +39,7 @@ from plugins.linux.nft.table import (
     create_batch,
     create_batches,
     digest,
+    element_changes,
     group_elements,
     update_batch,
 )
@@ -63,6 +64,8 @@ class NftTableDescriptor(Descriptor[NftTableValue]):
         #: can encode has those written over netlink (None: never).
         self.bulk_min = bulk_min
         self.writes = 0
+        #: Of ``writes``, those that went over netlink without libnftables.
+        self.netlink_writes = 0
         self._nft: dict[str, Nft] = {}
 
     def nft(self, namespace: str) -> Nft:
@@ -125,6 +128,7 @@ class NftTableDescriptor(Descriptor[NftTableValue]):
                             pass
                         raise
                     self.writes += 1
+                    self.netlink_writes += 1
                     await self._apply(value.namespace, hooks)
                     return
         except NamespaceNotFoundError as exc:
@@ -145,8 +149,41 @@ class NftTableDescriptor(Descriptor[NftTableValue]):
         return {name: (layouts[name], elements) for name, elements in texts.items() if elements}
 
     async def update(self, key: str, old: NftTableValue, new: NftTableValue, metadata: Any) -> None:
+        if self.bulk_min is not None and await self._update_elements(old, new):
+            return
         batch = update_batch(old, new)
         await self._apply(new.namespace, create_batch(new) if batch is None else batch)
+
+    async def _update_elements(self, old: NftTableValue, new: NftTableValue) -> bool:
+        """A change of managed sets' elements alone (a service's frontends and backends) as one
+        netlink transaction; False when something else changed or an element does not encode
+        (then nft text does it all).
+
+        libnftables reads every element of the table's sets before it applies a change, so
+        through it each change costs O(table): ~5 ms at 10k elements, the agent's bottleneck
+        while thousands of Services arrive. Over netlink it costs O(change)."""
+        changes = element_changes(old, new)
+        if changes is None:
+            return False
+        deleted, added = changes
+        fields = nftraw.Fields()
+        encoded: tuple[dict[str, list[bytes]], dict[str, list[bytes]]] = ({}, {})
+        for which, items in enumerate(({n: [(k, "") for k in keys] for n, keys in deleted.items()}, added)):
+            for name, pairs in items.items():
+                layout = nftraw.layout(new.sets[name].decl)
+                found = None if layout is None else nftraw.encode(
+                    layout.keys_only() if which == 0 else layout, pairs, fields)
+                if found is None:
+                    return False
+                encoded[which][name] = found
+        if any(encoded[0].values()) or any(encoded[1].values()):
+            try:
+                await nftraw.awrite(new.namespace, new.family, new.name, encoded[1], encoded[0])
+            except NamespaceNotFoundError as exc:
+                raise TransientError(str(exc)) from exc
+            self.writes += 1
+            self.netlink_writes += 1
+        return True
 
     async def delete(self, key: str, value: NftTableValue, metadata: Any) -> None:
         try:

@@ -18,9 +18,12 @@ parse - stays with nft text (:func:`encode` returns None for the whole set).
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import struct
 import sys
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -34,6 +37,7 @@ from plugins.linux.protocols import IP_PROTOCOLS
 _NETLINK_NETFILTER = 12
 _SUBSYS_NFTABLES = 10
 _NEWSETELEM = (_SUBSYS_NFTABLES << 8) | 12
+_DELSETELEM = (_SUBSYS_NFTABLES << 8) | 14
 _BATCH_BEGIN, _BATCH_END = 16, 17
 _SO_SNDBUFFORCE = 32
 _VERDICTS = {"accept": 1, "drop": 0, "continue": -1, "return": -5, "jump": -3, "goto": -4}
@@ -62,6 +66,10 @@ class Layout:
 
     key: str
     data: str
+
+    def keys_only(self) -> Layout:
+        """The layout of this set's keys alone (what a delete names)."""
+        return Layout(self.key, "")
 
 
 def _field_kind(text: str, typeof: bool) -> str | None:
@@ -210,34 +218,80 @@ def _message(kind: int, flags: int, seq: int, family: int, payload: bytes, res_i
     return nl.message(kind, flags, seq, _GENMSG.pack(family, 0, res_id) + payload)
 
 
-def batch(family: str, table: str, encoded: Mapping[str, list[bytes]]) -> tuple[bytes, dict[int, str]]:
-    """One netlink batch adding the encoded elements; (bytes, message seq -> set name)."""
+def batch(family: str, table: str, encoded: Mapping[str, list[bytes]],
+          deleted: Mapping[str, list[bytes]] | None = None) -> tuple[bytes, dict[int, str]]:
+    """One netlink batch (one kernel transaction) deleting the ``deleted`` elements (their keys,
+    encoded with the set's :meth:`Layout.keys_only`), then adding the encoded ones; (bytes,
+    message seq -> set name)."""
     fam = NFT_FAMILIES[family]
     head = nl.attribute(1, table.encode() + b"\0")
     parts = [_message(_BATCH_BEGIN, nl.F_REQUEST, 1, 0, b"", socket.htons(_SUBSYS_NFTABLES))]
     seqs: dict[int, str] = {}
     seq = 2
-    for name, elements in encoded.items():
-        where = head + nl.attribute(2, name.encode() + b"\0")
-        for start in range(0, len(elements), _PER_MESSAGE):
-            payload = where + nl.attribute(3 | nl.NESTED, b"".join(elements[start:start + _PER_MESSAGE]))
-            parts.append(_message(_NEWSETELEM, nl.F_REQUEST | nl.F_CREATE | nl.F_ACK, seq, fam, payload))
-            seqs[seq] = name
-            seq += 1
+    for kind, flags, items in ((_DELSETELEM, nl.F_REQUEST | nl.F_ACK, deleted or {}),
+                               (_NEWSETELEM, nl.F_REQUEST | nl.F_CREATE | nl.F_ACK, encoded)):
+        for name, elements in items.items():
+            where = head + nl.attribute(2, name.encode() + b"\0")
+            for start in range(0, len(elements), _PER_MESSAGE):
+                payload = where + nl.attribute(3 | nl.NESTED, b"".join(elements[start:start + _PER_MESSAGE]))
+                parts.append(_message(kind, flags, seq, fam, payload))
+                seqs[seq] = name
+                seq += 1
     parts.append(_message(_BATCH_END, nl.F_REQUEST, seq, 0, b"", socket.htons(_SUBSYS_NFTABLES)))
     return b"".join(parts), seqs
 
 
+class _Sockets:
+    """nf_tables netlink sockets kept for reuse, per network namespace (of the calling thread).
+
+    Releasing such a socket makes nf_tables wait for the last commit's deferred destruction (it
+    flushes its destroy work on every NETLINK_URELEASE: an RCU grace period, 10-15 ms after a
+    commit that deleted elements), and the next batch waits for that. Kept open, a small
+    change costs what the kernel does. At most ``limit`` are kept (least recently used first
+    out), so a socket keeps a deleted namespace alive only until others push it out; one in
+    use is out of the pool (never shared between threads)."""
+
+    def __init__(self, limit: int = 8) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._idle: OrderedDict[tuple[int, int], socket.socket] = OrderedDict()
+
+    def take(self) -> tuple[tuple[int, int], socket.socket]:
+        st = os.stat("/proc/thread-self/ns/net")
+        here = (st.st_dev, st.st_ino)
+        with self._lock:
+            sock = self._idle.pop(here, None)
+        if sock is None:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, _NETLINK_NETFILTER)
+            try:
+                sock.setsockopt(nl.SOL_NETLINK, nl.NETLINK_CAP_ACK, 1)  # errors without the request copied
+                sock.bind((0, 0))
+            except BaseException:
+                sock.close()
+                raise
+        return here, sock
+
+    def give(self, here: tuple[int, int], sock: socket.socket) -> None:
+        with self._lock:
+            self._idle[here] = sock
+            self._idle.move_to_end(here)
+            out = [self._idle.popitem(last=False)[1] for _ in range(len(self._idle) - self.limit)]
+        for old in out:
+            old.close()
+
+
+_SOCKETS = _Sockets()
+
+
 def _send(data: bytes, seqs: Mapping[int, str]) -> None:
     """Send one batch from the calling thread's namespace and wait for every message's answer."""
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, _NETLINK_NETFILTER)
+    here, sock = _SOCKETS.take()
+    answered = False
     try:
         try:
             sock.setsockopt(socket.SOL_SOCKET, _SO_SNDBUFFORCE, len(data) + (1 << 16))
         except PermissionError:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, len(data) + (1 << 16))
-        sock.setsockopt(nl.SOL_NETLINK, nl.NETLINK_CAP_ACK, 1)  # errors without the request copied
-        sock.bind((0, 0))
         sock.settimeout(_REPLY_TIMEOUT_S)
         sock.sendall(data)
         # The answers come after the commit (or the abort) of the whole batch.
@@ -248,8 +302,12 @@ def _send(data: bytes, seqs: Mapping[int, str]) -> None:
         except nl.NetlinkRefused as exc:  # one refused message aborts the whole transaction
             what = f"the elements of set {seqs[exc.seq]}" if exc.seq in seqs else "the element batch"
             raise NetlinkWriteError(f"the kernel refused {what}: {exc.strerror}") from None
+        answered = True
     finally:
-        sock.close()
+        if answered:  # nothing of this batch is left to read: the next batch may use it
+            _SOCKETS.give(here, sock)
+        else:
+            sock.close()
 
 
 def write(namespace: str, family: str, table: str, encoded: Mapping[str, list[bytes]]) -> None:
@@ -259,9 +317,11 @@ def write(namespace: str, family: str, table: str, encoded: Mapping[str, list[by
         run_in_namespace(namespace, lambda: _send(data, seqs))
 
 
-async def awrite(namespace: str, family: str, table: str, encoded: Mapping[str, list[bytes]]) -> None:
-    """:func:`write` off the event loop."""
-    data, seqs = batch(family, table, encoded)
+async def awrite(namespace: str, family: str, table: str, encoded: Mapping[str, list[bytes]],
+                 deleted: Mapping[str, list[bytes]] | None = None) -> None:
+    """:func:`write` off the event loop (with ``deleted`` elements removed first, in the same
+    transaction)."""
+    data, seqs = batch(family, table, encoded, deleted)
     if not seqs:
         return
     if namespace:

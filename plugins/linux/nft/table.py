@@ -215,8 +215,15 @@ def element_diff(
 ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """(deletes, adds) per set, in nft text, between two bucketed element maps (only the
     (bucket, group) pairs named, when given)."""
+    deletes, adds = _diff(old, new, groups)
+    return deletes, {name: [_element_text(e) for e in elements] for name, elements in adds.items()}
+
+
+def _diff(
+    old: Mapping[str, Groups], new: Mapping[str, Groups], groups: Iterable[Pair] | None,
+) -> tuple[dict[str, list[str]], dict[str, list[Element]]]:
     deletes: dict[str, list[str]] = defaultdict(list)
-    adds: dict[str, list[str]] = defaultdict(list)
+    adds: dict[str, list[Element]] = defaultdict(list)
     added_keys: set[tuple[str, str]] = set()
     empty: Groups = {}
     if groups is None:
@@ -236,19 +243,39 @@ def element_diff(
         for element in now - was:
             if (element[0], element[1]) not in added_keys:
                 added_keys.add((element[0], element[1]))
-                adds[element[0]].append(_element_text(element))
+                adds[element[0]].append(element)
     return deletes, adds
+
+
+def _same_structure(old: NftTableValue, new: NftTableValue) -> bool:
+    """Whether the sets both have are declared alike and the chains both have hook alike
+    (else the table is rebuilt)."""
+    for name in old.sets.keys() & new.sets.keys():
+        if old.sets[name] != new.sets[name]:
+            return False
+    return all(old.chains[n].base() == new.chains[n].base() for n in old.chains.keys() & new.chains.keys())
+
+
+def element_changes(
+    old: NftTableValue, new: NftTableValue,
+) -> tuple[dict[str, list[str]], dict[str, list[tuple[str, str]]]] | None:
+    """When ``old`` and ``new`` differ in managed sets' elements only: (deleted keys, added
+    (key, data)) per set; else None. The usual change of a service (its frontend and backend
+    elements), which can go to the kernel without nft's parser (and without the cache of
+    every element that libnftables reads first)."""
+    if old.sets.keys() != new.sets.keys() or old.chains != new.chains or not _same_structure(old, new):
+        return None
+    managed = {n for n, s in new.sets.items() if s.managed}
+    deletes, adds = _diff(all_groups(old), all_groups(new), _hinted(old, new))
+    return ({name: keys for name, keys in deletes.items() if name in managed},
+            {name: [(e[1], e[2]) for e in elements] for name, elements in adds.items() if name in managed})
 
 
 def update_batch(old: NftTableValue, new: NftTableValue) -> str | None:
     """The nft text turning ``old`` into ``new`` in place; None when the table must be rebuilt."""
     where = f"{new.family} {new.name}"
-    for name in old.sets.keys() & new.sets.keys():
-        if old.sets[name] != new.sets[name]:
-            return None
-    for name in old.chains.keys() & new.chains.keys():
-        if old.chains[name].base() != new.chains[name].base():
-            return None
+    if not _same_structure(old, new):
+        return None
     managed = {n for n, s in new.sets.items() if s.managed}
     deletes, adds = element_diff(all_groups(old), all_groups(new), _hinted(old, new))
     gone_sets = old.sets.keys() - new.sets.keys()

@@ -80,11 +80,11 @@ func TestHPACKSizeUpdateAndBadBlocks(t *testing.T) {
 		{"20", nil, 0},
 	})
 	for _, bad := range []string{
-		"80",           // index 0
-		"be",           // index 62 with an empty dynamic table
-		"3fe2 1f",      // a size update above 4096
-		"0003 6162",    // a string longer than the block
-		"0081 ff 0161", // Huffman padding longer than 7 bits
+		"80",                  // index 0
+		"be",                  // index 62 with an empty dynamic table
+		"3fe2 1f",             // a size update above 4096
+		"0003 6162",           // a string longer than the block
+		"0081 ff 0161",        // Huffman padding longer than 7 bits
 		"0084 ffff ffff 0161", // EOS inside a string
 		"ff80 8080 8080 01",   // an integer that does not fit
 	} {

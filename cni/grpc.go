@@ -117,7 +117,13 @@ func exchangeError(err error, timeout time.Duration) error {
 	if errors.As(err, &h2) {
 		return &callError{msg: h2.msg, unavailable: h2.refused || h2.closed}
 	}
-	return &callError{msg: err.Error(), unavailable: errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)}
+	for _, errno := range []syscall.Errno{syscall.ECONNRESET, syscall.EPIPE} {
+		if errors.Is(err, errno) {
+			return &callError{msg: "the agent closed the connection before it answered (" + errno.Error() + ")",
+				unavailable: true}
+		}
+	}
+	return &callError{msg: err.Error()}
 }
 
 // percentDecode undoes grpc-message's percent-encoding; a malformed escape stays as it is.

@@ -31,8 +31,17 @@ func delEnv(id string) map[string]string {
 	return map[string]string{"CNI_COMMAND": "DEL", "CNI_CONTAINERID": id, "CNI_IFNAME": "eth0", "CNI_PATH": "/opt/cni/bin"}
 }
 
-func TestDelWithoutAgentIsQueuedForItsStart(t *testing.T) {
+// queueDir makes the directory an agent makes when it starts.
+func queueDir(t *testing.T) string {
 	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, queueDirName), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestDelWithoutAgentIsQueuedForItsStart(t *testing.T) {
+	dir := queueDir(t)
 	log := filepath.Join(dir, "cni.log")
 	stdin := `{"cniVersion": "1.0.0", "grpcServer": "` + dir + `/agent.sock", "logFile": "` + log + `"}`
 	call, seen := agentCalls(notRunning, notRunning)
@@ -47,9 +56,11 @@ func TestDelWithoutAgentIsQueuedForItsStart(t *testing.T) {
 	if f := fields(t, queued); f[2] != "c-1.a_b" || f[5] != stdin || f[10] != "1" {
 		t.Errorf("queued request %v", f)
 	}
-	entries, _ := os.ReadDir(filepath.Join(dir, queueDirName))
-	if info, _ := os.Stat(filepath.Join(dir, queueDirName)); len(entries) != 1 || info.Mode().Perm() != 0o700 {
-		t.Errorf("queue dir %v, %d entries", info.Mode(), len(entries))
+	if entries, _ := os.ReadDir(filepath.Join(dir, queueDirName)); len(entries) != 1 {
+		t.Errorf("queue dir: %d entries", len(entries))
+	}
+	if info, _ := os.Stat(filepath.Join(dir, queueDirName, "c-1.a_b.del")); info.Mode().Perm() != 0o600 {
+		t.Errorf("queued file mode %v", info.Mode())
 	}
 	line, _ := os.ReadFile(log)
 	if !strings.Contains(string(line), "DEL c-1.a_b queued for the agent's start (the socket does not exist)") {
@@ -60,7 +71,7 @@ func TestDelWithoutAgentIsQueuedForItsStart(t *testing.T) {
 // An agent that started between the failed call and the queueing may have read the queue
 // already: the binary asks once more and that agent's answer counts.
 func TestDelQueuedButAnsweredByAnAgentThatJustStarted(t *testing.T) {
-	dir := t.TempDir()
+	dir := queueDir(t)
 	call, seen := agentCalls(notRunning, &callError{msg: "gRPC status 13 (INTERNAL): boom"})
 	res := runWith(t, delEnv("c2"), `{"cniVersion": "1.0.0", "grpcServer": "`+dir+`/agent.sock"}`, call)
 	if res.status != 1 || res.doc["code"] != 999.0 || len(*seen) != 2 {
@@ -73,9 +84,11 @@ func TestDelQueuedButAnsweredByAnAgentThatJustStarted(t *testing.T) {
 }
 
 func TestDelIsTryAgainLaterWhenItCannotBeQueuedOrTheOutcomeIsUnknown(t *testing.T) {
-	dir := t.TempDir()
+	dir := queueDir(t)
 	readOnly := filepath.Join(dir, "ro")
-	os.Mkdir(readOnly, 0o500)
+	os.Mkdir(readOnly, 0o700)
+	os.Mkdir(filepath.Join(readOnly, queueDirName), 0o500)
+	neverRan := t.TempDir()
 	cases := []struct {
 		name, id, server string
 		err              error
@@ -84,6 +97,7 @@ func TestDelIsTryAgainLaterWhenItCannotBeQueuedOrTheOutcomeIsUnknown(t *testing.
 		{"invalid container ID", "../x", dir + "/agent.sock", notRunning, "CNI_CONTAINERID '../x' is not a valid container ID"},
 		{"TCP agent", "c1", "127.0.0.1:1", notRunning, "the agent is not on a unix socket"},
 		{"no socket directory", "c1", dir + "/absent/agent.sock", notRunning, "could not be queued"},
+		{"no agent ran there", "c1", neverRan + "/agent.sock", notRunning, "no agent ran on this socket since the node booted"},
 		{"no answer in time", "c1", dir + "/agent.sock", &callError{msg: "no answer within 90s", unavailable: true}, "no answer within 90s"},
 		{"connection lost", "c1", dir + "/agent.sock", &callError{msg: "closed", unavailable: true}, "closed"},
 	}
@@ -103,6 +117,9 @@ func TestDelIsTryAgainLaterWhenItCannotBeQueuedOrTheOutcomeIsUnknown(t *testing.
 	}
 	if _, err := os.Stat(filepath.Join(dir, queueDirName, "c1.del")); err == nil {
 		t.Error("a DEL whose outcome is unknown was queued")
+	}
+	if _, err := os.Stat(filepath.Join(neverRan, queueDirName)); err == nil {
+		t.Error("the binary made the queue directory")
 	}
 	// ADD and CHECK are never queued.
 	for _, command := range []string{"ADD", "CHECK"} {

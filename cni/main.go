@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -205,7 +204,7 @@ func (inv *invocation) deleteWithoutAgent(conf *netConf, request []byte, callErr
 }
 
 // queueDelete writes the request as <socket dir>/pending-del/<container ID>.del (temporary
-// file and rename: the agent never reads half a request).
+// file and rename: the agent never reads half a request). It never creates directories.
 func (inv *invocation) queueDelete(server string, request []byte) error {
 	if len(server) == 0 || server[0] != '/' {
 		return errors.New("the agent is not on a unix socket")
@@ -214,9 +213,11 @@ func (inv *invocation) queueDelete(server string, request []byte) error {
 	if !validContainerID(id) {
 		return fmt.Errorf("CNI_CONTAINERID %s is not a valid container ID", quote(id))
 	}
+	// The agent makes the directory when it starts: without it no agent ran on this socket
+	// since the node booted, and whether one will (and what it holds) is unknown.
 	dir := filepath.Join(filepath.Dir(server), queueDirName)
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
+	if info, err := os.Stat(dir); err != nil || !info.IsDir() {
+		return fmt.Errorf("%s is missing: no agent ran on this socket since the node booted", dir)
 	}
 	tmp := filepath.Join(dir, "."+id+".tmp")
 	if err := os.WriteFile(tmp, request, 0o600); err != nil {

@@ -192,14 +192,19 @@ class PodRequestService:
         """Run the DELs that ``contiv-cni`` queued in ``queue`` while no agent ran (the
         runtime got success for them); returns their container IDs.
 
-        Each file is a ``CNIRequest``; the pod whose record has that container ID is
-        un-wired and its record dropped, an unknown container is nothing to do. A file stays
-        for the next start when its DEL fails; an unreadable one is logged and removed.
+        Makes ``queue`` first when missing: the binary queues only into an existing
+        directory (made by an agent since the node booted), so no DEL waits for a reader that
+        never comes. Each file is a ``CNIRequest``; the pod whose record has that container ID
+        is un-wired and its record dropped, an unknown container is nothing to do. A file
+        stays for the next start when its DEL fails; an unreadable one is logged and removed.
         """
         try:
+            queue.mkdir(mode=0o700, exist_ok=True)
             paths = sorted(p for p in queue.iterdir()
                            if p.suffix == ".del" and not p.name.startswith("."))
-        except FileNotFoundError:
+        except OSError as exc:
+            self.log.error("queued DELs in %s: %s (contiv-cni answers DEL with 11 while the "
+                           "agent is down)", queue, exc)
             return []
         deadline = time.monotonic() + give_up_s
         done: list[str] = []

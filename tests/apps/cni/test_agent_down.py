@@ -25,6 +25,7 @@ async def test_del_without_agent_is_queued_for_its_start(
     cni_bin: Path, namespaces: Namespaces, tmp_path: Path
 ) -> None:
     pod_ns = namespaces.create("pod")
+    (tmp_path / "pending-del").mkdir(mode=0o700)  # as an agent that ran here made it
     missing = tmp_path / "absent.sock"
     stale = tmp_path / "stale.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -37,11 +38,15 @@ async def test_del_without_agent_is_queued_for_its_start(
         assert out.status == 0 and out.output is None, out
         queued = CNIRequest.FromString((tmp_path / "pending-del" / f"{cid}.del").read_bytes())
         assert queued.container_id == cid and queued.cni_invocation
-    # The socket's directory must exist (the agent makes it): otherwise nobody would read it.
-    conf = netconf("1.0.0", str(tmp_path / "no-such-dir" / "cni.sock"))
+    # Without the queue directory no agent ran there since boot: whether one will, and what
+    # it holds, is unknown; the binary makes no directory.
+    never = tmp_path / "never"
+    never.mkdir()
+    conf = netconf("1.0.0", str(never / "cni.sock"))
     out = await exec_cni(cni_bin, "DEL", conf, pod_env("c1", f"/var/run/netns/{pod_ns}", "web"))
     assert out.status == 1 and out.output["code"] == CNICode.TRY_AGAIN_LATER
-    assert "could not be queued" in out.output["msg"]
+    assert "could not be queued" in out.output["msg"] and "no agent ran" in out.output["msg"]
+    assert list(never.iterdir()) == []
 
 
 async def test_agent_runs_the_queued_del_when_it_starts(

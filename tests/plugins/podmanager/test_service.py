@@ -270,7 +270,7 @@ async def test_restart_runs_the_dels_queued_while_it_was_down(
         await call(podmanager.socket, "Add", **add_fields(cid, netns_path, name))
     await podmanager.plugin.close()
     queue = queued_deletes_dir(podmanager.socket)
-    queue.mkdir()
+    assert stat.S_IMODE(queue.stat().st_mode) == 0o700  # made by the agent's start
     for cid in ("c1", "c3", "never-seen"):
         (queue / f"{cid}.del").write_bytes(
             CNIRequest(container_id=cid, cni_invocation=True).SerializeToString())

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from core.kvdb.api import KVBroker, KVError, agent_prefix, encode_model
 from plugins.podmanager.api import LocalPod, PodID
+from plugins.podmanager.writeorder import WriteOrder
 
 #: Format version of the local records file.
 RECORDS_FORMAT = 1
@@ -170,7 +171,7 @@ class PodRecordStore:
         # when it took its snapshot (_written), so callers queued behind it need none.
         self._changes = 0
         self._written = 0
-        self._etcd_lock = asyncio.Lock()
+        self._etcd_order = WriteOrder()
         self._etcd_stale = asyncio.Event()
         #: etcd deletes not awaited by their caller (see :meth:`remove`).
         self._background: set[asyncio.Future[None]] = set()
@@ -264,7 +265,7 @@ class PodRecordStore:
         """Forget the pod's record in the local file; etcd's copy goes in the background.
 
         The DEL reply does not wait for etcd's round trip: a restarted agent reads the local
-        file, and etcd's writes stay in order (one lock, queued in call order), so a later ADD
+        file, and etcd's writes stay in order (per pod, queued in call order), so a later ADD
         of the same pod is written after this delete. A failed delete is retried by the sync.
         """
         if self._records.pop(pod, None) is None:
@@ -318,7 +319,7 @@ class PodRecordStore:
 
     async def _etcd_apply(self, pod: PodID, record: PodRecord | None) -> None:
         key = record_key(self.node_label, pod)
-        async with self._etcd_lock:
+        async with self._etcd_order.write(pod):
             try:
                 async with asyncio.timeout(self.etcd_timeout_s):
                     if record is None:
@@ -337,7 +338,7 @@ class PodRecordStore:
     async def sync_etcd(self) -> bool:
         """Make etcd's copy equal the local records; False (and retried later) on failure."""
         prefix = records_prefix(self.node_label)
-        async with self._etcd_lock:
+        async with self._etcd_order.exclusive():
             try:
                 async with asyncio.timeout(self.etcd_timeout_s):
                     listed = await self.broker.list(prefix)

@@ -386,32 +386,6 @@ func unpad(flags byte, payload []byte) ([]byte, error) {
 	return payload[1 : len(payload)-int(payload[0])], nil
 }
 
-// encodeHeaders writes each field as a literal without indexing and with a literal name (RFC
-// 7541 6.2.2): no state on either side. Names must be lower case.
-func encodeHeaders(headers [][2]string) []byte {
-	var b []byte
-	for _, h := range headers {
-		b = append(b, 0)
-		b = appendHPACKString(b, h[0])
-		b = appendHPACKString(b, h[1])
-	}
-	return b
-}
-
-func appendHPACKString(b []byte, s string) []byte {
-	n := uint64(len(s)) // a 7-bit prefix integer, not Huffman coded
-	if n < 127 {
-		b = append(b, byte(n))
-	} else {
-		b = append(b, 127)
-		for n -= 127; n >= 128; n >>= 7 {
-			b = append(b, byte(n&0x7f|0x80))
-		}
-		b = append(b, byte(n))
-	}
-	return append(b, s...)
-}
-
 var errorCodes = []string{
 	"NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR", "SETTINGS_TIMEOUT",
 	"STREAM_CLOSED", "FRAME_SIZE_ERROR", "REFUSED_STREAM", "CANCEL", "COMPRESSION_ERROR",

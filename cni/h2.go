@@ -1,11 +1,10 @@
 package main
 
-// A minimal HTTP/2 client (RFC 9113) for exactly one request on a fresh connection, spoken
-// with prior knowledge ("h2c"): the preface, SETTINGS, one stream's HEADERS and DATA under
-// the peer's flow control, then the response's HEADERS, DATA and trailers (with
-// CONTINUATION), answering SETTINGS and PING and following WINDOW_UPDATE, GOAWAY and
-// RST_STREAM. net/http does the same but costs ~1 ms of CPU per exec in package
-// initialisation and transport goroutines, a third of what the whole binary may spend.
+// A minimal HTTP/2 client (RFC 9113) for one request on a fresh connection, with prior
+// knowledge ("h2c"): preface, SETTINGS, one stream's HEADERS and DATA under the peer's flow
+// control, the response's HEADERS, DATA and trailers (with CONTINUATION); it answers SETTINGS
+// and PING and follows WINDOW_UPDATE, GOAWAY and RST_STREAM. net/http costs ~1 ms more CPU per
+// exec (package initialisation, transport goroutines), a third of the binary's budget.
 
 import (
 	"encoding/binary"

@@ -252,7 +252,7 @@ class PodRecordStore:
         # etcd's round trip. A failed file write still raises, after etcd's write finished.
         etcd = asyncio.ensure_future(self._etcd_write(record.id, record))
         try:
-            await self._write_file()
+            await self._write_file(in_thread=True)
         finally:
             await etcd
 
@@ -289,13 +289,14 @@ class PodRecordStore:
             self._dump_cache[pod] = cached
         return cached[1]
 
-    async def _write_file(self) -> None:
+    async def _write_file(self, in_thread: bool = False) -> None:
         """Write the records, as they are now, to the local file before returning.
 
-        The write runs in a thread: the event loop (every other pod's request and event)
-        never waits for the file system, whose rename of a replaced file takes 0.3 ms at the
-        median but up to tens of ms on a busy disk. Writes are group-committed: requests
-        that queue behind a write get one write of all their changes together.
+        Without fsync the write is a page-cache copy done on the event loop: a thread hop
+        costs more (and, on a busy machine, waits to be scheduled), unless something else
+        runs meanwhile (``in_thread``: etcd's write of the ADD's result). Writes are
+        group-committed: saves that queue behind a write in progress (in a thread) get one
+        write of all their changes together.
         """
         self._changes += 1
         mine = self._changes
@@ -310,7 +311,10 @@ class PodRecordStore:
             records = self._records
             pods = [self._dumped(key, records[key])
                     for key in sorted(records, key=lambda p: (p.name, p.namespace))]
-            await asyncio.to_thread(write_records_text, self.path, pods, self.fsync)
+            if self.fsync or in_thread:
+                await asyncio.to_thread(write_records_text, self.path, pods, self.fsync)
+            else:
+                write_records_text(self.path, pods, False)
             self._written = covered
 
     async def _etcd_write(self, pod: PodID, record: PodRecord | None) -> None:

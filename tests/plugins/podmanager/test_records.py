@@ -170,11 +170,12 @@ async def test_unmirrored_save_is_local_until_mirrored(tmp_path: Path, broker: E
     }
 
 
-async def test_file_writes_leave_the_loop_and_are_group_committed(
+async def test_threaded_file_writes_are_group_committed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Saves that queue behind a write get one write for all of them; none returns before
-    its record is in the file; the event loop runs while a write is in progress."""
+    """Saves with the result (their file write runs in a thread, overlapping etcd's) that
+    queue behind a write get one write for all of them; none returns before its record is in
+    the file."""
     import threading
 
     from core.kvdb.memory import MemoryBroker
@@ -192,9 +193,9 @@ async def test_file_writes_leave_the_loop_and_are_group_committed(
     monkeypatch.setattr(records_module, "write_records_text", slow_write)
     path = tmp_path / "pods.json"
     store = PodRecordStore(path, MemoryBroker(), NODE)
-    first = asyncio.ensure_future(store.save(record("a", "1"), mirror=False))
+    first = asyncio.ensure_future(store.save(record("a", "1")))
     await asyncio.sleep(0)  # the loop is free while the write waits in its thread
-    later = [asyncio.ensure_future(store.save(record(n, n), mirror=False)) for n in "bcdef"]
+    later = [asyncio.ensure_future(store.save(record(n, n))) for n in "bcdef"]
     await asyncio.sleep(0)
     release.set()
     await asyncio.gather(first, *later)

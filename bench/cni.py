@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -171,6 +172,7 @@ def run(pods: int, parallel: int, agent_command: list[str] | None) -> dict[str, 
             raise RuntimeError(f"pods left after DEL: {leftover}")
     finally:
         bed.close()
+    shutil.rmtree(workdir, ignore_errors=True)  # kept when the run failed, for its logs
 
     return {
         "pods": pods,

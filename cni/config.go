@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -36,61 +33,59 @@ func parseConfig(stdin []byte) (*netConf, *cniError) {
 	if !utf8.Valid(stdin) {
 		return conf, &cniError{Code: codeDecodeFailure, Msg: "network configuration on stdin is not valid UTF-8"}
 	}
-	trimmed := bytes.TrimSpace(stdin)
-	var keys struct {
-		CNIVersion json.RawMessage `json:"cniVersion"`
-		GRPCServer json.RawMessage `json:"grpcServer"`
-		LogFile    json.RawMessage `json:"logFile"`
-	}
-	if err := json.Unmarshal(trimmed, &keys); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
-			return conf, &cniError{Code: codeDecodeFailure, Msg: "network configuration must be a JSON object"}
-		}
+	members, err := scanJSON(stdin)
+	if err != nil {
 		return conf, &cniError{Code: codeDecodeFailure,
-			Msg: fmt.Sprintf("network configuration on stdin is not valid JSON: %v", err)}
+			Msg: "network configuration on stdin is not valid JSON: " + err.Error()}
 	}
-	if len(trimmed) == 0 || trimmed[0] != '{' { // "null" decodes into the struct without error
+	if members == nil {
 		return conf, &cniError{Code: codeDecodeFailure, Msg: "network configuration must be a JSON object"}
 	}
-	var s string
-	if json.Unmarshal(keys.CNIVersion, &s) == nil {
-		conf.version = s
+	if m := members["cniVersion"]; m.isString {
+		conf.version = m.str
 	}
-	if json.Unmarshal(keys.LogFile, &s) == nil {
-		conf.logFile = s
+	if m := members["logFile"]; m.isString {
+		conf.logFile = m.str
 	}
-	if keys.GRPCServer != nil && string(keys.GRPCServer) != "null" {
-		var server string
-		if json.Unmarshal(keys.GRPCServer, &server) != nil || server == "" {
+	if m, ok := members["grpcServer"]; ok && m.raw != "null" {
+		if !m.isString || m.str == "" {
 			return conf, &cniError{Code: codeInvalidNetworkConfig,
-				Msg: fmt.Sprintf("grpcServer must be a socket path or host:port, got %s", keys.GRPCServer)}
+				Msg: "grpcServer must be a socket path or host:port, got " + m.raw}
 		}
-		conf.server = server
+		conf.server = m.str
 	}
 	return conf, nil
 }
 
-func versionDoc(version string) any {
-	return struct {
-		CNIVersion        string   `json:"cniVersion"`
-		SupportedVersions []string `json:"supportedVersions"`
-	}{version, supportedVersions}
+// versionDoc is the VERSION answer.
+func versionDoc(version string) []byte {
+	b := append([]byte(`{"cniVersion":`), appendJSONString(nil, version)...)
+	b = append(b, `,"supportedVersions":[`...)
+	for i, v := range supportedVersions {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, v)
+	}
+	return append(b, "]}\n"...)
 }
 
-func errorDoc(err *cniError, version string) any {
-	return struct {
-		CNIVersion string `json:"cniVersion"`
-		Code       uint32 `json:"code"`
-		Msg        string `json:"msg"`
-		Details    string `json:"details,omitempty"`
-	}{version, err.Code, err.Msg, err.Details}
+// errorDoc is the specification's error document.
+func errorDoc(err *cniError, version string) []byte {
+	b := append([]byte(`{"cniVersion":`), appendJSONString(nil, version)...)
+	b = append(b, `,"code":`...)
+	b = strconv.AppendUint(b, uint64(err.Code), 10)
+	b = append(b, `,"msg":`...)
+	b = appendJSONString(b, err.Msg)
+	if err.Details != "" {
+		b = append(b, `,"details":`...)
+		b = appendJSONString(b, err.Details)
+	}
+	return append(b, "}\n"...)
 }
 
-func writeJSON(out io.Writer, doc any) {
-	enc := json.NewEncoder(out)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(doc)
+func writeJSON(out io.Writer, doc []byte) {
+	_, _ = out.Write(doc)
 }
 
 // quote writes a value the way the agent's messages do (Python's repr of a plain string).

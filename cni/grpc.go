@@ -1,18 +1,14 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -20,6 +16,7 @@ import (
 type callError struct {
 	msg         string
 	unavailable bool
+	notRunning  bool // no agent behind the socket: the call certainly reached nobody
 }
 
 func (e *callError) Error() string { return e.msg }
@@ -36,71 +33,54 @@ const grpcUnavailable = 14
 // grpcCall makes one unary gRPC call to server (a unix socket path starting with "/", or
 // host:port) over HTTP/2 with prior knowledge, and returns the reply message.
 func grpcCall(server, method string, request []byte, timeout time.Duration) ([]byte, error) {
+	network, authority := "tcp", server
 	if strings.HasPrefix(server, "/") {
+		network, authority = "unix", "localhost"
 		if _, err := os.Stat(server); err != nil {
-			return nil, &callError{msg: "the socket does not exist", unavailable: true}
+			return nil, &callError{msg: "the socket does not exist", unavailable: true, notRunning: true}
 		}
 	}
-	transport := &http.Transport{DisableCompression: true}
-	transport.Protocols = new(http.Protocols)
-	transport.Protocols.SetUnencryptedHTTP2(true)
-	authority := server
-	if strings.HasPrefix(server, "/") {
-		authority = "localhost"
-		transport.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", server)
-		}
+	conn, err := net.DialTimeout(network, server, timeout)
+	if err != nil {
+		return nil, dialError(err, timeout)
 	}
-	defer transport.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return nil, &callError{msg: err.Error()}
+	}
 	body := make([]byte, 5+len(request)) // gRPC's length-prefixed message, uncompressed
 	binary.BigEndian.PutUint32(body[1:5], uint32(len(request)))
 	copy(body[5:], request)
 	path := "/contiv.cni.RemoteCNI/" + method
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+authority+path, bytes.NewReader(body))
+	resp, err := roundTrip(conn, [][2]string{
+		{":method", "POST"}, {":scheme", "http"}, {":authority", authority}, {":path", path},
+		{"content-type", "application/grpc"}, {"te", "trailers"},
+		{"grpc-timeout", strconv.FormatInt(timeout.Milliseconds(), 10) + "m"},
+	}, body, "grpc-status", "grpc-message")
 	if err != nil {
-		return nil, &callError{msg: err.Error()}
+		return nil, exchangeError(err, timeout)
 	}
-	req.Header.Set("Content-Type", "application/grpc")
-	req.Header.Set("Te", "trailers")
-	req.Header.Set("Grpc-Timeout", strconv.FormatInt(timeout.Milliseconds(), 10)+"m")
-
-	resp, err := (&http.Client{Transport: transport}).Do(req)
-	if err != nil {
-		return nil, transportError(ctx, err, timeout)
+	if status := resp.header[":status"]; status != "200" {
+		return nil, &callError{msg: fmt.Sprintf("HTTP status %s from %s", status, path)}
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, transportError(ctx, err, timeout)
+	fields := resp.trailer
+	if fields["grpc-status"] == "" { // a "trailers-only" answer: the status is in the headers
+		fields = resp.header
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, &callError{msg: fmt.Sprintf("HTTP status %d from %s", resp.StatusCode, path)}
-	}
-	status := resp.Trailer.Get("Grpc-Status")
-	message := resp.Trailer.Get("Grpc-Message")
-	if status == "" { // a "trailers-only" answer: the status is in the headers
-		status = resp.Header.Get("Grpc-Status")
-		message = resp.Header.Get("Grpc-Message")
-	}
-	if status != "0" {
+	if status := fields["grpc-status"]; status != "0" {
 		code, convErr := strconv.Atoi(status)
 		if convErr != nil {
 			return nil, &callError{msg: fmt.Sprintf("no gRPC status in the answer to %s", path)}
-		}
-		if decoded, err := url.PathUnescape(message); err == nil {
-			message = decoded
 		}
 		name := "?"
 		if code >= 0 && code < len(grpcCodes) {
 			name = grpcCodes[code]
 		}
-		return nil, &callError{msg: fmt.Sprintf("gRPC status %d (%s): %s", code, name, message),
+		return nil, &callError{
+			msg:         fmt.Sprintf("gRPC status %d (%s): %s", code, name, percentDecode(fields["grpc-message"])),
 			unavailable: code == grpcUnavailable}
 	}
+	data := resp.body
 	if len(data) < 5 || data[0] != 0 {
 		return nil, &callError{msg: "the answer holds no uncompressed gRPC message"}
 	}
@@ -111,17 +91,72 @@ func grpcCall(server, method string, request []byte, timeout time.Duration) ([]b
 	return data[5:], nil
 }
 
-// transportError classifies a failed exchange: nobody listening or no answer in time is
-// "unavailable" (the agent is restarting or stuck), anything else an error of the call.
-func transportError(ctx context.Context, err error, timeout time.Duration) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+// dialError classifies a failed connect: nobody listening on the socket (a killed agent's
+// stale socket, or the socket removed meanwhile) means the agent is not running.
+func dialError(err error, timeout time.Duration) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return &callError{msg: fmt.Sprintf("no answer within %s", timeout), unavailable: true}
 	}
+	msg := err.Error()
 	var opErr *net.OpError
-	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return &callError{msg: opErr.Err.Error(), unavailable: true}
+	if errors.As(err, &opErr) {
+		msg = opErr.Err.Error()
 	}
-	return &callError{msg: err.Error(), unavailable: errors.Is(err, io.ErrUnexpectedEOF)}
+	return &callError{msg: msg, unavailable: true,
+		notRunning: errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)}
+}
+
+// exchangeError classifies a failed exchange: no answer in time, a connection the agent
+// closed, or a stream it refused is "unavailable" (the agent is restarting or stuck),
+// anything else an error of the call.
+func exchangeError(err error, timeout time.Duration) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return &callError{msg: fmt.Sprintf("no answer within %s", timeout), unavailable: true}
+	}
+	var h2 *h2Error
+	if errors.As(err, &h2) {
+		return &callError{msg: h2.msg, unavailable: h2.refused || h2.closed}
+	}
+	for _, errno := range []syscall.Errno{syscall.ECONNRESET, syscall.EPIPE} {
+		if errors.Is(err, errno) {
+			return &callError{msg: "the agent closed the connection before it answered (" + errno.Error() + ")",
+				unavailable: true}
+		}
+	}
+	return &callError{msg: err.Error()}
+}
+
+// percentDecode undoes grpc-message's percent-encoding; a malformed escape stays as it is.
+func percentDecode(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			hi, okHi := unhex(s[i+1])
+			lo, okLo := unhex(s[i+2])
+			if okHi && okLo {
+				out = append(out, hi<<4|lo)
+				i += 2
+				continue
+			}
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // asCNIError turns a failed call into the error the runtime gets.

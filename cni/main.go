@@ -8,14 +8,17 @@
 // on its own only what stops it from reaching the agent: no command, stdin that is not a JSON
 // object, a bad grpcServer, an agent that is not reachable (code 11, try again later).
 //
-// Standard library only (net/http speaks gRPC's HTTP/2 with prior knowledge), built static
+// Standard library only (the HTTP/2 of the call and the JSON it reads are its own, h2.go and
+// jsonlite.go: cheaper per exec than net/http and encoding/json), built static
 // (CGO_ENABLED=0): it runs on any Linux node, with no interpreter or library there.
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -109,6 +112,12 @@ func (inv *invocation) run() int {
 		return fail(err)
 	}
 	raw, callErr := inv.call(conf.server, method, request, callTimeout)
+	if command == "DEL" && agentNotRunning(callErr) {
+		raw, callErr = inv.deleteWithoutAgent(conf, request, callErr)
+		if callErr == nil && raw == nil {
+			return 0
+		}
+	}
 	if callErr != nil {
 		return fail(asCNIError(callErr, conf.server))
 	}
@@ -165,4 +174,68 @@ func (inv *invocation) log(conf *netConf, line string) {
 	}
 	defer out.Close()
 	fmt.Fprintf(out, "%s pid=%d %s\n", inv.now().Format("2006-01-02T15:04:05"), inv.pid, line)
+}
+
+// queueDirName is the directory, next to the agent's socket, where DELs wait for an agent
+// that is not running (plugins/podmanager reads it at start).
+const queueDirName = "pending-del"
+
+func agentNotRunning(err error) bool {
+	var ce *callError
+	return errors.As(err, &ce) && ce.notRunning
+}
+
+// deleteWithoutAgent handles a DEL when no agent runs behind the socket: it queues the
+// request for the agent's next start and succeeds, as the specification asks of DEL (the
+// agent runs it before anything else it does to pods), or answers 11 when it cannot be
+// queued. It tries the agent once more after queueing, because an agent that started in
+// between may have read the queue before the request was in it; when that agent answers, its
+// reply counts (nil raw and error: queued).
+func (inv *invocation) deleteWithoutAgent(conf *netConf, request []byte, callErr error) ([]byte, error) {
+	if err := inv.queueDelete(conf.server, request); err != nil {
+		return nil, &callError{msg: fmt.Sprintf("%v, and the DEL could not be queued for its start: %v", callErr, err),
+			unavailable: true}
+	}
+	raw, err := inv.call(conf.server, "Delete", request, callTimeout)
+	if agentNotRunning(err) {
+		inv.log(conf, fmt.Sprintf("DEL %s queued for the agent's start (%v)", inv.getenv("CNI_CONTAINERID"), callErr))
+		return nil, nil
+	}
+	return raw, err
+}
+
+// queueDelete writes the request as <socket dir>/pending-del/<container ID>.del (temporary
+// file and rename: the agent never reads half a request). It never creates directories.
+func (inv *invocation) queueDelete(server string, request []byte) error {
+	if len(server) == 0 || server[0] != '/' {
+		return errors.New("the agent is not on a unix socket")
+	}
+	id := inv.getenv("CNI_CONTAINERID")
+	if !validContainerID(id) {
+		return fmt.Errorf("CNI_CONTAINERID %s is not a valid container ID", quote(id))
+	}
+	// The agent makes the directory when it starts: without it no agent ran on this socket
+	// since the node booted, and whether one will (and what it holds) is unknown.
+	dir := filepath.Join(filepath.Dir(server), queueDirName)
+	if info, err := os.Stat(dir); err != nil || !info.IsDir() {
+		return fmt.Errorf("%s is missing: no agent ran on this socket since the node booted", dir)
+	}
+	tmp := filepath.Join(dir, "."+id+".tmp")
+	if err := os.WriteFile(tmp, request, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, id+".del"))
+}
+
+// validContainerID follows the specification: alphanumerics, hyphen, underscore, period,
+// starting with an alphanumeric (so it is a plain file name).
+func validContainerID(id string) bool {
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '-' && c != '_' && c != '.') {
+			return false
+		}
+	}
+	return id != "" && len(id) <= 255-len(".del")
 }

@@ -20,7 +20,7 @@ from plugins.podmanager.conflist import ConflistPresence
 from plugins.podmanager.records import PodRecordStore
 from plugins.podmanager.rest import pod_routes
 from plugins.podmanager.server import RemoteCNIServer
-from plugins.podmanager.service import PodRequestService
+from plugins.podmanager.service import PodRequestService, queued_deletes_dir
 from plugins.podmanager.stats import RequestStats
 
 
@@ -112,7 +112,8 @@ class PodManagerPlugin(Plugin, EventHandler):
             )
             self._conflist.put()
         self._cleanup_task = asyncio.create_task(
-            service.clean_cut_adds(), name="podmanager-cut-adds"
+            service.clean_after_start(queued_deletes_dir(self.config.socket_path)),
+            name="podmanager-after-start",
         )
 
     async def close(self) -> None:

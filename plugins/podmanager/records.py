@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from core.kvdb.api import KVBroker, KVError, agent_prefix, encode_model
 from plugins.podmanager.api import LocalPod, PodID
+from plugins.podmanager.writeorder import WriteOrder
 
 #: Format version of the local records file.
 RECORDS_FORMAT = 1
@@ -166,7 +167,11 @@ class PodRecordStore:
         #: Pods saved locally whose etcd copy is not written yet (see ``save(mirror=False)``).
         self._unmirrored: set[PodID] = set()
         self._file_lock = asyncio.Lock()
-        self._etcd_lock = asyncio.Lock()
+        # Group commit: every change bumps _changes; a write covers the changes counted
+        # when it took its snapshot (_written), so callers queued behind it need none.
+        self._changes = 0
+        self._written = 0
+        self._etcd_order = WriteOrder()
         self._etcd_stale = asyncio.Event()
         #: etcd deletes not awaited by their caller (see :meth:`remove`).
         self._background: set[asyncio.Future[None]] = set()
@@ -260,7 +265,7 @@ class PodRecordStore:
         """Forget the pod's record in the local file; etcd's copy goes in the background.
 
         The DEL reply does not wait for etcd's round trip: a restarted agent reads the local
-        file, and etcd's writes stay in order (one lock, queued in call order), so a later ADD
+        file, and etcd's writes stay in order (per pod, queued in call order), so a later ADD
         of the same pod is written after this delete. A failed delete is retried by the sync.
         """
         if self._records.pop(pod, None) is None:
@@ -285,7 +290,20 @@ class PodRecordStore:
         return cached[1]
 
     async def _write_file(self, in_thread: bool = False) -> None:
+        """Write the records, as they are now, to the local file before returning.
+
+        Without fsync the write is a page-cache copy done on the event loop: a thread hop
+        costs more (and, on a busy machine, waits to be scheduled), unless something else
+        runs meanwhile (``in_thread``: etcd's write of the ADD's result). Writes are
+        group-committed: saves that queue behind a write in progress (in a thread) get one
+        write of all their changes together.
+        """
+        self._changes += 1
+        mine = self._changes
         async with self._file_lock:
+            if self._written >= mine:
+                return  # a write that started after this change took it along
+            covered = self._changes
             for gone in self._dump_cache.keys() - self._records.keys():
                 del self._dump_cache[gone]
             # PodID's order, compared as plain tuples (its generated __lt__ is Python code,
@@ -296,9 +314,8 @@ class PodRecordStore:
             if self.fsync or in_thread:
                 await asyncio.to_thread(write_records_text, self.path, pods, self.fsync)
             else:
-                # Without fsync the write is a page-cache copy: a thread hop costs more,
-                # unless something else (etcd's write) runs meanwhile.
                 write_records_text(self.path, pods, False)
+            self._written = covered
 
     async def _etcd_write(self, pod: PodID, record: PodRecord | None) -> None:
         self._unmirrored.discard(pod)
@@ -306,7 +323,7 @@ class PodRecordStore:
 
     async def _etcd_apply(self, pod: PodID, record: PodRecord | None) -> None:
         key = record_key(self.node_label, pod)
-        async with self._etcd_lock:
+        async with self._etcd_order.write(pod):
             try:
                 async with asyncio.timeout(self.etcd_timeout_s):
                     if record is None:
@@ -325,7 +342,7 @@ class PodRecordStore:
     async def sync_etcd(self) -> bool:
         """Make etcd's copy equal the local records; False (and retried later) on failure."""
         prefix = records_prefix(self.node_label)
-        async with self._etcd_lock:
+        async with self._etcd_order.exclusive():
             try:
                 async with asyncio.timeout(self.etcd_timeout_s):
                     listed = await self.broker.list(prefix)

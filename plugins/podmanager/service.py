@@ -8,7 +8,10 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Protocol
+
+from google.protobuf.message import DecodeError
 
 from plugins.controller.api import ControllerAPI
 from plugins.podmanager.api import AddPod, DeletePod, LocalPod, PodID
@@ -25,6 +28,15 @@ from plugins.podmanager.convert import (
 )
 from plugins.podmanager.records import PodRecord, PodRecordStore
 from plugins.podmanager.stats import RequestStats
+
+#: The directory next to the CNI socket where ``contiv-cni`` queues the DELs it gets while no
+#: agent runs (``cni/main.go``, ``queueDirName``).
+QUEUED_DELETES_DIR = "pending-del"
+
+
+def queued_deletes_dir(socket_path: str) -> Path:
+    """Where ``contiv-cni`` queues DELs for the agent on ``socket_path``."""
+    return Path(socket_path).parent / QUEUED_DELETES_DIR
 
 
 class PodRequestService:
@@ -169,6 +181,50 @@ class PodRequestService:
         if forget:
             await self.store.remove(pod.id)
 
+    async def clean_after_start(self, queue: Path) -> list[PodID]:
+        """Once serving: the DELs queued while no agent ran, then the cut ADDs (both retried
+        while the controller does not take events yet); returns the cut ADDs' pods."""
+        await self.run_queued_deletes(queue)
+        return await self.clean_cut_adds()
+
+    async def run_queued_deletes(self, queue: Path, retry_s: float = 0.5,
+                                 give_up_s: float = 300.0) -> list[str]:
+        """Run the DELs that ``contiv-cni`` queued in ``queue`` while no agent ran (the
+        runtime got success for them); returns their container IDs.
+
+        Makes ``queue`` first when missing: the binary queues only into an existing
+        directory (made by an agent since the node booted), so no DEL waits for a reader that
+        never comes. Each file is a ``CNIRequest``; the pod whose record has that container ID
+        is un-wired and its record dropped, an unknown container is nothing to do. A file
+        stays for the next start when its DEL fails; an unreadable one is logged and removed.
+        """
+        try:
+            queue.mkdir(mode=0o700, exist_ok=True)
+            paths = sorted(p for p in queue.iterdir()
+                           if p.suffix == ".del" and not p.name.startswith("."))
+        except OSError as exc:
+            self.log.error("queued DELs in %s: %s (contiv-cni answers DEL with 11 while the "
+                           "agent is down)", queue, exc)
+            return []
+        deadline = time.monotonic() + give_up_s
+        done: list[str] = []
+        for path in paths:
+            try:
+                container_id = CNIRequest.FromString(path.read_bytes()).container_id
+            except (OSError, DecodeError) as exc:
+                self.log.error("queued DEL %s is unreadable, dropped: %s", path, exc)
+                path.unlink(missing_ok=True)
+                continue
+            record = self.store.find_container(container_id)
+            if record is not None:
+                self.log.info("container %s: running the DEL queued while the agent was "
+                              "down (pod %s)", container_id[:12], record.id)
+                if await self._delete_retrying(record, container_id, retry_s, deadline) is False:
+                    continue
+            path.unlink(missing_ok=True)
+            done.append(container_id)
+        return done
+
     async def clean_cut_adds(self, retry_s: float = 0.5, give_up_s: float = 300.0) -> list[PodID]:
         """Un-wire the pods whose ADD a crash cut and whose namespace is gone; returns them.
 
@@ -183,25 +239,35 @@ class PodRequestService:
         for record in list(self.store.all().values()):
             if record.result is not None or os.path.exists(record.netns_path):
                 continue
-            async with self._pod_lock(record.id):
-                current = self.store.get(record.id)
-                if current is None or current.container_id != record.container_id:
-                    continue
-                self.log.warning("pod %s: its ADD was cut by a crash and its namespace %s is "
-                                 "gone: un-wiring it", record.id, record.netns_path)
-                while True:
-                    try:
-                        await self._push_delete(current)
-                        break
-                    except CNIError as exc:
-                        if exc.code != CNICode.TRY_AGAIN_LATER or time.monotonic() > deadline:
-                            self.log.error("pod %s: clean-up of the cut ADD failed: %s",
-                                           record.id, exc)
-                            return cleaned
-                        await asyncio.sleep(retry_s)
-                await self.store.remove(current.id)
-                cleaned.append(current.id)
+            self.log.warning("pod %s: its ADD was cut by a crash and its namespace %s is "
+                             "gone: un-wiring it", record.id, record.netns_path)
+            outcome = await self._delete_retrying(record, record.container_id, retry_s, deadline)
+            if outcome is False:
+                return cleaned
+            if outcome:
+                cleaned.append(record.id)
         return cleaned
+
+    async def _delete_retrying(self, record: PodRecord, container_id: str, retry_s: float,
+                               deadline: float) -> bool | None:
+        """Un-wire a pod and drop its record, retrying while the agent cannot take the event
+        yet: True when done, False when that failed, None when the pod's record was removed
+        or replaced meanwhile."""
+        async with self._pod_lock(record.id):
+            current = self.store.get(record.id)
+            if current is None or current.container_id != container_id:
+                return None
+            while True:
+                try:
+                    await self._push_delete(current)
+                    break
+                except CNIError as exc:
+                    if exc.code != CNICode.TRY_AGAIN_LATER or time.monotonic() > deadline:
+                        self.log.error("pod %s: un-wiring failed: %s", record.id, exc)
+                        return False
+                    await asyncio.sleep(retry_s)
+            await self.store.remove(current.id)
+        return True
 
     # DEL.
     async def _delete(self, request: CNIRequest) -> CNIReply:

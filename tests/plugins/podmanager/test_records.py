@@ -168,3 +168,37 @@ async def test_unmirrored_save_is_local_until_mirrored(tmp_path: Path, broker: E
     assert {kv.key for kv in await broker.list(records_prefix(NODE))} == {
         record_key(NODE, PodID("a", "ns")), record_key(NODE, PodID("b", "ns"))
     }
+
+
+async def test_threaded_file_writes_are_group_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Saves with the result (their file write runs in a thread, overlapping etcd's) that
+    queue behind a write get one write for all of them; none returns before its record is in
+    the file."""
+    import threading
+
+    from core.kvdb.memory import MemoryBroker
+    from plugins.podmanager import records as records_module
+
+    written: list[set[PodID]] = []
+    release = threading.Event()
+    real_write = records_module.write_records_text
+
+    def slow_write(path: Path, pods: list[str], fsync: bool) -> None:
+        release.wait(30)  # the first write holds until every save is queued
+        real_write(path, pods, fsync)
+        written.append(set(read_records_file(path) or {}))
+
+    monkeypatch.setattr(records_module, "write_records_text", slow_write)
+    path = tmp_path / "pods.json"
+    store = PodRecordStore(path, MemoryBroker(), NODE)
+    first = asyncio.ensure_future(store.save(record("a", "1")))
+    await asyncio.sleep(0)  # the loop is free while the write waits in its thread
+    later = [asyncio.ensure_future(store.save(record(n, n))) for n in "bcdef"]
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(first, *later)
+    everyone = {PodID(n, "ns") for n in "abcdef"}
+    assert written == [{PodID("a", "ns")}, everyone]
+    assert set(read_records_file(path) or {}) == everyone

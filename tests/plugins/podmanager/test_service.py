@@ -10,9 +10,12 @@ from pathlib import Path
 
 from core.kvdb.api import agent_prefix
 from plugins.podmanager.api import AddPod, DeletePod, LocalPod, PodID
+from plugins.podmanager.cni_pb2 import CNIRequest
 from plugins.podmanager.cnicodes import CNICode
 from plugins.podmanager.records import PodRecord, read_records_file
+from plugins.podmanager.service import queued_deletes_dir
 from tests.plugins.podmanager.conftest import NODE, PodManagerEnv, call, pod_args
+from tests.plugins.podmanager.consumer import MinimalController
 
 
 def add_fields(cid: str, netns: str, name: str = "web", ns: str = "default") -> dict[str, str]:
@@ -255,3 +258,33 @@ async def test_restart_unwires_adds_cut_by_a_crash_whose_namespace_is_gone(
     assert deleted == [PodID("cut", "default")]
     assert read_records_file(Path(podmanager.config.records_file)).keys() == {  # type: ignore[union-attr]
         PodID("a", "default"), PodID("cut-alive", "default")}
+
+
+async def test_restart_runs_the_dels_queued_while_it_was_down(
+    podmanager: PodManagerEnv, netns_path: str
+) -> None:
+    """contiv-cni queues a DEL it could not deliver (``<socket dir>/pending-del``); the
+    restarted agent runs each one, drops unknown containers' and unreadable files, ignores
+    files being written, and keeps one whose DEL failed for the next start."""
+    for cid, name in (("c1", "a"), ("c2", "b"), ("c3", "c")):
+        await call(podmanager.socket, "Add", **add_fields(cid, netns_path, name))
+    await podmanager.plugin.close()
+    queue = queued_deletes_dir(podmanager.socket)
+    assert stat.S_IMODE(queue.stat().st_mode) == 0o700  # made by the agent's start
+    for cid in ("c1", "c3", "never-seen"):
+        (queue / f"{cid}.del").write_bytes(
+            CNIRequest(container_id=cid, cni_invocation=True).SerializeToString())
+    (queue / "garbage.del").write_bytes(b"\xff\xff\xff")
+    (queue / ".c2.tmp").write_bytes(CNIRequest(container_id="c2").SerializeToString())
+    async def fail_c3(event: DeletePod) -> None:
+        if event.pod.container_id == "c3":
+            raise RuntimeError("unwiring c3 failed")
+
+    await podmanager.restart(MinimalController(unwire=fail_c3))
+    task = podmanager.plugin._cleanup_task
+    assert task is not None
+    await asyncio.wait_for(task, 60)
+    deleted = [e.pod.id for e in podmanager.controller.events if isinstance(e, DeletePod)]
+    assert deleted == [PodID("a", "default"), PodID("c", "default")]
+    assert set(podmanager.plugin.local_pods()) == {PodID("b", "default"), PodID("c", "default")}
+    assert sorted(p.name for p in queue.iterdir()) == [".c2.tmp", "c3.del"]

@@ -8,6 +8,7 @@ import hmac
 import inspect
 import ipaddress
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,21 +44,58 @@ class HTTPConfig(PluginConfig):
     """Read ``token`` from this file instead (a Kubernetes Secret mounted as a file)."""
     open_paths: list[str] = ["/liveness", "/readiness"]
     """Paths served without the token (the kubelet's probes)."""
+    tls_cert_file: str = ""
+    """PEM certificate (chain) to serve HTTPS with, together with ``tls_key_file``; required
+    when ``address`` is not a loopback address (docs/security.md)."""
+    tls_key_file: str = ""
+    """PEM private key of ``tls_cert_file``."""
+    insecure: bool = False
+    """Serve plain HTTP on a non-loopback address anyway (the token then crosses the network in
+    clear text); logs a warning at every start."""
+
+    def loopback(self) -> bool:
+        """``address`` is a loopback address (or ``localhost``)."""
+        try:
+            return ipaddress.ip_address(self.address).is_loopback
+        except ValueError:
+            return self.address == "localhost"
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert_file)
 
     @model_validator(mode="after")
-    def _token_when_exposed(self) -> HTTPConfig:
-        if self.disabled or self.token or self.token_file:
+    def _token_and_tls_when_exposed(self) -> HTTPConfig:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("tls_cert_file and tls_key_file go together: set both (HTTPS) or neither")
+        if self.disabled or self.loopback():
             return self
-        try:
-            loopback = ipaddress.ip_address(self.address).is_loopback
-        except ValueError:
-            loopback = self.address == "localhost"
-        if not loopback:
+        if not (self.token or self.token_file):
             raise ValueError(
                 f"address {self.address!r} is not a loopback address: set token or token_file "
                 "so that only holders of the token reach the REST API"
             )
+        if not self.tls and not self.insecure:
+            raise ValueError(
+                f"address {self.address!r} is not a loopback address: set tls_cert_file and "
+                "tls_key_file so that the token never crosses the network in clear text "
+                "(or insecure: true to serve plain HTTP anyway)"
+            )
         return self
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The server's TLS context (None without ``tls_cert_file``); raises OSError naming the
+        file when the certificate or the key cannot be read or do not match."""
+        if not self.tls:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            ctx.load_cert_chain(self.tls_cert_file, self.tls_key_file)
+        except (OSError, ssl.SSLError) as err:
+            raise OSError(f"http: cannot serve HTTPS with tls_cert_file {self.tls_cert_file} and "
+                          f"tls_key_file {self.tls_key_file}: {err}") from err
+        return ctx
 
     def bearer_token(self) -> str:
         """The configured token ('' when none); reads ``token_file`` when set."""
@@ -106,7 +144,8 @@ class HTTPPlugin(Plugin):
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.config.address}:{self.port}"
+        scheme = "https" if self.config.tls else "http"
+        return f"{scheme}://{self.config.address}:{self.port}"
 
     def _require_token(self, token: str) -> None:
         expected = f"Bearer {token}".encode()
@@ -129,6 +168,10 @@ class HTTPPlugin(Plugin):
             raise OSError(f"http: token_file {self.config.token_file} is empty")
         if token:
             self._require_token(token)
+        context = self.config.ssl_context()
+        if not self.config.loopback() and context is None:
+            self.log.warning("insecure: serving plain HTTP on %s: the bearer token crosses the network "
+                             "in clear text (set tls_cert_file and tls_key_file)", self.config.address)
         family = socket.AF_INET6 if ":" in self.config.address else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -141,7 +184,10 @@ class HTTPPlugin(Plugin):
         sock.setblocking(False)
         self._socket = sock
         self.port = sock.getsockname()[1]
-        cfg = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
+        tls: dict[str, Any] = {}
+        if context is not None:  # checked above; uvicorn loads the same files into its own context
+            tls = {"ssl_certfile": self.config.tls_cert_file, "ssl_keyfile": self.config.tls_key_file}
+        cfg = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off", **tls)
         self._server = _QuietServer(cfg)
         self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:

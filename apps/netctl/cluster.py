@@ -16,6 +16,7 @@ from apps.netctl.sources import (
     EXIT_NOT_FOUND,
     EXIT_USAGE,
     Agent,
+    AgentTLS,
     NetctlError,
     Snapshot,
     default_agents,
@@ -31,7 +32,8 @@ class Cluster:
     """Reads etcd once, agents as asked; collects warnings about what it could not read."""
 
     def __init__(self, etcd: list[str], agents: dict[str, Agent] | None, token: str,
-                 environ: Mapping[str, str], etcd_timeout_s: float = 3.0) -> None:
+                 environ: Mapping[str, str], etcd_timeout_s: float = 3.0, tls: AgentTLS | None = None) -> None:
+        self._tls = tls
         self._etcd = etcd
         self._agents = agents
         self._token = token
@@ -49,7 +51,7 @@ class Cluster:
 
     def agents(self) -> dict[str, Agent]:
         if self._agents is None:
-            self._agents = default_agents(self.snap, self._environ, self._token)
+            self._agents = default_agents(self.snap, self._environ, self._token, self._tls)
         return self._agents
 
     def nodes(self) -> list[str]:

@@ -30,6 +30,7 @@ from apps.netctl.sources import (
     EXIT_OK,
     EXIT_PROBLEMS,
     EXIT_USAGE,
+    AgentTLS,
     NetctlError,
     enter_netns,
     parse_agents,
@@ -47,6 +48,11 @@ def parser() -> argparse.ArgumentParser:
                    help="NODE=URL[;netns=NAME] of an agent's REST (env CONTIV_AGENTS, comma-separated)")
     p.add_argument("--token", help="the agents' REST bearer token (env CONTIV_AGENT_TOKEN, "
                                    "or a file in CONTIV_AGENT_TOKEN_FILE)")
+    p.add_argument("--ca-file", help="CA certificate the agents' https:// REST is verified against "
+                                     "(env CONTIV_AGENT_CA; default: the system's CAs)")
+    p.add_argument("--agent-server-name",
+                   help="name the agents' REST certificate must hold (env CONTIV_AGENT_SERVER_NAME; "
+                        "default contiv-agent, the chart's shared certificate; \"\" = the URL's host)")
     p.add_argument("--timeout", type=float, default=3.0, help="etcd dial timeout in seconds")
     # -o also after the subcommand, as kubectl, calicoctl and cilium take it (there it wins;
     # SUPPRESS: absent there, the value given before the subcommand stays).
@@ -86,6 +92,16 @@ def token_from(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
     return ""
 
 
+def tls_from(args: argparse.Namespace, environ: Mapping[str, str]) -> AgentTLS:
+    ca = args.ca_file if args.ca_file is not None else environ.get("CONTIV_AGENT_CA", "")
+    name = args.agent_server_name
+    if name is None:
+        name = environ.get("CONTIV_AGENT_SERVER_NAME", AgentTLS.server_name)
+    if ca and not Path(ca).is_file():
+        raise NetctlError(f"the agents' CA file {ca} (CONTIV_AGENT_CA / --ca-file) does not exist", EXIT_USAGE)
+    return AgentTLS(ca, name)
+
+
 def probe(url: str) -> int:
     import urllib.request
 
@@ -102,10 +118,11 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if netns:
         enter_netns(netns)
     token = token_from(args, environ)
+    tls = tls_from(args, environ)
     spec = ",".join(args.agent) or environ.get("CONTIV_AGENTS", "")
-    agents = parse_agents(spec, token) if spec else None
+    agents = parse_agents(spec, token, tls) if spec else None
     etcd = [e.strip() for e in (args.etcd or environ.get("ETCD_ENDPOINTS", "")).split(",") if e.strip()]
-    cluster = Cluster(etcd, agents, token, environ, args.timeout)
+    cluster = Cluster(etcd, agents, token, environ, args.timeout, tls)
     fmt = args.output
     preamble: list[str] = []
     status = EXIT_OK

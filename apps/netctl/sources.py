@@ -8,17 +8,23 @@ Reaching the cluster:
 * ``CONTIV_AGENTS`` (``--agent``, repeatable): ``NODE=URL`` or ``NODE=URL;netns=NAME`` pairs,
   comma-separated: where each agent's REST is (``netns=`` opens the connection in that
   namespace, e.g. a lab node's, where the agent serves on 127.0.0.1).
-* Otherwise an agent is ``http://<node management address>:<CONTIV_AGENT_PORT or 9999>``,
+* Otherwise an agent is ``https://<node management address>:<CONTIV_AGENT_PORT or 9999>``,
   which needs the agent's ``http.address`` opened on the node (see docs/operations.md), with
   ``CONTIV_AGENT_TOKEN`` / ``CONTIV_AGENT_TOKEN_FILE`` as its bearer token.
+* ``https://`` agents are verified against ``CONTIV_AGENT_CA`` (``--ca-file``; the system's CAs
+  when unset) as ``CONTIV_AGENT_SERVER_NAME`` (``--agent-server-name``, default
+  ``contiv-agent``: the agents share one certificate, node addresses being unknown at install;
+  ``""``: the URL's host). A token is never sent over plain ``http://`` to a non-loopback host.
 """
 
 from __future__ import annotations
 
 import asyncio
 import http.client
+import ipaddress
 import json
 import socket
+import ssl
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -77,6 +83,35 @@ def _in_netns(name: str | None) -> Iterator[None]:
                           EXIT_USAGE) from err
 
 
+#: The name in the agents' shared REST certificate (DNS SAN; plus localhost and 127.0.0.1).
+AGENT_SERVER_NAME = "contiv-agent"
+
+
+@dataclass(frozen=True)
+class AgentTLS:
+    """How ``https://`` agents are verified: ``ca_file`` ("" = the system's CAs) and the name
+    their certificate must hold (``server_name``; "" = the URL's host)."""
+
+    ca_file: str = ""
+    server_name: str = AGENT_SERVER_NAME
+
+    def context(self) -> ssl.SSLContext:
+        try:
+            ctx = ssl.create_default_context(cafile=self.ca_file or None)
+        except (OSError, ssl.SSLError) as err:
+            raise NetctlError(f"cannot read the agents' CA file {self.ca_file} (CONTIV_AGENT_CA): {err}",
+                              EXIT_USAGE) from err
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        return ctx
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 @dataclass
 class Agent:
     """Where one node's agent REST is."""
@@ -85,16 +120,30 @@ class Agent:
     url: str
     netns: str | None = None
     token: str = ""
+    tls: AgentTLS = field(default_factory=AgentTLS)
 
     def get(self, path: str, timeout_s: float = 5.0) -> Any:
-        """GET ``path`` and decode its JSON; raises :class:`NetctlError` (EXIT_AGENT)."""
+        """GET ``path`` and decode its JSON; raises :class:`NetctlError` (EXIT_AGENT; EXIT_USAGE
+        for a token that would go over plain HTTP to another host)."""
         parts = urlsplit(self.url)
         host = parts.hostname or "127.0.0.1"
         port = parts.port or 9999
         where = f"the agent of {self.node} at {self.url}" + (f" (netns {self.netns})" if self.netns else "")
+        secure = parts.scheme == "https"
+        if self.token and not secure and not _loopback(host):
+            raise NetctlError(f"refusing to send the bearer token to {where} over plain HTTP: use "
+                              "https:// (the agent's http.tls_cert_file; verified with CONTIV_AGENT_CA)",
+                              EXIT_USAGE)
+        context = self.tls.context() if secure else None
         try:
             with _in_netns(self.netns):
                 sock = socket.create_connection((host, port), timeout=timeout_s)
+            if context is not None:
+                try:
+                    sock = context.wrap_socket(sock, server_hostname=self.tls.server_name or host)
+                except BaseException:
+                    sock.close()
+                    raise
             conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
             conn.sock = sock
             headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -104,6 +153,12 @@ class Agent:
             conn.close()
         except NetctlError:
             raise
+        except ssl.SSLCertVerificationError as err:
+            raise NetctlError(f"{where} failed TLS verification as {self.tls.server_name or host!r} against "
+                              f"{self.tls.ca_file or 'the system CAs'} (CONTIV_AGENT_CA, "
+                              f"CONTIV_AGENT_SERVER_NAME): {err.verify_message}", EXIT_AGENT) from err
+        except ssl.SSLError as err:
+            raise NetctlError(f"{where}: TLS failed: {err}", EXIT_AGENT) from err
         except OSError as err:
             raise NetctlError(f"{where} is unreachable: {err}", EXIT_AGENT) from err
         if rsp.status == 401:
@@ -119,7 +174,7 @@ class Agent:
             raise NetctlError(f"{where} answered {path} with no JSON: {err}", EXIT_AGENT) from err
 
 
-def parse_agents(spec: str, token: str = "") -> dict[str, Agent]:
+def parse_agents(spec: str, token: str = "", tls: AgentTLS | None = None) -> dict[str, Agent]:
     """``node1=http://127.0.0.1:9999;netns=clab-n1,node2=...`` as agents by node."""
     agents: dict[str, Agent] = {}
     for item in filter(None, (p.strip() for p in spec.split(","))):
@@ -134,8 +189,8 @@ def parse_agents(spec: str, token: str = "") -> dict[str, Agent]:
                 raise NetctlError(f"bad agent option {opts!r} in {item!r}: only netns=NAME", EXIT_USAGE)
             netns = value
         if not url.startswith(("http://", "https://")):
-            raise NetctlError(f"bad agent URL {url!r} for {node}: expected http://HOST:PORT", EXIT_USAGE)
-        agents[node] = Agent(node, url, netns, token)
+            raise NetctlError(f"bad agent URL {url!r} for {node}: expected https://HOST:PORT", EXIT_USAGE)
+        agents[node] = Agent(node, url, netns, token, tls or AgentTLS())
     return agents
 
 
@@ -210,12 +265,14 @@ def read_etcd(endpoints: list[str], timeout_s: float = 3.0) -> Snapshot:
         raise NetctlError(f"etcd at {','.join(endpoints)} is unreachable: {err}", EXIT_ETCD) from err
 
 
-def default_agents(snap: Snapshot, environ: Mapping[str, str], token: str) -> dict[str, Agent]:
-    """Agents at each node's management address (their REST opened on the node address)."""
+def default_agents(snap: Snapshot, environ: Mapping[str, str], token: str,
+                   tls: AgentTLS | None = None) -> dict[str, Agent]:
+    """Agents at each node's management address (their REST opened on the node address, which
+    the agent serves over HTTPS only)."""
     port = environ.get("CONTIV_AGENT_PORT", "9999")
     agents = {}
     for name, rec in snap.node_ids().items():
         addrs = rec.get("mgmt_addresses") or [str(a).split("/")[0] for a in rec.get("ip_addresses") or []]
         if addrs:
-            agents[name] = Agent(name, f"http://{addrs[0]}:{port}", None, token)
+            agents[name] = Agent(name, f"https://{addrs[0]}:{port}", None, token, tls or AgentTLS())
     return agents

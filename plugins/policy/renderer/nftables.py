@@ -15,6 +15,9 @@ what was touched. Layout::
                     ct state established,related accept
                     ip saddr vmap @egress
                     ip daddr vmap @ingress }
+    chain input   { type filter hook input priority 0; policy accept;
+                    ct state established,related accept
+                    ip saddr vmap @egress }
 
 Renderer cache after Contiv's (contiv.md 3.9): each distinct rule set is rendered once, as one
 chain named after the hash of its rules, shared by every pod that has it; a chain lives while
@@ -47,6 +50,12 @@ BASE_RULES = (
     "ip saddr vmap @egress",
     "ip daddr vmap @ingress",
 )
+#: Pods to their own node: only the egress side (ingress from the node is always allowed).
+INPUT_CHAIN = "input"
+INPUT_RULES = (
+    "ct state established,related accept",
+    "ip saddr vmap @egress",
+)
 MAP_DECL = "type ipv4_addr : verdict;"
 SET_DECLS = {
     "addr": "type ipv4_addr;",
@@ -56,6 +65,7 @@ SET_DECLS = {
 
 
 _MAP = NftSet(decl=MAP_DECL)
+_INPUT = NftChain(type="filter", hook="input", prio=0, policy="accept", rules=INPUT_RULES)
 _SETS = {kind: NftSet(decl=decl) for kind, decl in SET_DECLS.items()}
 
 
@@ -240,7 +250,8 @@ class NftablesPolicyRenderer:
             content = self.contents.get(s)
             sets[s] = _SETS[content.kind if content is not None else "addr"]
         chains = {BASE_CHAIN: NftChain(type="filter", hook="forward", prio=0, policy="accept",
-                                       rules=BASE_RULES)}
+                                       rules=BASE_RULES),
+                  INPUT_CHAIN: _INPUT}
         for name, rules in self.chains.items():
             chain = self._chain_values.get(name)
             if chain is None:

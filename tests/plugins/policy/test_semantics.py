@@ -140,8 +140,8 @@ def test_rule_sets_are_shared_between_pods_with_the_same_policies() -> None:
     tables = cluster.tables()
     for table in tables.values():
         assert len(table.elements) in (4, 5)  # one element group per isolated local pod
-        assert len(table.chains) == 2  # the base chain and ONE rule set for all pods
+        assert len(table.chains) == 3  # the base chains (forward, input) and ONE rule set for all pods
     from_b = [{"from": [{"podSelector": nc.pod_sel("b")}]}]
     apply_all(cluster, [nc.policy("x", "from-b", nc.pod_sel("a"), ingress=from_b)])
     tables = cluster.tables()
-    assert sum(len(t.chains) for t in tables.values()) == 5  # x/a got its own
+    assert sum(len(t.chains) for t in tables.values()) == 7  # x/a got its own

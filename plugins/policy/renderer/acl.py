@@ -15,6 +15,10 @@ of a service and services and policies compose. The tables (built by :mod:`.acl_
   interfaces (main NIC, host interconnect, VXLAN BVI: ``outbound()``): each local
   egress-isolated pod's egress rules with its address as source, DENY from it, finally PERMIT
   all; absent (and detached) while no local pod restricts its egress;
+  The host interconnect is one of them, so traffic from a pod to its own node's stack (etcd,
+  the agent's REST, the kubelet) passes this table too: an egress-isolated pod reaches its node
+  only where its egress rules allow the node's address (docs/security.md,
+  tests/security/test_host_vpp.py);
 * the **reflective ACL** ``pol-reflect`` (PERMIT+REFLECT any) on the **input** of every pod with
   rules or a local table, and of the outbound interfaces while the global table exists, so the
   replies of allowed connections pass the output tables.

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import stat
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -33,3 +36,23 @@ def prepare_socket_path(path: Path) -> None:
     finally:
         probe.close()
     raise SocketInUseError(f"another process serves {path}")
+
+
+def bind_owner_only(path: Path, bind: Callable[[str], object]) -> None:
+    """Create the unix socket ``path`` owner-only (0600) without touching the process's umask.
+
+    ``bind(address)`` creates the socket at ``address`` (e.g. ``grpc.aio.Server.add_insecure_port``
+    with ``unix:`` prepended, which binds at once): it is made inside a fresh 0700 directory next
+    to ``path``, set to 0600, then renamed into place, so no other user can ever connect to it,
+    and other threads and tasks keep their own file modes (a umask is process-wide).
+    """
+    private = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        staged = private / path.name
+        bind(str(staged))
+        os.chmod(staged, 0o600)
+        os.replace(staged, path)
+    finally:
+        for leftover in private.iterdir():
+            leftover.unlink()
+        private.rmdir()

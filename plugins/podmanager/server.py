@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
 
-from core.unixsocket import prepare_socket_path
+from core.unixsocket import bind_owner_only, prepare_socket_path
 from plugins.podmanager.cni_pb2 import CNIReply, CNIRequest
 
 SERVICE_NAME = "contiv.cni.RemoteCNI"
@@ -70,9 +69,8 @@ class RemoteCNIServer:
                 ),
             )
         )
-        server.add_insecure_port(f"unix:{self.socket_path}")
+        bind_owner_only(self.socket_path, lambda address: server.add_insecure_port(f"unix:{address}"))
         await server.start()
-        os.chmod(self.socket_path, 0o600)
         self._server = server
         self.log.info("RemoteCNI serving on %s", self.socket_path)
 

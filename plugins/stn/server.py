@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-from core.unixsocket import prepare_socket_path
+from core.unixsocket import bind_owner_only, prepare_socket_path
 from plugins.stn.record import StolenLink
 from plugins.stn.service import ErrorKind, STNError, STNService
 from plugins.stn.stn_pb2 import STNReply, STNRequest
@@ -86,13 +85,10 @@ class STNServer:
             "StolenInterfaceInfo": self._rpc("StolenInterfaceInfo", info),
         }
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-        old_umask = os.umask(0o077)
-        try:
-            server.add_insecure_port(f"unix:{self.socket_path}")
-            await server.start()
-        finally:
-            os.umask(old_umask)
-        os.chmod(self.socket_path, 0o600)
+        # Owner-only from its creation, without a process-wide umask (other tasks and threads
+        # keep creating files with their own modes meanwhile).
+        bind_owner_only(self.socket_path, lambda address: server.add_insecure_port(f"unix:{address}"))
+        await server.start()
         self._server = server
         self.log.info("STN serving on %s", self.socket_path)
 

@@ -22,6 +22,19 @@ class LinuxConfig(PluginConfig):
     """How agent-owned nftables tables are written and read: ``lib`` = libnftables in-process
     (JSON read-back), ``cli`` = the ``nft`` binary (``nft -f`` batches). See docs/services.md."""
 
+    sysctl_dir: str = "/proc/sys"
+    """Where ``net.*`` sysctls are read and written: ``/proc/sys``, or a mount of the host's
+    ``/proc/sys/net`` under ``<dir>/net`` where the container's own /proc/sys is read-only (the
+    chart: ``/host/proc/sys``, without ``privileged``). A file opened there still shows the
+    network namespace of the thread that opens it."""
+
+    @field_validator("sysctl_dir")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"sysctl_dir {value!r} must be an absolute path")
+        return value
+
     @field_validator("scan_namespaces")
     @classmethod
     def _refs(cls, value: list[str]) -> list[str]:

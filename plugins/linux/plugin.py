@@ -13,17 +13,19 @@ from plugins.linux.descriptors.nfttable import NftTableDescriptor
 from plugins.linux.descriptors.offload import OffloadDescriptor
 from plugins.linux.descriptors.route import RouteDescriptor
 from plugins.linux.descriptors.sessions import SessionsDescriptor
-from plugins.linux.descriptors.sysctl import SysctlDescriptor
+from plugins.linux.descriptors.sysctl import PROC_SYS, SysctlDescriptor
 from plugins.linux.descriptors.veth import VethDescriptor
 from plugins.linux.descriptors.vxlan import VxlanDescriptor
 from plugins.linux.netns import NetlinkPool
 
 
 def linux_descriptors(
-    scan_namespaces: list[str] | None = None, pool: NetlinkPool | None = None, nft_backend: str = "lib"
+    scan_namespaces: list[str] | None = None, pool: NetlinkPool | None = None, nft_backend: str = "lib",
+    sysctl_dir: str = PROC_SYS,
 ) -> list[Descriptor[Any]]:
     """One instance of every Linux descriptor, links first, sharing ``pool``; agent-owned
-    nftables tables through ``nft_backend`` (see :class:`plugins.linux.nft.driver.Nft`)."""
+    nftables tables through ``nft_backend`` (see :class:`plugins.linux.nft.driver.Nft`);
+    sysctls under ``sysctl_dir``."""
     extra = list(scan_namespaces or [])
     return [
         VethDescriptor(extra, pool),
@@ -32,7 +34,7 @@ def linux_descriptors(
         RouteDescriptor(extra, pool),
         NeighbourDescriptor(extra, pool),
         FdbDescriptor(extra, pool),
-        SysctlDescriptor(extra, pool),
+        SysctlDescriptor(extra, pool, sysctl_dir),
         NftTableDescriptor(nft_backend),
         SessionsDescriptor(),
         OffloadDescriptor(extra, pool),
@@ -60,7 +62,8 @@ class LinuxDataplanePlugin(Plugin):
 
     async def init(self) -> None:
         config = cast(LinuxConfig, self.config)
-        self.descriptors = linux_descriptors(config.scan_namespaces, self.pool, config.nft_backend)
+        self.descriptors = linux_descriptors(config.scan_namespaces, self.pool, config.nft_backend,
+                                             config.sysctl_dir)
         for descriptor in self.descriptors:
             self.scheduler.register_descriptor(descriptor)
         self.log.info("registered %d Linux descriptors", len(self.descriptors))

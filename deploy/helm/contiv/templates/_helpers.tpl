@@ -18,13 +18,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if .Values.plugins.service }}{{ $plugins = append $plugins "service" }}{{ $handlers = append $handlers "service" }}{{ end -}}
 {{- if .Values.plugins.policy }}{{ $plugins = append $plugins "policy" }}{{ $handlers = append $handlers "policy" }}{{ end -}}
 {{- $http := dict "address" "127.0.0.1" "port" (int .Values.agent.httpPort) -}}
-{{- if .Values.agent.rest.expose }}{{ $http = dict "address" "0.0.0.0" "port" (int .Values.agent.httpPort) "token_file" "/etc/contiv/rest-token/token" }}{{ end -}}
+{{- if .Values.agent.rest.expose }}{{ $http = dict "address" "0.0.0.0" "port" (int .Values.agent.httpPort) "token_file" "/etc/contiv/rest-token/token" "tls_cert_file" "/etc/contiv/tls/rest.crt" "tls_key_file" "/etc/contiv/tls/rest.key" }}{{ end -}}
 {{- $ipam := dict "pod_subnet_cidr" .Values.ipam.podSubnetCIDR "pod_subnet_one_node_prefix_len" (int .Values.ipam.podSubnetOneNodePrefixLen) "vpp_host_subnet_cidr" .Values.ipam.vppHostSubnetCIDR "vpp_host_subnet_one_node_prefix_len" (int .Values.ipam.vppHostSubnetOneNodePrefixLen) "vxlan_cidr" .Values.ipam.vxlanCIDR "service_cidr" .Values.ipam.serviceCIDR "node_interconnect_cidr" .Values.ipam.nodeInterconnectCIDR "state_file" "/var/lib/contiv/ipam-allocations.json" -}}
 {{- if .Values.ipam.nodeInterface }}{{ $_ := set $ipam "node_interface" .Values.ipam.nodeInterface }}{{ end -}}
 {{- if ne (.Values.ipam.podSubnetSource | default "plan") "plan" }}{{ $_ := set $ipam "pod_subnet_source" .Values.ipam.podSubnetSource }}{{ end -}}
 {{- $cfg := dict "plugins" $plugins "http" $http "logs" (dict "default_level" .Values.agent.logLevel) -}}
 {{- $_ := set $cfg "kvdb" (dict "backend" "etcd" "dial_timeout_s" 10.0 "allow_delayed_start" true) -}}
 {{- $_ := set $cfg "controller" (dict "handler_order" $handlers) -}}
+{{- $_ := set $cfg "linux" (dict "sysctl_dir" "/host/proc/sys") -}}
 {{- $_ := set $cfg "ipam" $ipam -}}
 {{- $_ := set $cfg "ipnet" (dict "dataplane" .Values.dataplane "mtu" (int .Values.ipnet.mtu) "vni" (int .Values.ipnet.vni) "nooverlay" .Values.ipnet.nooverlay) -}}
 {{- $_ := set $cfg "podmanager" (dict "socket_path" "/var/run/contiv/cni.sock" "records_file" "/var/lib/contiv/pods.json") -}}

@@ -14,7 +14,7 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -119,24 +119,29 @@ def request(netns: str, ip: str, path: str, token: str | None, ca: Path | None,
     return rsp.status, body
 
 
-@pytest.fixture(scope="module")
-def agent(nodes: Nodes) -> Iterator[subprocess.Popen[str]]:
-    """The real agent in "node", serving HTTPS on the node's address; ready when /readiness answers."""
-    cfg = agent_config(nodes, tls_cert_file=str(nodes.cert), tls_key_file=str(nodes.key))
+def start_agent(nodes: Nodes, cfg: Path) -> tuple[subprocess.Popen[str], str]:
+    """The real agent in "node"; returns once it logs that it serves (its output until then)."""
     proc = subprocess.Popen(["ip", "netns", "exec", nodes.node, sys.executable, "-m", "apps.vswitch.main",
                              "--config", str(cfg)], env=env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:  # EOF: the agent exited
+        seen.append(line)
+        if "serving on" in line:
+            break
+    else:
+        proc.wait(timeout=30)
+        raise AssertionError(f"the agent did not serve:\n{''.join(seen)}")
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep its pipe drained
+    return proc, "".join(seen)
+
+
+@pytest.fixture(scope="module")
+def agent(nodes: Nodes) -> Iterator[subprocess.Popen[str]]:
+    """The real agent in "node", serving HTTPS on the node's address."""
+    proc, _ = start_agent(nodes, agent_config(nodes, tls_cert_file=str(nodes.cert), tls_key_file=str(nodes.key)))
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if request(nodes.other, nodes.node_ip, "/readiness", None, nodes.pki.ca_file)[0] == 200:
-                    break
-            except OSError as err:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read() if proc.stdout and proc.poll() is not None else ""
-                    raise AssertionError(f"the agent did not serve: {err}\n{out}") from err
-            time.sleep(0.1)  # polling a readiness endpoint, not a synchronisation by time
         yield proc
     finally:
         proc.terminate()
@@ -225,19 +230,10 @@ def test_non_loopback_plaintext_is_refused_unless_insecure(nodes: Nodes) -> None
 
 
 def test_insecure_warns_at_start(nodes: Nodes, agent: subprocess.Popen[str]) -> None:
-    cfg = agent_config(nodes, insecure=True, port=9997)
-    proc = subprocess.Popen(["ip", "netns", "exec", nodes.node, sys.executable, "-m", "apps.vswitch.main",
-                             "--config", str(cfg)], env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc, output = start_agent(nodes, agent_config(nodes, insecure=True, port=9997))
     try:
-        assert proc.stdout is not None
-        seen = []
-        for line in proc.stdout:  # the warning comes before "serving on"
-            seen.append(line)
-            if "serving on" in line:
-                break
-        text = "".join(seen)
-        assert "insecure: serving plain HTTP" in text, text
+        assert "insecure: serving plain HTTP" in output, output  # logged before it serves
+        assert request(nodes.other, nodes.node_ip, "/liveness", None, None, port=9997)[0] == 200
     finally:
         proc.terminate()
         proc.wait(timeout=30)

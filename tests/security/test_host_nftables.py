@@ -129,7 +129,7 @@ async def test_an_egress_isolated_pod_does_not_reach_its_nodes_services(
         with listeners(topology.a, [8080]):
             run_in_namespace(topology.node, lambda: socket.create_connection((POD_A, 8080), timeout=20).close())
         # an ipBlock holding the node's address allows it (NetworkPolicy's ipBlock semantics)
-        wide = PodRules(ingress=(), egress=(*ISOLATED.egress, Rule(peers="p-node", ports=(
+        wide = PodRules(ingress=(), egress=(*(ISOLATED.egress or ()), Rule(peers="p-node", ports=(
             PortMatch("tcp", NODE_SERVICES["kubelet"], NODE_SERVICES["kubelet"]),))))
         await render(scheduler, renderer, wide, {})
         got = probe(topology.a, NODE_IP, PORTS)

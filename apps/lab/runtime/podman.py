@@ -28,6 +28,8 @@ from plugins.linux.netns import NETNS_RUN_DIR, namespace_path
 REPO_CONF = Path(__file__).resolve().parents[3] / "deploy" / "podman" / "containers.conf"
 #: Environment variables of the lab's process mode that the containers get too.
 PASSED_ENV = ("ETCD_ENDPOINTS", "NODE_NAME")
+#: Where the agent container sees the host's /proc/sys/net (``linux.sysctl_dir``), as in the chart.
+HOST_PROC_SYS = "/host/proc/sys"
 
 
 class ImageError(LabError):
@@ -98,10 +100,15 @@ def run_app(state: LabState, app: App, config: Path, netns_name: str, log: Path,
             args += ["--env", f"{key}={env[key]}"]
     if app == "agent":
         node_dir = config.parent
-        # Privileged: netlink, nftables and setns into pod namespaces, whose files appear under
-        # the namespace directory after the agent starts (rslave propagates them into the container).
-        args += ["--privileged", "--volume", f"{node_dir}:{node_dir}",
-                 "--volume", f"{NETNS_RUN_DIR}:{NETNS_RUN_DIR}:rslave"]
+        # Not privileged, as in the chart (docs/security.md): NET_ADMIN (netlink, nftables) and
+        # SYS_ADMIN (setns into pod namespaces, whose files appear under the namespace directory
+        # after the agent starts: rslave propagates them into the container); net.* sysctls
+        # through the host's /proc/sys/net (the container's /proc/sys is read-only).
+        args += ["--cap-drop", "ALL", "--cap-add", "NET_ADMIN", "--cap-add", "SYS_ADMIN",
+                 "--volume", f"{node_dir}:{node_dir}",
+                 "--volume", f"{NETNS_RUN_DIR}:{NETNS_RUN_DIR}:rslave",
+                 "--volume", f"/proc/sys/net:{HOST_PROC_SYS}/net",
+                 "--env", f"CONTIV_LINUX__SYSCTL_DIR={HOST_PROC_SYS}"]
     else:
         manifests = state.manifests
         args += ["--volume", f"{manifests}:{manifests}:ro", "--read-only"]

@@ -4,7 +4,8 @@ From the pod's namespace, one non-blocking TCP connect per target is started (ea
 its ``connect`` call), then a *witness* connection, which the policy allows, over the same path to
 the same node. Once the witness is connected, its SYN-ACK has come back over the path the
 targets' SYN-ACKs (or RSTs) would have taken before it: a target socket that still has no answer
-was dropped. The listeners are real sockets in the node's namespace, as etcd, the agent's REST
+was dropped. A first witness connection primes the path (the neighbour entries on both sides).
+The listeners are real sockets in the node's namespace, as etcd, the agent's REST
 and the kubelet are.
 """
 
@@ -44,6 +45,10 @@ def probe(netns: str, ip: str, ports: Iterable[int], witness_port: int = WITNESS
     packet got there) or ``dropped``. Raises when the witness cannot connect."""
     def run() -> dict[int, str]:
         pending: dict[int, socket.socket] = {}
+        # Prime the path first: a packet that waits for ARP is dropped by VPP (not queued), so a
+        # target's SYN sent before the neighbours are known would look dropped.
+        with socket.create_connection((ip, witness_port), timeout=timeout_s):
+            pass
         try:
             for port in ports:
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

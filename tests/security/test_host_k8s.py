@@ -33,6 +33,7 @@ PORTS = list(NODE_SERVICES.values())
 PROBE = """
 import errno, json, select, socket, sys
 ip, witness, ports = sys.argv[1], int(sys.argv[2]), [int(p) for p in sys.argv[3:]]
+socket.create_connection((ip, witness), timeout=20).close()  # primes the path (neighbours)
 pending = {}
 for port in ports:
     s = socket.socket(); s.setblocking(False); pending[port] = s; s.connect_ex((ip, port))

@@ -23,6 +23,11 @@ class IPNetAPI(Protocol):
         veth end on ``linux``); None while it is not wired here."""
         ...
 
+    def host_interface(self) -> str:
+        """The Linux side of the dataplane's host interconnect, through which the node's own
+        namespace reaches pods and services (VPP: ``vpp1``; "" on Linux)."""
+        ...
+
     def outbound_interfaces(self) -> tuple[str, ...]:
         """The dataplane's interfaces traffic leaves the node by, where a node-wide egress filter
         goes (VPP: main NIC, host interconnect and, with VXLAN, the BVI; none on Linux)."""

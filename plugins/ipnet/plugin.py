@@ -115,6 +115,9 @@ class IPNetPlugin(Plugin, EventHandler):
     def outbound_interfaces(self) -> tuple[str, ...]:
         return self.renderer.outbound_interfaces(vxlan=not self.config.nooverlay)
 
+    def host_interface(self) -> str:
+        return self.renderer.host_interface()
+
     # ---------------------------------------------------------------------------- intent
 
     def _compute_node(self) -> NodeIntent:

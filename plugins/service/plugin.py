@@ -106,7 +106,9 @@ class ServicePlugin(Plugin, EventHandler):
         self.log.info("renderer %s (dataplane %s)", self.renderer.name, self.ipnet.dataplane())
 
     def _make_renderer(self) -> Renderer:
-        return make_renderer(self.ipnet.dataplane(), self.config, self.ipam.plan(), self.ipnet.node_namespace())
+        dataplane = self.ipnet.dataplane()
+        host_ifname = self.ipnet.host_interface() if dataplane == "vpp" else ""
+        return make_renderer(dataplane, self.config, self.ipam.plan(), self.ipnet.node_namespace(), host_ifname)
 
     def _nodes(self) -> NodeAddresses:
         return node_addresses(self.nodesync.node_name(), {

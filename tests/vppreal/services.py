@@ -24,6 +24,7 @@ class Frontend:
     port: int
     kind: str = "cluster-ip"
     local_only: bool = False
+    masquerade: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,17 @@ def service(
     node_ips: tuple[str, ...] = (), node_port: int = 0, protocols: tuple[str, ...] = ("tcp",),
     local: bool = False, affinity: int = 0, external_ips: tuple[str, ...] = (),
 ) -> Service:
-    """A service as node ``me``'s processor sees it: backends ``(ip, port, node)``."""
+    """A service as node ``me``'s processor sees it: backends ``(ip, port, node)``; ``node_ips[0]``
+    is ``me``'s address (its NodePort follows the external traffic policy ``local``), the others'
+    NodePorts are there only for a cluster-wide service."""
     ports = []
     for proto in protocols:
         bes = tuple(Backend(ip, p, node, node == me) for ip, p, node in backends)
         fronts = [Frontend(cluster_ip, proto, port)]
-        fronts += [Frontend(ip, proto, port, "external-ip", local) for ip in external_ips]
-        if node_port:
-            fronts += [Frontend(ip, proto, node_port, "node-port", local) for ip in node_ips]
+        fronts += [Frontend(ip, proto, port, "external-ip", local, not local) for ip in external_ips]
+        if node_port and node_ips:
+            fronts.append(Frontend(node_ips[0], proto, node_port, "node-port", local, not local))
+            if not local:
+                fronts += [Frontend(ip, proto, node_port, "node-port") for ip in node_ips[1:]]
         ports.append(Port(f"{proto}-{port}", proto, tuple(fronts), bes, tuple(b for b in bes if b.local), affinity))
     return Service("default", name, tuple(ports))

@@ -61,6 +61,10 @@ class Renderer(Protocol):
         Linux, whose policies filter the forward path."""
         ...
 
+    def host_interface(self) -> str:
+        """The Linux side of the host interconnect (VPP: ``host_ifname``); "" on Linux."""
+        ...
+
     def use_stolen_nic(self, nic: StolenNic) -> None:
         """STN mode: render the node around the NIC contiv-stn stole (before any resync)."""
         ...

@@ -74,6 +74,10 @@ class LinuxRenderer:
         """None: policies filter the node's forward path (nftables), not its interfaces."""
         return ()
 
+    def host_interface(self) -> str:
+        """None: the node's namespace is the dataplane."""
+        return ""
+
     def use_stolen_nic(self, nic: StolenNic) -> None:
         raise ValueError("ipnet.stn: the linux renderer has no STN mode (STN needs dataplane: vpp)")
 

@@ -192,6 +192,10 @@ class VppRenderer:
         host = "tap-vpp2" if s.pod_interface == "tap" else "afpacket-vpp2"
         return (main, host, BVI) if vxlan else (main, host)
 
+    def host_interface(self) -> str:
+        """The node namespace's end of the host interconnect (``host_ifname``)."""
+        return self.settings.host_ifname
+
     def _node_nat(self, node: NodeIntent, main: str, out: Values) -> None:
         """The node's NAT44 (contiv.md 3.8 ``Nat44Global`` and ``DNAT-identities``)."""
         s = self.settings

@@ -38,9 +38,11 @@ class Renderer(Protocol):
         ...
 
 
-def make_renderer(dataplane: str, config: ServiceConfig, plan: NodeAddressPlan, node_namespace: str) -> Renderer:
+def make_renderer(dataplane: str, config: ServiceConfig, plan: NodeAddressPlan, node_namespace: str,
+                  host_ifname: str = "") -> Renderer:
     """The renderer of ``dataplane``; raises :class:`core.renderer.RendererUnavailable` naming the
-    dataplane when there is none or it cannot be loaded."""
+    dataplane when there is none or it cannot be loaded. ``host_ifname``: the node side of the
+    host interconnect (VPP), through which the node itself reaches the services."""
     module = renderer_module("service", dataplane, MODULES)
-    renderer: Renderer = module.make(config, plan, node_namespace)
+    renderer: Renderer = module.make(config, plan, node_namespace, host_ifname=host_ifname)
     return renderer

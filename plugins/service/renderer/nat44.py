@@ -12,7 +12,9 @@ the pod VRF, anything else (host-network endpoints) in the main VRF. SCTP is not
 such frontends are left out. A frontend without backends gets no mapping.
 
 The node's own NAT (plugin, pools, identities, interface features) comes from the ipnet VPP
-renderer, which knows the interfaces. Each mapping is one scheduler value keyed by its
+renderer, which knows the interfaces. With a host side (:mod:`plugins.service.renderer.vpphost`)
+the node's own namespace reaches the services through VPP too: routes and the NodePort table
+there, and a host frontend mapping (VPP's interconnect address, the NodePort) per own NodePort. Each mapping is one scheduler value keyed by its
 frontend: a change touches only the mappings it changes, and backend changes of a
 load-balanced mapping are made in place.
 """
@@ -27,9 +29,11 @@ from pydantic import BaseModel
 
 from plugins.ipam.api import NodeAddressPlan
 from plugins.kvscheduler.removed import RemovedKeys
+from plugins.linux.nft.table import Element
 from plugins.service.config import ServiceConfig
 from plugins.service.intent import Backend, Frontend, ServiceIntent, ServicePortIntent
 from plugins.service.renderer import Renderer
+from plugins.service.renderer.vpphost import HostSide, is_own_node_port
 from plugins.vpp.nat import PROTOCOLS, Nat44Mapping, NatLocal, TwiceNat, nat_mapping_key
 
 #: Frontend kinds that are external addresses (full twice-NAT when cluster-wide).
@@ -37,9 +41,19 @@ EXTERNAL_KINDS = frozenset({"external-ip", "load-balancer"})
 MAX_LABEL = 60
 
 
-def make(config: ServiceConfig, plan: NodeAddressPlan, node_namespace: str) -> Renderer:
+def host_side(config: ServiceConfig, plan: NodeAddressPlan, node_namespace: str, host_ifname: str) -> HostSide | None:
+    """The node namespace's side of the VPP service renderers (None without a host interface or
+    with ``route_service_network: false``)."""
+    if not host_ifname or not config.route_service_network:
+        return None
+    return HostSide(namespace=node_namespace, ifname=host_ifname, vswitch=plan.host_interconnect_vswitch,
+                    host=plan.host_interconnect_host, service_network=plan.service_network, table_name=config.table)
+
+
+def make(config: ServiceConfig, plan: NodeAddressPlan, node_namespace: str, host_ifname: str = "") -> Renderer:
     """The renderer of ``ipnet.dataplane: vpp`` (see :func:`plugins.service.renderer.make_renderer`)."""
-    return Nat44ServiceRenderer(Nat44RenderSettings(pod_network=plan.pod_network))
+    return Nat44ServiceRenderer(Nat44RenderSettings(pod_network=plan.pod_network),
+                                host=host_side(config, plan, node_namespace, host_ifname))
 
 
 @dataclass(frozen=True)
@@ -57,23 +71,35 @@ class Nat44ServiceRenderer:
 
     name = "vpp-nat44"
 
-    def __init__(self, settings: Nat44RenderSettings) -> None:
+    def __init__(self, settings: Nat44RenderSettings, host: HostSide | None = None) -> None:
         self.settings = settings
-        self._by_service: dict[str, dict[str, Nat44Mapping]] = {}
+        self.host = host
+        self._by_service: dict[str, dict[str, BaseModel]] = {}
+        self._node_ports: dict[str, tuple[Element, ...]] = {}
         self._removed = RemovedKeys()
 
     def set_service(self, key: str, intent: ServiceIntent | None) -> None:
         old = self._by_service.pop(key, {})
-        new = self.render(intent) if intent is not None else {}
+        self._node_ports.pop(key, None)
+        new: dict[str, BaseModel] = {}
+        if intent is not None:
+            new.update(self.render(intent))
+            if self.host is not None:
+                translated = [fe for port in intent.ports for fe in port.frontends if self._translates(port, fe)]
+                new.update(self.host.service_values(intent, translated))
+                self._node_ports[key] = self.host.node_port_elements(translated)
         if new:
             self._by_service[key] = new
-        still = {k for mappings in self._by_service.values() for k in mappings}
+        still = {k for values in self._by_service.values() for k in values}
         self._removed.replaced(old, still)
 
     def values(self) -> Mapping[str, BaseModel]:
         out: dict[str, BaseModel] = {}
-        for mappings in self._by_service.values():
-            out.update(mappings)
+        if self.host is not None:
+            out.update(self.host.static_values())
+            out[self.host.table_key()] = self.host.table(self._node_ports)
+        for values in self._by_service.values():
+            out.update(values)
         return out
 
     def take_removed(self) -> list[str]:
@@ -88,9 +114,19 @@ class Nat44ServiceRenderer:
         for port in intent.ports:
             for frontend in port.frontends:
                 mapping = self._mapping(label, port, frontend)
-                if mapping is not None:
-                    out[nat_mapping_key(mapping.external_ip, mapping.protocol, mapping.external_port)] = mapping
+                if mapping is None:
+                    continue
+                out[nat_mapping_key(mapping.external_ip, mapping.protocol, mapping.external_port)] = mapping
+                if self.host is not None and is_own_node_port(frontend):
+                    # the node's own NodePort, DNATed by the node namespace to VPP's interconnect address
+                    host = mapping.model_copy(update={"external_ip": self.host.vswitch_ip})
+                    out[nat_mapping_key(host.external_ip, host.protocol, host.external_port)] = host
         return out
+
+    def _translates(self, port: ServicePortIntent, frontend: Frontend) -> bool:
+        """Whether the frontend gets a mapping (see :meth:`_mapping`)."""
+        return (bool(frontend.protocol) and frontend.protocol.lower() in PROTOCOLS and ip_address(frontend.ip).version == 4
+                and bool(self._locals(port.backends_for(frontend))))
 
     def _mapping(self, label: str, port: ServicePortIntent, frontend: Frontend) -> Nat44Mapping | None:
         protocol = frontend.protocol.lower()

@@ -160,8 +160,9 @@ def render_service(intent: ServiceIntent) -> _Rendered:
 _BUCKETS = [f"{i:02d}" for i in range(64)]
 
 
-def make(config: ServiceConfig, plan: NodeAddressPlan, node_namespace: str) -> Renderer:
-    """The renderer of ``ipnet.dataplane: linux`` (see :func:`plugins.service.renderer.make_renderer`)."""
+def make(config: ServiceConfig, plan: NodeAddressPlan, node_namespace: str, host_ifname: str = "") -> Renderer:
+    """The renderer of ``ipnet.dataplane: linux`` (see :func:`plugins.service.renderer.make_renderer`;
+    the node's namespace is the dataplane here: no host interface)."""
     return NftRenderer(
         namespace=node_namespace, table=config.table, pod_network=plan.pod_network,
         service_network=plan.service_network, non_masquerade=list(config.non_masquerade_cidrs),

@@ -51,12 +51,53 @@ def test_pods_reach_each_other_through_vpp(lab: Lab) -> None:
 
 
 def test_services_through_vpp_nat44(lab: Lab) -> None:
+    """Every address of both example services, from every pod and from both nodes' own namespaces
+    (the node reaches the ClusterIP, its own NodePort and the other node's through its VPP)."""
     wait_service(lab, "demo", "web", backends=2)
+    wait_service(lab, "demo", "web-np", backends=2)
     for name in ("web", "web-np"):
-        rows = probe_service(lab, "demo", name, count=12, sources=["demo/client-1", "demo/client-2"])
-        assert rows and all(not r["failed"] for r in rows), rows
-        answered = {pod.split("/")[-1] for r in rows for pod in r["answers"]}
-        assert answered == {"web-1", "web-2"}, rows
+        rows = probe_service(lab, "demo", name, count=12)
+        assert {r["from"] for r in rows} >= {"node/node1", "node/node2", "demo/client-1", "demo/client-2"}
+        assert rows and all(not r["failed"] for r in rows), [r for r in rows if r["failed"]]
+        for source in ("node/node1", "node/node2"):  # balanced over both nodes, from the nodes too
+            answered = {pod.split("/")[-1] for r in rows if r["from"] == source for pod in r["answers"]}
+            assert answered == {"web-1", "web-2"}, [r for r in rows if r["from"] == source]
+
+
+# Local traffic policy, an ExternalIP and ClientIP affinity, as the nodes see them.
+POLICIES = [
+    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-local", "namespace": "demo"},
+     "spec": {"type": "NodePort", "selector": {"app": "web"}, "externalTrafficPolicy": "Local",
+              "externalIPs": ["203.0.113.10"], "ports": [{"name": "http", "port": 8081, "targetPort": 8080}]}},
+    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-aff", "namespace": "demo"},
+     "spec": {"selector": {"app": "web"}, "sessionAffinity": "ClientIP",
+              "ports": [{"name": "http", "port": 8082, "targetPort": 8080}]}},
+]
+
+
+def test_the_nodes_get_the_traffic_policies_and_affinity_pods_get(lab: Lab) -> None:
+    kubelet = Kubelet(lab)
+    kubelet.apply(POLICIES)
+    try:
+        wait_service(lab, "demo", "web-aff", backends=2)
+        rows = probe_service(lab, "demo", "web-local", count=8, sources=["node/node1", "node/node2",
+                                                                          "demo/client-1", "demo/client-2"])
+        assert rows and all(not r["failed"] for r in rows), [r for r in rows if r["failed"]]
+        ips = {n.name: n.ip.split("/")[0] for n in lab.state.nodes.values()}
+        for r in rows:
+            _, ip, _ = r["to"].split(":")
+            if ip in ips.values():  # a NodePort answers with the backend of that node only
+                owner = next(name for name, a in ips.items() if a == ip)
+                assert set(r["answers"]) == {f"demo/web-{owner[-1]}"}, r
+            elif ip == "203.0.113.10":  # the ExternalIP, Local: the source's node's backend
+                assert set(r["answers"]) == {f"demo/web-{r['from'][-1]}"}, r
+        rows = probe_service(lab, "demo", "web-aff", count=8, sources=["node/node1", "node/node2", "demo/client-1"])
+        assert rows and all(not r["failed"] and len(r["answers"]) == 1 for r in rows), rows
+        # the backends see the node as the node: its end of the host interconnect
+        seen = {r["from"]: set(r["seen_as"]) for r in rows}
+        assert seen["node/node1"] == {"172.30.1.2"} and seen["node/node2"] == {"172.30.2.2"}, seen
+    finally:
+        delete_objects(lab, POLICIES)
 
 
 def test_policies_through_vpp_acls(lab: Lab) -> None:

@@ -18,6 +18,7 @@ from plugins.ipam.config import IPAMConfig
 from plugins.ipam.plan import node_plan, resolve_plan
 from plugins.nodesync.api import Node
 from plugins.service.plugin import ServicePlugin
+from plugins.linux.models import Route
 from plugins.vpp import nat
 from tests.plugins.service.test_processor import READY, eps, svc
 
@@ -43,6 +44,9 @@ class Deps:
 
     def node_namespace(self) -> str:
         return ""
+
+    def host_interface(self) -> str:
+        return "vpp1" if self._dataplane == "vpp" else ""
 
     def register_resource(self, *args: Any) -> None:
         pass
@@ -75,6 +79,9 @@ async def test_on_vpp_services_are_nat44_mappings() -> None:
     mappings = [v for v in txn.values().values() if isinstance(v, nat.Nat44Mapping)]
     assert [(str(m.external_ip), m.external_port, [str(loc.ip) for loc in m.locals]) for m in mappings] == [
         ("10.96.0.10", 80, ["10.1.1.2"])]
+    # the node itself reaches the service network through VPP's end of the host interconnect
+    routes = [v for v in txn.values().values() if isinstance(v, Route)]
+    assert [(str(r.dst), str(r.gateway), r.dev) for r in routes] == [("10.96.0.0/12", "172.30.1.1", "vpp1")]
 
 
 async def test_a_renderer_that_cannot_be_loaded_stops_the_start_naming_the_dataplane(

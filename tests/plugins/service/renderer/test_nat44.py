@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from plugins.kvscheduler.scheduler import KVScheduler
+from plugins.linux.models import Route, value_key
+from plugins.linux.nft.table import NftTableValue
 from plugins.service.renderer.nat44 import Nat44RenderSettings, Nat44ServiceRenderer
+from plugins.service.renderer.vpphost import HostSide
 from plugins.vpp import model as m
 from plugins.vpp import nat as n
 from tests.vppreal.services import Backend, Frontend, Port, Service, service
@@ -94,3 +97,38 @@ async def test_rendered_mappings_apply_to_the_stand_in(scheduler: KVScheduler, s
     lbs = {(k[0], k[1], k[2]): [x["addr"] for x in v["locals"]] for k, v in stub.state.nat.lb.items()}
     assert lbs[("10.96.0.10", 80, 6)] == lbs[("10.96.0.10", 80, 17)] == ["10.1.1.2", "10.1.2.2"]
     assert len(lbs) == 6 and all(v["tag"] == "cv:default/web" for v in stub.state.nat.lb.values())
+
+
+def test_the_node_itself_reaches_services_through_vpp() -> None:
+    """Host side: the service network and ExternalIPs routed into VPP, the NodePorts DNATed to
+    VPP's interconnect address (where a host frontend mapping copies the own NodePort's)."""
+    host = HostSide(namespace="node", ifname="vpp1", vswitch=IPv4Interface("172.30.1.1/24"),
+                    host=IPv4Interface("172.30.1.2/24"), service_network=IPv4Network("10.96.0.0/12"),
+                    table_name="contiv-svc")
+    r = Nat44ServiceRenderer(Nat44RenderSettings(pod_network=IPv4Network("10.1.0.0/16")), host=host)
+    web = service("web", "10.96.0.10", 80, BACKENDS[:2], me="node1", node_ips=NODE_IPS, node_port=30080,
+                  external_ips=("203.0.113.7",), affinity=60)
+    local = service("local", "10.96.0.11", 80, BACKENDS[:2], me="node1", node_ips=NODE_IPS, node_port=30081,
+                    local=True)
+    for svc in (web, local):
+        r.set_service(svc.key, svc)
+    values = r.values()
+    routes = sorted((str(v.dst), str(v.gateway), v.dev, v.namespace) for v in values.values() if isinstance(v, Route))
+    assert routes == [("10.96.0.0/12", "172.30.1.1", "vpp1", "node"), ("203.0.113.7/32", "172.30.1.1", "vpp1", "node")]
+    own, hosted = values[key("192.168.16.1", "tcp", 30080)], values[key("172.30.1.1", "tcp", 30080)]
+    assert isinstance(own, n.Nat44Mapping) and isinstance(hosted, n.Nat44Mapping)
+    assert hosted.model_copy(update={"external_ip": own.external_ip}) == own  # same backends, weights, affinity
+    hosted_local = values[key("172.30.1.1", "tcp", 30081)]
+    assert isinstance(hosted_local, n.Nat44Mapping) and hosted_local.locals == locals_(("10.1.1.2", 8080, 0, 1))
+    table = values[host.table_key()]
+    assert isinstance(table, NftTableValue)
+    elements = sorted(e[1] for group in table.elements.values() for e in group)
+    # the other node's NodePort of the Local service is that node's business: not captured here
+    assert elements == ["192.168.16.1 . tcp . 30080", "192.168.16.1 . tcp . 30081", "192.168.16.2 . tcp . 30080"]
+    assert table.chains["out"].rules == (
+        "ip daddr . meta l4proto . th dport @np meta mark set meta mark | 0x4000 dnat ip to 172.30.1.1",)
+    r.set_service(web.key, None)
+    assert sorted(r.take_removed()) == sorted(
+        [key("10.96.0.10", "tcp", 80), key("203.0.113.7", "tcp", 80), key("192.168.16.1", "tcp", 30080),
+         key("192.168.16.2", "tcp", 30080), key("172.30.1.1", "tcp", 30080), value_key(Route(
+             namespace="node", dst=IPv4Network("203.0.113.7/32"), gateway=IPv4Address("172.30.1.1"), dev="vpp1"))])

@@ -13,7 +13,7 @@ the host into VPP; here, in the node namespace:
   (``service.table``, family ``ip``) DNATs ``<node address>:<NodePort>`` to VPP's interconnect
   address, same port, from the node's own sockets (``output``) and from traffic arriving at
   the node's Linux-owned addresses (``prerouting``), and SNATs it to the node's interconnect
-  address so the replies come back the same way. Only the frontends VPP balances are in the set
+  address so the replies come back the same way (forwarding is on in the node namespace). Only the frontends VPP balances are in the set
   (its own addresses, and other nodes' for cluster-wide services, as the processor gives them).
   VPP gets a **host frontend** per NodePort: ``<VPP interconnect address>:<NodePort>`` with the
   translation of the node's own NodePort (same backends, weights, affinity and traffic policy).
@@ -30,7 +30,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_address
 
 from pydantic import BaseModel
 
-from plugins.linux.models import Route, value_key
+from plugins.linux.models import Route, Sysctl, value_key
 from plugins.linux.nft.table import Element, NftChain, NftSet, NftTableValue, table_key
 from plugins.service.intent import Frontend, FrontendKind, ServiceIntent
 
@@ -67,8 +67,11 @@ class HostSide:
         return value_key(value), value
 
     def static_values(self) -> dict[str, BaseModel]:
-        """The service network's route (always there, as the rest of the interconnect)."""
-        return dict([self.route(self.service_network)])
+        """The service network's route (always there, as the rest of the interconnect), and
+        forwarding on in the node namespace (a NodePort arriving at a Linux-owned address is
+        forwarded into VPP, as on any Kubernetes node)."""
+        forward = Sysctl(namespace=self.namespace, name="net.ipv4.ip_forward", value="1")
+        return dict([self.route(self.service_network), (value_key(forward), forward)])
 
     def service_values(self, intent: ServiceIntent, translated: Iterable[Frontend]) -> dict[str, BaseModel]:
         """The /32 routes of the ExternalIPs and LoadBalancer IPs VPP translates."""

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Network
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from core.plugin import PluginConfig
+
+#: The VPP service renderers (``service.renderer``).
+VPP_RENDERERS = ("nat44", "cnat")
 
 
 class ServiceConfig(PluginConfig):
@@ -22,6 +26,19 @@ class ServiceConfig(PluginConfig):
     non_masquerade_cidrs: list[IPv4Network] = []
     """Destinations pods reach with their own address besides the pod and service networks
     (e.g. a corporate network that routes back to the pod network)."""
+
+    renderer: str = "nat44"
+    """The VPP dataplane's service renderer: ``nat44`` (NAT44-ED static and load-balanced
+    mappings, Contiv's) or ``cnat`` (cnat translations, Calico/VPP's; IPv4 and IPv6). Ignored on
+    the Linux dataplane (nftables). docs/vpp.md compares them."""
+
+    @field_validator("renderer", mode="before")
+    @classmethod
+    def _renderer(cls, value: Any) -> str:
+        if value not in VPP_RENDERERS:
+            raise ValueError(f"service.renderer {value!r} is not one of {', '.join(VPP_RENDERERS)} "
+                             "(the VPP dataplane's service renderer)")
+        return str(value)
 
     route_service_network: bool = True
     """Route the service network to ``lo`` in the node namespace, so the node itself (and

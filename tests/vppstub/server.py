@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.vppstub import acl, hosttap, interfaces, l2, l3, nat, stn
+from tests.vppstub import acl, cnat, hosttap, interfaces, l2, l3, nat, stn
 from tests.vppstub.codec import (
     SOCKCLNT_CREATE_ID,
     MessageCatalog,
@@ -30,7 +30,8 @@ UNIMPLEMENTED = -9
 VERSION = "26.10-rc0~stub"
 Handler = Callable[[VPPState, Options, Any], Any]
 HANDLERS: dict[str, Handler] = {
-    **interfaces.HANDLERS, **l3.HANDLERS, **l2.HANDLERS, **acl.HANDLERS, **stn.HANDLERS, **nat.HANDLERS
+    **interfaces.HANDLERS, **l3.HANDLERS, **l2.HANDLERS, **acl.HANDLERS, **stn.HANDLERS, **nat.HANDLERS,
+    **cnat.HANDLERS,
 }
 _pids = itertools.count(4000)
 

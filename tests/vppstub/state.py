@@ -73,6 +73,7 @@ class VPPState:
     proxy_arp_ranges: set[tuple[int, str, str]] = field(default_factory=set)
     proxy_arp_interfaces: set[int] = field(default_factory=set)
     nat: Any = None  # tests.vppstub.nat.NatState once the NAT plugin is enabled
+    cnat: dict[int, dict[str, Any]] = field(default_factory=dict)  # translation id -> key and translation
     next_sw_if_index: int = 1
     instances: dict[str, int] = field(default_factory=dict)
 

@@ -1,6 +1,6 @@
 """Renderers of service intent: :class:`Renderer` (what the service plugin calls, every method
 typed) and :func:`make_renderer` (the one way to get the renderer of ``ipnet.dataplane``:
-``nftables`` on ``linux``, VPP ``nat44`` on ``vpp``)."""
+``nftables`` on ``linux``; on ``vpp`` the one ``service.renderer`` names, ``nat44`` or ``cnat``)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ from plugins.service.intent import ServiceIntent
 
 #: The module of each dataplane's renderer (imported only when that dataplane is chosen).
 MODULES = {"linux": "plugins.service.renderer.nftables", "vpp": "plugins.service.renderer.nat44"}
+#: The VPP renderers by ``service.renderer``.
+VPP_MODULES = {"nat44": "plugins.service.renderer.nat44", "cnat": "plugins.service.renderer.cnat"}
 
 
 class Renderer(Protocol):
     """Turns service intents into the dataplane values of one node."""
 
-    #: What it renders into (``nftables``, ``vpp-nat44``).
+    #: What it renders into (``nftables``, ``vpp-nat44``, ``vpp-cnat``).
     name: str
 
     def set_service(self, key: str, intent: ServiceIntent | None) -> None:
@@ -43,6 +45,9 @@ def make_renderer(dataplane: str, config: ServiceConfig, plan: NodeAddressPlan, 
     """The renderer of ``dataplane``; raises :class:`core.renderer.RendererUnavailable` naming the
     dataplane when there is none or it cannot be loaded. ``host_ifname``: the node side of the
     host interconnect (VPP), through which the node itself reaches the services."""
-    module = renderer_module("service", dataplane, MODULES)
+    if dataplane == "vpp":
+        module = renderer_module("service", config.renderer, VPP_MODULES, setting="service.renderer")
+    else:
+        module = renderer_module("service", dataplane, MODULES)
     renderer: Renderer = module.make(config, plan, node_namespace, host_ifname=host_ifname)
     return renderer

@@ -14,26 +14,22 @@ such frontends are left out. A frontend without backends gets no mapping.
 The node's own NAT (plugin, pools, identities, interface features) comes from the ipnet VPP
 renderer, which knows the interfaces. With a host side (:mod:`plugins.service.renderer.vpphost`)
 the node's own namespace reaches the services through VPP too: routes and the NodePort table
-there, and a host frontend mapping (VPP's interconnect address, the NodePort) per own NodePort. Each mapping is one scheduler value keyed by its
-frontend: a change touches only the mappings it changes, and backend changes of a
-load-balanced mapping are made in place.
+there, and a host frontend mapping (VPP's interconnect address, the NodePort) per own
+NodePort. Each mapping is one scheduler value keyed by its frontend: a change touches only the
+mappings it changes, and backend changes of a load-balanced mapping are made in place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, ip_address
 
-from pydantic import BaseModel
-
 from plugins.ipam.api import NodeAddressPlan
-from plugins.kvscheduler.removed import RemovedKeys
-from plugins.linux.nft.table import Element
 from plugins.service.config import ServiceConfig
 from plugins.service.intent import Backend, Frontend, ServiceIntent, ServicePortIntent
 from plugins.service.renderer import Renderer
-from plugins.service.renderer.vpphost import HostSide, is_own_node_port
+from plugins.service.renderer.vpphost import HostSide, TranslationRenderer, is_own_node_port
 from plugins.vpp.nat import PROTOCOLS, Nat44Mapping, NatLocal, TwiceNat, nat_mapping_key
 
 #: Frontend kinds that are external addresses (full twice-NAT when cluster-wide).
@@ -65,46 +61,15 @@ class Nat44RenderSettings:
     """Weight of a local backend against 1 for a remote one (Contiv's ``serviceLocalEndpointWeight``)."""
 
 
-class Nat44ServiceRenderer:
+class Nat44ServiceRenderer(TranslationRenderer):
     """Keeps the mappings of every service; ``values()`` is the whole desired state, and
     ``take_removed()`` the keys of mappings no service needs any more (to delete)."""
 
     name = "vpp-nat44"
 
     def __init__(self, settings: Nat44RenderSettings, host: HostSide | None = None) -> None:
+        super().__init__(host)
         self.settings = settings
-        self.host = host
-        self._by_service: dict[str, dict[str, BaseModel]] = {}
-        self._node_ports: dict[str, tuple[Element, ...]] = {}
-        self._removed = RemovedKeys()
-
-    def set_service(self, key: str, intent: ServiceIntent | None) -> None:
-        old = self._by_service.pop(key, {})
-        self._node_ports.pop(key, None)
-        new: dict[str, BaseModel] = {}
-        if intent is not None:
-            new.update(self.render(intent))
-            if self.host is not None:
-                translated = [fe for port in intent.ports for fe in port.frontends if self._translates(port, fe)]
-                new.update(self.host.service_values(intent, translated))
-                self._node_ports[key] = self.host.node_port_elements(translated)
-        if new:
-            self._by_service[key] = new
-        still = {k for values in self._by_service.values() for k in values}
-        self._removed.replaced(old, still)
-
-    def values(self) -> Mapping[str, BaseModel]:
-        out: dict[str, BaseModel] = {}
-        if self.host is not None:
-            out.update(self.host.static_values())
-            out[self.host.table_key()] = self.host.table(self._node_ports)
-        for values in self._by_service.values():
-            out.update(values)
-        return out
-
-    def take_removed(self) -> list[str]:
-        """Keys of mappings dropped since the last call (the caller deletes them)."""
-        return self._removed.take()
 
     # ------------------------------------------------------------------------------ rendering
 
@@ -123,10 +88,9 @@ class Nat44ServiceRenderer:
                     out[nat_mapping_key(host.external_ip, host.protocol, host.external_port)] = host
         return out
 
-    def _translates(self, port: ServicePortIntent, frontend: Frontend) -> bool:
+    def translates(self, port: ServicePortIntent, frontend: Frontend) -> bool:
         """Whether the frontend gets a mapping (see :meth:`_mapping`)."""
-        return (bool(frontend.protocol) and frontend.protocol.lower() in PROTOCOLS and ip_address(frontend.ip).version == 4
-                and bool(self._locals(port.backends_for(frontend))))
+        return self._mapping("", port, frontend) is not None
 
     def _mapping(self, label: str, port: ServicePortIntent, frontend: Frontend) -> Nat44Mapping | None:
         protocol = frontend.protocol.lower()

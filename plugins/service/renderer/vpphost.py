@@ -13,8 +13,9 @@ the host into VPP; here, in the node namespace:
   (``service.table``, family ``ip``) DNATs ``<node address>:<NodePort>`` to VPP's interconnect
   address, same port, from the node's own sockets (``output``) and from traffic arriving at
   the node's Linux-owned addresses (``prerouting``), and SNATs it to the node's interconnect
-  address so the replies come back the same way (forwarding is on in the node namespace). Only the frontends VPP balances are in the set
-  (its own addresses, and other nodes' for cluster-wide services, as the processor gives them).
+  address so the replies come back the same way (forwarding is on in the node namespace).
+  Only the frontends VPP balances are in the set (its own addresses, and other nodes' for
+  cluster-wide services, as the processor gives them).
   VPP gets a **host frontend** per NodePort: ``<VPP interconnect address>:<NodePort>`` with the
   translation of the node's own NodePort (same backends, weights, affinity and traffic policy).
 
@@ -24,15 +25,16 @@ pods on VPP, as for every other connection the node opens to a pod.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_address
 
 from pydantic import BaseModel
 
+from plugins.kvscheduler.removed import RemovedKeys
 from plugins.linux.models import Route, Sysctl, value_key
 from plugins.linux.nft.table import Element, NftChain, NftSet, NftTableValue, table_key
-from plugins.service.intent import Frontend, FrontendKind, ServiceIntent
+from plugins.service.intent import Frontend, FrontendKind, ServiceIntent, ServicePortIntent
 
 #: Packet mark of connections DNATed into VPP (SNATed to the interconnect address on the way out).
 HOST_MARK = 0x4000
@@ -107,3 +109,50 @@ class HostSide:
         sets = {"np": NftSet(decl="type ipv4_addr . inet_proto . inet_service;")}
         return NftTableValue(namespace=self.namespace, family="ip", name=self.table_name, sets=sets, chains=chains,
                              elements={k: v for k, v in groups.items() if v})
+
+
+class TranslationRenderer:
+    """What the VPP service renderers share: one value per translated frontend, grouped by
+    service, plus the host side; ``values()`` is the whole desired state, ``take_removed()`` the
+    keys no service needs any more (to delete). Subclasses give :meth:`render` (the service's
+    translations by key, the host frontends included) and :meth:`translates`."""
+
+    def __init__(self, host: HostSide | None) -> None:
+        self.host = host
+        self._by_service: dict[str, dict[str, BaseModel]] = {}
+        self._node_ports: dict[str, tuple[Element, ...]] = {}
+        self._removed = RemovedKeys()
+
+    def render(self, intent: ServiceIntent) -> Mapping[str, BaseModel]:
+        raise NotImplementedError
+
+    def translates(self, port: ServicePortIntent, frontend: Frontend) -> bool:
+        raise NotImplementedError
+
+    def set_service(self, key: str, intent: ServiceIntent | None) -> None:
+        old = self._by_service.pop(key, {})
+        self._node_ports.pop(key, None)
+        new: dict[str, BaseModel] = {}
+        if intent is not None:
+            new.update(self.render(intent))
+            if self.host is not None:
+                translated = [fe for port in intent.ports for fe in port.frontends if self.translates(port, fe)]
+                new.update(self.host.service_values(intent, translated))
+                self._node_ports[key] = self.host.node_port_elements(translated)
+        if new:
+            self._by_service[key] = new
+        still = {k for values in self._by_service.values() for k in values}
+        self._removed.replaced(old, still)
+
+    def values(self) -> Mapping[str, BaseModel]:
+        out: dict[str, BaseModel] = {}
+        if self.host is not None:
+            out.update(self.host.static_values())
+            out[self.host.table_key()] = self.host.table(self._node_ports)
+        for values in self._by_service.values():
+            out.update(values)
+        return out
+
+    def take_removed(self) -> list[str]:
+        """Keys of values dropped since the last call (the caller deletes them)."""
+        return self._removed.take()

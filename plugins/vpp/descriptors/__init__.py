@@ -7,6 +7,7 @@ from typing import Any
 from plugins.kvscheduler.api import Descriptor
 from plugins.vpp.descriptors.acl import AclDescriptor, AclInterfaceDescriptor
 from plugins.vpp.descriptors.base import VPPApi
+from plugins.vpp.descriptors.cnat import CnatTranslationDescriptor
 from plugins.vpp.descriptors.interface import InterfaceDescriptor
 from plugins.vpp.descriptors.interface_derived import (
     InterfaceAddressDescriptor,
@@ -49,4 +50,5 @@ def all_descriptors(api: VPPApi, indexes: Indexes) -> list[Descriptor[Any]]:
         Nat44InterfaceDescriptor(api, indexes),
         Nat44MappingDescriptor(api, indexes),
         Nat44IdentityDescriptor(api, indexes),
+        CnatTranslationDescriptor(api, indexes),
     ]

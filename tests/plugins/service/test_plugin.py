@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from core.renderer import RendererUnavailable
 from plugins.controller.events import DBResync
@@ -16,10 +16,12 @@ from plugins.controller.txn import EventTransaction
 from plugins.ipam.api import NodeAddressPlan
 from plugins.ipam.config import IPAMConfig
 from plugins.ipam.plan import node_plan, resolve_plan
-from plugins.nodesync.api import Node
-from plugins.service.plugin import ServicePlugin
 from plugins.linux.models import Route
+from plugins.nodesync.api import Node
+from plugins.service.config import ServiceConfig
+from plugins.service.plugin import ServicePlugin
 from plugins.vpp import nat
+from plugins.vpp.cnat import CnatTranslation
 from tests.plugins.service.test_processor import READY, eps, svc
 
 
@@ -89,10 +91,27 @@ async def test_a_renderer_that_cannot_be_loaded_stops_the_start_naming_the_datap
 ) -> None:
     monkeypatch.setitem(sys.modules, "plugins.service.renderer.nat44", None)  # importing it fails
     plugin = plugin_on("vpp")
-    with pytest.raises(RendererUnavailable, match="service: the renderer for dataplane 'vpp'"):
+    with pytest.raises(RendererUnavailable, match=r"service: the renderer for service\.renderer 'nat44'"):
         await plugin.init()
     with pytest.raises(RendererUnavailable, match="no renderer for dataplane 'ovs'"):
         await plugin_on("ovs").init()
+
+
+async def test_service_renderer_picks_cnat_on_vpp_and_refuses_an_unknown_one_by_name() -> None:
+    plugin = plugin_on("vpp")
+    plugin.config = ServiceConfig(renderer="cnat")
+    await plugin.init()
+    assert plugin.renderer is not None and plugin.renderer.name == "vpp-cnat"
+    state = State(service={"ns/a": svc("a", [{"name": "http", "port": 80}])},
+                  endpointslice={"ns/a-1": eps("a-1", "a", [("10.1.1.2", "node1", READY)],
+                                                [{"name": "http", "port": 8080}])})
+    txn = EventTransaction()
+    plugin.resync(DBResync({}, {}), state, 1, txn)
+    found = [(str(v.vip), v.port, [str(b.ip) for b in v.backends]) for v in txn.values().values()
+             if isinstance(v, CnatTranslation)]
+    assert found == [("10.96.0.10", 80, ["10.1.1.2"])]
+    with pytest.raises(ValidationError, match=r"service\.renderer 'nat' is not one of nat44, cnat"):
+        ServiceConfig(renderer="nat")
 
 
 def change(resource: str, key: str, new: BaseModel | None, prev: BaseModel | None = None) -> Any:

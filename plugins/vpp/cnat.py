@@ -8,7 +8,9 @@ its backend while the backend set stays the same (cnat has no affinity timeout).
 Ownership: cnat translations carry no tag; they are ours when the scheduler believes it applied
 them (read back only then). Facts of the real VPP (v26.10) the descriptor follows: an update of
 an existing (VIP, protocol, port) replaces its paths in place and answers the same ``id``;
-deleting an unknown ``id`` answers -6; the dump reports every path with flag 0x4 (resolved).
+deleting an unknown ``id`` answers -6; the dump reports every path with flag 0x4 (resolved) and
+no ``flow_hash_config`` (always 0; ``show cnat translation`` shows the applied one), so affinity
+is read back from the load-balancing type (Maglev is used for affinity only).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """cnat translations, with the real VPP's answers (checked against v26.10; see plugins/vpp/cnat.py):
 an update of an existing (VIP, protocol, port) keeps its id and replaces the paths; deleting an
-unknown id answers -6; the dump reports every path with flag 0x4."""
+unknown id answers -6; the dump reports every path with flag 0x4 and flow_hash_config 0."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def update(st: VPPState, opt: Options, req: Any) -> Reply:
     st.cnat[ident] = {"key": key, "translation": {
         "vip": _endpoint(t.vip), "id": ident, "ip_proto": int(t.ip_proto), "is_real_ip": int(t.is_real_ip),
         "flags": int(t.flags), "lb_type": int(t.lb_type), "n_paths": len(paths),
-        "flow_hash_config": int(t.flow_hash_config), "paths": paths}}
+        "flow_hash_config": 0, "paths": paths}}  # VPP applies the hash but dumps 0
     return {"retval": 0, "id": ident}
 
 

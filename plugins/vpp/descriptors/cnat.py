@@ -95,7 +95,7 @@ class CnatTranslationDescriptor(VPPDescriptor[CnatTranslation]):
             if old is None:
                 continue  # not ours (no tags in cnat: ours = what we applied)
             backends = tuple(CnatBackend(ip=str(p.dst_ep.addr), port=int(p.dst_ep.port)) for p in t.paths)
-            affinity = int(t.lb_type) == LB_MAGLEV and int(t.flow_hash_config) == FLOW_HASH_SRC_IP
+            affinity = int(t.lb_type) == LB_MAGLEV  # the dump reports no flow hash; Maglev is ours for affinity
             value = CnatTranslation(vip=str(t.vip.addr), protocol=proto, port=int(t.vip.port), backends=backends,
                                     affinity=affinity, label=old.label)
             out.append(RetrievedValue(key, value, metadata=int(t.id)))

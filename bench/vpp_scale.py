@@ -4,6 +4,10 @@
   and the scheduler (2,000 load-balanced mappings), from empty; ``services_raw_s`` the same
   ``nat44_add_del_lb_static_mapping`` messages through raw vpp-papi; ``services_ratio`` raw/ours
   (goal >= 0.8).
+* ``services_change_ms``: then one service's endpoint replaced (one commit, ms).
+* ``services_cnat_*``: the same through the cnat renderer (2,000 ``cnat_translation_update``;
+  raw: the same messages), ``services_cnat_change_ms`` likewise. ``--only services`` skips the
+  policy runs.
 * ``policy_1k_s``: 200 pods x 50 policies (each pod selected by 5, peers 4 pods each, one TCP
   port) through the ACL policy renderer and the scheduler, from empty; ``policy_raw_s`` the same
   ``acl_add_replace`` and ``acl_interface_set_acl_list`` messages raw; ``policy_ratio``;
@@ -38,12 +42,14 @@ from plugins.kvscheduler.scheduler import KVScheduler
 from plugins.policy.processor import Delta, LocalPodRules, SetContent
 from plugins.policy.renderer.acl import AclPolicyRenderer
 from plugins.policy.rules import PodRules, PortMatch, Rule
+from plugins.service.renderer.cnat import CnatServiceRenderer
 from plugins.service.renderer.nat44 import Nat44RenderSettings, Nat44ServiceRenderer
 from plugins.vpp import model as m
 from plugins.vpp import nat as n
 from plugins.vpp.connection import VPPConnection
 from plugins.vpp.descriptors import all_descriptors
 from plugins.vpp.descriptors.acl import _encode_rule
+from plugins.vpp.descriptors.cnat import translation_message
 from plugins.vpp.index import Indexes
 from tests.vppreal import RealVPP, find_vpp
 from tests.vppreal.services import service
@@ -100,7 +106,9 @@ def check(reply: Any) -> None:
         raise RuntimeError(f"{type(reply).__name__}: retval {reply.retval}")
 
 
-async def ours(target: Target, setup: dict[str, Any], values: dict[str, Any]) -> float:
+async def ours(target: Target, setup: dict[str, Any], values: dict[str, Any],
+               change: dict[str, Any] | None = None) -> tuple[float, float]:
+    """Seconds to commit ``values`` from empty (after ``setup``), then seconds for ``change``."""
     conn = VPPConnection(target.api_socket, target.api_dir, reply_timeout_s=30)
     await conn.connect()
     scheduler = KVScheduler(verify=False)
@@ -113,19 +121,48 @@ async def ours(target: Target, setup: dict[str, Any], values: dict[str, Any]) ->
         result = await scheduler.commit(values)
         elapsed = time.perf_counter() - started
         assert result.ok, list(result.errors.items())[:3]
-        return elapsed
+        changed = 0.0
+        if change:
+            started = time.perf_counter()
+            result = await scheduler.commit(change)
+            changed = time.perf_counter() - started
+            assert result.ok, list(result.errors.items())[:3]
+        return elapsed, changed
     finally:
         await scheduler.close()
         await conn.close()
 
 
-def services_values(count: int) -> dict[str, Any]:
-    renderer = Nat44ServiceRenderer(Nat44RenderSettings(pod_network=IPv4Network("10.1.0.0/16")))
+def services_values(count: int, renderer: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The renderer's values for ``count`` services, and the change of one endpoint of one."""
+    if renderer is None:
+        renderer = Nat44ServiceRenderer(Nat44RenderSettings(pod_network=IPv4Network("10.1.0.0/16")))
+
+    def one(i: int, first: int = 2) -> Any:
+        backends = [(f"10.1.{k}.{first + i % 250}", 8080, f"node{k}") for k in (1, 2, 3)]
+        return service(f"s{i}", f"10.96.{i // 250}.{i % 250 + 1}", 80, backends, me="node1", protocols=("tcp", "udp"))
+
     for i in range(count):
-        backends = [(f"10.1.{k}.{2 + i % 250}", 8080, f"node{k}") for k in (1, 2, 3)]
-        svc = service(f"s{i}", f"10.96.{i // 250}.{i % 250 + 1}", 80, backends, me="node1", protocols=("tcp", "udp"))
+        svc = one(i)
         renderer.set_service(svc.key, svc)
-    return dict(renderer.values())
+    values = dict(renderer.values())
+    changed = one(0, first=3)  # every endpoint of s0 moved by one address: its two frontends change
+    renderer.set_service(changed.key, changed)
+    new = dict(renderer.values())
+    change: dict[str, Any] = {k: v for k, v in new.items() if values.get(k) != v}
+    change.update(dict.fromkeys(renderer.take_removed()))
+    return values, change
+
+
+def raw_cnat(target: Target, values: dict[str, Any]) -> float:
+    client = raw_client(target)
+    try:
+        started = time.perf_counter()
+        for v in values.values():
+            check(client.api.cnat_translation_update(translation=translation_message(v)))
+        return time.perf_counter() - started
+    finally:
+        client.disconnect()
 
 
 def raw_services(target: Target, values: dict[str, Any]) -> float:
@@ -194,10 +231,12 @@ def raw_policy(target: Target, setup: dict[str, Any], values: dict[str, Any]) ->
         client.disconnect()
 
 
-async def measure(target: Target, setup: dict[str, Any], values: dict[str, Any], raw: Any) -> tuple[float, float]:
+async def measure(target: Target, setup: dict[str, Any], values: dict[str, Any], raw: Any,
+                  change: dict[str, Any] | None = None) -> tuple[float, float, float]:
+    """(ours from empty, raw, ours for ``change``) in seconds."""
     target.start()
     try:
-        ours_s = await ours(target, setup, values)
+        ours_s, change_s = await ours(target, setup, values, change)
     finally:
         target.stop()
     target.start()
@@ -205,7 +244,7 @@ async def measure(target: Target, setup: dict[str, Any], values: dict[str, Any],
         raw_s = await asyncio.to_thread(raw, target)
     finally:
         target.stop()
-    return ours_s, raw_s
+    return ours_s, raw_s, change_s
 
 
 async def main() -> None:
@@ -217,22 +256,39 @@ async def main() -> None:
     parser.add_argument("--policies", type=int, default=50)
     parser.add_argument("--poll-sleep-usec", type=int, default=0,
                         help="real VPP: main-loop nap between polls (0 = busy polling, as on a real node)")
+    parser.add_argument("--only", choices=("all", "services"), default="all")
     args = parser.parse_args()
     target = Target()
     target.poll_sleep_usec = args.poll_sleep_usec
-    svc_values = services_values(args.services)
+    svc_values, svc_change = services_values(args.services)
     nat_setup = {m.vrf_key(1): m.VrfTable(id=1, label="pod"), n.GLOBAL_KEY: n.Nat44Global()}
-    svc_ours, svc_raw = await measure(target, nat_setup, svc_values, lambda t: raw_services(t, svc_values))
-    pol_setup, pol_values, pol_render = pods_and_policies(args.pods, args.policies)
-    pol_ours, pol_raw = await measure(target, pol_setup, pol_values, lambda t: raw_policy(t, pol_setup, pol_values))
-    eg_setup, eg_values, eg_render = pods_and_policies(args.pods, args.policies, egress=True)
-    eg_ours, eg_raw = await measure(target, eg_setup, eg_values, lambda t: raw_policy(t, eg_setup, eg_values))
-    results = {
+    svc_ours, svc_raw, svc_change_s = await measure(target, nat_setup, svc_values,
+                                                    lambda t: raw_services(t, svc_values), svc_change)
+    cnat_values, cnat_change = services_values(args.services, CnatServiceRenderer())
+    cnat_ours, cnat_raw, cnat_change_s = await measure(target, {}, cnat_values,
+                                                       lambda t: raw_cnat(t, cnat_values), cnat_change)
+    services = {
         "target": target.name,
         "poll_sleep_usec": args.poll_sleep_usec if target.install is not None else None,
         "services_mappings": len(svc_values),
         "services_1k_s": round(svc_ours, 3), "services_raw_s": round(svc_raw, 3),
         "services_ratio": round(svc_raw / svc_ours, 3),
+        "services_change_ms": round(svc_change_s * 1000, 2),
+        "services_cnat_translations": len(cnat_values),
+        "services_cnat_1k_s": round(cnat_ours, 3), "services_cnat_raw_s": round(cnat_raw, 3),
+        "services_cnat_ratio": round(cnat_raw / cnat_ours, 3),
+        "services_cnat_change_ms": round(cnat_change_s * 1000, 2),
+    }
+    if args.only == "services":
+        emit(services, args.json)
+        return
+    pol_setup, pol_values, pol_render = pods_and_policies(args.pods, args.policies)
+    pol_ours, pol_raw, _ = await measure(target, pol_setup, pol_values,
+                                         lambda t: raw_policy(t, pol_setup, pol_values))
+    eg_setup, eg_values, eg_render = pods_and_policies(args.pods, args.policies, egress=True)
+    eg_ours, eg_raw, _ = await measure(target, eg_setup, eg_values, lambda t: raw_policy(t, eg_setup, eg_values))
+    results = {
+        **services,
         "policy_values": len(pol_values),
         "policy_1k_s": round(pol_ours, 3), "policy_raw_s": round(pol_raw, 3),
         "policy_ratio": round(pol_raw / pol_ours, 3),

@@ -43,4 +43,6 @@ class ServiceConfig(PluginConfig):
     route_service_network: bool = True
     """Route the service network to ``lo`` in the node namespace, so the node itself (and
     hostNetwork pods) can connect to ClusterIPs without a default route; the connection is
-    NATed to a backend (or rejected) before the route matters."""
+    NATed to a backend (or rejected) before the route matters. On VPP: the node reaches the
+    services through VPP (service network and ExternalIPs routed via the host interconnect,
+    NodePorts DNATed into VPP by the ``table``; docs/vpp.md); false leaves the node out."""

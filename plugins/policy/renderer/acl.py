@@ -86,7 +86,10 @@ def make(config: PolicyConfig, ipam: IPAMAPI, ipnet: IPNetAPI | None) -> Rendere
     def nat_loopback() -> IPv4Address:  # ipnet's twice-NAT address: a pod may reach itself via a service
         return IPv4Address(int(ipam.plan().pod_subnet.broadcast_address) - 1)
 
-    return AclPolicyRenderer(interface_of, nat_loopback, api.outbound_interfaces)
+    def node_host() -> IPv4Address:  # the node's own stack (kubelet probes) behind the host interconnect
+        return ipam.plan().host_interconnect_host.ip
+
+    return AclPolicyRenderer(interface_of, nat_loopback, api.outbound_interfaces, node_host=node_host)
 
 
 class AclPolicyRenderer:
@@ -94,7 +97,9 @@ class AclPolicyRenderer:
 
     ``interface_of(pod_key, ip)`` names the pod's VPP interface (None: not wired, skipped);
     ``nat_loopback`` the twice-NAT address (or a callable giving it); ``outbound`` the node's
-    outbound interfaces carrying the global table (or a callable giving them).
+    outbound interfaces carrying the global table (or a callable giving them); ``node_host`` the
+    node's own address on the host interconnect (or a callable giving it), from which an
+    ingress-isolated pod is always reached (the kubelet's probes), as on the nftables dataplane.
     """
 
     name = "vpp-acl"
@@ -104,9 +109,12 @@ class AclPolicyRenderer:
         interface_of: Callable[[str, str], str | None],
         nat_loopback: IPv4Address | Callable[[], IPv4Address | None] | None = None,
         outbound: Sequence[str] | Callable[[], Sequence[str]] = (),
+        *,
+        node_host: IPv4Address | Callable[[], IPv4Address | None] | None = None,
     ) -> None:
         self.interface_of = interface_of
         self._nat_loopback = nat_loopback
+        self._node_host = node_host
         self._outbound = outbound
         self.pods: dict[str, LocalPodRules] = {}
         self.contents: dict[str, SetContent] = {}
@@ -192,9 +200,10 @@ class AclPolicyRenderer:
         out: dict[str, BaseModel] = {}
         self.local_table, self.global_table, self.peer_set_uses = {}, {}, {}
         loopback = self._nat_loopback() if callable(self._nat_loopback) else self._nat_loopback
+        node_host = self._node_host() if callable(self._node_host) else self._node_host
         pods: dict[str, LocalPodRules | _Open] = {key: _Open(ip) for key, ip in self.local.items()}
         pods.update(self.pods)
-        tables = Tables(self.contents, {p.ip for p in pods.values()}, loopback)
+        tables = Tables(self.contents, {p.ip for p in pods.values()}, loopback, node_host)
         wired = {key: iface for key, pod in sorted(pods.items())
                  if (iface := self.interface_of(key, pod.ip)) is not None}
         senders = sorted({(pod.ip, pod.rules.egress) for key, pod in pods.items()

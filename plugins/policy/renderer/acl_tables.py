@@ -6,8 +6,8 @@ Pure functions over one snapshot of the local pods' rules and the peer sets' con
   (traffic *to* the pod): one block per other local egress-isolated pod Q whose egress rules
   towards this pod allow less than this pod's ingress rules accept from Q (Contiv's
   CombineRules): PERMIT ``src=Q`` for the intersection, then DENY ``src=Q``; then the pod's
-  own ingress rules (PERMIT per peer x port, PERMIT from the NAT loopback, DENY all), or PERMIT
-  all when the pod is not isolated on ingress.
+  own ingress rules (PERMIT per peer x port, PERMIT from the NAT loopback and from the node's
+  own stack, DENY all), or PERMIT all when the pod is not isolated on ingress.
 * :meth:`Tables.global_rules` -- the **node-global table**, applied on the output of the node's
   outbound interfaces: per local egress-isolated pod Q its egress rules with ``src=Q/32``, then
   DENY ``src=Q/32``; the table ends with PERMIT all.
@@ -114,10 +114,11 @@ class Tables:
     """One snapshot: ``contents`` (set id -> processor ``SetContent``), the local pods' addresses."""
 
     def __init__(self, contents: Mapping[str, Any], local_ips: Iterable[str],
-                 nat_loopback: IPv4Address | None) -> None:
+                 nat_loopback: IPv4Address | None, node_host: IPv4Address | None = None) -> None:
         self.contents = contents
         self.local_ips = frozenset(local_ips)
         self.nat_loopback = nat_loopback
+        self.node_host = node_host
         self._nets: dict[str, list[IPv4Network]] = {}
         self._members: dict[str, frozenset[str]] = {}
         #: id(rule set) -> (_by_peer result); rule sets live as long as the snapshot.
@@ -236,7 +237,8 @@ class Tables:
                 AclRule(action=AclAction.DENY, src=_host(q_ip)))
 
     def ingress_rules(self, ruleset: Any) -> tuple[AclRule, ...]:
-        """A pod's own ingress rules: PERMIT per peer x port, from the NAT loopback, then DENY all."""
+        """A pod's own ingress rules: PERMIT per peer x port, from the NAT loopback and from its
+        own node's stack, then DENY all."""
         cached = self._ingress.get(id(ruleset))
         if cached is not None:
             return cached
@@ -247,6 +249,8 @@ class Tables:
                 rules += _rules(AclAction.PERMIT, ports, src=net)
         if self.nat_loopback is not None:  # a pod always reaches itself through a service
             rules.append(AclRule(action=AclAction.PERMIT, src=_host(str(self.nat_loopback))))
+        if self.node_host is not None:  # its own node always reaches it (the kubelet's probes)
+            rules.append(AclRule(action=AclAction.PERMIT, src=_host(str(self.node_host))))
         self._ingress[id(ruleset)] = out = (*dict.fromkeys(rules), DENY_ALL)
         return out
 

@@ -191,7 +191,7 @@ def test_auto_renderer_follows_ipnets_dataplane(dataplane: str | None, setting: 
 async def test_vpp_acl_renderer_tables_a_pod_no_policy_selects_against_a_local_egress_isolated_one() -> None:
     """On VPP, every local pod may need a local table: the plugin hands the renderer all of them,
     and re-renders on an AddPod that changes no rule set (contiv.md 3.9, CombineRules)."""
-    from ipaddress import IPv4Network
+    from ipaddress import IPv4Interface, IPv4Network
     from types import SimpleNamespace
 
     from plugins.policy.config import PolicyConfig
@@ -199,7 +199,8 @@ async def test_vpp_acl_renderer_tables_a_pod_no_policy_selects_against_a_local_e
 
     class VppNode(Node):
         def plan(self) -> Any:
-            return SimpleNamespace(pod_subnet=IPv4Network("10.1.1.0/24"))
+            return SimpleNamespace(pod_subnet=IPv4Network("10.1.1.0/24"),
+                                   host_interconnect_host=IPv4Interface("172.30.1.2/24"))
 
     node, state = VppNode(), State()
     ipnet = IPNet("vpp", node)

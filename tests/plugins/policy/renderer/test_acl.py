@@ -64,6 +64,18 @@ def test_default_deny_and_allow_from_selector_share_acls() -> None:
     assert dict(r.values()) == {} and set(r.take_removed()) == removed_before
 
 
+def test_an_ingress_isolated_pod_is_always_reached_from_its_own_node() -> None:
+    """The node's stack behind the host interconnect (the kubelet's probes) passes a deny-all
+    ingress, as on the nftables dataplane; another node does not."""
+    r = AclPolicyRenderer(lambda key, ip: "pod-" + key.split("/")[1], NAT_LOOP, lambda: OUTBOUND,
+                          node_host=lambda: IPv4Address("172.30.1.2"))
+    r.apply(Delta(pods={"default/a": LocalPodRules("10.1.1.2", PodRules(ingress=()))}))
+    values = dict(r.values())
+    assert acls(values)[lists(values)["pod-a"].output[0]].rules == (
+        m.AclRule(action=P, src=net("10.1.1.254/32")), m.AclRule(action=P, src=net("172.30.1.2/32")),
+        m.AclRule(action=D))
+
+
 def test_egress_goes_to_the_global_table_on_the_outbound_interfaces_with_ipblock_except_and_named_ports() -> None:
     r = renderer()
     rules = PodRules(egress=(Rule(peers="p-blk"), Rule(named="n-web")))

@@ -16,9 +16,29 @@ class VppRenderSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
-    pod_interface: Literal["tap", "veth"] = "tap"
-    """``tap``: a VPP TAP per pod (needs /dev/vhost-net); ``veth``: a veth pair and an af_packet
-    interface (Contiv's ``useTAPInterfaces: false``)."""
+    pod_interface: Literal["auto", "tap", "veth"] = "auto"
+    """``tap``: a VPP TAP v2 per pod (needs /dev/vhost-net); ``veth``: a veth pair and an af_packet
+    interface (Contiv's ``useTAPInterfaces: false``); ``auto``: ``tap`` where the agent sees
+    /dev/vhost-net, else ``veth`` (decided once, when the renderer is made)."""
+
+    af_packet_offload: bool = True
+    """The pods' and the host interconnect's af_packet interfaces exchange a virtio-net header
+    with the kernel (``af_packet_create_v3`` flag ``CKSUM_GSO``): partial checksums pass both
+    ways and VPP completes them where needed, so the pods' ``eth0`` and ``vpp1`` keep transmit
+    checksum offload on. ``false``: no header, transmit checksum offload off on them instead. A
+    ``host-<nic>`` main interface never gets the header (VPP 26.10 hands the kernel a VXLAN
+    frame with the inner packet's checksum offsets, which the kernel refuses)."""
+
+    af_packet_gso: bool = False
+    """With ``af_packet_offload``: leave TCP/generic segmentation offload on the pods' ``eth0``
+    and ``vpp1``, so 64 KiB TCP frames reach VPP and pass between af_packet interfaces whole
+    (same-node pod traffic about 4x faster). Off by default: VPP 26.10's segmentation of such
+    frames on their way into the VXLAN mesh leaves the inner IP length unchanged and the other
+    node drops them, so traffic between nodes breaks; only for nodes without pod traffic over
+    VXLAN. ``false``: segmentation offload off on them (the kernel sends MTU-sized segments)."""
+
+    af_packet_qdisc_bypass: bool = True
+    """VPP's af_packet transmits skip the Linux qdisc of the veth end (``QDISC_BYPASS``)."""
 
     main_interface: str = ""
     """VPP name of the node's NIC (e.g. ``GigabitEthernet0/8/0``), adopted as it is; or

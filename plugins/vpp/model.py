@@ -123,11 +123,22 @@ class TapLink(_Value):
 
 
 class AfPacketLink(_Value):
-    """The existing Linux interface an af_packet interface attaches to (a veth end)."""
+    """The existing Linux interface an af_packet interface attaches to (a veth end).
+
+    VPP opens a TPACKET_V3 socket on it; ``offload`` and ``qdisc_bypass`` are
+    ``af_packet_create_v3`` flags (VPP's dump does not report them: read back from
+    ``show hardware-interfaces``, a change re-creates the interface).
+    """
 
     host_if_name: str = Field(min_length=1, max_length=15)
     #: The key of the value that creates the Linux interface (the interface waits for it).
     host_link_key: str = ""
+    #: ``AF_PACKET_API_FLAG_CKSUM_GSO``: packets carry a virtio-net header both ways, so VPP takes
+    #: partial checksums and TSO/GSO frames from the kernel and hands them back as such (VPP
+    #: enables it only if the Linux interface has transmit checksum or GSO offload on at creation).
+    offload: bool = False
+    #: ``AF_PACKET_API_FLAG_QDISC_BYPASS``: VPP's transmits skip the Linux interface's qdisc.
+    qdisc_bypass: bool = False
 
 
 class VxlanLink(_Value):

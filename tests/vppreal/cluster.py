@@ -95,9 +95,10 @@ async def start_agent(api_socket: str, api_dir: str, **config: Any) -> tuple[KVS
 class Cluster:
     """Nodes ``1..n`` with real VPPs, meshed over VXLAN through their ``eth1`` NICs."""
 
-    def __init__(self, vpps: NodeVPPs, count: int = 2) -> None:
+    def __init__(self, vpps: NodeVPPs, count: int = 2, render: VppRenderSettings | None = None) -> None:
         self.vpps = vpps
         self.count = count
+        self.render = render if render is not None else settings()
         self.nodes: dict[int, Node] = {}
         self.tag = uuid.uuid4().hex[:4]
         self.pod_namespaces: list[str] = []
@@ -111,7 +112,7 @@ class Cluster:
                 run(["ip", "-n", ns, "link", "set", "eth1", "up"])
         for n, vpp in real.items():
             intent = node_intent(plan(n), f"node{n}")
-            renderer = VppRenderer(IPNetConfig(dataplane="vpp", node_namespace=vpp.netns), settings())
+            renderer = VppRenderer(IPNetConfig(dataplane="vpp", node_namespace=vpp.netns), self.render)
             scheduler, plugin = await start_agent(vpp.api_socket, vpp.api_dir)
             node = Node(n, vpp, intent, renderer, scheduler, plugin)
             node.values = dict(renderer.render_node(intent))

@@ -24,10 +24,11 @@ def vpp_install() -> VPPInstall:
 class NodeVPPs:
     """Node namespaces, each with its own running VPP (made on demand, all removed at the end)."""
 
-    def __init__(self, install: VPPInstall, tag: str, poll_sleep_usec: int = 100) -> None:
+    def __init__(self, install: VPPInstall, tag: str, poll_sleep_usec: int = 100, extra_conf: str = "") -> None:
         self.install = install
         self.tag = tag
         self.poll_sleep_usec = poll_sleep_usec  # 100: napping VPPs, kind to a shared machine
+        self.extra_conf = extra_conf  # more startup.conf (bench/vpp_throughput.py: worker threads)
         self.vpps: dict[str, RealVPP] = {}
 
     def node(self, name: str) -> RealVPP:
@@ -36,7 +37,8 @@ class NodeVPPs:
             netns = f"vpp17-{self.tag}-{name}"
             subprocess.run(["ip", "netns", "add", netns], check=True)
             subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
-            vpp = RealVPP(self.install, netns, f"{name}{self.tag[:4]}", poll_sleep_usec=self.poll_sleep_usec)
+            vpp = RealVPP(self.install, netns, f"{name}{self.tag[:4]}", poll_sleep_usec=self.poll_sleep_usec,
+                          extra_conf=self.extra_conf)
             self.vpps[name] = vpp
             vpp.start()
         return self.vpps[name]

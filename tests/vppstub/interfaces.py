@@ -15,6 +15,8 @@ from tests.vppstub.state import NO_INDEX, Interface, VPPState
 
 Reply = dict[str, Any]
 ZERO_MAC = "00:00:00:00:00:00"
+#: af_packet_create_v3 flags (QDISC_BYPASS, CKSUM_GSO, VERSION_2), as plugins.vpp.afpacket names them.
+FLAG_QDISC_BYPASS, FLAG_CKSUM_GSO, FLAG_VERSION_2 = 1, 2, 8
 
 
 class Options:
@@ -130,7 +132,10 @@ def af_packet_create_v3(st: VPPState, opt: Options, req: Any) -> Reply:
             run_in_namespace(opt.host_namespace, lambda: socket.if_nametoindex(name))
         except OSError:
             raise ApiError(E.INVALID_INTERFACE, f"no host interface {name}") from None
-    iface = st.add_interface("host", "af_packet", ZERO_MAC, name=f"host-{name}", host_if_name=name)
+    flags = int(req.flags)
+    if flags & ~(FLAG_QDISC_BYPASS | FLAG_CKSUM_GSO | FLAG_VERSION_2):
+        raise ApiError(E.INVALID_VALUE, f"flags {flags:#x}")
+    iface = st.add_interface("host", "af_packet", ZERO_MAC, name=f"host-{name}", host_if_name=name, flags=flags)
     mac = str(req.hw_addr)
     iface.mac = st.mac_for(iface.sw_if_index) if req.use_random_hw_addr or mac == ZERO_MAC else mac
     return {"retval": 0, "sw_if_index": iface.sw_if_index}
@@ -347,7 +352,27 @@ def ip_unnumbered_dump(st: VPPState, opt: Options, req: Any) -> list[Reply]:
     ]
 
 
+def cli_inband(st: VPPState, opt: Options, req: Any) -> Reply:
+    """Only ``show hardware-interfaces``, and of it only what VPP prints for af_packet features;
+    anything else answers as VPP does for a command it does not know."""
+    if req.cmd.split() != ["show", "hardware-interfaces"]:
+        return {"retval": 0, "reply": f"unknown input `{req.cmd}'\n"}
+    lines = ["              Name                Idx   Link  Hardware"]
+    for i in st.interfaces.values():
+        lines.append(f"{i.name:<34} {i.sw_if_index:<4} {'up' if i.admin_up else 'down':<5} {i.name}")
+        if i.dev_type == "af_packet":
+            flags = i.link["flags"]
+            lines.append("  Linux PACKET socket interface " + ("v2" if flags & FLAG_VERSION_2 else "v3"))
+            lines.append("  FEATURES:")
+            if flags & FLAG_QDISC_BYPASS:
+                lines.append("    qdisc-bpass-enabled")
+            if flags & FLAG_CKSUM_GSO:
+                lines.append("    cksum-gso-enabled")
+    return {"retval": 0, "reply": "\n".join(lines) + "\n"}
+
+
 HANDLERS = {
+    "cli_inband": cli_inband,
     "create_loopback_instance": create_loopback_instance,
     "delete_loopback": delete_loopback,
     "tap_create_v3": tap_create_v3,

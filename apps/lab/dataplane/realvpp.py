@@ -79,10 +79,13 @@ class RealVPP:
     """One ``vpp`` process in network namespace ``netns`` (``start``/``stop``/``restart``)."""
 
     def __init__(
-        self, install: VPPInstall, netns: str, name: str, run_dir: Path | None = None, poll_sleep_usec: int = 100
+        self, install: VPPInstall, netns: str, name: str, run_dir: Path | None = None, poll_sleep_usec: int = 100,
+        extra_conf: str = "",
     ) -> None:
-        """``poll_sleep_usec``: the main loop's nap between polls (0: busy polling, a whole core)."""
+        """``poll_sleep_usec``: the main loop's nap between polls (0: busy polling, a whole core);
+        ``extra_conf``: startup.conf sections appended as they are (``cpu { workers 1 }``)."""
         self.poll_sleep_usec = poll_sleep_usec
+        self.extra_conf = extra_conf
         self.install = install
         self.netns = netns
         self.name = name
@@ -112,7 +115,8 @@ class RealVPP:
     def start(self, timeout_s: float = 60.0) -> RealVPP:
         conf = self.run_dir / "startup.conf"
         poll_sleep = f" poll-sleep-usec {self.poll_sleep_usec}" if self.poll_sleep_usec else ""
-        conf.write_text(STARTUP_CONF.format(run=self.run_dir, prefix=self.prefix, poll_sleep=poll_sleep))
+        text = STARTUP_CONF.format(run=self.run_dir, prefix=self.prefix, poll_sleep=poll_sleep)
+        conf.write_text(text + (self.extra_conf.rstrip() + "\n" if self.extra_conf else ""))
         for sock in ("api.sock", "cli.sock", "stats.sock"):
             (self.run_dir / sock).unlink(missing_ok=True)  # VPP leaves them behind
         out = open(self.run_dir / "stdout.log", "ab")

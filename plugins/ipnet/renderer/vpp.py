@@ -10,12 +10,14 @@ domain ``vxlanBD`` (no learning, no flooding) with the BVI loopback ``vxlanBVI``
 (``192.168.30.N/24``, ``12:2b:<N>``, pod VRF, split horizon group 1).
 
 Pod: a VPP TAP into the pod namespace (``eth0``), or with ``pod_interface: veth`` a veth pair
-with an af_packet interface on the node end (in the node namespace, where VPP runs) and
-transmit checksum offload off on the pod end (so TCP/UDP reach VPP with full checksums; the
-host interconnect's ``vpp1`` likewise); in the pod VRF, unnumbered to ``podGwLoop``, MAC =
-the pod's gateway MAC; a static neighbour for the pod and a /32 route to it. Inside the pod, the
-Linux values: the /32 address, the link route to the gateway, the default route, a static
-neighbour for the gateway.
+with an af_packet interface on the node end (in the node namespace, where VPP runs; ``auto``
+picks TAP where /dev/vhost-net exists). af_packet interfaces are TPACKET_V3 with the
+virtio-net header (``af_packet_offload``: the veths keep checksum and segmentation offload, VPP
+completes partial checksums and segments GSO frames) and qdisc bypass; without the header,
+transmit checksum offload goes off on the pod end and on ``vpp1`` (full checksums for VPP).
+In the pod VRF, unnumbered to ``podGwLoop``, MAC = the pod's gateway MAC; a static neighbour for
+the pod and a /32 route to it. Inside the pod, the Linux values: the /32 address, the link
+route to the gateway, the default route, a static neighbour for the gateway.
 
 Remote node: a VXLAN tunnel (VNI 10) in the bridge domain (split horizon 1), a static neighbour
 and an L2 FIB entry for its BVI MAC, routes to its networks in the pod VRF via its BVI address.
@@ -28,9 +30,11 @@ side (``vpp1`` and its route) like it does for the Linux renderer.
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Mapping
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -52,6 +56,24 @@ POD_GW_LOOP = "podGwLoop"
 VXLAN_SHG = 1
 #: VPP names af_packet interfaces ``host-<Linux name>``; such a ``main_interface`` is attached.
 AF_PACKET_PREFIX = "host-"
+#: The device a VPP TAP v2 needs (virtio backend in the kernel).
+VHOST_NET = Path("/dev/vhost-net")
+
+
+def choose_pod_interface(setting: str, vhost_net: Path = VHOST_NET) -> Literal["tap", "veth"]:
+    """The pod interface mode for ``pod_interface`` = ``setting``: ``tap`` and ``veth`` as they
+    are; ``auto`` = ``tap`` when ``vhost_net`` exists (a character device VPP can open), else
+    ``veth`` (af_packet), as Contiv's ``useTAPInterfaces`` would have to be set by hand."""
+    if setting == "tap":
+        return "tap"
+    if setting == "veth":
+        return "veth"
+    if setting != "auto":
+        raise ValueError(f"pod_interface {setting!r}: expected auto, tap or veth")
+    try:
+        return "tap" if stat.S_ISCHR(vhost_net.stat().st_mode) else "veth"
+    except OSError:
+        return "veth"
 
 
 def _settings(config: Any) -> VppRenderSettings:
@@ -130,6 +152,8 @@ class VppRenderer:
     def __init__(self, config: Any = None, settings: VppRenderSettings | None = None) -> None:
         self.settings = settings if settings is not None else _settings(config)
         self.node_namespace: str = getattr(config, "node_namespace", "") or ""
+        #: ``tap`` or ``veth``: the setting, with ``auto`` decided here (:func:`choose_pod_interface`).
+        self.pod_interface = choose_pod_interface(self.settings.pod_interface)
         #: The NIC contiv-stn stole for VPP (STN mode, ``renderer/vpp_stn.py``); set by ipnet.
         self.stolen: StolenNic | None = None
 
@@ -144,7 +168,7 @@ class VppRenderer:
         out.put(vpp.vrf_key(pod_vrf), vpp.VrfTable(id=pod_vrf, label="pod"))
         if s.main_interface.startswith(AF_PACKET_PREFIX):
             # A Linux NIC in VPP's namespace, attached through af_packet by the agent.
-            link = vpp.AfPacketLink(host_if_name=s.main_interface.removeprefix(AF_PACKET_PREFIX))
+            link = self._af_packet(s.main_interface.removeprefix(AF_PACKET_PREFIX), header=False)
             main = vpp.Interface(name="main-nic", type=vpp.InterfaceType.AF_PACKET, afpacket=link)
         elif s.main_interface:
             main = vpp.Interface(name="main-nic", type=vpp.InterfaceType.EXISTING, vpp_name=s.main_interface)
@@ -189,7 +213,7 @@ class VppRenderer:
         the main interface, the host interconnect and, with VXLAN, the BVI."""
         s = self.settings
         main = "main-nic" if s.main_interface or self.stolen is not None else "loopbackNIC"
-        host = "tap-vpp2" if s.pod_interface == "tap" else "afpacket-vpp2"
+        host = "tap-vpp2" if self.pod_interface == "tap" else "afpacket-vpp2"
         return (main, host, BVI) if vxlan else (main, host)
 
     def host_interface(self) -> str:
@@ -211,7 +235,7 @@ class VppRenderer:
         ):
             out.put(nat.nat_identity_key(ident), ident)
         out.put(nat.nat_interface_key(main), nat.Nat44Interface(interface=main, output=True))
-        host = "tap-vpp2" if s.pod_interface == "tap" else "afpacket-vpp2"
+        host = "tap-vpp2" if self.pod_interface == "tap" else "afpacket-vpp2"
         for name in [host] + ([BVI] if node.transport is Transport.VXLAN else []):
             out.put(nat.nat_interface_key(name), nat.Nat44Interface(interface=name, inside=True, outside=True))
 
@@ -221,7 +245,7 @@ class VppRenderer:
         prefix = node.host_interconnect_subnet.prefixlen
         vpp_ip, host_ip = IPv4Interface(f"{hosts[0]}/{prefix}"), IPv4Interface(f"{hosts[1]}/{prefix}")
         mac = _node_mac("34:3c", node.node_id)
-        if s.pod_interface == "tap":
+        if self.pod_interface == "tap":
             key = vpp.interface_key("tap-vpp2")
             tap = vpp.TapLink(
                 host_if_name=s.host_ifname,
@@ -241,15 +265,29 @@ class VppRenderer:
                     end2=lx.VethEnd(namespace=ns, ifname=s.vpp_side_ifname, mtu=node.mtu),
                 )
             )
-            # The host stack's TCP/UDP must reach af_packet with full checksums.
-            out.linux(LinkOffload(namespace=ns, ifname=s.host_ifname, tx_checksum=False))
-            link = vpp.AfPacketLink(
-                host_if_name=s.vpp_side_ifname, host_link_key=lx.link_property_key(ns, s.vpp_side_ifname)
-            )
+            self._veth_offload(ns, s.host_ifname, out)
+            link = self._af_packet(s.vpp_side_ifname, lx.link_property_key(ns, s.vpp_side_ifname))
             afp = vpp.Interface(name="afpacket-vpp2", type=vpp.InterfaceType.AF_PACKET, mac=mac, afpacket=link)
             out.interface(afp, addresses=(vpp_ip,))
         out.linux(lx.InterfaceAddress(namespace=ns, ifname=s.host_ifname, address=host_ip))
         out.linux(lx.Route(namespace=ns, dst=node.pod_network, gateway=vpp_ip.ip, dev=s.host_ifname))
+
+    def _af_packet(self, host_if_name: str, host_link_key: str = "", header: bool = True) -> vpp.AfPacketLink:
+        s = self.settings
+        return vpp.AfPacketLink(
+            host_if_name=host_if_name, host_link_key=host_link_key,
+            offload=header and s.af_packet_offload, qdisc_bypass=s.af_packet_qdisc_bypass,
+        )
+
+    def _veth_offload(self, namespace: str, ifname: str, out: Values) -> None:
+        """The offloads of a veth end whose peer VPP reads (a pod's ``eth0``, ``vpp1``): without
+        the virtio-net header the kernel must compute checksums (partial ones stay unfixed);
+        with it, checksums stay offloaded and only segmentation goes (unless ``af_packet_gso``)."""
+        s = self.settings
+        if not s.af_packet_offload:
+            out.linux(LinkOffload(namespace=namespace, ifname=ifname, tx_checksum=False))
+        elif not s.af_packet_gso:
+            out.linux(LinkOffload(namespace=namespace, ifname=ifname, tx_checksum=True, segmentation=False))
 
     # ------------------------------------------------------------------------------ pods
 
@@ -259,14 +297,14 @@ class VppRenderer:
     def result_host_interfaces(self, pod: PodIntent) -> list[tuple[str, str]]:
         """A TAP's node end lives in VPP (nothing Linux could inspect); an AF_PACKET pod's
         veth has its node end in the host namespace (kernel-chosen MAC, not reported)."""
-        if self.settings.pod_interface == "tap":
+        if self.pod_interface == "tap":
             return []
         return [(self.settings.veth_prefix + _hash(pod, 15 - len(self.settings.veth_prefix)), "")]
 
     def render_pod(self, node: NodeIntent, pod: PodIntent) -> Mapping[str, BaseModel]:
         s, out, node_ns = self.settings, Values(), self.node_namespace
         name, pod_ns, ifname = self.pod_interface_name(pod), pod.netns_path, pod.interface_name
-        if s.pod_interface == "tap":
+        if self.pod_interface == "tap":
             tap = vpp.TapLink(
                 host_if_name=ifname,
                 host_namespace=pod_ns,
@@ -285,9 +323,8 @@ class VppRenderer:
                     end2=lx.VethEnd(namespace=node_ns, ifname=host_end, mtu=pod.mtu),
                 )
             )
-            # The kernel hands af_packet partial checksums unless transmit offload is off.
-            out.linux(LinkOffload(namespace=pod_ns, ifname=ifname, tx_checksum=False))
-            link = vpp.AfPacketLink(host_if_name=host_end, host_link_key=lx.link_property_key(node_ns, host_end))
+            self._veth_offload(pod_ns, ifname, out)
+            link = self._af_packet(host_end, lx.link_property_key(node_ns, host_end))
             value = vpp.Interface(name=name, type=vpp.InterfaceType.AF_PACKET, mac=pod.gateway_mac, afpacket=link)
         out.interface(value, vrf=s.pod_vrf, unnumbered=POD_GW_LOOP)
         if s.nat:  # a pod is a client (outside) and may be a backend (inside) of services

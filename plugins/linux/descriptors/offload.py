@@ -1,10 +1,14 @@
-"""Offload features of a link (``ethtool -K <if> tx off``), set through the SIOCETHTOOL ioctl.
+"""Offload features of a link (``ethtool -K <if> tx off``, ``tso off gso off``), set through the
+SIOCETHTOOL ioctl.
 
 Why: on a veth whose other end VPP reads through af_packet, the kernel hands over TCP and UDP
 packets with *partial* checksums (transmit checksum offload: the checksum is left for the
-"hardware" to finish). VPP forwards them unfixed and the receiver drops them, so ping works and
-TCP does not. With transmit checksum offload off on the sending end the kernel computes full
-checksums. The previous setting is remembered (metadata) and restored on delete.
+"hardware" to finish) and, with segmentation offload, TCP frames of up to 64 KiB. Without the
+virtio-net header VPP forwards partial checksums unfixed and the receiver drops them, so ping
+works and TCP does not: transmit checksum offload off makes the kernel compute them. With the
+header VPP completes checksums itself, but cannot carry GSO frames into a VXLAN tunnel:
+segmentation off (TSO and GSO) makes the kernel send MTU-sized segments. The previous settings
+are remembered (metadata) and restored on delete.
 """
 
 from __future__ import annotations
@@ -29,16 +33,23 @@ OFFLOAD_SPEC = ModelSpec("linux", "v1", "offload")
 SIOCETHTOOL = 0x8946
 ETHTOOL_GTXCSUM = 0x00000016
 ETHTOOL_STXCSUM = 0x00000017
+ETHTOOL_GTSO = 0x0000001E
+ETHTOOL_STSO = 0x0000001F
+ETHTOOL_GGSO = 0x00000023
+ETHTOOL_SGSO = 0x00000024
 _IFREQ = struct.Struct("16sP")  # struct ifreq: name, then a pointer (ifr_data)
 
 
 class LinkOffload(_Value):
-    """Offload features of link ``ifname`` in ``namespace`` (today: transmit checksumming)."""
+    """Offload features of link ``ifname`` in ``namespace``: transmit checksumming, segmentation."""
 
     namespace: str = ""
     ifname: str
     tx_checksum: bool = False
     """Transmit checksum offload (``ethtool -K <if> tx``); off = the kernel computes checksums."""
+    segmentation: bool | None = None
+    """TCP and generic segmentation offload together (``ethtool -K <if> tso gso``); off = the
+    kernel hands the link MTU-sized segments; ``None`` = left as it is."""
 
     _ifname = field_validator("ifname")(_check_ifname)
     _ns = field_validator("namespace")(_check_ns)
@@ -69,6 +80,41 @@ async def set_tx_checksum(namespace: str, ifname: str, on: bool) -> None:
     await call_in_namespace(namespace, lambda: _ethtool(ifname, ETHTOOL_STXCSUM, int(on)))
 
 
+async def get_segmentation(namespace: str, ifname: str) -> bool:
+    """TSO and GSO both on (either off counts as off)."""
+    tso = await call_in_namespace(namespace, lambda: _ethtool(ifname, ETHTOOL_GTSO))
+    gso = await call_in_namespace(namespace, lambda: _ethtool(ifname, ETHTOOL_GGSO))
+    return bool(tso) and bool(gso)
+
+
+async def set_segmentation(namespace: str, ifname: str, on: bool) -> None:
+    await call_in_namespace(namespace, lambda: _ethtool(ifname, ETHTOOL_STSO, int(on)))
+    await call_in_namespace(namespace, lambda: _ethtool(ifname, ETHTOOL_SGSO, int(on)))
+
+
+def _previous(metadata: Any) -> tuple[bool, bool | None] | None:
+    """The settings found before the first change (metadata; a bare bool from older agents:
+    transmit checksumming only); ``None`` when unknown."""
+    if isinstance(metadata, bool):
+        return (metadata, None)
+    if isinstance(metadata, (tuple, list)) and len(metadata) == 2:
+        return (bool(metadata[0]), None if metadata[1] is None else bool(metadata[1]))
+    return None
+
+
+async def _read(value: LinkOffload) -> tuple[bool, bool | None]:
+    tx = await get_tx_checksum(value.namespace, value.ifname)
+    seg = await get_segmentation(value.namespace, value.ifname) if value.segmentation is not None else None
+    return tx, seg
+
+
+async def _apply(value: LinkOffload, current: tuple[bool, bool | None]) -> None:
+    if current[0] != value.tx_checksum:
+        await set_tx_checksum(value.namespace, value.ifname, value.tx_checksum)
+    if value.segmentation is not None and current[1] != value.segmentation:
+        await set_segmentation(value.namespace, value.ifname, value.segmentation)
+
+
 class OffloadDescriptor(LinuxDescriptor[LinkOffload]):
     """``config/linux/v1/offload/<ns>/<ifname>``; waits for its link; metadata: the setting found."""
 
@@ -87,21 +133,28 @@ class OffloadDescriptor(LinuxDescriptor[LinkOffload]):
     def update_needs_recreate(self, key: str, old: LinkOffload, new: LinkOffload) -> bool:
         return (old.namespace, old.ifname) != (new.namespace, new.ifname)
 
-    async def create(self, key: str, value: LinkOffload) -> bool:
-        previous = await get_tx_checksum(value.namespace, value.ifname)
-        if previous != value.tx_checksum:
-            await set_tx_checksum(value.namespace, value.ifname, value.tx_checksum)
+    async def create(self, key: str, value: LinkOffload) -> tuple[bool, bool | None]:
+        previous = await _read(value)
+        await _apply(value, previous)
         return previous
 
     async def update(self, key: str, old: LinkOffload, new: LinkOffload, metadata: Any) -> Any:
-        await set_tx_checksum(new.namespace, new.ifname, new.tx_checksum)
+        current = await _read(new)
+        await _apply(new, current)
+        previous = _previous(metadata)
+        if previous is not None and previous[1] is None and current[1] is not None:
+            return (previous[0], current[1])  # first time segmentation is managed
         return metadata
 
     async def delete(self, key: str, value: LinkOffload, metadata: Any) -> None:
-        if not isinstance(metadata, bool) or metadata == value.tx_checksum:
-            return  # nothing known to restore, or nothing changed
+        previous = _previous(metadata)
+        if previous is None:
+            return  # nothing known to restore
         try:
-            await set_tx_checksum(value.namespace, value.ifname, metadata)
+            if previous[0] != value.tx_checksum:
+                await set_tx_checksum(value.namespace, value.ifname, previous[0])
+            if value.segmentation is not None and previous[1] is not None and previous[1] != value.segmentation:
+                await set_segmentation(value.namespace, value.ifname, previous[1])
         except (NamespaceNotFoundError, OSError):
             return  # the link (or its namespace) is gone with its setting
 
@@ -112,9 +165,9 @@ class OffloadDescriptor(LinuxDescriptor[LinkOffload]):
             if not isinstance(item.value, LinkOffload):
                 continue
             try:
-                current = await get_tx_checksum(item.value.namespace, item.value.ifname)
+                tx, seg = await _read(item.value)
             except (NamespaceNotFoundError, OSError):
                 continue
-            value = item.value.model_copy(update={"tx_checksum": current})
+            value = item.value.model_copy(update={"tx_checksum": tx, "segmentation": seg})
             result.append(RetrievedValue(item.key, value, item.metadata, Origin.FROM_NB))
         return result

@@ -21,6 +21,7 @@ from plugins.kvscheduler.api import (
     RetrievedValue,
     ValueWithMetadata,
 )
+from plugins.vpp.afpacket import SHOW_HARDWARE, create_flags, link_flags, parse_features
 from plugins.vpp.descriptors.base import VPPDescriptor
 from plugins.vpp.errors import VPPCallError, VPPNotFoundError
 from plugins.vpp.hostlink import mark_host_link
@@ -128,6 +129,7 @@ class InterfaceDescriptor(VPPDescriptor[Interface]):
                     hw_addr=mac,
                     use_random_hw_addr=not value.mac,
                     host_if_name=value.afpacket.host_if_name,
+                    flags=create_flags(value.afpacket),
                     num_rx_queues=1,
                     num_tx_queues=1,
                 )
@@ -246,6 +248,9 @@ class InterfaceDescriptor(VPPDescriptor[Interface]):
         taps = {int(t.sw_if_index): t for t in await self.api.dump("sw_interface_tap_v2_dump", sw_if_index=NO_INDEX)}
         afps = {int(a.sw_if_index): a for a in await self.api.dump("af_packet_dump")}
         vxlans = {int(v.sw_if_index): v for v in await self.api.dump("vxlan_tunnel_v2_dump", sw_if_index=NO_INDEX)}
+        features: dict[str, frozenset[str]] = {}
+        if any(int(d.sw_if_index) in afps for d in ours):  # the flags: VPP's dump has none
+            features = parse_features(str((await self.api.call("cli_inband", cmd=SHOW_HARDWARE)).reply))
         out = []
         for d in ours:
             name = d.tag[len(TAG_PREFIX) :]
@@ -253,6 +258,9 @@ class InterfaceDescriptor(VPPDescriptor[Interface]):
             old = expected.get(interface_key(name))
             fields: dict[str, Any] = {"name": name, "enabled": bool(int(d.flags) & ADMIN_UP), "mac": str(d.l2_address)}
             fields.update(_link_fields(d, taps.get(index), afps.get(index), vxlans.get(index), old))
+            if fields["type"] == InterfaceType.AF_PACKET:
+                flags = link_flags(features.get(str(d.interface_name), frozenset()))
+                fields["afpacket"] = fields["afpacket"].model_copy(update=flags)
             if old is not None and not old.mac:
                 fields["mac"] = ""  # VPP picked it; the desired value leaves it open
             out.append(RetrievedValue(key=interface_key(name), value=Interface(**fields), metadata=index))

@@ -14,6 +14,7 @@ pair, measured in the same run with the same Python sender/receiver:
 * ``baseline``: af_packet without flags, transmit checksum offload off on the pods' ``eth0``
   and ``vpp1`` (the renderer before issue 26);
 * ``qdisc``: + qdisc bypass;
+* ``header``: the virtio-net header without qdisc bypass (below);
 * ``offload``: + the virtio-net header (``CKSUM_GSO``) on the pods' and the host
   interconnect's af_packet, transmit checksum offload back on, segmentation offload off on the
   pods' ``eth0`` (today's default);
@@ -105,6 +106,7 @@ class Step:
 STEPS = {
     "baseline": Step("baseline", offload=False, qdisc_bypass=False),
     "qdisc": Step("qdisc", offload=False, qdisc_bypass=True),
+    "header": Step("header", offload=True, qdisc_bypass=False),
     "offload": Step("offload", offload=True, qdisc_bypass=True),
     "gso": Step("gso", offload=True, qdisc_bypass=True, gso=True),
     "nap": Step("nap", offload=True, qdisc_bypass=True, poll_sleep_usec=100),

@@ -130,8 +130,10 @@ class VPPStub:
             self._failures.setdefault(message, []).extend([retval] * times)
 
     def mutating_calls(self) -> dict[str, int]:
-        """Calls that change state (everything but dumps, pings, version and handshake)."""
+        """Calls that change state (everything but dumps, pings, version, handshake and the CLI,
+        of which the stand-in answers only ``show`` commands)."""
         skip = (
+            "cli_inband",
             "_dump",
             "control_ping",
             "show_version",

@@ -13,6 +13,7 @@ from plugins.controller.txn import EventTransaction
 from plugins.ipnet.config import IPNetConfig
 from plugins.ipnet.plugin import IPNetPlugin
 from plugins.ipnet.renderer import make_renderer
+from plugins.ipnet.renderer.vpp import choose_pod_interface
 from plugins.podmanager.api import AddPod, PodID
 from tests.plugins.ipnet.support import NodeTable, PodRecords, node, real_ipam
 from tests.plugins.ipnet.test_plugin import local_pod
@@ -20,7 +21,8 @@ from tests.plugins.ipnet.test_plugin import local_pod
 
 @pytest.mark.parametrize(("dataplane", "prefix", "outbound"), [
     ("linux", "cv", ()),
-    ("vpp", "pod-", ("loopbackNIC", "tap-vpp2", "vxlanBVI")),
+    # the default pod_interface (auto): af_packet on a host without /dev/vhost-net, TAP with one
+    ("vpp", "pod-", ("loopbackNIC", f"{choose_pod_interface('auto').replace('veth', 'afpacket')}-vpp2", "vxlanBVI")),
 ])
 async def test_pod_and_outbound_interfaces_come_from_ipnets_api(
     tmp_path: Path, dataplane: str, prefix: str, outbound: tuple[str, ...],

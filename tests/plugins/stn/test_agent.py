@@ -21,7 +21,7 @@ from core.health import HealthPlugin
 from core.testing import running_app
 from plugins.controller.events import DBResync
 from plugins.controller.txn import EventTransaction
-from plugins.ipnet.config import IPNetConfig
+from plugins.ipnet.config import IPNetConfig, VppRenderSettings
 from plugins.ipnet.plugin import IPNetPlugin
 from plugins.kvscheduler.api import ResyncMode
 from plugins.vpp import model as vpp
@@ -63,7 +63,8 @@ async def stand_in(node: Node) -> AsyncIterator[tuple[VPPStub, VPPConnection]]:
 
 def stn_config(node: Node, daemon: Daemon) -> IPNetConfig:
     return IPNetConfig(dataplane="vpp", node_namespace=node.ns, stn=True, stn_interface=NIC,
-                       stn_socket=daemon.socket, stn_timeout_s=30)
+                       stn_socket=daemon.socket, stn_timeout_s=30,
+                       vpp=VppRenderSettings(pod_interface="tap"))  # the stand-in makes TAPs
 
 
 async def test_agent_with_stn_on_vpp(

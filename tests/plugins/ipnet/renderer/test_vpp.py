@@ -21,7 +21,9 @@ from plugins.ipnet.intent import NodeIntent, PodIntent
 from plugins.ipnet.renderer.vpp import VppRenderer, VppRenderSettings
 from plugins.kvscheduler.api import ResyncMode
 from plugins.kvscheduler.scheduler import KVScheduler, RetryPolicy
-from plugins.linux.descriptors.offload import get_tx_checksum
+from plugins.linux.descriptors.offload import get_segmentation, get_tx_checksum
+from plugins.vpp.afpacket import FLAG_CKSUM_GSO as CKSUM_GSO
+from plugins.vpp.afpacket import FLAG_QDISC_BYPASS as QDISC_BYPASS
 from plugins.linux.plugin import linux_descriptors
 from plugins.vpp.connection import VPPConnection
 from plugins.vpp.descriptors import all_descriptors
@@ -33,6 +35,9 @@ from tests.vppstub import VPPStub, default_api_dir
 from tests.vppstub.interfaces import Options
 
 pytestmark = pytest.mark.netns
+
+#: TAP mode whatever this host has (the stand-in makes TAPs without vhost-net).
+TAP = VppRenderSettings(pod_interface="tap")
 
 
 def ip_json(ns: str, *args: str) -> Any:
@@ -108,7 +113,7 @@ def check_pod_side(ns: str, pod: PodIntent) -> None:
 async def test_tap_mode_node_and_pod(stand_in: tuple[VPPStub, VPPConnection], namespaces: tuple[str, str]) -> None:
     stub, conn = stand_in
     node_ns, pod_ns = namespaces
-    renderer = VppRenderer(IPNetConfig(dataplane="vpp", node_namespace=node_ns))
+    renderer = VppRenderer(IPNetConfig(dataplane="vpp", node_namespace=node_ns), TAP)
     node, pod = intents(pod_ns)
     sched = scheduler_for(conn)
     try:
@@ -149,14 +154,18 @@ async def test_tap_mode_node_and_pod(stand_in: tuple[VPPStub, VPPConnection], na
         await sched.close()
 
 
-async def test_veth_mode_node_and_pod(stand_in: tuple[VPPStub, VPPConnection], namespaces: tuple[str, str]) -> None:
+@pytest.mark.parametrize("offload", [True, False], ids=["virtio-net-header", "no-header"])
+async def test_veth_mode_node_and_pod(
+    stand_in: tuple[VPPStub, VPPConnection], namespaces: tuple[str, str], offload: bool
+) -> None:
     stub, conn = stand_in
     stub.options.vhost_net = False  # as on these machines: TAPs cannot be made
     node_ns, pod_ns = namespaces
     stub.options.host_namespace = node_ns  # VPP runs in the node's namespace
     tag = uuid.uuid4().hex[:4]
     settings = VppRenderSettings(
-        pod_interface="veth", host_ifname=f"vr{tag}h", vpp_side_ifname=f"vr{tag}v", veth_prefix=f"v{tag}"
+        pod_interface="veth", host_ifname=f"vr{tag}h", vpp_side_ifname=f"vr{tag}v", veth_prefix=f"v{tag}",
+        af_packet_offload=offload,
     )
     renderer = VppRenderer(IPNetConfig(dataplane="vpp", node_namespace=node_ns), settings)
     node, pod = intents(pod_ns)
@@ -170,8 +179,23 @@ async def test_veth_mode_node_and_pod(stand_in: tuple[VPPStub, VPPConnection], n
         names = {i.name for i in stub.state.interfaces.values()}
         assert f"host-vr{tag}v" in names and any(n.startswith(f"host-v{tag}") for n in names)
         check_pod_side(pod_ns, pod)
-        assert await get_tx_checksum(pod_ns, "eth0") is False  # before the pod's ADD returns
-        assert await get_tx_checksum(node_ns, f"vr{tag}h") is False
+        # before the pod's ADD returns: checksum offload on with the header (VPP completes
+        # checksums), off without; segmentation off (no GSO frames into VXLAN; without checksum
+        # offload the kernel drops TSO itself)
+        for ns, ifname in ((pod_ns, "eth0"), (node_ns, f"vr{tag}h")):
+            assert await get_tx_checksum(ns, ifname) is offload
+            assert await get_segmentation(ns, ifname) is False
+        flags = {i.name: i.link["flags"] for i in stub.state.interfaces.values() if i.dev_type == "af_packet"}
+        assert set(flags.values()) == {(CKSUM_GSO if offload else 0) | QDISC_BYPASS}, flags
+        # an agent restart: the flags read back (show hardware-interfaces) as they were asked for
+        calls = stub.mutating_calls()
+        again = scheduler_for(conn)
+        try:
+            result = await again.commit(values, resync=ResyncMode.FULL)
+            assert result.ok and [o.key for o in result.operations] == [], result
+        finally:
+            await again.close()
+        assert stub.mutating_calls() == calls
         result = await sched.commit(dict.fromkeys(renderer.render_pod(node, pod)))
         assert result.ok, result.errors
         assert not any(n.startswith(f"host-v{tag}") for n in (i.name for i in stub.state.interfaces.values()))
@@ -187,7 +211,7 @@ async def test_remote_node_joins_and_leaves(
 ) -> None:
     stub, conn = stand_in
     node_ns, _ = namespaces
-    renderer = VppRenderer(IPNetConfig(dataplane="vpp", node_namespace=node_ns))
+    renderer = VppRenderer(IPNetConfig(dataplane="vpp", node_namespace=node_ns), TAP)
     node = node_intent(plan(1), "node1")
     remote = remote_node_intent(node, plan(2), "node2", published_ips=[], mgmt_addresses=[])
     sched = scheduler_for(conn)
@@ -208,7 +232,9 @@ def test_settings_are_validated() -> None:
     with pytest.raises(ValueError, match="pod_interface"):
         VppRenderSettings.model_validate({"pod_interface": "memif"})
     renderer = VppRenderer(IPNetConfig(dataplane="vpp"))
-    assert renderer.settings.pod_interface == "tap" and renderer.node_namespace == ""
+    assert renderer.settings.pod_interface == "auto" and renderer.node_namespace == ""
+    assert renderer.settings.af_packet_offload and renderer.settings.af_packet_qdisc_bypass
+    assert not renderer.settings.af_packet_gso
 
 
 async def test_vpp_restart_rewires_pod_completely(
@@ -216,7 +242,7 @@ async def test_vpp_restart_rewires_pod_completely(
 ) -> None:
     stub, conn = stand_in
     node_ns, pod_ns = namespaces
-    renderer = VppRenderer(IPNetConfig(dataplane="vpp", node_namespace=node_ns))
+    renderer = VppRenderer(IPNetConfig(dataplane="vpp", node_namespace=node_ns), TAP)
     node, pod = intents(pod_ns)
     sched = scheduler_for(conn)
     reconnected = asyncio.Event()

@@ -14,7 +14,7 @@ import pytest
 from plugins.controller.api import Event
 from plugins.controller.events import DBResync
 from plugins.controller.txn import EventTransaction
-from plugins.ipnet.config import IPNetConfig
+from plugins.ipnet.config import IPNetConfig, VppRenderSettings
 from plugins.ipnet.plugin import IPNetPlugin
 from plugins.ipnet.renderer.vpp import VppRenderer
 from plugins.kvscheduler.api import ResyncMode
@@ -78,7 +78,8 @@ async def test_ipnet_wires_pods_and_mesh_through_vpp(
     try:
         async with real_ipam(tmp_path, nodes) as ipam:
             ipnet = IPNetPlugin(
-                IPNetConfig(dataplane="vpp", node_namespace=node_ns), ipam=ipam, nodesync=nodes, podmanager=PodRecords()
+                IPNetConfig(dataplane="vpp", node_namespace=node_ns, vpp=VppRenderSettings(pod_interface="tap")),
+                ipam=ipam, nodesync=nodes, podmanager=PodRecords(),
             )
             assert isinstance(ipnet.renderer, VppRenderer)
             txn = EventTransaction()

@@ -22,9 +22,9 @@ from plugins.ipnet.renderer.vpp import VppRenderer, VppRenderSettings
 from plugins.kvscheduler.api import ResyncMode
 from plugins.kvscheduler.scheduler import KVScheduler, RetryPolicy
 from plugins.linux.descriptors.offload import get_segmentation, get_tx_checksum
+from plugins.linux.plugin import linux_descriptors
 from plugins.vpp.afpacket import FLAG_CKSUM_GSO as CKSUM_GSO
 from plugins.vpp.afpacket import FLAG_QDISC_BYPASS as QDISC_BYPASS
-from plugins.linux.plugin import linux_descriptors
 from plugins.vpp.connection import VPPConnection
 from plugins.vpp.descriptors import all_descriptors
 from plugins.vpp.index import Indexes

@@ -24,8 +24,8 @@ SHOW_HARDWARE = """\
 host-c0                            1     up   host-c0
   Link speed: unknown
   RX Queues:
-    queue thread         mode      
-    0     main (0)       interrupt 
+    queue thread         mode
+    0     main (0)       interrupt
   Ethernet address 02:fe:ee:ce:6b:74
   Linux PACKET socket interface v3
   FEATURES:

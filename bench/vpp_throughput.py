@@ -25,9 +25,9 @@ pair, measured in the same run with the same Python sender/receiver:
   worker share this machine's 2 cores with the pods).
 
 Keys per step ``<step>_tcp_same_mbit_s``, ``<step>_tcp_mesh_mbit_s``, ``<step>_udp_same_pps``,
-``<step>_udp_mesh_pps``, ratios ``<step>_same_to_veth`` / ``<step>_mesh_to_veth``; and
-``veth_mbit_s``, ``veth_udp_pps``. Without a real VPP (``CONTIV_TEST_VPP_DIR`` or ``vpp`` on PATH)
-it says so and measures nothing.
+``<step>_udp_mesh_pps``, the bare pair measured right before the step ``<step>_veth_mbit_s``,
+``<step>_veth_udp_pps`` and the ratios to it ``<step>_same_to_veth`` / ``<step>_mesh_to_veth``.
+Without a real VPP (``CONTIV_TEST_VPP_DIR`` or ``vpp`` on PATH) it says so and measures nothing.
 
 Usage: ``python bench/vpp_throughput.py --json out.json [--seconds 5] [--step offload ...]`` (root).
 """
@@ -209,9 +209,10 @@ def main() -> None:
         results = {"target": "none", "skipped": how}
     else:
         results = {"target": f"real VPP ({how})", "seconds": args.seconds}
-        veth, veth_pps = bare_veth(args.seconds)
-        results.update({"veth_mbit_s": round(veth, 1), "veth_udp_pps": round(veth_pps)})
         for name in args.step or list(STEPS):
+            # the bare pair right before each step: on a shared machine the load moves
+            veth, veth_pps = bare_veth(args.seconds)
+            results.update({f"{name}_veth_mbit_s": round(veth, 1), f"{name}_veth_udp_pps": round(veth_pps)})
             got = asyncio.run(through_vpp(STEPS[name], args.seconds))
             for key, value in got.items():
                 results[f"{name}_{key}"] = round(value, 1) if key.endswith("mbit_s") else round(value)

@@ -123,16 +123,7 @@ class InterfaceDescriptor(VPPDescriptor[Interface]):
         elif value.type == InterfaceType.AF_PACKET:
             assert value.afpacket is not None
             try:
-                reply = await self.api.call(
-                    "af_packet_create_v3",
-                    mode=1,
-                    hw_addr=mac,
-                    use_random_hw_addr=not value.mac,
-                    host_if_name=value.afpacket.host_if_name,
-                    flags=create_flags(value.afpacket),
-                    num_rx_queues=1,
-                    num_tx_queues=1,
-                )
+                reply = await self._call_af_packet_create(value, value.afpacket)
             except VPPCallError as err:
                 if err.retval != IF_ALREADY_EXISTS:
                     raise
@@ -150,7 +141,8 @@ class InterfaceDescriptor(VPPDescriptor[Interface]):
         Untagged, it is one we asked for whose tag never landed (a create cut short by a lost
         connection, issue 17) or the NIC attached by hand before the agent started: the host
         interface name is the one we asked for, so it is taken over (tagged by the caller).
-        Tagged by anyone else, it is not ours and stays untouched.
+        Tagged by anyone else, it is not ours and stays untouched. Made with other flags than
+        ``value`` asks for, it is re-created with them (flags belong to the socket).
         """
         index = next(
             (int(a.sw_if_index) for a in await self.api.dump("af_packet_dump") if a.host_if_name == host_if_name),
@@ -164,8 +156,28 @@ class InterfaceDescriptor(VPPDescriptor[Interface]):
         if details.tag and details.tag != value.tag:
             hint = f"host-{host_if_name} exists with tag {details.tag!r}: not ours, not taken over"
             raise VPPCallError(err.message, err.retval, hint=hint, fatal=True) from err
+        assert value.afpacket is not None
+        reply = await self.api.call("cli_inband", cmd=SHOW_HARDWARE)
+        found = link_flags(parse_features(str(reply.reply)).get(str(details.interface_name), frozenset()))
+        if found != {"offload": value.afpacket.offload, "qdisc_bypass": value.afpacket.qdisc_bypass}:
+            # made with other flags (the CLI's defaults are both): only a new socket takes ours
+            log.info("re-creating the untagged af_packet host-%s with the flags of %s", host_if_name, value.name)
+            await self.api.call("af_packet_delete", host_if_name=host_if_name)
+            return int((await self._call_af_packet_create(value, value.afpacket)).sw_if_index)
         log.info("taking over the untagged af_packet interface host-%s as %s", host_if_name, value.name)
         return index
+
+    async def _call_af_packet_create(self, value: Interface, link: AfPacketLink) -> Any:
+        return await self.api.call(
+            "af_packet_create_v3",
+            mode=1,
+            hw_addr=value.mac or ZERO_MAC,
+            use_random_hw_addr=not value.mac,
+            host_if_name=link.host_if_name,
+            flags=create_flags(link),
+            num_rx_queues=1,
+            num_tx_queues=1,
+        )
 
     async def _create_tap(self, value: Interface, tap: TapLink | None) -> Any:
         assert tap is not None

@@ -43,6 +43,24 @@ async def test_nic_attached_by_hand_before_the_agent_is_taken_over(
     assert (iface.sw_if_index, iface.tag) == (reply.sw_if_index, "cv:main-nic")
 
 
+async def test_nic_attached_by_hand_with_other_flags_is_re_created_with_ours(
+    scheduler: KVScheduler, connection: VPPConnection, stub: VPPStub, host_veth: str
+) -> None:
+    """``create host-interface`` turns on both flags; the renderer's main NIC wants no header."""
+    await connection.call(
+        "af_packet_create_v3", mode=1, use_random_hw_addr=True, host_if_name=host_veth, flags=3,
+        num_rx_queues=1, num_tx_queues=1,
+    )
+    key = m.interface_key("main-nic")
+    link = m.AfPacketLink(host_if_name=host_veth, offload=False, qdisc_bypass=True)
+    value = m.Interface(name="main-nic", type=m.InterfaceType.AF_PACKET, afpacket=link)
+    result = await scheduler.commit({key: value})
+    assert result.ok, result.errors
+    (iface,) = [i for i in stub.state.interfaces.values() if i.dev_type == "af_packet"]
+    assert (iface.tag, iface.link["flags"]) == ("cv:main-nic", 1)
+    assert stub.calls["af_packet_delete"] == 1
+
+
 async def test_af_packet_tagged_by_someone_else_is_not_taken(
     scheduler: KVScheduler, connection: VPPConnection, stub: VPPStub, host_veth: str
 ) -> None:

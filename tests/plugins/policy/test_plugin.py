@@ -83,9 +83,10 @@ class IPNet:
         return pod_if(pod.name) if pod in self.node.pods else None
 
     def outbound_interfaces(self) -> tuple[str, ...]:
-        from plugins.ipnet.renderer.vpp import VppRenderer
+        from plugins.ipnet.renderer.vpp import VppRenderer, VppRenderSettings
 
-        return VppRenderer().outbound_interfaces(vxlan=True)
+        # TAP mode whatever the host (pod_interface: auto would pick af_packet without vhost-net)
+        return VppRenderer(settings=VppRenderSettings(pod_interface="tap")).outbound_interfaces(vxlan=True)
 
 
 def setup() -> tuple[PolicyPlugin, Node, State]:

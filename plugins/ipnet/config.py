@@ -21,6 +21,10 @@ class VppRenderSettings(BaseModel):
     interface (Contiv's ``useTAPInterfaces: false``); ``auto``: ``tap`` where the agent sees
     /dev/vhost-net, else ``veth`` (decided once, when the renderer is made)."""
 
+    vhost_net: str = Field("/dev/vhost-net", min_length=1)
+    """Where ``pod_interface: auto`` looks for the vhost-net character device, as the agent sees
+    it (a container without host devices sees none: mount the host's ``/dev`` and point here)."""
+
     af_packet_offload: bool = True
     """The pods' and the host interconnect's af_packet interfaces exchange a virtio-net header
     with the kernel (``af_packet_create_v3`` flag ``CKSUM_GSO``): partial checksums pass both

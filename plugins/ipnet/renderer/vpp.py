@@ -153,7 +153,7 @@ class VppRenderer:
         self.settings = settings if settings is not None else _settings(config)
         self.node_namespace: str = getattr(config, "node_namespace", "") or ""
         #: ``tap`` or ``veth``: the setting, with ``auto`` decided here (:func:`choose_pod_interface`).
-        self.pod_interface = choose_pod_interface(self.settings.pod_interface)
+        self.pod_interface = choose_pod_interface(self.settings.pod_interface, Path(self.settings.vhost_net))
         #: The NIC contiv-stn stole for VPP (STN mode, ``renderer/vpp_stn.py``); set by ipnet.
         self.stolen: StolenNic | None = None
 

@@ -72,6 +72,14 @@ def test_auto_takes_tap_only_with_a_vhost_net_character_device(tmp_path: Path) -
         choose_pod_interface("memif")
 
 
+def test_the_vhost_net_path_is_a_setting(tmp_path: Path) -> None:
+    """A container without host devices: the host's /dev mounted elsewhere, named by the setting."""
+    seen = VppRenderer(IPNetConfig(dataplane="vpp"), VppRenderSettings(vhost_net="/dev/null"))
+    assert seen.pod_interface == "tap"
+    unseen = VppRenderer(IPNetConfig(dataplane="vpp"), VppRenderSettings(vhost_net=str(tmp_path / "vhost-net")))
+    assert unseen.pod_interface == "veth"
+
+
 def test_this_host_gets_what_its_dev_vhost_net_allows() -> None:
     """The default (``auto``) on this host: af_packet here (no /dev/vhost-net), TAP where there is one."""
     renderer = VppRenderer(IPNetConfig(dataplane="vpp", node_namespace="node"))

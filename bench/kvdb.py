@@ -54,7 +54,7 @@ async def run(n: int, concurrency: int, rounds: int) -> dict[str, float]:
         host, port = server.endpoint.split(":")
         raw = aetcd.Client(host=host, port=int(port))
         await raw.connect()
-        broker = EtcdBroker([server.endpoint])
+        broker = EtcdBroker([server.endpoint], tls=server.client_tls())
         await broker.connect()
         value = b"v" * 100
         results: dict[str, list[float]] = {k: [] for k in

@@ -16,6 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from core.kvdb.etcd import TLSFiles
+
 ETCD_BINARIES = ("etcd", "/usr/bin/etcd")
 
 
@@ -35,12 +37,44 @@ def etcd_binary() -> str:
 
 
 class EtcdTLS:
-    """Server certificate and key, and the CA whose client certificates etcd requires."""
+    """Server certificate and key, and the CA whose client certificates etcd requires; with a
+    peer pair, members also talk to each other over mutual TLS."""
 
-    def __init__(self, cert_file: Path, key_file: Path, client_ca_file: Path) -> None:
+    def __init__(self, cert_file: Path, key_file: Path, client_ca_file: Path,
+                 peer_cert_file: Path | None = None, peer_key_file: Path | None = None,
+                 directory: Path | None = None) -> None:
         self.cert_file = cert_file
         self.key_file = key_file
         self.client_ca_file = client_ca_file
+        self.peer_cert_file = peer_cert_file
+        self.peer_key_file = peer_key_file
+        self.directory = directory
+
+    @classmethod
+    def from_dir(cls, directory: Path) -> EtcdTLS:
+        """The files of a directory written by ``contiv-certs generate``."""
+        return cls(directory / "etcd-server.crt", directory / "etcd-server.key", directory / "ca.crt",
+                   directory / "etcd-peer.crt", directory / "etcd-peer.key", directory)
+
+    def etcd_args(self) -> list[str]:
+        """etcd's flags: client certificates required on the client port (and the peer port)."""
+        args = ["--cert-file", str(self.cert_file), "--key-file", str(self.key_file),
+                "--client-cert-auth", "--trusted-ca-file", str(self.client_ca_file)]
+        if self.peer_cert_file is not None and self.peer_key_file is not None:
+            args += ["--peer-cert-file", str(self.peer_cert_file), "--peer-key-file", str(self.peer_key_file),
+                     "--peer-client-cert-auth", "--peer-trusted-ca-file", str(self.client_ca_file)]
+        return args
+
+    def client(self, name: str = "root") -> TLSFiles:
+        """The client files ``<name>.crt/.key`` next to the server's (contiv-certs' layout)."""
+        if self.directory is None:
+            raise ValueError("client certificates need an EtcdTLS made by from_dir")
+        return TLSFiles.from_dir(self.directory, name)
+
+    def etcdctl_args(self, name: str = "root") -> list[str]:
+        """etcdctl's flags to authenticate with ``<name>.crt``."""
+        files = self.client(name)
+        return [f"--cacert={files.ca_file}", f"--cert={files.cert_file}", f"--key={files.key_file}"]
 
 
 class EtcdServer:
@@ -78,6 +112,49 @@ class EtcdServer:
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self.endpoint}"
 
+    @property
+    def peer_url(self) -> str:
+        secure = self.tls is not None and self.tls.peer_cert_file is not None
+        return f"{'https' if secure else 'http'}://{self.host}:{self.peer_port}"
+
+    def client_tls(self, name: str = "root") -> TLSFiles:
+        """TLS files of client ``name`` (``root`` by default) for this server's brokers."""
+        if self.tls is None:
+            raise ValueError("this etcd runs without TLS")
+        return self.tls.client(name)
+
+    def kvdb_config(self, name: str = "root") -> dict[str, object]:
+        """The ``kvdb`` config section of a client of this server (``name``'s certificate)."""
+        section: dict[str, object] = {"backend": "etcd", "endpoints": [self.endpoint]}
+        if self.tls is None:
+            section["insecure"] = True
+        else:
+            files = self.client_tls(name)
+            section["tls"] = {"ca_file": str(files.ca_file), "cert_file": str(files.cert_file),
+                              "key_file": str(files.key_file)}
+        return section
+
+    def client_env(self, name: str = "root") -> dict[str, str]:
+        """Environment for an app process that uses this server (``ETCD_ENDPOINTS`` and the
+        ``CONTIV_KVDB__TLS__*`` / ``CONTIV_KVDB__INSECURE`` overrides)."""
+        env = {"ETCD_ENDPOINTS": self.endpoint}
+        if self.tls is None:
+            env["CONTIV_KVDB__INSECURE"] = "true"
+        else:
+            files = self.client_tls(name)
+            env |= {"CONTIV_KVDB__TLS__CA_FILE": str(files.ca_file),
+                    "CONTIV_KVDB__TLS__CERT_FILE": str(files.cert_file),
+                    "CONTIV_KVDB__TLS__KEY_FILE": str(files.key_file)}
+        return env
+
+    def etcdctl(self, *args: str, user: str = "root") -> subprocess.CompletedProcess[str]:
+        """Run ``etcdctl`` against this server (as ``user``'s certificate with TLS)."""
+        tls = self.tls.etcdctl_args(user) if self.tls is not None else []
+        cmd = ["etcdctl", f"--endpoints={self.url}", *tls, *args]
+        if self.netns:
+            cmd = ["ip", "netns", "exec", self.netns, *cmd]
+        return subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, ETCDCTL_API="3"))
+
     def start(self, timeout_s: float = 15.0) -> None:
         if self.proc is not None and self.proc.poll() is None:
             return
@@ -87,15 +164,14 @@ class EtcdServer:
             "--data-dir", str(self.data_dir / "member-data"),
             "--listen-client-urls", self.url,
             "--advertise-client-urls", self.url,
-            "--listen-peer-urls", f"http://{self.host}:{self.peer_port}",
-            "--initial-advertise-peer-urls", f"http://{self.host}:{self.peer_port}",
-            "--initial-cluster", f"contiv=http://{self.host}:{self.peer_port}",
+            "--listen-peer-urls", self.peer_url,
+            "--initial-advertise-peer-urls", self.peer_url,
+            "--initial-cluster", f"contiv={self.peer_url}",
             "--log-level", "error",
             "--logger", "zap",
         ]
         if self.tls is not None:
-            cmd += ["--cert-file", str(self.tls.cert_file), "--key-file", str(self.tls.key_file),
-                    "--client-cert-auth", "--trusted-ca-file", str(self.tls.client_ca_file)]
+            cmd += self.tls.etcd_args()
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns, *cmd]
         env = dict(os.environ, ETCD_UNSUPPORTED_ARCH=os.environ.get("ETCD_UNSUPPORTED_ARCH", ""))

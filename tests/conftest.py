@@ -1,14 +1,16 @@
-"""Shared fixtures: a real etcd per test module, brokers on both backends."""
+"""Shared fixtures: a real etcd per test module (mutual TLS, one CA per session)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
-from core.etcdserver import EtcdServer
+from apps.certs.pki import write_set
+from core.etcdserver import EtcdServer, EtcdTLS
 
 # CI runs the same examples every time (a red CI is then a real regression, not a lucky draw);
 # local runs keep searching new ones. KVS_PROPERTY_EXAMPLES raises the scheduler's search depth.
@@ -17,10 +19,20 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 
+@pytest.fixture(scope="session")
+def etcd_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """contiv-certs' files (``ca.crt``, ``etcd-server.crt``, ``root.crt``, ``agent.crt``, ...), one
+    CA for the whole session."""
+    directory = tmp_path_factory.mktemp("etcd-pki")
+    write_set(directory, agent_nodes=("node-a", "node-b"))
+    return directory
+
+
 @pytest.fixture(scope="module")
-def etcd_server() -> Iterator[EtcdServer]:
-    """A real etcd-server on free loopback ports with a fresh data dir (one per test module)."""
-    server = EtcdServer()
+def etcd_server(etcd_pki: Path) -> Iterator[EtcdServer]:
+    """A real etcd-server on free loopback ports with a fresh data dir (one per test module),
+    requiring client certificates; ``etcd_server.client_tls()`` are root's files."""
+    server = EtcdServer(tls=EtcdTLS.from_dir(etcd_pki))
     server.start()
     try:
         yield server
@@ -31,16 +43,8 @@ def etcd_server() -> Iterator[EtcdServer]:
 @pytest.fixture
 def etcd(etcd_server: EtcdServer) -> Iterator[EtcdServer]:
     """The module's etcd, running and emptied of keys before the test."""
-    import shutil
-    import subprocess
-
     etcd_server.start()
-    ctl = shutil.which("etcdctl")
-    if ctl:
-        subprocess.run(
-            [ctl, "--endpoints", etcd_server.url, "del", "", "--from-key=true"],
-            check=False, capture_output=True, env={"ETCDCTL_API": "3"},
-        )
+    etcd_server.etcdctl("del", "", "--from-key=true")
     yield etcd_server
 
 

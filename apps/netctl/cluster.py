@@ -46,7 +46,7 @@ class Cluster:
     @property
     def snap(self) -> Snapshot:
         if self._snap is None:
-            self._snap = read_etcd(self._etcd, self._timeout)
+            self._snap = read_etcd(self._etcd, self._timeout, self._environ)
         return self._snap
 
     def agents(self) -> dict[str, Agent]:

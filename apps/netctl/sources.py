@@ -23,16 +23,18 @@ import asyncio
 import http.client
 import ipaddress
 import json
+import os
 import socket
 import ssl
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from core.kvdb.api import KVError
-from core.kvdb.etcd import EtcdBroker
+from core.kvdb.etcd import EtcdBroker, TLSFiles
 from plugins.linux.netns import NamespaceNotFoundError, enter_namespace, entered
 
 ROOT_PREFIX = "/vnf-agent/"
@@ -238,14 +240,41 @@ class Snapshot:
         return out
 
 
-def read_etcd(endpoints: list[str], timeout_s: float = 3.0) -> Snapshot:
+#: Where the chart mounts contiv-certs' files (netctl run in an agent pod finds them there).
+POD_TLS_DIR = Path("/etc/contiv/tls")
+
+
+def etcd_tls(environ: Mapping[str, str]) -> tuple[TLSFiles | None, bool]:
+    """netctl's etcd client TLS: etcdctl's variables (``ETCDCTL_CACERT``, ``ETCDCTL_CERT``,
+    ``ETCDCTL_KEY``), else the pod's netctl certificate; ``CONTIV_ETCD_INSECURE=true`` allows
+    plain text. Returns (files or None, insecure)."""
+    insecure = environ.get("CONTIV_ETCD_INSECURE", "").lower() in ("1", "true", "yes")
+    names = ("ETCDCTL_CACERT", "ETCDCTL_CERT", "ETCDCTL_KEY")
+    given = [environ.get(n, "") for n in names]
+    if all(given):
+        return TLSFiles(Path(given[0]), Path(given[1]), Path(given[2])), insecure
+    if any(given):
+        missing = ", ".join(n for n, v in zip(names, given, strict=True) if not v)
+        raise NetctlError(f"etcd TLS: {missing} not set (set all of {', '.join(names)})", EXIT_USAGE)
+    if (POD_TLS_DIR / "netctl.crt").exists() and not insecure:
+        return TLSFiles.from_dir(POD_TLS_DIR, "netctl"), False
+    return None, insecure
+
+
+def read_etcd(endpoints: list[str], timeout_s: float = 3.0, environ: Mapping[str, str] | None = None) -> Snapshot:
     """One consistent read of ``/vnf-agent/``; raises :class:`NetctlError` (EXIT_ETCD)."""
     if not endpoints:
         raise NetctlError("no etcd endpoints: set ETCD_ENDPOINTS or pass --etcd HOST:PORT "
                           "(against the lab: eval \"$(contiv-lab env)\")", EXIT_ETCD)
+    tls, insecure = etcd_tls(os.environ if environ is None else environ)
 
     async def read() -> Snapshot:
-        broker = EtcdBroker(endpoints, dial_timeout_s=timeout_s, op_timeout_s=timeout_s)
+        try:
+            broker = EtcdBroker(endpoints, dial_timeout_s=timeout_s, op_timeout_s=timeout_s, tls=tls,
+                                insecure=insecure)
+        except KVError as err:
+            raise NetctlError(f"{err} (netctl: set ETCDCTL_CACERT, ETCDCTL_CERT and ETCDCTL_KEY, or "
+                              "CONTIV_ETCD_INSECURE=true)", EXIT_USAGE) from None
         try:
             await broker.connect()
             kvs = await broker.list(ROOT_PREFIX)

@@ -1,8 +1,8 @@
 """The etcd backend, on aetcd's etcd v3 API bindings (``aetcd.rpc``) over a gRPC channel.
 
 aetcd's ``Client`` has no TLS and hides response revisions, so the broker owns the channel
-(insecure, or TLS with client certificates) and calls aetcd's generated KV, Lease and Watch
-stubs directly. Errors are mapped to :class:`KVUnavailableError` (retriable) and
+(mutual TLS; plain text only when asked for with ``insecure=True``) and calls aetcd's generated
+KV, Lease and Watch stubs directly. Errors are mapped to :class:`KVUnavailableError` (retriable) and
 :class:`KVError`. Watches resume after the last delivered revision when the connection comes
 back, and turn a compacted history into a :class:`WatchResync`.
 """
@@ -44,11 +44,48 @@ _RETRIABLE = {
 }
 
 
+#: The name clients verify etcd's certificate against (a SAN of contiv-certs' etcd-server.crt):
+#: node addresses are not known when the certificates are made.
+ETCD_SERVER_NAME = "contiv-etcd"
+
+
 @dataclass(frozen=True, slots=True)
 class TLSFiles:
+    """CA, client certificate and key (PEM files), and the name etcd's certificate must carry
+    (``""``: the endpoint's host)."""
+
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+    server_name: str = ETCD_SERVER_NAME
+
+    @classmethod
+    def from_dir(cls, directory: Path, client: str, server_name: str = ETCD_SERVER_NAME) -> TLSFiles:
+        """``ca.crt`` and ``<client>.crt/.key`` of a directory written by contiv-certs."""
+        return cls(directory / "ca.crt", directory / f"{client}.crt", directory / f"{client}.key", server_name)
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        """gRPC channel credentials; a missing or unreadable file is a :class:`KVError` naming it."""
+        def read(path: Path | None, what: str) -> bytes | None:
+            if path is None:
+                return None
+            try:
+                return path.read_bytes()
+            except OSError as err:
+                raise KVError(f"etcd TLS {what} {path}: {err.strerror}") from None
+
+        return grpc.ssl_channel_credentials(
+            root_certificates=read(self.ca_file, "CA file"),
+            private_key=read(self.key_file, "key file"),
+            certificate_chain=read(self.cert_file, "certificate file"),
+        )
+
+
+def plaintext_refused(endpoints: Sequence[str]) -> str:
+    """The error for a plain-text etcd client that was not explicitly allowed."""
+    return (f"etcd endpoint {', '.join(endpoints)}: plain text refused (etcd is reached with mutual TLS): "
+            "set kvdb.tls (ca_file, cert_file, key_file), or kvdb.insecure: true to accept an "
+            "unauthenticated, unencrypted etcd")
 
 
 def prefix_range_end(prefix: bytes) -> bytes:
@@ -82,9 +119,14 @@ class EtcdBroker(KVBroker):
         tls: TLSFiles | None = None,
         username: str | None = None,
         password: str | None = None,
+        insecure: bool = False,
     ) -> None:
         if not endpoints:
             raise KVError("no etcd endpoints configured")
+        if tls is None and not insecure:
+            raise KVError(plaintext_refused(endpoints))
+        if tls is not None and any(e.startswith("http://") for e in endpoints):
+            raise KVError(f"etcd endpoint {', '.join(endpoints)}: http:// with TLS configured; use host:port")
         self.endpoints = [e.removeprefix("http://").removeprefix("https://") for e in endpoints]
         self.dial_timeout_s = dial_timeout_s
         self.op_timeout_s = op_timeout_s
@@ -106,16 +148,13 @@ class EtcdBroker(KVBroker):
 
     async def connect(self) -> None:
         """Open the channel and wait (up to the dial timeout) until etcd answers."""
-        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
+        options: list[tuple[str, Any]] = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
                    ("grpc.initial_reconnect_backoff_ms", 100),
                    ("grpc.max_reconnect_backoff_ms", 1000)]
         if self.tls is not None:
-            creds = grpc.ssl_channel_credentials(
-                root_certificates=self.tls.ca_file.read_bytes() if self.tls.ca_file else None,
-                private_key=self.tls.key_file.read_bytes() if self.tls.key_file else None,
-                certificate_chain=self.tls.cert_file.read_bytes() if self.tls.cert_file else None,
-            )
-            self._channel = grpc.aio.secure_channel(self._target(), creds, options=options)
+            if self.tls.server_name:
+                options.append(("grpc.ssl_target_name_override", self.tls.server_name))
+            self._channel = grpc.aio.secure_channel(self._target(), self.tls.credentials(), options=options)
         else:
             self._channel = grpc.aio.insecure_channel(self._target(), options=options)
         self._kv = rpc.KVStub(self._channel)
@@ -138,6 +177,13 @@ class EtcdBroker(KVBroker):
             except grpc.aio.AioRpcError as err:
                 raise KVError(f"etcd authentication as {self.username!r} failed: {err.details()}") from err
             self._metadata = (("token", rsp.token),)
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The connected gRPC channel (for etcd APIs the broker does not wrap, e.g. auth set-up)."""
+        if self._channel is None:
+            raise KVUnavailableError("etcd broker is not connected")
+        return self._channel
 
     async def close(self) -> None:
         if self._channel is not None:

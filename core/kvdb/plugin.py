@@ -10,18 +10,21 @@ from pydantic import Field
 
 from core.health import HealthPlugin
 from core.kvdb.api import KVBroker, KVError
-from core.kvdb.etcd import EtcdBroker, TLSFiles
+from core.kvdb.etcd import ETCD_SERVER_NAME, EtcdBroker, TLSFiles
 from core.kvdb.memory import MemoryBroker
 from core.plugin import Plugin, PluginConfig
 
 
 class TLSConfig(PluginConfig):
-    ca_file: Path | None = None
+    ca_file: Path
     """CA bundle that signed etcd's server certificate."""
-    cert_file: Path | None = None
-    """Client certificate (mutual TLS)."""
-    key_file: Path | None = None
+    cert_file: Path
+    """Client certificate (mutual TLS; its CN is the etcd user when etcd has auth enabled)."""
+    key_file: Path
     """Client private key."""
+    server_name: str = ETCD_SERVER_NAME
+    """Name etcd's certificate is verified against (contiv-certs puts ``contiv-etcd`` in it, since
+    node addresses are unknown when it runs); ``""`` verifies the endpoint's host instead."""
 
 
 class KVDBConfig(PluginConfig):
@@ -34,7 +37,10 @@ class KVDBConfig(PluginConfig):
     op_timeout_s: float = Field(5.0, gt=0)
     """Deadline of each etcd operation."""
     tls: TLSConfig | None = None
-    """TLS to etcd (``https``); absent means plain text."""
+    """Mutual TLS to etcd. Required unless ``insecure`` is true."""
+    insecure: bool = False
+    """Allow plain text to etcd when ``tls`` is absent (no encryption, no authentication; a
+    warning is logged at every start)."""
     username: str | None = None
     """etcd user (with ``password``) when etcd has authentication enabled."""
     password: str | None = None
@@ -67,8 +73,12 @@ class KVDBPlugin(Plugin):
             return
         tls = None
         if cfg.tls is not None:
-            tls = TLSFiles(cfg.tls.ca_file, cfg.tls.cert_file, cfg.tls.key_file)
-        broker = EtcdBroker(cfg.endpoints, cfg.dial_timeout_s, cfg.op_timeout_s, tls, cfg.username, cfg.password)
+            tls = TLSFiles(cfg.tls.ca_file, cfg.tls.cert_file, cfg.tls.key_file, cfg.tls.server_name)
+        elif cfg.insecure:
+            self.log.warning("etcd at %s in PLAIN TEXT (kvdb.insecure: true): anyone who reaches it can "
+                             "read and rewrite the cluster's network state", ", ".join(cfg.endpoints))
+        broker = EtcdBroker(cfg.endpoints, cfg.dial_timeout_s, cfg.op_timeout_s, tls, cfg.username, cfg.password,
+                            insecure=cfg.insecure)
         self.broker = broker
         try:
             await broker.connect()

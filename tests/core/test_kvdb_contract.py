@@ -20,7 +20,7 @@ async def broker(request: pytest.FixtureRequest) -> AsyncIterator[KVBroker]:
         b: KVBroker = MemoryBroker()
     else:
         server: EtcdServer = request.getfixturevalue("etcd")
-        eb = EtcdBroker([server.endpoint], op_timeout_s=5)
+        eb = EtcdBroker([server.endpoint], tls=server.client_tls(), op_timeout_s=5)
         await eb.connect()
         b = eb
     try:
@@ -161,9 +161,7 @@ async def test_watch_compacted_history_yields_resync(broker: KVBroker, request: 
         broker.compact(last)
     else:
         server: EtcdServer = request.getfixturevalue("etcd")
-        import subprocess
-        subprocess.run(["etcdctl", "--endpoints", server.url, "compaction", str(last)],
-                       check=True, capture_output=True, env={"ETCDCTL_API": "3"})
+        assert server.etcdctl("compaction", str(last)).returncode == 0
     it = broker.watch("/c/", from_revision=first).__aiter__()
     item = await next_item(it)
     assert isinstance(item, WatchResync)
@@ -177,8 +175,8 @@ async def test_watch_compacted_history_yields_resync(broker: KVBroker, request: 
 
 @pytest.mark.etcd
 async def test_etcd_watch_survives_restart_without_loss_or_duplicates(etcd: EtcdServer) -> None:
-    writer = EtcdBroker([etcd.endpoint], op_timeout_s=2)
-    watcher = EtcdBroker([etcd.endpoint], op_timeout_s=2)
+    writer = EtcdBroker([etcd.endpoint], tls=etcd.client_tls(), op_timeout_s=2)
+    watcher = EtcdBroker([etcd.endpoint], tls=etcd.client_tls(), op_timeout_s=2)
     await writer.connect()
     await watcher.connect()
     received: list[tuple[str, bytes | None]] = []
@@ -220,7 +218,7 @@ async def test_etcd_watch_survives_restart_without_loss_or_duplicates(etcd: Etcd
 async def test_etcd_unreachable_is_a_retriable_error(etcd: EtcdServer) -> None:
     from core.kvdb.api import KVUnavailableError
 
-    broker = EtcdBroker([etcd.endpoint], op_timeout_s=1)
+    broker = EtcdBroker([etcd.endpoint], tls=etcd.client_tls(), op_timeout_s=1)
     await broker.connect()
     etcd.stop()
     try:
@@ -230,7 +228,7 @@ async def test_etcd_unreachable_is_a_retriable_error(etcd: EtcdServer) -> None:
     finally:
         etcd.start()
         await broker.close()
-    dead = EtcdBroker(["127.0.0.1:1"], dial_timeout_s=0.3)
+    dead = EtcdBroker(["127.0.0.1:1"], dial_timeout_s=0.3, insecure=True)
     with pytest.raises(KVUnavailableError, match="did not answer"):
         await dead.connect()
     await dead.close()

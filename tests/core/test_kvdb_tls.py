@@ -1,14 +1,15 @@
-"""The etcd backend over TLS with client certificates, against a real etcd that requires them."""
+"""The etcd backend over mutual TLS against a real etcd that requires client certificates, and
+the refusal of plain text unless ``insecure`` says so."""
 
 from __future__ import annotations
 
-import subprocess
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from core.etcdserver import EtcdServer, EtcdTLS
+from core.etcdserver import EtcdServer
 from core.kvdb.api import KVError, KVUnavailableError
 from core.kvdb.etcd import EtcdBroker, TLSFiles
 from core.kvdb.plugin import KVDBConfig, KVDBPlugin
@@ -16,40 +17,8 @@ from core.kvdb.plugin import KVDBConfig, KVDBPlugin
 pytestmark = pytest.mark.etcd
 
 
-def openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
-def issue(ca: Path, ca_key: Path, out: Path, cn: str, ext: str) -> tuple[Path, Path]:
-    key, csr, crt, extfile = out / f"{cn}.key", out / f"{cn}.csr", out / f"{cn}.crt", out / f"{cn}.ext"
-    extfile.write_text(ext)
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-subj", f"/CN={cn}", "-out", str(csr))
-    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
-            "-days", "1", "-out", str(crt), "-extfile", str(extfile))
-    return crt, key
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("pki")
-    ca, ca_key = d / "ca.crt", d / "ca.key"
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca),
-            "-days", "1", "-subj", "/CN=contiv-test-ca")
-    server_crt, server_key = issue(ca, ca_key, d, "etcd", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-    client_crt, client_key = issue(ca, ca_key, d, "agent", "extendedKeyUsage=clientAuth\n")
-    return {"ca": ca, "server_crt": server_crt, "server_key": server_key,
-            "client_crt": client_crt, "client_key": client_key}
-
-
-@pytest.fixture(scope="module")
-def tls_etcd(pki: dict[str, Path]) -> Iterator[EtcdServer]:
-    with EtcdServer(tls=EtcdTLS(pki["server_crt"], pki["server_key"], pki["ca"])) as server:
-        yield server
-
-
-async def test_client_certificate_works(tls_etcd: EtcdServer, pki: dict[str, Path]) -> None:
-    broker = EtcdBroker([tls_etcd.endpoint], dial_timeout_s=5,
-                        tls=TLSFiles(pki["ca"], pki["client_crt"], pki["client_key"]))
+async def test_client_certificate_works(etcd: EtcdServer) -> None:
+    broker = EtcdBroker([etcd.endpoint], dial_timeout_s=5, tls=etcd.client_tls("agent"))
     await broker.connect()
     try:
         await broker.put("/tls/k", b"v")
@@ -59,26 +28,58 @@ async def test_client_certificate_works(tls_etcd: EtcdServer, pki: dict[str, Pat
         await broker.close()
 
 
-async def test_without_client_certificate_it_is_refused(tls_etcd: EtcdServer, pki: dict[str, Path]) -> None:
-    broker = EtcdBroker([tls_etcd.endpoint], dial_timeout_s=2, op_timeout_s=2, tls=TLSFiles(ca_file=pki["ca"]))
+async def test_without_client_certificate_it_is_refused(etcd: EtcdServer, etcd_pki: Path) -> None:
+    broker = EtcdBroker([etcd.endpoint], dial_timeout_s=2, op_timeout_s=2, tls=TLSFiles(ca_file=etcd_pki / "ca.crt"))
     with pytest.raises(KVError):
         await broker.connect()
         await broker.put("/tls/k", b"v")
     await broker.close()
 
 
-async def test_plain_text_client_cannot_talk_to_a_tls_etcd(tls_etcd: EtcdServer) -> None:
-    broker = EtcdBroker([tls_etcd.endpoint], dial_timeout_s=1, op_timeout_s=1)
+async def test_a_server_name_not_in_the_certificate_is_refused(etcd: EtcdServer, etcd_pki: Path) -> None:
+    tls = TLSFiles.from_dir(etcd_pki, "agent", server_name="someone-else")
+    broker = EtcdBroker([etcd.endpoint], dial_timeout_s=1, op_timeout_s=1, tls=tls)
     with pytest.raises(KVUnavailableError):
         await broker.connect()
     await broker.close()
 
 
-async def test_kvdb_plugin_config_with_tls(tls_etcd: EtcdServer, pki: dict[str, Path]) -> None:
-    cfg = KVDBConfig.model_validate({
-        "backend": "etcd", "endpoints": [tls_etcd.endpoint], "allow_delayed_start": False,
-        "tls": {"ca_file": str(pki["ca"]), "cert_file": str(pki["client_crt"]), "key_file": str(pki["client_key"])},
-    })
+async def test_plain_text_client_cannot_talk_to_a_tls_etcd(etcd: EtcdServer) -> None:
+    broker = EtcdBroker([etcd.endpoint], dial_timeout_s=1, op_timeout_s=1, insecure=True)
+    with pytest.raises(KVUnavailableError):
+        await broker.connect()
+    await broker.close()
+
+
+def test_plain_text_is_refused_unless_insecure() -> None:
+    with pytest.raises(KVError, match=r"etcd endpoint 10.0.0.1:2379: plain text refused .*kvdb.insecure: true"):
+        EtcdBroker(["10.0.0.1:2379"])
+    EtcdBroker(["10.0.0.1:2379"], insecure=True)
+
+
+async def test_kvdb_plugin_refuses_plain_text_at_start() -> None:
+    plugin = KVDBPlugin(KVDBConfig(backend="etcd", endpoints=["127.0.0.1:9"]))
+    with pytest.raises(KVError, match="plain text refused"):
+        await plugin.init()
+
+
+async def test_kvdb_plugin_insecure_warns_at_start(caplog: pytest.LogCaptureFixture) -> None:
+    plugin = KVDBPlugin(KVDBConfig(backend="etcd", endpoints=["127.0.0.1:9"], insecure=True, dial_timeout_s=0.2))
+    with caplog.at_level(logging.WARNING):
+        await plugin.init()
+    await plugin.close()
+    assert any("PLAIN TEXT (kvdb.insecure: true)" in r.getMessage() for r in caplog.records)
+
+
+async def test_missing_certificate_file_is_named(etcd: EtcdServer, tmp_path: Path) -> None:
+    tls = TLSFiles(tmp_path / "ca.crt", tmp_path / "agent.crt", tmp_path / "agent.key")
+    broker = EtcdBroker([etcd.endpoint], tls=tls)
+    with pytest.raises(KVError, match=f"etcd TLS CA file {tmp_path}/ca.crt: No such file"):
+        await broker.connect()
+
+
+async def test_kvdb_plugin_config_with_tls(etcd: EtcdServer) -> None:
+    cfg = KVDBConfig.model_validate({**etcd.kvdb_config("agent"), "allow_delayed_start": False})
     plugin = KVDBPlugin(cfg)
     await plugin.init()
     try:
@@ -90,17 +91,17 @@ async def test_kvdb_plugin_config_with_tls(tls_etcd: EtcdServer, pki: dict[str, 
 
 @pytest.fixture(scope="module")
 def auth_etcd() -> Iterator[EtcdServer]:
+    """A plain-text etcd with password users (``insecure``; the password path of the broker)."""
     with EtcdServer() as server:
-        env = {"ETCDCTL_API": "3"}
         for args in (["user", "add", "root:s3cret"], ["user", "add", "agent:agentpw"], ["role", "add", "agents"],
                      ["role", "grant-permission", "agents", "--prefix=true", "readwrite", "/vnf-agent/"],
                      ["user", "grant-role", "agent", "agents"], ["auth", "enable"]):
-            subprocess.run(["etcdctl", "--endpoints", server.url, *args], check=True, capture_output=True, env=env)
+            assert server.etcdctl(*args).returncode == 0
         yield server
 
 
 async def test_username_and_password(auth_etcd: EtcdServer) -> None:
-    broker = EtcdBroker([auth_etcd.endpoint], username="agent", password="agentpw")
+    broker = EtcdBroker([auth_etcd.endpoint], username="agent", password="agentpw", insecure=True)
     await broker.connect()
     try:
         await broker.put("/vnf-agent/n1/x", b"1")
@@ -110,7 +111,7 @@ async def test_username_and_password(auth_etcd: EtcdServer) -> None:
             await broker.put("/elsewhere", b"1")
     finally:
         await broker.close()
-    wrong = EtcdBroker([auth_etcd.endpoint], username="agent", password="nope")
+    wrong = EtcdBroker([auth_etcd.endpoint], username="agent", password="nope", insecure=True)
     with pytest.raises(KVError, match="etcd authentication as 'agent' failed"):
         await wrong.connect()
     await wrong.close()

@@ -52,8 +52,10 @@ async def test_token_guards_every_route_but_the_probes(etcd_server: EtcdServer) 
             assert right.status_code == 200
 
         def netctl(*args: str) -> subprocess.CompletedProcess[str]:
-            env = dict(os.environ, PYTHONPATH=str(ROOT), ETCD_ENDPOINTS=etcd_server.url.removeprefix("http://"),
-                       CONTIV_AGENTS=f"node1={http.base_url}")
+            tls = etcd_server.client_tls("netctl")
+            env = dict(os.environ, PYTHONPATH=str(ROOT), ETCD_ENDPOINTS=etcd_server.endpoint,
+                       ETCDCTL_CACERT=str(tls.ca_file), ETCDCTL_CERT=str(tls.cert_file),
+                       ETCDCTL_KEY=str(tls.key_file), CONTIV_AGENTS=f"node1={http.base_url}")
             env.pop("CONTIV_AGENT_TOKEN", None)
             return subprocess.run([sys.executable, "-m", "apps.netctl.main", *args], capture_output=True,
                                   text=True, env=env, timeout=60)

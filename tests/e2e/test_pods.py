@@ -108,8 +108,7 @@ def snapshot(bed: NodeTestbed) -> dict[str, Any]:
 
 def records_in_etcd(bed: NodeTestbed) -> str:
     assert bed.etcd is not None
-    return in_ns(bed.node_ns, "etcdctl", "--endpoints", bed.etcd.url, "get", "--keys-only",
-                 "--prefix", f"/vnf-agent/{bed.node_name}/podmanager/").stdout
+    return bed.etcd.etcdctl("get", "--keys-only", "--prefix", f"/vnf-agent/{bed.node_name}/podmanager/").stdout
 
 
 # -------------------------------------------------------------------------------- connectivity

@@ -22,8 +22,9 @@ from typing import Any
 
 import yaml
 
+from apps.certs.pki import write_set
 from apps.cni.runtime import CNIRuntime, RuntimeConf, write_launcher
-from core.etcdserver import EtcdServer
+from core.etcdserver import EtcdServer, EtcdTLS
 from plugins.linux.netns import namespace_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,8 +100,9 @@ class NodeTestbed:
     def start(self, timeout_s: float = 60.0) -> None:
         try:
             self._add_namespace(self.node_ns)
+            write_set(self.workdir / "pki")
             self.etcd = EtcdServer(data_dir=self.workdir / "etcd", netns=self.node_ns,
-                                   log_file=self.workdir / "etcd.log")
+                                   log_file=self.workdir / "etcd.log", tls=EtcdTLS.from_dir(self.workdir / "pki"))
             self.etcd.start(timeout_s=30)
             self.start_agent()
             self.wait_ready(timeout_s)
@@ -109,11 +111,12 @@ class NodeTestbed:
             raise
 
     def agent_config(self) -> dict[str, Any]:
+        assert self.etcd is not None
         d = self.workdir
         return {
             "plugins": AGENT_PLUGINS,
             "http": {"address": "127.0.0.1", "port": AGENT_PORT},
-            "kvdb": {"backend": "etcd", "dial_timeout_s": 2.0, "op_timeout_s": 3.0},
+            "kvdb": {**self.etcd.kvdb_config("agent"), "dial_timeout_s": 2.0, "op_timeout_s": 3.0},
             "controller": {
                 "handler_order": HANDLER_ORDER,
                 "dbwatcher": {"mirror_file": str(d / "mirror.sqlite")},

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core.etcdserver import EtcdServer, free_port
+from core.etcdserver import EtcdServer, EtcdTLS, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,8 +67,8 @@ def test_without_install_it_is_unknown(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def etcd_for_agent() -> Iterator[EtcdServer]:
-    with EtcdServer() as server:
+def etcd_for_agent(etcd_pki: Path) -> Iterator[EtcdServer]:
+    with EtcdServer(tls=EtcdTLS.from_dir(etcd_pki)) as server:
         yield server
 
 
@@ -90,7 +90,7 @@ def test_runs_its_lifecycle_only_when_enabled(plugin_path: Path, tmp_path: Path,
     port = free_port()
     log = tmp_path / "lifecycle.log"
     cfg = write_config(tmp_path, enabled, port, log)
-    env = agent_env(plugin_path, ETCD_ENDPOINTS=etcd_for_agent.endpoint)
+    env = agent_env(plugin_path, **etcd_for_agent.client_env("agent"))
     proc = subprocess.Popen([sys.executable, "-m", "apps.vswitch.main", "--config", str(cfg)],
                             env=env, stderr=subprocess.PIPE, text=True)
     try:
@@ -100,9 +100,7 @@ def test_runs_its_lifecycle_only_when_enabled(plugin_path: Path, tmp_path: Path,
         if enabled:
             assert json.loads(wait_http(f"http://127.0.0.1:{port}/hello")) == {"greeting": "hi from yaml"}
             assert b"hello_greetings_total 1.0" in wait_http(f"http://127.0.0.1:{port}/metrics")
-            got = subprocess.run(["etcdctl", "--endpoints", etcd_for_agent.url, "get", "/hello/greeting",
-                                  "--print-value-only"], capture_output=True, text=True,
-                                 env={"ETCDCTL_API": "3"}).stdout.strip()
+            got = etcd_for_agent.etcdctl("get", "/hello/greeting", "--print-value-only").stdout.strip()
             assert got == "hi from yaml"
     finally:
         proc.send_signal(signal.SIGTERM)

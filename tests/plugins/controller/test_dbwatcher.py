@@ -123,7 +123,7 @@ async def memory() -> AsyncIterator[MemoryBroker]:
 
 @pytest.fixture
 async def etcd_broker(etcd: EtcdServer) -> AsyncIterator[EtcdBroker]:
-    broker = EtcdBroker([etcd.endpoint], dial_timeout_s=3.0, op_timeout_s=2.0)
+    broker = EtcdBroker([etcd.endpoint], tls=etcd.client_tls(), dial_timeout_s=3.0, op_timeout_s=2.0)
     await broker.connect()
     yield broker
     await broker.close()
@@ -270,7 +270,7 @@ async def test_start_with_etcd_down_resyncs_from_the_mirror_then_converges(
     # While the agent is away the cluster changes, then etcd goes down.
     await etcd_broker.put(pod_key("new"), pod_json("new", "10.1.1.6"))
     await asyncio.to_thread(etcd.stop)
-    broker = EtcdBroker([etcd.endpoint], dial_timeout_s=0.3, op_timeout_s=0.5)
+    broker = EtcdBroker([etcd.endpoint], tls=etcd.client_tls(), dial_timeout_s=0.3, op_timeout_s=0.5)
     with pytest.raises(KVError):
         await broker.connect()
     second = Stack(broker, mirror_path)

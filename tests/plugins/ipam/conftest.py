@@ -15,7 +15,7 @@ __all__ = ["make_netns"]
 
 @pytest.fixture
 async def etcd_kvdb(etcd: EtcdServer) -> AsyncIterator[KVDBPlugin]:
-    kvdb = KVDBPlugin(KVDBConfig(backend="etcd", endpoints=[etcd.endpoint], op_timeout_s=1.0, dial_timeout_s=2.0))
+    kvdb = KVDBPlugin(KVDBConfig(**etcd.kvdb_config(), op_timeout_s=1.0, dial_timeout_s=2.0))
     await kvdb.init()
     try:
         yield kvdb

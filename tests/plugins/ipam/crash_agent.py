@@ -1,6 +1,6 @@
 """A process running nodesync + ipam that the crash test kills with SIGKILL.
 
-Usage: python -m tests.plugins.ipam.crash_agent <etcd endpoint> <state file>
+Usage: python -m tests.plugins.ipam.crash_agent <kvdb config as JSON> <state file>
 Prints ``started`` once running; then for each line ``alloc <name>`` read on stdin allocates
 an address for pod ``default/<name>`` and prints ``<name> <ip>``.
 """
@@ -8,6 +8,7 @@ an address for pod ``default/<name>`` and prints ``<name> <ip>``.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 
@@ -16,8 +17,8 @@ from plugins.podmanager.api import PodID
 from tests.plugins.ipam.helpers import Node
 
 
-async def main(endpoint: str, state_file: str) -> None:
-    kvdb = KVDBPlugin(KVDBConfig(backend="etcd", endpoints=[endpoint], op_timeout_s=1.0))
+async def main(kvdb_config: str, state_file: str) -> None:
+    kvdb = KVDBPlugin(KVDBConfig(**json.loads(kvdb_config), op_timeout_s=1.0))
     await kvdb.init()
     node = Node(kvdb, Path(state_file))
     ipam = await node.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -25,7 +26,8 @@ REPO = Path(__file__).resolve().parents[3]
 @pytest.fixture
 def agent_process(etcd: EtcdServer, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.plugins.ipam.crash_agent", etcd.endpoint, str(tmp_path / "ipam.json")],
+        [sys.executable, "-m", "tests.plugins.ipam.crash_agent", json.dumps(etcd.kvdb_config()),
+         str(tmp_path / "ipam.json")],
         cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )

@@ -93,7 +93,7 @@ async def running(etcd: EtcdServer, tmp_path: Path, make_netns: Callable[[], str
     """The agent of node ``ME`` (ID 1); node ``OTHER`` (ID 2) has a Node with podCIDR
     10.244.9.0/24, ``ME``'s Node has none yet."""
     node_ns = make_netns()
-    setup = KVDBPlugin(KVDBConfig(backend="etcd", endpoints=[etcd.endpoint], op_timeout_s=2.0))
+    setup = KVDBPlugin(KVDBConfig(**etcd.kvdb_config(), op_timeout_s=2.0))
     await setup.init()
     other = VppNode(id=2, name=OTHER, ip_addresses=["192.168.16.2/24"])
     await setup.broker.put(KSR + allocated_id_key(2), other.model_dump_json().encode())
@@ -104,7 +104,7 @@ async def running(etcd: EtcdServer, tmp_path: Path, make_netns: Callable[[], str
     http = HTTPPlugin(HTTPConfig(port=0))
     health = HealthPlugin(http=http)
     label = ServiceLabelPlugin(ServiceLabelConfig(label=ME))
-    kvdb = KVDBPlugin(KVDBConfig(backend="etcd", endpoints=[etcd.endpoint], op_timeout_s=2.0), health=health)
+    kvdb = KVDBPlugin(KVDBConfig(**etcd.kvdb_config(), op_timeout_s=2.0), health=health)
     scheduler = KVScheduler()
     linux = LinuxDataplanePlugin(LinuxConfig(scan_namespaces=[node_ns]), scheduler=scheduler)
     controller = ControllerPlugin(

@@ -30,7 +30,7 @@ def fake_k8s() -> Iterator[FakeKubernetes]:
 @pytest.fixture
 async def broker(etcd: EtcdServer) -> AsyncIterator[EtcdBroker]:
     """A test-side client of the real etcd (to read what KSR wrote)."""
-    client = EtcdBroker([etcd.endpoint], dial_timeout_s=5, op_timeout_s=2)
+    client = EtcdBroker([etcd.endpoint], tls=etcd.client_tls(), dial_timeout_s=5, op_timeout_s=2)
     await client.connect()
     try:
         yield client
@@ -59,7 +59,7 @@ def run_ksr(etcd: EtcdServer, tmp_path: Path) -> RunKSR:
         options: dict[str, Any] = {**FAST, **settings}
         if fake is not None:
             options.setdefault("kubeconfig", fake.write_kubeconfig(tmp_path / "kubeconfig"))
-        kvdb = KVDBPlugin(KVDBConfig(backend="etcd", endpoints=[etcd.endpoint], op_timeout_s=1.0))
+        kvdb = KVDBPlugin(KVDBConfig(**etcd.kvdb_config(), op_timeout_s=1.0))
         await kvdb.init()
         ksr = KSRPlugin(KSRConfig(**options), kvdb=kvdb)
         try:

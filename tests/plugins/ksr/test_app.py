@@ -31,7 +31,7 @@ async def test_app_reports_readiness_metrics_and_status(
             "monitor_interval_s": 0.2, "stats_interval_s": 0.3, "leader_ttl_s": 2,
         },
     }
-    environ = {"ETCD_ENDPOINTS": etcd.endpoint}
+    environ = etcd.client_env("ksr")
     async with running_app(SPEC, config, environ) as agent:
         ksr = agent.plugin("ksr")
         http = agent.plugin("http")

@@ -118,7 +118,7 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def _spawn(etcd: EtcdServer, config: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "ETCD_ENDPOINTS": etcd.endpoint, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, **etcd.client_env("ksr"), "PYTHONPATH": str(REPO)}
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "apps.ksr.main", "--config", str(config), *args],

@@ -18,7 +18,7 @@ async def kvdb_factory(etcd: EtcdServer) -> AsyncIterator[KVDBFactory]:
     made: list[KVDBPlugin] = []
 
     async def make() -> KVDBPlugin:
-        kvdb = KVDBPlugin(KVDBConfig(backend="etcd", endpoints=[etcd.endpoint], op_timeout_s=2.0))
+        kvdb = KVDBPlugin(KVDBConfig(**etcd.kvdb_config(), op_timeout_s=2.0))
         await kvdb.init()
         made.append(kvdb)
         return kvdb

@@ -72,7 +72,7 @@ async def running(etcd: EtcdServer, tmp_path: Path, request: pytest.FixtureReque
     health = HealthPlugin(http=http)
     metrics = MetricsPlugin(http=http)
     label = ServiceLabelPlugin(ServiceLabelConfig(label=NODE))
-    kvdb = KVDBPlugin(KVDBConfig(backend="etcd", endpoints=[etcd.endpoint], op_timeout_s=2.0), health=health)
+    kvdb = KVDBPlugin(KVDBConfig(**etcd.kvdb_config(), op_timeout_s=2.0), health=health)
     scheduler = KVScheduler()
     controller = ControllerPlugin(
         ControllerConfig(

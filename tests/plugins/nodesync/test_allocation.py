@@ -144,7 +144,8 @@ async def test_etcd_unreachable_fails_start_with_a_clear_error() -> None:
     from core.kvdb.plugin import KVDBConfig, KVDBPlugin
 
     # A port nothing listens on: allocation retries for etcd_wait_s, then names the node.
-    kvdb = KVDBPlugin(KVDBConfig(backend="etcd", endpoints=["127.0.0.1:9"], dial_timeout_s=0.3, op_timeout_s=0.3))
+    kvdb = KVDBPlugin(KVDBConfig(backend="etcd", endpoints=["127.0.0.1:9"], insecure=True,
+                                 dial_timeout_s=0.3, op_timeout_s=0.3))
     await kvdb.init()
     try:
         plugin = nodesync(kvdb, "lonely", etcd_wait_s=0.5)

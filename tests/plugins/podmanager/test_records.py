@@ -37,7 +37,7 @@ def record(name: str, cid: str) -> PodRecord:
 
 @pytest.fixture
 async def broker(etcd: EtcdServer) -> AsyncIterator[EtcdBroker]:
-    b = EtcdBroker([etcd.endpoint], dial_timeout_s=2.0, op_timeout_s=1.0)
+    b = EtcdBroker([etcd.endpoint], tls=etcd.client_tls(), dial_timeout_s=2.0, op_timeout_s=1.0)
     await b.connect()
     try:
         yield b

@@ -49,6 +49,14 @@ _RETRIABLE = {
 ETCD_SERVER_NAME = "contiv-etcd"
 
 
+def _retriable(err: grpc.aio.AioRpcError) -> bool:
+    """A connection problem: over TLS, a member shutting down resets streams (INTERNAL,
+    "Stream removed ... RST_STREAM") instead of closing them with UNAVAILABLE."""
+    if err.code() in _RETRIABLE:
+        return True
+    return err.code() == grpc.StatusCode.INTERNAL and "RST_STREAM" in (err.details() or "")
+
+
 @dataclass(frozen=True, slots=True)
 class TLSFiles:
     """CA, client certificate and key (PEM files), and the name etcd's certificate must carry
@@ -196,7 +204,7 @@ class EtcdBroker(KVBroker):
         try:
             return await method(request, timeout=self.op_timeout_s, metadata=self._metadata)
         except grpc.aio.AioRpcError as err:
-            if err.code() in _RETRIABLE:
+            if _retriable(err):
                 raise KVUnavailableError(f"etcd unavailable: {err.details()}") from err
             raise KVError(f"etcd error {err.code().name}: {err.details()}") from err
 
@@ -366,7 +374,7 @@ class EtcdBroker(KVBroker):
                         # Events of one revision arrive in one response: resume after it.
                         next_rev = rsp.events[-1].kv.mod_revision + 1
             except grpc.aio.AioRpcError as err:
-                if err.code() not in _RETRIABLE:
+                if not _retriable(err):
                     raise KVError(f"watch on {prefix!r} failed: {err.details()}") from err
                 log.warning("watch on %r interrupted (%s), resuming at revision %d",
                             prefix, err.code().name, next_rev)

@@ -34,7 +34,11 @@ def test_unknown_plugin_name() -> None:
 
 def test_unknown_key_names_the_key_path() -> None:
     assert issues_of({"plugins": ["http"], "http": {"port": 1, "prot": 2}}) == ["<config>: http.prot: unknown key"]
-    assert issues_of({"plugins": ["kvdb"], "kvdb": {"tls": {"ca": "x"}}}) == ["<config>: kvdb.tls.ca: unknown key"]
+    tls = {"ca_file": "c", "cert_file": "a", "key_file": "k", "ca": "x"}
+    assert issues_of({"plugins": ["kvdb"], "kvdb": {"tls": tls}}) == ["<config>: kvdb.tls.ca: unknown key"]
+    # Mutual TLS needs all three files.
+    assert issues_of({"plugins": ["kvdb"], "kvdb": {"tls": {"ca_file": "c"}}}) == [
+        "<config>: kvdb.tls.cert_file: Field required", "<config>: kvdb.tls.key_file: Field required"]
 
 
 def test_bad_value_gives_reason_and_value() -> None:
@@ -54,7 +58,8 @@ def test_every_error_is_reported_at_once() -> None:
 
 def test_env_overrides_yaml_and_app_overrides_env() -> None:
     cfg, _ = load_config(SPEC, {"plugins": ["http", "kvdb"], "http": {"port": 1}},
-                         {"CONTIV_HTTP__PORT": "2345", "CONTIV_KVDB__TLS__CA_FILE": "/ca.pem"})
+                         {"CONTIV_HTTP__PORT": "2345", "CONTIV_KVDB__TLS__CA_FILE": "/ca.pem",
+                          "CONTIV_KVDB__TLS__CERT_FILE": "/a.pem", "CONTIV_KVDB__TLS__KEY_FILE": "/a.key"})
     http = cfg.sections["http"]
     assert isinstance(http, HTTPConfig) and http.port == 2345
     kvdb = cfg.sections["kvdb"]

@@ -148,7 +148,7 @@ def test_workloads_have_what_the_apps_need() -> None:
     assert all(set(rule["verbs"]) == {"get", "list", "watch"} for rule in rules)
     assert find(objs, "StatefulSet", "contiv-etcd")["spec"]["replicas"] == 1
     assert {o["metadata"]["name"] for o in objs if o["kind"] == "ServiceAccount"} == {
-        "contiv-etcd", "contiv-ksr", "contiv-vswitch"}
+        "contiv-certs", "contiv-etcd", "contiv-ksr", "contiv-vswitch"}
 
 
 def env_of(container: dict[str, Any]) -> dict[str, str]:
@@ -163,7 +163,7 @@ def test_nothing_contiv_needs_at_start_goes_through_a_service() -> None:
     assert not [o for o in objs if o["kind"] == "Service"]
     etcd = find(objs, "StatefulSet", "contiv-etcd")["spec"]["template"]["spec"]
     assert etcd["hostNetwork"] is True and etcd["containers"][0]["image"].startswith("localhost/contiv-etcd:")
-    assert "--listen-client-urls=http://$(HOST_IP):12379,http://127.0.0.1:12379" in etcd["containers"][0]["command"]
+    assert "--listen-client-urls=https://$(HOST_IP):12379,https://127.0.0.1:12379" in etcd["containers"][0]["command"]
     ksr_pod = find(objs, "Deployment", "contiv-ksr")["spec"]
     ksr = env_of(ksr_pod["template"]["spec"]["containers"][0])
     assert ksr["KUBERNETES_SERVICE_HOST"] == "$(HOST_IP)" and ksr["KUBERNETES_SERVICE_PORT"] == "6443"

@@ -23,7 +23,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if .Values.ipam.nodeInterface }}{{ $_ := set $ipam "node_interface" .Values.ipam.nodeInterface }}{{ end -}}
 {{- if ne (.Values.ipam.podSubnetSource | default "plan") "plan" }}{{ $_ := set $ipam "pod_subnet_source" .Values.ipam.podSubnetSource }}{{ end -}}
 {{- $cfg := dict "plugins" $plugins "http" $http "logs" (dict "default_level" .Values.agent.logLevel) -}}
-{{- $_ := set $cfg "kvdb" (dict "backend" "etcd" "dial_timeout_s" 10.0 "allow_delayed_start" true) -}}
+{{- $_ := set $cfg "kvdb" (dict "backend" "etcd" "dial_timeout_s" 10.0 "allow_delayed_start" true "tls" (include "contiv.kvdbTLS" "agent" | fromYaml)) -}}
 {{- $_ := set $cfg "controller" (dict "handler_order" $handlers) -}}
 {{- $_ := set $cfg "linux" (dict "sysctl_dir" "/host/proc/sys") -}}
 {{- $_ := set $cfg "ipam" $ipam -}}
@@ -35,4 +35,20 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{/* etcd endpoints of KSR: the given ones, or the member beside it (same node). */}}
 {{- define "contiv.ksrEtcdEndpoints" -}}
 {{- if .Values.etcd.endpoints }}{{ join "," .Values.etcd.endpoints }}{{ else }}{{ printf "$(HOST_IP):%v" .Values.etcd.clientPort }}{{ end -}}
+{{- end -}}
+
+{{/* The Secrets of contiv-certs' files: the pods' (never the CA key) and root's (etcd's pod only). */}}
+{{- define "contiv.tlsSecret" -}}
+{{- .Values.tls.existingSecret | default "contiv-tls" -}}
+{{- end -}}
+{{- define "contiv.rootSecret" -}}
+{{- if and .Values.tls.existingSecret (not .Values.tls.existingRootSecret) -}}
+{{- fail "tls.existingSecret needs tls.existingRootSecret (ca.crt, root.crt, root.key): etcd's users and roles are set up as root" -}}
+{{- end -}}
+{{- .Values.tls.existingRootSecret | default "contiv-etcd-root" -}}
+{{- end -}}
+
+{{/* The kvdb section's mutual TLS: contiv-certs' files of client NAME where the pods mount them. */}}
+{{- define "contiv.kvdbTLS" -}}
+{{- dict "ca_file" "/etc/contiv/tls/ca.crt" "cert_file" (printf "/etc/contiv/tls/%s.crt" .) "key_file" (printf "/etc/contiv/tls/%s.key" .) | toYaml -}}
 {{- end -}}

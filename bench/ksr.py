@@ -1,10 +1,14 @@
 """KSR benchmark: initial reflection into a real etcd, and watch-event-to-etcd latency.
 
 A Kubernetes API fake (tests/ksrfake) serves N pods and M services, each service with one
-EndpointSlice; a real etcd-server is started on free loopback ports. Measured:
+EndpointSlice; a real etcd-server is started on free loopback ports with mutual TLS (client
+certificates required and etcd auth with contiv's roles, as contiv always runs it; KSR uses
+its own certificate). Measured:
 
-* ``broker_puts_per_s``: raw put rate of the KV broker (64 concurrent single-key puts) on the
-  same etcd, the baseline;
+* ``raw_puts_per_s``: put rate of aetcd's bindings called directly over the same TLS
+  (bench/rawetcd.py; 64 concurrent single-key puts), the baseline;
+* ``broker_puts_per_s``: the same through the KV broker; ``broker_put_ratio`` = broker / raw
+  (goal >= 0.85);
 * ``initial_sync_s``: from starting the KSR plugin (leader election on) until every reflector
   has listed the API and written everything to etcd;
 * ``event_p50_ms`` / ``event_p99_ms``: from a watch event arriving at KSR to its etcd
@@ -33,8 +37,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.etcdserver import EtcdServer
-from core.kvdb.etcd import EtcdBroker
+from apps.certs.main import etcd_auth
+from apps.certs.pki import write_set
+from bench.rawetcd import RawEtcd
+from core.etcdserver import EtcdServer, EtcdTLS
+from core.kvdb.etcd import EtcdBroker, TLSFiles
 from core.kvdb.plugin import KVDBConfig, KVDBPlugin
 from plugins.ksr.config import KSRConfig
 from plugins.ksr.plugin import KSRPlugin
@@ -75,42 +82,51 @@ def _slice(i: int) -> dict[str, Any]:
     }
 
 
-async def _broker_put_latency(endpoint: str, count: int) -> list[float]:
+async def _broker_put_latency(endpoint: str, tls: TLSFiles, count: int) -> list[float]:
     """Sequential single puts: the floor under KSR's event latency (etcd's commit + fsync)."""
-    broker = EtcdBroker([endpoint])
+    broker = EtcdBroker([endpoint], tls=tls)
     await broker.connect()
     try:
         value = json.dumps(_pod(0)).encode()
         out = []
         for i in range(count):
             start = time.perf_counter()
-            await broker.put(f"/bench/seq/{i % 100}", value)
+            await broker.put(f"/vnf-agent/contiv-ksr/bench/seq/{i % 100}", value)
             out.append((time.perf_counter() - start) * 1000)
             await asyncio.sleep(0.004)
-        await broker.delete("/bench/", prefix=True)
+        await broker.delete("/vnf-agent/contiv-ksr/bench/", prefix=True)
         return sorted(out)
     finally:
         await broker.close()
 
 
-async def _broker_put_rate(endpoint: str, count: int) -> float:
-    broker = EtcdBroker([endpoint])
+async def _put_rates(endpoint: str, tls: TLSFiles, count: int) -> tuple[float, float]:
+    """64 concurrent single-key puts per second: aetcd's bindings directly, then the broker."""
+    broker = EtcdBroker([endpoint], tls=tls)
+    raw = RawEtcd(endpoint, tls)
     await broker.connect()
+    await raw.connect()
     try:
         limit = asyncio.Semaphore(64)
         value = json.dumps(_pod(0)).encode()
 
-        async def one(i: int) -> None:
-            async with limit:
-                await broker.put(f"/bench/raw/{i}", value)
+        async def measure(put: Any) -> float:
+            async def one(i: int) -> None:
+                async with limit:
+                    await put(i)
 
-        start = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(count)))
-        elapsed = time.perf_counter() - start
-        await broker.delete("/bench/", prefix=True)
-        return count / elapsed
+            start = time.perf_counter()
+            await asyncio.gather(*(one(i) for i in range(count)))
+            elapsed = time.perf_counter() - start
+            await broker.delete("/vnf-agent/contiv-ksr/bench/", prefix=True)
+            return count / elapsed
+
+        raw_rate = await measure(lambda i: raw.put(f"/vnf-agent/contiv-ksr/bench/{i}".encode(), value))
+        broker_rate = await measure(lambda i: broker.put(f"/vnf-agent/contiv-ksr/bench/{i}", value))
+        return raw_rate, broker_rate
     finally:
         await broker.close()
+        await raw.close()
 
 
 def _serve_fake(conn: Connection) -> None:
@@ -164,54 +180,65 @@ class RemoteFake:
 
 
 async def run(pods: int, services: int, events: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="ksr-bench-") as tmp, EtcdServer() as etcd:
-        fake = RemoteFake()
-        try:
-            fake.apply_many("namespaces", [{"metadata": {"name": f"ns-{i}"}} for i in range(100)])
-            fake.apply_many("nodes", [{"metadata": {"name": f"node-{i}"}} for i in range(50)])
-            fake.apply_many("pods", [_pod(i) for i in range(pods)])
-            fake.apply_many("services", [_service(i) for i in range(services)])
-            fake.apply_many("endpointslices", [_slice(i) for i in range(services)])
-            puts_per_s = await _broker_put_rate(etcd.endpoint, 5000)
-            put_latencies = await _broker_put_latency(etcd.endpoint, 1000)
+    with tempfile.TemporaryDirectory(prefix="ksr-bench-") as tmp:
+        write_set(Path(tmp) / "pki")
+        with EtcdServer(tls=EtcdTLS.from_dir(Path(tmp) / "pki")) as etcd:
+            await etcd_auth(etcd.endpoint, Path(tmp) / "pki", (), 30)  # contiv's users and roles
+            return await _run(etcd, Path(tmp), pods, services, events)
 
-            kvdb = KVDBPlugin(KVDBConfig.model_validate({"backend": "etcd", "endpoints": [etcd.endpoint]}))
-            await kvdb.init()
-            config = KSRConfig(kubeconfig=fake.write_kubeconfig(Path(tmp) / "kubeconfig"), leader_ttl_s=5,
-                               monitor_interval_s=0.5)
-            ksr = KSRPlugin(config, kvdb=kvdb)
-            await ksr.init()
-            start = time.perf_counter()
-            await ksr.after_init()
-            while not (ksr.is_leader and all(ksr.synced().values())):
-                await asyncio.sleep(0.005)
-            initial_sync_s = time.perf_counter() - start
-            written = len(await kvdb.broker.list("/vnf-agent/contiv-ksr/k8s/", keys_only=True))
 
-            assert ksr.reflectors is not None
-            reflector = ksr.reflectors.reflectors["pod"]
-            reflector.latencies.clear()
-            for i in range(events):
-                pod = _pod(i % pods)
-                pod["metadata"]["labels"]["rev"] = str(i)
-                fake.apply("pods", pod)
-                await asyncio.sleep(0.004)  # a steady stream of about 200 events/s
-            while len(reflector.latencies) < events:
-                await asyncio.sleep(0.01)
-            latencies = sorted(x * 1000 for x in reflector.latencies)
-            await ksr.close()
-            await kvdb.close()
-        finally:
-            fake.stop()
+async def _run(etcd: EtcdServer, tmp: Path, pods: int, services: int, events: int) -> dict[str, float]:
+    fake = RemoteFake()
+    try:
+        fake.apply_many("namespaces", [{"metadata": {"name": f"ns-{i}"}} for i in range(100)])
+        fake.apply_many("nodes", [{"metadata": {"name": f"node-{i}"}} for i in range(50)])
+        fake.apply_many("pods", [_pod(i) for i in range(pods)])
+        fake.apply_many("services", [_service(i) for i in range(services)])
+        fake.apply_many("endpointslices", [_slice(i) for i in range(services)])
+        tls = etcd.client_tls("ksr")
+        raw_puts_per_s, puts_per_s = await _put_rates(etcd.endpoint, tls, 5000)
+        put_latencies = await _broker_put_latency(etcd.endpoint, tls, 1000)
+
+        kvdb = KVDBPlugin(KVDBConfig.model_validate(etcd.kvdb_config("ksr")))
+        await kvdb.init()
+        config = KSRConfig(kubeconfig=fake.write_kubeconfig(tmp / "kubeconfig"), leader_ttl_s=5,
+                           monitor_interval_s=0.5)
+        ksr = KSRPlugin(config, kvdb=kvdb)
+        await ksr.init()
+        start = time.perf_counter()
+        await ksr.after_init()
+        while not (ksr.is_leader and all(ksr.synced().values())):
+            await asyncio.sleep(0.005)
+        initial_sync_s = time.perf_counter() - start
+        written = len(await kvdb.broker.list("/vnf-agent/contiv-ksr/k8s/", keys_only=True))
+
+        assert ksr.reflectors is not None
+        reflector = ksr.reflectors.reflectors["pod"]
+        reflector.latencies.clear()
+        for i in range(events):
+            pod = _pod(i % pods)
+            pod["metadata"]["labels"]["rev"] = str(i)
+            fake.apply("pods", pod)
+            await asyncio.sleep(0.004)  # a steady stream of about 200 events/s
+        while len(reflector.latencies) < events:
+            await asyncio.sleep(0.01)
+        latencies = sorted(x * 1000 for x in reflector.latencies)
+        await ksr.close()
+        await kvdb.close()
+    finally:
+        fake.stop()
     return {
         "initial_sync_s": round(initial_sync_s, 3),
         "event_p50_ms": round(statistics.median(latencies), 3),
         "event_p99_ms": round(_p99(latencies), 3),
+        "raw_puts_per_s": round(raw_puts_per_s, 1),
         "broker_puts_per_s": round(puts_per_s, 1),
+        "broker_put_ratio": round(puts_per_s / raw_puts_per_s, 3),
         "broker_put_p50_ms": round(statistics.median(put_latencies), 3),
         "broker_put_p99_ms": round(_p99(put_latencies), 3),
         "objects_written": written,
         "events": events,
+        "tls": True,
     }
 
 
@@ -227,7 +254,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the results as one flat JSON object")
     args = parser.parse_args()
     results = asyncio.run(run(args.pods, args.services, args.events))
-    print(f"KSR benchmark: {args.pods} pods, {args.services} services + EndpointSlices, {args.events} events")
+    print(f"KSR benchmark: {args.pods} pods, {args.services} services + EndpointSlices, {args.events} events; "
+          "etcd with mutual TLS")
     print(f"{'metric':<22} {'value':>12}")
     for key, value in results.items():
         print(f"{key:<22} {value:>12}")

@@ -5,7 +5,9 @@
 * :class:`MemoryDevice`, :class:`ItemDescriptor` and :class:`Item` are a dict "dataplane" with a
   descriptor, to give a value of yours a dependency to wait for;
 * :class:`EventTransaction` is the controller's transaction, to call a handler's methods;
-* :class:`EtcdServer` starts a real etcd on free loopback ports (``with EtcdServer() as etcd``).
+* :class:`EtcdServer` starts a real etcd on free loopback ports (``with EtcdServer() as etcd``);
+  ``etcd.kvdb_config()`` is the kvdb section of a client of it (``insecure: true`` unless it was
+  started with ``tls=EtcdTLS.from_dir(DIR)`` on the files of ``contiv-certs generate``).
 """
 
 from __future__ import annotations

@@ -189,28 +189,28 @@ class EtcdServer:
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"etcd exited with {self.proc.returncode} during start")
-            if self.tls is not None:
+            if self.netns is not None:
+                # In the namespace: TLS -> the port accepts connections; plain -> /health says true.
+                code = (f"import socket;socket.create_connection(('{self.host}',{self.client_port}),1);print('true')"
+                        if self.tls is not None else
+                        f"import urllib.request;print(urllib.request.urlopen('{self.url}/health',timeout=1).read())")
+                probe = subprocess.run(["ip", "netns", "exec", self.netns, "python3", "-c", code], capture_output=True)
+                if b"true" in probe.stdout:
+                    return
+            elif self.tls is not None:
                 # Client-certificate auth: readiness is "the TLS port accepts connections".
                 try:
                     with socket.create_connection((self.host, self.client_port), timeout=1):
                         return
                 except OSError as exc:
                     last = exc
-            elif self.netns is None:
+            else:
                 try:
                     with urllib.request.urlopen(f"{self.url}/health", timeout=1) as rsp:
                         if b"true" in rsp.read():
                             return
                 except Exception as exc:  # noqa: BLE001 - retried until the deadline
                     last = exc
-            else:
-                probe = subprocess.run(
-                    ["ip", "netns", "exec", self.netns, "python3", "-c",
-                     f"import urllib.request;print(urllib.request.urlopen('{self.url}/health',timeout=1).read())"],
-                    capture_output=True,
-                )
-                if b"true" in probe.stdout:
-                    return
             time.sleep(0.05)
         raise TimeoutError(f"etcd at {self.url} not ready after {timeout_s}s: {last}")
 

@@ -2,7 +2,8 @@
 
 etcd and the node addresses live in the lab's underlay namespace, so netctl enters it
 (``CONTIV_NETCTL_NETNS``); each agent serves its REST on 127.0.0.1 inside its node's namespace,
-which ``CONTIV_AGENTS`` says (``NODE=URL;netns=NAME``).
+which ``CONTIV_AGENTS`` says (``NODE=URL;netns=NAME``). etcd requires a client certificate:
+``ETCDCTL_CACERT``/``ETCDCTL_CERT``/``ETCDCTL_KEY`` name netctl's read-only one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ def exports(state: LabState) -> dict[str, str]:
                       for n in sorted(state.nodes.values(), key=lambda n: n.index))
     return {
         "ETCD_ENDPOINTS": state.etcd_endpoint,
+        # etcd's mutual TLS with netctl's read-only certificate (etcdctl reads the same variables).
+        "ETCDCTL_CACERT": str(state.pki / "ca.crt"),
+        "ETCDCTL_CERT": str(state.pki / "netctl.crt"),
+        "ETCDCTL_KEY": str(state.pki / "netctl.key"),
         "CONTIV_NETCTL_NETNS": state.underlay_ns,
         "CONTIV_AGENTS": agents,
     }

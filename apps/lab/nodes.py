@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from apps.lab import netns, observe
+from apps.lab import etcd, netns, observe
 from apps.lab.agentconfig import merge
 from apps.lab.dataplane import Dataplane
 from apps.lab.errors import LabError
@@ -34,7 +34,9 @@ def agent_config(state: LabState, node: NodeState) -> dict[str, Any]:
     return {
         "plugins": AGENT_PLUGINS,
         "http": {"address": "127.0.0.1", "port": 9999},
-        "kvdb": {"backend": "etcd", "dial_timeout_s": 2.0, "op_timeout_s": 3.0},
+        # Its own certificate: etcd user contiv-agent.<node>, which may write only this node's keys.
+        "kvdb": {"backend": "etcd", "dial_timeout_s": 2.0, "op_timeout_s": 3.0,
+                 "tls": etcd.kvdb_tls(state, f"agent-{node.name}")},
         "controller": {
             "handler_order": HANDLER_ORDER,
             "delay_after_error_healing_s": 2.0,
@@ -84,7 +86,7 @@ class Nodes:
         cfg.write_text(yaml.safe_dump({
             "plugins": ["http", "health", "metrics", "logs", "kvdb", "ksr"],
             "http": {"address": "127.0.0.1", "port": 9191},
-            "kvdb": {"backend": "etcd", "dial_timeout_s": 2.0},
+            "kvdb": {"backend": "etcd", "dial_timeout_s": 2.0, "tls": etcd.kvdb_tls(state, "ksr")},
             "ksr": {"source": "dir", "source_dir": str(state.manifests), "dir_poll_interval_s": 0.2,
                     "leader_election": False, "pod_annotation_prefixes": [""]},
         }))
@@ -106,6 +108,8 @@ class Nodes:
         netns.run(["ip", "addr", "add", node.ip, "dev", "eth0"], netns=node.netns)
         state.node_dir(name).mkdir(parents=True, exist_ok=True)
         state.nodes[name] = node
+        etcd.ensure_pki(state, [name])  # its agent's certificate and etcd user
+        etcd.apply_auth(state)
         write_manifest(state, f"node-{name}.yaml", node_manifest(node))
         self.dataplane.prepare_node(state, node)
         self.start_agent(name)

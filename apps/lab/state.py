@@ -76,6 +76,11 @@ class LabState(BaseModel):
         return self.root / "manifests"
 
     @property
+    def pki(self) -> Path:
+        """contiv-certs' files of this lab: etcd's mutual TLS and its users (``apps.lab.etcd``)."""
+        return self.root / "pki"
+
+    @property
     def etcd_endpoint(self) -> str:
         """``ETCD_ENDPOINTS``: every member's client address (one for a single-member etcd)."""
         return ",".join(f"{etcd_member_host(i)}:{self.etcd_port}" for i in range(1, self.etcd_members + 1))

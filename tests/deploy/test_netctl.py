@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from apps.lab import env as lab_env
+from apps.lab import etcd as lab_etcd
 from apps.lab import netns
 from apps.lab.cluster import Lab
 from apps.lab.pods import Kubelet
@@ -80,13 +81,14 @@ def as_json(lab: Lab, *args: str) -> Any:
 
 
 def etcdctl(lab: Lab, *args: str) -> None:
-    netns.run(["etcdctl", "--endpoints", lab.state.etcd_endpoint, *args], netns=lab.state.underlay_ns)
+    netns.run(lab_etcd.etcdctl(lab.state, *args), netns=lab.state.underlay_ns)
 
 
 def test_lab_env_exports_what_netctl_needs(lab: Lab) -> None:
     out = subprocess.run([sys.executable, "-m", "apps.lab.main", "--name", LAB, "env"], capture_output=True,
                          text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), check=True)
     assert f"export ETCD_ENDPOINTS={lab.state.etcd_endpoint}" in out.stdout
+    assert f"export ETCDCTL_CERT={lab.state.pki / 'netctl.crt'}" in out.stdout
     assert f"export CONTIV_NETCTL_NETNS={lab.state.underlay_ns}" in out.stdout
     assert f"node1=http://127.0.0.1:9999;netns={LAB}-n1" in out.stdout
     shell = subprocess.run(["sh", "-c", out.stdout + '\necho "$CONTIV_AGENTS"'], capture_output=True, text=True)

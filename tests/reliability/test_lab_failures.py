@@ -51,7 +51,7 @@ def lab() -> Iterator[Lab]:
 
 
 def etcdctl(lab: Lab, *args: str) -> str:
-    out = netns.run(["etcdctl", "--endpoints", lab.state.etcd_endpoint, *args],
+    out = netns.run(etcdcluster.etcdctl(lab.state, *args),
                     netns=lab.state.underlay_ns, check=False)
     return out.stdout
 

@@ -94,7 +94,7 @@ def run_app(state: LabState, app: App, config: Path, netns_name: str, log: Path,
     args = ["run", "--detach", "--rm", "--replace", "--name", cname, "--label", f"contiv-lab={state.name}",
             "--network", f"ns:{namespace_path(netns_name)}", "--no-healthcheck",
             "--log-driver", "k8s-file", "--log-opt", f"path={log}",
-            "--volume", f"{config}:{config}:ro"]
+            "--volume", f"{config}:{config}:ro", "--volume", f"{state.pki}:{state.pki}:ro"]
     for key in PASSED_ENV:
         if env.get(key):
             args += ["--env", f"{key}={env[key]}"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from apps.lab import etcd as lab_etcd
 from apps.lab import netns
 from apps.lab.cluster import Lab
 from apps.lab.pods import Kubelet, probe
@@ -44,7 +45,7 @@ def pods_by_node(lab: Lab, node: str) -> list[str]:
 
 
 def etcdctl(lab: Lab, *args: str) -> str:
-    out = netns.run(["etcdctl", "--endpoints", lab.state.etcd_endpoint, *args],
+    out = netns.run(lab_etcd.etcdctl(lab.state, *args),
                     netns=lab.state.underlay_ns, check=False)
     return out.stdout
 

@@ -223,7 +223,8 @@ def restore(lab: HasState, path: str) -> None:
     """Replace the single-member lab etcd's data by ``path`` (an older snapshot) and restart it.
 
     What an operator's restore does: every key written since the snapshot is gone, the
-    revision goes back. The agents keep running.
+    revision goes back. The agents keep running. So are etcd users made since (a node added
+    later): the users and roles are applied again, as the chart's etcd-auth does at every start.
     """
     if lab.state.etcd_members != 1:
         raise ValueError("restore is for the single-member lab etcd")
@@ -235,3 +236,4 @@ def restore(lab: HasState, path: str) -> None:
                "--data-dir", str(data), "--initial-cluster", f"contiv=https://{ETCD_HOST}:{PEER_PORT}",
                "--initial-advertise-peer-urls", f"https://{ETCD_HOST}:{PEER_PORT}"], timeout=60)
     runner.start_again()
+    apply_auth(lab.state)

@@ -56,7 +56,8 @@ def print_matrix(rows: list[dict[str, Any]]) -> None:
 
 def print_status(lab: Lab) -> None:
     st = lab.state
-    print(f"lab {st.name}: etcd {st.etcd_endpoint} ({'up' if netns.pid_alive(st.etcd_pid) else 'DOWN'}), "
+    print(f"lab {st.name}: etcd {st.etcd_endpoint} ({'up' if netns.pid_alive(st.etcd_pid) else 'DOWN'}, "
+          "mutual TLS), "
           f"ksr {'up' if netns.pid_alive(st.ksr_pid) else 'DOWN'}")
     print(f"{'NODE':<8} {'NETNS':<12} {'IP':<18} {'AGENT':<8} READY")
     for node in sorted(st.nodes.values(), key=lambda n: n.index):

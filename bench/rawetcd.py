@@ -1,8 +1,10 @@
-"""The benches' baseline: aetcd's etcd v3 bindings (``aetcd.rpc``) called directly over a gRPC
-channel with the same mutual TLS as the broker, without the broker in between.
+"""The benches' baseline: aetcd over the same mutual TLS as the broker, without the broker.
 
-``aetcd.Client`` only opens plain-text channels, so "raw aetcd over TLS" is its generated
-stubs on a TLS channel: the work any TLS client of etcd must do, and nothing more.
+``aetcd.Client`` only opens plain-text channels, so "raw aetcd over TLS" is what its ``put``,
+``get`` and ``watch_prefix`` do, on a TLS channel: aetcd's generated stubs (``aetcd.rpc``) with
+the client's timeout and metadata, and each result wrapped in aetcd's own public types
+(``aetcd.Put``, ``aetcd.Get``, ``aetcd.Event``, events handed over through a queue as its
+watcher does).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aetcd
 import grpc
 from aetcd import rpc
 
@@ -29,11 +32,15 @@ class RawEtcd:
     async def connect(self) -> None:
         await asyncio.wait_for(self.channel.channel_ready(), 10)
 
-    async def put(self, key: bytes, value: bytes) -> Any:
-        return await self.kv.Put(rpc.PutRequest(key=key, value=value))
+    async def put(self, key: bytes, value: bytes) -> aetcd.Put:
+        rsp = await self.kv.Put(rpc.PutRequest(key=key, value=value), timeout=None, metadata=None)
+        return aetcd.Put(rsp.header, None)
 
-    async def get(self, key: bytes) -> Any:
-        return await self.kv.Range(rpc.RangeRequest(key=key))
+    async def get(self, key: bytes) -> aetcd.Get | None:
+        rsp = await self.kv.Range(rpc.RangeRequest(key=key), timeout=None, metadata=None)
+        if rsp.count < 1:
+            return None
+        return aetcd.Get(rsp.header, rsp.kvs.pop())
 
     async def count_events(self, prefix: bytes, count: int, ready: asyncio.Event) -> None:
         """Watch ``prefix`` until ``count`` events arrived; ``ready`` is set once etcd created it."""
@@ -44,16 +51,20 @@ class RawEtcd:
                 key=prefix, range_end=prefix_range_end(prefix)))
             await done.wait()
 
-        call = self.watch_stub.Watch(requests())
-        got = 0
-        async for rsp in call:
-            if rsp.created:
-                ready.set()
-            got += len(rsp.events)
-            if got >= count:
-                break
+        events: asyncio.Queue[aetcd.Event] = asyncio.Queue()
+
+        async def receive() -> None:
+            async for rsp in self.watch_stub.Watch(requests()):
+                if rsp.created:
+                    ready.set()
+                for event in rsp.events:
+                    events.put_nowait(aetcd.Event(event.type, event.kv, None))
+
+        receiver = asyncio.ensure_future(receive())
+        for _ in range(count):
+            await events.get()
         done.set()
-        call.cancel()
+        receiver.cancel()
 
     async def close(self) -> None:
         await self.channel.close()

@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     out = asyncio.run(run(args.n, args.concurrency, args.rounds))
-    print("etcd with mutual TLS (client certificates); raw = aetcd's bindings over the same TLS")
+    print("etcd with mutual TLS (client certificates) and contiv's roles; raw = aetcd over the same TLS")
     print(f"{'operation':<14}{'raw aetcd /s':>14}{'broker /s':>12}{'ratio':>8}")
     rows = (("put", "puts_per_s_raw", "puts_per_s_broker", "put_ratio"),
             ("get", "gets_per_s_raw", "gets_per_s_broker", "get_ratio"),

@@ -78,15 +78,24 @@ def test_ksr_is_non_root_read_only_and_its_rbac_reads_only(which: str) -> None:
     assert sc["capabilities"] == {"drop": ["ALL"]}
     roles = [o for o in objs if o["kind"] in ("ClusterRole", "Role")]
     assert roles, "no RBAC rendered"
-    for role in roles:
+    # The one writer: the certificates Job creates the two TLS Secrets once, and reads only them
+    # (a namespaced Role; create cannot be limited by name). docs/etcd-tls.md.
+    certs = [r for r in roles if r["metadata"]["name"] == "contiv-certs"]
+    assert [r["kind"] for r in certs] == ["Role"]
+    assert certs[0]["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["contiv-tls", "contiv-etcd-root"],
+         "verbs": ["get"]}]
+    for role in (r for r in roles if r["metadata"]["name"] != "contiv-certs"):
         for rule in role["rules"]:
             assert set(rule["verbs"]) <= READ_VERBS, f"{role['metadata']['name']}: {rule}"
             assert "secrets" not in rule.get("resources", []), f"{role['metadata']['name']} reads Secrets"
 
 
 def test_only_ksr_holds_a_service_account_token() -> None:
+    """And the certificates Job, which creates the TLS Secrets once at install."""
     for workload, spec in pod_specs(everything_on()).items():
-        if workload != "Deployment/contiv-ksr":
+        if workload not in ("Deployment/contiv-ksr", "Job/contiv-certs"):
             assert spec.get("automountServiceAccountToken") is False, workload
 
 

@@ -148,9 +148,15 @@ def agent(nodes: Nodes) -> Iterator[subprocess.Popen[str]]:
         proc.wait(timeout=30)
 
 
-def netctl(*args: str) -> subprocess.CompletedProcess[str]:
+def netctl(*args: str, etcd: EtcdServer | None = None) -> subprocess.CompletedProcess[str]:
+    """contiv-netctl; with ``etcd``, its endpoint and netctl's read-only certificate (mTLS)."""
+    full = env()
+    if etcd is not None:
+        tls = etcd.client_tls("netctl")
+        full |= {"ETCD_ENDPOINTS": etcd.endpoint, "ETCDCTL_CACERT": str(tls.ca_file),
+                 "ETCDCTL_CERT": str(tls.cert_file), "ETCDCTL_KEY": str(tls.key_file)}
     return subprocess.run([sys.executable, "-m", "apps.netctl.main", *args], capture_output=True, text=True,
-                          env=env(), timeout=60)
+                          env=full, timeout=60)
 
 
 def test_rest_needs_the_token_over_https(nodes: Nodes, agent: subprocess.Popen[str]) -> None:
@@ -182,19 +188,20 @@ def test_plaintext_from_another_node_gets_no_answer(nodes: Nodes, agent: subproc
 def test_netctl_verifies_the_agent_against_the_ca(nodes: Nodes, agent: subprocess.Popen[str],
                                                   etcd_server: EtcdServer) -> None:
     url = f"node1=https://{nodes.node_ip}:{PORT};netns={nodes.other}"  # connecting from the other node
-    common = ["--etcd", etcd_server.url.removeprefix("http://"), "--agent", url, "--token", TOKEN]
-    ok = netctl(*common, "--ca-file", str(nodes.pki.ca_file), "scheduler", "history", "--node", "node1")
+    common = ["--agent", url, "--token", TOKEN]
+    history = ["scheduler", "history", "--node", "node1"]
+    ok = netctl(*common, "--ca-file", str(nodes.pki.ca_file), *history, etcd=etcd_server)
     assert ok.returncode == 0, ok.stderr
     wrong_ca = TestPKI(nodes.dir / "other-ca", cn="not-the-contiv-ca")
-    refused = netctl(*common, "--ca-file", str(wrong_ca.ca_file), "scheduler", "history", "--node", "node1")
+    refused = netctl(*common, "--ca-file", str(wrong_ca.ca_file), *history, etcd=etcd_server)
     assert refused.returncode == 4, refused.stderr
     assert "failed TLS verification" in refused.stderr and "certificate verify failed" not in refused.stdout
-    system = netctl(*common, "scheduler", "history", "--node", "node1")  # the system CAs do not know it
+    system = netctl(*common, *history, etcd=etcd_server)  # the system CAs do not know it
     assert system.returncode == 4 and "failed TLS verification" in system.stderr
     name = netctl(*common, "--ca-file", str(nodes.pki.ca_file), "--agent-server-name", "someone-else",
-                  "scheduler", "history", "--node", "node1")
+                  *history, etcd=etcd_server)
     assert name.returncode == 4 and "'someone-else'" in name.stderr
-    missing = netctl(*common, "--ca-file", str(nodes.dir / "nope.crt"), "scheduler", "history", "--node", "node1")
+    missing = netctl(*common, "--ca-file", str(nodes.dir / "nope.crt"), *history, etcd=etcd_server)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
@@ -203,9 +210,8 @@ def test_netctl_never_sends_the_token_over_plain_http_to_another_host(nodes: Nod
     """A plain listener on the node: netctl refuses before connecting (nothing ever reaches it)."""
     listener = run_in_namespace(nodes.node, lambda: socket.create_server((nodes.node_ip, 9998)))
     try:
-        out = netctl("--etcd", etcd_server.url.removeprefix("http://"),
-                     "--agent", f"node1=http://{nodes.node_ip}:9998;netns={nodes.other}", "--token", TOKEN,
-                     "scheduler", "history", "--node", "node1")
+        out = netctl("--agent", f"node1=http://{nodes.node_ip}:9998;netns={nodes.other}", "--token", TOKEN,
+                     "scheduler", "history", "--node", "node1", etcd=etcd_server)
         assert out.returncode == 2, out.stderr
         assert "refusing to send the bearer token" in out.stderr and "over plain HTTP" in out.stderr
         readable, _, _ = select.select([listener], [], [], 0)  # netctl has exited: nothing pending

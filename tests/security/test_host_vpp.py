@@ -24,7 +24,7 @@ from plugins.policy.processor import Delta, LocalPodRules, SetContent
 from plugins.policy.renderer.acl import AclPolicyRenderer
 from plugins.policy.rules import PodRules, PortMatch, Rule
 from tests.security.hostprobe import NODE_SERVICES, WITNESS_PORT, listeners, probe
-from tests.vppreal.cluster import Cluster, Node, commit, reach
+from tests.vppreal.cluster import Cluster, Node, commit, reach, running
 from tests.vppreal.fixtures import NodeVPPs, node_vpps, vpp_install  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.netns, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(600)]
@@ -34,14 +34,8 @@ PORTS = list(NODE_SERVICES.values())
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def cluster(node_vpps: NodeVPPs) -> AsyncIterator[Cluster]:  # noqa: F811 - fixture
-    lab = Cluster(node_vpps)
-    try:
-        await lab.start()
-        await lab.add_pod(1, "a1", 2)
-        await lab.add_pod(1, "a2", 3)
+    async with running(node_vpps, [(1, "a1", 2), (1, "a2", 3)]) as lab:
         yield lab
-    finally:
-        await lab.close()
 
 
 def host_address(node: Node) -> str:

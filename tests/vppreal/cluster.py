@@ -14,6 +14,8 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -153,6 +155,19 @@ class Cluster:
             await node.scheduler.close()
         for netns in self.pod_namespaces:
             subprocess.run(["ip", "netns", "del", netns], check=False)
+
+
+@asynccontextmanager
+async def running(vpps: NodeVPPs, pods: Sequence[tuple[int, str, int]]) -> AsyncIterator[Cluster]:
+    """A started two-node cluster with ``pods`` (node, name, host index), closed on exit."""
+    lab = Cluster(vpps)
+    try:
+        await lab.start()
+        for n, name, host in pods:
+            await lab.add_pod(n, name, host)
+        yield lab
+    finally:
+        await lab.close()
 
 
 async def commit(node: Node, values: dict[str, Any]) -> None:

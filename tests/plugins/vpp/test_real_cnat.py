@@ -17,7 +17,7 @@ from plugins.service.renderer.cnat import CnatServiceRenderer
 from plugins.vpp.cnat import CnatBackend, CnatTranslation, cnat_translation_key
 from plugins.vpp.descriptors.cnat import CnatTranslationDescriptor
 from plugins.vpp.index import Indexes
-from tests.vppreal.cluster import Cluster, commit, reach, start_agent
+from tests.vppreal.cluster import Cluster, commit, reach, running, start_agent
 from tests.vppreal.fixtures import NodeVPPs, node_vpps, vpp_install  # noqa: F401 - fixtures
 from tests.vppreal.services import service
 from tests.vppstub import VPPStub
@@ -27,16 +27,9 @@ pytestmark = [pytest.mark.netns, pytest.mark.asyncio(loop_scope="module"), pytes
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def cluster(node_vpps: NodeVPPs) -> AsyncIterator[Cluster]:  # noqa: F811 - fixture
-    lab = Cluster(node_vpps)
-    try:
-        await lab.start()
-        await lab.add_pod(1, "a1", 2)
-        await lab.add_pod(1, "a2", 3)
-        await lab.add_pod(2, "b1", 2)
+    async with running(node_vpps, [(1, "a1", 2), (1, "a2", 3), (2, "b1", 2)]) as lab:
         await render(lab)
         yield lab
-    finally:
-        await lab.close()
 
 
 async def render(cluster: Cluster) -> None:

@@ -24,7 +24,7 @@ from plugins.policy.rules import PodRules, PortMatch, Rule
 from plugins.service.renderer.nat44 import Nat44RenderSettings, Nat44ServiceRenderer
 from plugins.vpp.descriptors import all_descriptors
 from plugins.vpp.index import Indexes
-from tests.vppreal.cluster import Cluster, Node, commit, mutating, reach, start_agent
+from tests.vppreal.cluster import Cluster, Node, commit, mutating, reach, running, start_agent
 from tests.vppreal.fixtures import NodeVPPs, node_vpps, vpp_install  # noqa: F401 - fixtures
 from tests.vppreal.integrity import checksum_errors, start_server, tcp_exchange, udp_exchange
 from tests.vppreal.services import service
@@ -35,15 +35,8 @@ pytestmark = [pytest.mark.netns, pytest.mark.asyncio(loop_scope="module"), pytes
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def cluster(node_vpps: NodeVPPs) -> AsyncIterator[Cluster]:  # noqa: F811 - fixture
-    lab = Cluster(node_vpps)
-    try:
-        await lab.start()
-        await lab.add_pod(1, "a1", 2)
-        await lab.add_pod(1, "a2", 3)
-        await lab.add_pod(2, "b1", 2)
+    async with running(node_vpps, [(1, "a1", 2), (1, "a2", 3), (2, "b1", 2)]) as lab:
         yield lab
-    finally:
-        await lab.close()
 
 
 async def test_ping_tcp_udp_same_node_and_across_the_vxlan_mesh(cluster: Cluster) -> None:

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,35 +30,20 @@ from apps.lab.kube.contiv import MANIFEST, contiv_gaps, node_ready, pod_ready, w
 from apps.lab.kube.contiv import contiv_images as manifest_images
 from apps.lab.kube.failures import reboot
 from apps.lab.kube.state import KubeLabError
-from tests import imagebuild
+from tests.kubecluster import ROOT, manifest_aliases, require_kubernetes, running_cluster
 
 pytestmark = [pytest.mark.netns, pytest.mark.images, pytest.mark.timeout(2400)]
 
-ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "kube" / "demo.yaml"
 LAB = f"k{os.getpid() % 10000}"
 
-if not os.environ.get("KUBE_BIN_DIR"):
-    pytest.skip("no Kubernetes binaries: set KUBE_BIN_DIR (.ci/run sets it when a Kubernetes release "
-                "archive lies beside the clone)", allow_module_level=True)
-
-
-def manifest_aliases(tag: str) -> dict[str, str]:
-    """This session's images (test tag) under the names the committed manifest uses."""
-    return {imagebuild.image(name.rsplit(":", 1)[0].rsplit("contiv-", 1)[1], tag): name
-            for name in manifest_images()}
+require_kubernetes()
 
 
 @pytest.fixture(scope="module")
 def cluster(contiv_images: str) -> Iterator[KubeLab]:
-    lab = KubeLab(LAB)
-    try:
-        aliases = manifest_aliases(contiv_images)
-        lab.up(2, images=list(aliases), aliases=aliases)
+    with running_cluster(LAB, contiv_images, "k8s-logs") as lab:
         yield lab
-    finally:
-        print(f"the cluster's logs: {lab.save_logs(ROOT / 'build' / 'k8s-logs')}")
-        lab.down()
 
 
 @pytest.fixture(scope="module")

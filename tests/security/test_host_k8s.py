@@ -17,9 +17,8 @@ import pytest
 from apps.lab.kube import probes
 from apps.lab.kube.cli import install_contiv
 from apps.lab.kube.cluster import KubeLab
-from apps.lab.kube.contiv import contiv_images as manifest_images
 from apps.lab.kube.contiv import pod_ready, wait_for
-from tests import imagebuild
+from tests.kubecluster import require_kubernetes, running_cluster
 from tests.security.hostprobe import NODE_SERVICES
 
 pytestmark = [pytest.mark.netns, pytest.mark.images, pytest.mark.timeout(1800)]
@@ -76,28 +75,14 @@ spec:
   egress: [{to: [{ipBlock: {cidr: NODE_IP/32}}], ports: [{protocol: TCP, port: 6443}]}]
 """
 
-if not os.environ.get("KUBE_BIN_DIR"):
-    pytest.skip("no Kubernetes binaries: set KUBE_BIN_DIR (.ci/run sets it when a Kubernetes release "
-                "archive lies beside the clone)", allow_module_level=True)
-
-
-def manifest_aliases(tag: str) -> dict[str, str]:
-    """This session's images (test tag) under the names the committed manifest uses."""
-    return {imagebuild.image(name.rsplit(":", 1)[0].rsplit("contiv-", 1)[1], tag): name
-            for name in manifest_images()}
+require_kubernetes()
 
 
 @pytest.fixture(scope="module")
 def cluster(contiv_images: str) -> Iterator[KubeLab]:
-    lab = KubeLab(LAB)
-    try:
-        aliases = manifest_aliases(contiv_images)
-        lab.up(2, images=list(aliases), aliases=aliases)
+    with running_cluster(LAB, contiv_images, "k8s-security-logs") as lab:
         install_contiv(lab, timeout_s=300)
         yield lab
-    finally:
-        print(f"the cluster's logs: {lab.save_logs(ROOT / 'build' / 'k8s-security-logs')}")
-        lab.down()
 
 
 def probe(lab: KubeLab, node_ip: str) -> dict[int, str]:

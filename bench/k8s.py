@@ -163,7 +163,8 @@ def etcd_client(lab: KubeLab, workdir: Path) -> list[str]:
     data = lab.get_json("secret", "-n", "kube-system", "contiv-tls")["data"]
     for name in ("ca.crt", "netctl.crt", "netctl.key"):
         (workdir / name).write_bytes(base64.b64decode(data[name]))
-    return ["etcdctl", f"--endpoints=https://{lab.node('node1').ip}:12379", f"--cacert={workdir / 'ca.crt'}",
+    # Run in node1's namespace: its etcd also listens on 127.0.0.1, a name of its certificate.
+    return ["etcdctl", "--endpoints=https://127.0.0.1:12379", f"--cacert={workdir / 'ca.crt'}",
             f"--cert={workdir / 'netctl.crt'}", f"--key={workdir / 'netctl.key'}"]
 
 
@@ -171,7 +172,9 @@ def ksr_reflected(lab: KubeLab, etcdctl: list[str], name: str) -> bool:
     """KSR has written the EndpointSlice ``<name>-x`` into contiv's etcd."""
     key = "/vnf-agent/contiv-ksr/" + endpointslice_key(f"{name}-x", "bench")
     out = lab.node("node1").run([*etcdctl, "get", "--print-value-only", key], check=False)
-    return out.returncode == 0 and bool(out.stdout.strip())
+    if out.returncode != 0:  # a missing key is rc 0 and no output; this is etcdctl failing
+        raise RuntimeError(f"etcdctl: {out.stderr.strip()[-300:]}")
+    return bool(out.stdout.strip())
 
 
 def first_true(checks: dict[str, Callable[[], bool]], since: float, limit: float) -> dict[str, float]:
@@ -179,11 +182,16 @@ def first_true(checks: dict[str, Callable[[], bool]], since: float, limit: float
     Services, must not delay another's observation) until each has been true once; the seconds
     from ``since`` to that observation, per check."""
     done: dict[str, float] = {}
+    failed: dict[str, str] = {}
 
     def poll(name: str, check: Callable[[], bool]) -> None:
         while time.monotonic() - since < limit:
-            if check():
-                done[name] = time.monotonic() - since
+            try:
+                if check():
+                    done[name] = time.monotonic() - since
+                    return
+            except Exception as exc:  # noqa: BLE001 - reported below, with the others' times
+                failed[name] = str(exc)
                 return
             time.sleep(0.05)
 
@@ -194,7 +202,8 @@ def first_true(checks: dict[str, Callable[[], bool]], since: float, limit: float
         t.join()
     missing = sorted(set(checks) - set(done))
     if missing:
-        raise RuntimeError(f"not observed within {limit:.0f} s: {', '.join(missing)} (seen: {done})")
+        raise RuntimeError(f"not observed within {limit:.0f} s: {', '.join(missing)} (seen: {done}; "
+                           f"failed: {failed})")
     return done
 
 

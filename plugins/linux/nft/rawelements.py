@@ -4,7 +4,8 @@ libnftables spends about 10 us of parsing, evaluation and allocation per element
 kernel sees it (10k services: ~80k elements, ~0.7 s of the ~1 s load; the kernel's part is
 ~0.2 s). For the sets whose declaration this module understands (:func:`layout`), elements
 are encoded here, a few bytes per field, and sent as ONE netlink batch (one kernel
-transaction) of ``NFT_MSG_NEWSETELEM`` messages. The encoding is nft's own (each field of a
+transaction) of ``NFT_MSG_NEWSETELEM`` messages (after ``NFT_MSG_DELSETELEM`` ones with the
+keys of the elements an update removes). The encoding is nft's own (each field of a
 concatenation padded to 4 bytes, addresses and ports in network order, ``numgen`` and marks
 in host order, verdicts as code and chain), so nft lists the elements back exactly as if it
 had written them (a test compares the listings).

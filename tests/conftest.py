@@ -57,3 +57,17 @@ def contiv_images() -> Iterator[str]:
         yield imagebuild.build()
     finally:
         imagebuild.remove()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def reference_plugin_state_removed() -> Iterator[None]:
+    """The reference plugins the chain tests run on the host (``tuning``) keep their state
+    under /run/cni; what the session made there goes when it ends (empty directories only:
+    anything left inside is another user's, or a test's leak that must stay visible)."""
+    made = [d for d in (Path("/run/cni/tuning"), Path("/run/cni")) if not d.exists()]
+    yield
+    for directory in made:  # innermost first
+        try:
+            directory.rmdir()
+        except OSError:
+            pass

@@ -19,7 +19,7 @@ import yaml
 from apps.lab import netns
 from apps.lab.cluster import Lab
 from apps.lab.errors import LabError
-from apps.lab.netns import python_module
+from apps.lab.observe import agent_get
 from apps.lab.services import find_service
 
 
@@ -92,15 +92,7 @@ def print_service_probe(rows: list[dict[str, Any]]) -> None:
 
 def agent_service(lab: Lab, node: str, namespace: str, name: str) -> dict[str, Any] | None:
     """The agent's ``/contiv/v1/services/NS/NAME`` on ``node`` (None when unknown)."""
-    url = f"http://127.0.0.1:9999/contiv/v1/services/{namespace}/{name}"
-    out = netns.run(python_module("apps.lab.http_get", url), netns=lab.node(node).netns, check=False, timeout=10)
-    if out.returncode != 0:
-        return None
-    try:
-        body: dict[str, Any] = json.loads(out.stdout)
-    except json.JSONDecodeError:
-        return None
-    return body
+    return agent_get(lab.state, node, f"/contiv/v1/services/{namespace}/{name}")
 
 
 def wait_service(lab: Lab, namespace: str, name: str, backends: int, timeout_s: float = 60.0) -> None:
